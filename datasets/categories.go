@@ -1,0 +1,97 @@
+package datasets
+
+import (
+	"bytes"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Categories maps a label (attack name or "normal") to its category:
+// normal, dos, probe, r2l or u2r.
+type Categories map[string]string
+
+// Unknown is the category of a label that no mapping names.
+const Unknown = "unknown"
+
+// Of returns the category of a label, or Unknown.
+func (c Categories) Of(label string) string {
+	if cat, ok := c[label]; ok {
+		return cat
+	}
+	return Unknown
+}
+
+// DefaultCategories is the shipped mapping of all 39 attack names in the six
+// files (UCI's training_attack_types for the 22 training attacks, the DARPA
+// 1998/1999 list for the 17 test-only ones).
+func DefaultCategories() Categories {
+	b, err := shipped.ReadFile("data/attack_categories.csv")
+	if err != nil {
+		panic("shipped attack_categories.csv missing: " + err.Error()) // a broken build, not bad input
+	}
+	c, err := ParseCategories(bytes.NewReader(b), "attack_categories.csv")
+	if err != nil {
+		panic("shipped attack_categories.csv: " + err.Error())
+	}
+	return c
+}
+
+// ParseCategories reads "attack,category" lines (an optional header line
+// "attack,category" is skipped; blank lines and # comments are ignored).
+func ParseCategories(r io.Reader, name string) (Categories, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.Comment = '#'
+	c := Categories{}
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		l, _ := cr.FieldPos(0)
+		if len(rec) != 2 {
+			return nil, fmt.Errorf("%s line %d: %d fields, want 2 (attack,category)", name, l, len(rec))
+		}
+		attack, cat := strings.TrimSpace(rec[0]), strings.ToLower(strings.TrimSpace(rec[1]))
+		if attack == "attack" && cat == "category" {
+			continue
+		}
+		attack = strings.TrimSuffix(attack, ".")
+		if attack == "" || cat == "" {
+			return nil, fmt.Errorf("%s line %d: empty attack or category", name, l)
+		}
+		c[attack] = cat
+	}
+	if len(c) == 0 {
+		return nil, fmt.Errorf("%s: no mappings", name)
+	}
+	return c, nil
+}
+
+// LoadCategories returns the default mapping with the entries of the file at
+// path laid over it ("" gives the default alone).
+func LoadCategories(path string) (Categories, error) {
+	c := DefaultCategories()
+	if path == "" {
+		return c, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	over, err := ParseCategories(f, path)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range over {
+		c[k] = v
+	}
+	return c, nil
+}

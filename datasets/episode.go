@@ -1,0 +1,37 @@
+package datasets
+
+// Episode is one N-way K-shot Q-query task. Support and query rows are ordered
+// way-major: rows [w*Shots, (w+1)*Shots) of the support set belong to way w,
+// and SupportY/QueryY hold the way index (labels re-indexed 0..Ways-1).
+// The buffers are owned by the episode and reused by Sampler.Next.
+type Episode struct {
+	Ways, Shots, Queries, Dim int
+
+	SupportX []float32 // [Ways*Shots, Dim] row-major
+	SupportY []int32   // [Ways*Shots]
+	QueryX   []float32 // [Ways*Queries, Dim] row-major
+	QueryY   []int32   // [Ways*Queries]
+
+	// Classes[w] is the index, in the pool the episode was drawn from, of the
+	// class that plays way w.
+	Classes []int
+	// NormalWay is the way played by normal traffic, or -1 when normal is not
+	// one of the ways.
+	NormalWay int
+}
+
+// NewEpisode allocates the buffers of an episode of the given shape.
+func NewEpisode(ways, shots, queries, dim int) *Episode {
+	return &Episode{
+		Ways: ways, Shots: shots, Queries: queries, Dim: dim,
+		SupportX:  make([]float32, ways*shots*dim),
+		SupportY:  make([]int32, ways*shots),
+		QueryX:    make([]float32, ways*queries*dim),
+		QueryY:    make([]int32, ways*queries),
+		Classes:   make([]int, ways),
+		NormalWay: -1,
+	}
+}
+
+// Batch is a meta-batch: episodes of one shape, trained on together.
+type Batch []*Episode

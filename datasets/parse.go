@@ -1,0 +1,263 @@
+package datasets
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+)
+
+// Records is a parsed record file in columnar form: numeric features as
+// float64 (exact for every value in the files), categorical features and
+// labels as indices into per-file vocabularies in order of first appearance.
+type Records struct {
+	Name   string // file name, for messages
+	Format Format
+	N      int
+
+	Num        []float64 // [N, NumNumeric] row-major, in NumericFields order
+	Cat        [3][]uint16
+	CatValues  [3][]string
+	Label      []uint16
+	LabelNames []string
+	Difficulty []int8 // NSL-KDD difficulty 0-21; nil for KDD Cup 99
+}
+
+// LabelCounts returns the number of records of each label, by name.
+func (r *Records) LabelCounts() map[string]int {
+	counts := make([]int, len(r.LabelNames))
+	for _, l := range r.Label {
+		counts[l]++
+	}
+	m := make(map[string]int, len(counts))
+	for i, c := range counts {
+		m[r.LabelNames[i]] = c
+	}
+	return m
+}
+
+// ParseError is a malformed record: it names the file, the line and the field.
+type ParseError struct {
+	File  string
+	Line  int
+	Field string // field name, or "" when the whole line is at fault
+	Msg   string
+}
+
+func (e *ParseError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s line %d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s line %d, field %s: %s", e.File, e.Line, e.Field, e.Msg)
+}
+
+// maxVocab bounds a categorical vocabulary so indices fit in uint16.
+const maxVocab = math.MaxUint16
+
+// Parse reads a record file of the given format, plain or gzip-compressed
+// (detected from its first bytes). name is used in error messages.
+func Parse(r io.Reader, name string, f Format) (*Records, error) {
+	return parseHint(r, name, f, 0)
+}
+
+// parseHint is Parse with an expected record count (0 if unknown) to size the
+// column buffers once.
+func parseHint(r io.Reader, name string, f Format, hint int) (*Records, error) {
+	br := bufio.NewReaderSize(r, 1<<16)
+	magic, err := br.Peek(2)
+	if err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%s: gzip header: %w", name, err)
+		}
+		defer zr.Close()
+		br = bufio.NewReaderSize(zr, 1<<16)
+	}
+	p := newParser(name, f, hint)
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, &ParseError{File: name, Line: p.line + 1, Msg: "line longer than 64 KiB"}
+		}
+		if err != nil && err != io.EOF {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, fmt.Errorf("%s: truncated gzip stream after line %d: %w", name, p.line, err)
+			}
+			return nil, fmt.Errorf("%s: read after line %d: %w", name, p.line, err)
+		}
+		if len(line) > 0 {
+			if perr := p.parseLine(line); perr != nil {
+				return nil, perr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+	}
+	if p.rec.N == 0 {
+		return nil, fmt.Errorf("%s: no records (empty file)", name)
+	}
+	return &p.rec, nil
+}
+
+type parser struct {
+	rec    Records
+	line   int
+	fields [NumFeatures + 2][]byte
+	catIdx [3]map[string]uint16
+	labIdx map[string]uint16
+}
+
+func newParser(name string, f Format, hint int) *parser {
+	p := &parser{rec: Records{Name: name, Format: f}, labIdx: map[string]uint16{}}
+	for k := range p.catIdx {
+		p.catIdx[k] = map[string]uint16{}
+		p.rec.Cat[k] = make([]uint16, 0, hint)
+	}
+	p.rec.Num = make([]float64, 0, hint*NumNumeric)
+	p.rec.Label = make([]uint16, 0, hint)
+	if f == FormatNSL {
+		p.rec.Difficulty = make([]int8, 0, hint)
+	}
+	return p
+}
+
+func (p *parser) parseLine(line []byte) error {
+	p.line++
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	if len(line) == 0 {
+		return &ParseError{File: p.rec.Name, Line: p.line, Msg: "empty line"}
+	}
+	want := p.rec.Format.Fields()
+	n := 0
+	for start := 0; ; {
+		i := bytes.IndexByte(line[start:], ',')
+		if n == want {
+			return p.fieldCountError(line)
+		}
+		if i < 0 {
+			p.fields[n] = line[start:]
+			n++
+			break
+		}
+		p.fields[n] = line[start : start+i]
+		n++
+		start += i + 1
+	}
+	if n != want {
+		return p.fieldCountError(line)
+	}
+
+	r := &p.rec
+	for _, fi := range NumericFields {
+		v, ok := parseNumber(p.fields[fi])
+		if !ok {
+			return &ParseError{File: r.Name, Line: p.line, Field: FeatureNames[fi],
+				Msg: fmt.Sprintf("%q is not a number", p.fields[fi])}
+		}
+		r.Num = append(r.Num, v)
+	}
+	for k, fi := range CategoricalFields {
+		b := p.fields[fi]
+		if len(b) == 0 {
+			return &ParseError{File: r.Name, Line: p.line, Field: FeatureNames[fi], Msg: "empty value"}
+		}
+		idx, ok := p.catIdx[k][string(b)]
+		if !ok {
+			if len(r.CatValues[k]) >= maxVocab {
+				return &ParseError{File: r.Name, Line: p.line, Field: FeatureNames[fi], Msg: "too many distinct values"}
+			}
+			idx = uint16(len(r.CatValues[k]))
+			s := string(b)
+			p.catIdx[k][s] = idx
+			r.CatValues[k] = append(r.CatValues[k], s)
+		}
+		r.Cat[k] = append(r.Cat[k], idx)
+	}
+	label := p.fields[NumFeatures]
+	label = bytes.TrimSuffix(label, []byte{'.'})
+	if len(label) == 0 {
+		return &ParseError{File: r.Name, Line: p.line, Field: "label", Msg: "empty label"}
+	}
+	li, ok := p.labIdx[string(label)]
+	if !ok {
+		if len(r.LabelNames) >= maxVocab {
+			return &ParseError{File: r.Name, Line: p.line, Field: "label", Msg: "too many distinct labels"}
+		}
+		li = uint16(len(r.LabelNames))
+		s := string(label)
+		p.labIdx[s] = li
+		r.LabelNames = append(r.LabelNames, s)
+	}
+	r.Label = append(r.Label, li)
+	if r.Format == FormatNSL {
+		d, err := strconv.Atoi(string(p.fields[NumFeatures+1]))
+		if err != nil || d < 0 || d > 21 {
+			return &ParseError{File: r.Name, Line: p.line, Field: "difficulty",
+				Msg: fmt.Sprintf("%q is not an integer from 0 to 21", p.fields[NumFeatures+1])}
+		}
+		r.Difficulty = append(r.Difficulty, int8(d))
+	}
+	r.N++
+	return nil
+}
+
+func (p *parser) fieldCountError(line []byte) error {
+	got := bytes.Count(line, []byte{','}) + 1
+	return &ParseError{File: p.rec.Name, Line: p.line,
+		Msg: fmt.Sprintf("%d fields, want %d (%s format)", got, p.rec.Format.Fields(), p.rec.Format)}
+}
+
+// pow10 holds the exactly representable powers of ten used by parseNumber.
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseNumber parses the plain decimals the files hold ("491", "0.17")
+// without allocating. Dividing an exact integer mantissa below 2^53 by an
+// exact power of ten is correctly rounded, so the result equals
+// strconv.ParseFloat's; any other form is handed to strconv.
+func parseNumber(b []byte) (float64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var mant uint64
+	digits, frac := 0, -1
+	for i, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			if digits >= 15 {
+				return parseSlow(b)
+			}
+			mant = mant*10 + uint64(c-'0')
+			digits++
+			if frac >= 0 {
+				frac++
+			}
+		case c == '.' && frac < 0 && i > 0:
+			frac = 0
+		default:
+			return parseSlow(b)
+		}
+	}
+	if frac == 0 { // "12." has no digits after the point
+		return parseSlow(b)
+	}
+	v := float64(mant)
+	if frac > 0 {
+		v /= pow10[frac]
+	}
+	return v, true
+}
+
+func parseSlow(b []byte) (float64, bool) {
+	v, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, false
+	}
+	return v, true
+}

@@ -1,0 +1,315 @@
+package datasets
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const nslLine = "0,tcp,ftp_data,SF,491,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2,2,0.00,0.00,0.00,0.00,1.00,0.00,0.00,150,25,0.17,0.03,0.17,0.00,0.00,0.00,0.05,0.00,normal,20"
+const kddLine = "0,udp,private,SF,105,146,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,1,0.00,0.00,0.00,0.00,1.00,0.00,0.00,255,254,1.00,0.01,0.00,0.00,0.00,0.00,0.00,0.00,smurf."
+
+func gz(t testing.TB, s string) []byte {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	if _, err := w.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestParseValues(t *testing.T) {
+	r, err := Parse(strings.NewReader(nslLine+"\r\n"+nslLine), "x.txt", FormatNSL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.N != 2 || r.LabelNames[0] != "normal" || r.Difficulty[0] != 20 {
+		t.Fatalf("got %d records, labels %v, difficulty %v", r.N, r.LabelNames, r.Difficulty)
+	}
+	if r.CatValues[0][0] != "tcp" || r.CatValues[1][0] != "ftp_data" || r.CatValues[2][0] != "SF" {
+		t.Errorf("categorical values %v", r.CatValues)
+	}
+	// src_bytes is numeric column 1, dst_host_same_srv_rate is field 33.
+	if r.Num[1] != 491 {
+		t.Errorf("src_bytes = %v", r.Num[1])
+	}
+	for j, fi := range NumericFields {
+		if FeatureNames[fi] == "dst_host_same_srv_rate" && r.Num[j] != 0.17 {
+			t.Errorf("dst_host_same_srv_rate = %v, want 0.17", r.Num[j])
+		}
+	}
+	k, err := Parse(bytes.NewReader(gz(t, kddLine+"\n")), "x.gz", FormatKDD99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.LabelNames[0] != "smurf" || k.Difficulty != nil {
+		t.Errorf("kdd99 label %q (trailing period must go), difficulty %v", k.LabelNames[0], k.Difficulty)
+	}
+}
+
+func TestParseNumberMatchesStrconv(t *testing.T) {
+	for _, s := range []string{"0", "7", "491", "1379963888", "0.00", "0.17", "1.00", "0.99", "12.5", "0.333", "1e3", "-2", "3.14159", "123456789012345678"} {
+		want, _ := strconv.ParseFloat(s, 64)
+		got, ok := parseNumber([]byte(s))
+		if !ok || got != want {
+			t.Errorf("parseNumber(%q) = %v, %v; want %v", s, got, ok, want)
+		}
+	}
+	for _, s := range []string{"", "abc", "1.2.3", ".", "NaN", "Inf", "0x10", "--1"} {
+		if v, ok := parseNumber([]byte(s)); ok {
+			t.Errorf("parseNumber(%q) = %v, want an error", s, v)
+		}
+	}
+}
+
+func TestParseBadInput(t *testing.T) {
+	replace := func(field int, v string) string {
+		f := strings.Split(nslLine, ",")
+		f[field] = v
+		return strings.Join(f, ",")
+	}
+	cases := []struct {
+		name, input, want string
+	}{
+		{"too few fields", nslLine + "\n" + "0,tcp,http", "x.txt line 2: 3 fields, want 43"},
+		{"too many fields", nslLine + ",9", "x.txt line 1: 44 fields, want 43"},
+		{"not a number", replace(4, "12x"), `line 1, field src_bytes: "12x" is not a number`},
+		{"empty number", replace(0, ""), `line 1, field duration: "" is not a number`},
+		{"empty label", replace(41, ""), "line 1, field label: empty label"},
+		{"empty categorical", replace(2, ""), "line 1, field service: empty value"},
+		{"bad difficulty", replace(42, "x"), `line 1, field difficulty: "x" is not an integer`},
+		{"empty line", nslLine + "\n\n" + nslLine, "x.txt line 2: empty line"},
+		{"empty file", "", "x.txt: no records (empty file)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(c.input), "x.txt", FormatNSL)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+	var pe *ParseError
+	_, err := Parse(strings.NewReader(replace(4, "x")), "x.txt", FormatNSL)
+	if !errors.As(err, &pe) || pe.Line != 1 || pe.Field != "src_bytes" {
+		t.Errorf("want a *ParseError for line 1, field src_bytes; got %#v", err)
+	}
+}
+
+func TestParseTruncatedGzip(t *testing.T) {
+	full := gz(t, strings.Repeat(kddLine+"\n", 2000))
+	for _, cut := range []int{len(full) / 2, len(full) - 4} {
+		_, err := Parse(bytes.NewReader(full[:cut]), "cut.gz", FormatKDD99)
+		if err == nil || !strings.Contains(err.Error(), "cut.gz") || !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("cut at %d: error %v, want a truncated-stream error naming the file", cut, err)
+		}
+	}
+	if _, err := Parse(bytes.NewReader([]byte{0x1f, 0x8b, 1}), "tiny.gz", FormatKDD99); err == nil {
+		t.Error("a 3-byte gzip file parsed without error")
+	}
+}
+
+func TestLookupErrors(t *testing.T) {
+	if _, err := Lookup("cicids"); err == nil || !strings.Contains(err.Error(), "unknown data set \"cicids\"") {
+		t.Errorf("Lookup(cicids) error %v", err)
+	}
+	d, _ := Lookup("NSL-KDD")
+	if _, err := d.File("KDDTest"); err == nil || !strings.Contains(err.Error(), "KDDTest+") {
+		t.Errorf("File(KDDTest) error %v, want it to list the known files", err)
+	}
+	k, _ := Lookup("kddcup99")
+	if _, err := Load(k, "kddcup.data", LoadOptions{}); err == nil || !strings.Contains(err.Error(), "--data-dir") {
+		t.Errorf("unshipped file without --data-dir: %v", err)
+	}
+}
+
+// userCopy writes the shipped file's raw content, edited by edit, into a
+// temporary data directory, gzipped or not.
+func userCopy(t *testing.T, d *Dataset, f *FileInfo, zip bool, edit func([]byte) []byte) string {
+	t.Helper()
+	rc, err := shipped.Open(ShippedPath(d, f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	zr, err := gzip.NewReader(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = edit(raw)
+	dir := t.TempDir()
+	name := f.DiskName
+	if zip {
+		raw, name = gz(t, string(raw)), name+".gz"
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestLoadFromDataDir(t *testing.T) {
+	d, _ := Lookup("nsl-kdd")
+	f, _ := d.File("KDDTest-21")
+	same := func(b []byte) []byte { return b }
+	for _, zip := range []bool{false, true} {
+		dir := userCopy(t, d, f, zip, same)
+		r, err := Load(d, "KDDTest-21", LoadOptions{DataDir: dir})
+		if err != nil || r.N != 11850 {
+			t.Fatalf("gzip=%v: %v records, error %v", zip, r, err)
+		}
+		_, st, err := Verify(d, "KDDTest-21", LoadOptions{DataDir: dir})
+		if err != nil || st.Raw != "ok" || st.Count != "ok" || st.Err != nil {
+			t.Errorf("gzip=%v: verify %+v, %v", zip, st, err)
+		}
+	}
+	// One changed byte: the raw checksum catches it.
+	edited := userCopy(t, d, f, true, func(b []byte) []byte { return bytes.Replace(b, []byte("tcp"), []byte("udp"), 1) })
+	if _, err := Load(d, "KDDTest-21", LoadOptions{DataDir: edited}); err == nil || !strings.Contains(err.Error(), "differs from the published") {
+		t.Errorf("edited file: error %v", err)
+	}
+	if _, err := Load(d, "KDDTest-21", LoadOptions{DataDir: edited, SkipChecksum: true}); err != nil {
+		t.Errorf("edited file with SkipChecksum: %v", err)
+	}
+	// A dropped record: the count check names both counts.
+	short := userCopy(t, d, f, false, func(b []byte) []byte { return b[bytes.IndexByte(b, '\n')+1:] })
+	if _, err := Load(d, "KDDTest-21", LoadOptions{DataDir: short}); err == nil || !strings.Contains(err.Error(), "11849 records, the published KDDTest-21.txt has 11850") {
+		t.Errorf("short file: error %v", err)
+	}
+	// CRLF line ends are accepted (the checksum then differs, so skip it).
+	crlf := userCopy(t, d, f, false, func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n")) })
+	if r, err := Load(d, "KDDTest-21", LoadOptions{DataDir: crlf, SkipChecksum: true}); err != nil || r.N != 11850 {
+		t.Errorf("CRLF file: %v", err)
+	}
+}
+
+func TestShippedChecksums(t *testing.T) {
+	for _, d := range All() {
+		for _, f := range d.Files {
+			if !f.Shipped || (testing.Short() && f.Records > 100000) {
+				continue
+			}
+			_, st, err := Verify(d, f.Name, LoadOptions{})
+			if err != nil || st.Gz != "ok" || st.Raw != "ok" || st.Count != "ok" {
+				t.Errorf("%s/%s: %+v %v", d.Name, f.Name, st, err)
+			}
+		}
+	}
+}
+
+func TestEncoder(t *testing.T) {
+	train := loadShipped(t, "nsl-kdd", "KDDTrain+")
+	e, err := FitEncoder(train, EncoderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 38 numeric + protocol 3+1 + service 70+1 + flag 11+1.
+	if e.Dim() != 125 || len(e.ColumnNames()) != 125 {
+		t.Fatalf("dim %d, %d names; want 125", e.Dim(), len(e.ColumnNames()))
+	}
+	m := e.Transform(train)
+	for j := 0; j < NumNumeric; j++ {
+		lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
+		for i := 0; i < m.Rows; i++ {
+			v := m.X[i*m.Dim+j]
+			if math.IsNaN(float64(v)) {
+				t.Fatalf("NaN in column %d", j)
+			}
+			lo, hi = min(lo, v), max(hi, v)
+		}
+		constant := FeatureNames[NumericFields[j]] == "num_outbound_cmds"
+		if constant && (lo != 0 || hi != 0) {
+			t.Errorf("constant column encodes to [%v, %v], want 0", lo, hi)
+		}
+		if !constant && (lo != 0 || math.Abs(float64(hi)-1) > 1e-6) {
+			t.Errorf("column %s spans [%v, %v] on the training data, want [0, 1]", FeatureNames[NumericFields[j]], lo, hi)
+		}
+	}
+	for i := 0; i < m.Rows; i++ {
+		for k, b := range e.OneHotBlocks() {
+			var sum float32
+			for _, v := range m.Row(i)[b[0]:b[1]] {
+				sum += v
+			}
+			if sum != 1 {
+				t.Fatalf("row %d block %d sums to %v", i, k, sum)
+			}
+		}
+	}
+	// Round trip through JSON gives the same encoding.
+	blob, err := e.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Encoder
+	if err := back.UnmarshalJSON(blob); err != nil {
+		t.Fatal(err)
+	}
+	m2 := back.Transform(train)
+	for i := range m.X {
+		if m.X[i] != m2.X[i] {
+			t.Fatalf("reloaded encoder differs at %d", i)
+		}
+	}
+	if err := back.UnmarshalJSON([]byte(`{"version":99}`)); err == nil {
+		t.Error("a future encoder version loaded without error")
+	}
+}
+
+func TestEncoderUnknownBucket(t *testing.T) {
+	// corrected has the service "icmp", which kddcup.data_10_percent lacks.
+	kdd, _ := Lookup("kddcup99")
+	line := strings.Replace(kddLine, "private", "icmp", 1)
+	train, err := Parse(strings.NewReader(kddLine+"\n"+strings.Replace(kddLine, "private", "http", 1)), "train", FormatKDD99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := Parse(strings.NewReader(line+"\n"+kddLine), "test", FormatKDD99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = kdd
+	for _, s := range []Scaling{MinMax, ZScore} {
+		e, err := FitEncoder(train, EncoderOptions{Scaling: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := e.Transform(test)
+		names := e.ColumnNames()
+		svc := e.OneHotBlocks()[1]
+		var hot []string
+		for j := svc[0]; j < svc[1]; j++ {
+			if m.Row(0)[j] == 1 {
+				hot = append(hot, names[j])
+			}
+		}
+		if len(hot) != 1 || hot[0] != "service=<unknown>" {
+			t.Errorf("%s: icmp encodes to %v, want service=<unknown>", s, hot)
+		}
+		if m.Row(1)[svc[0]+1] != 1 || names[svc[0]+1] != "service=private" {
+			t.Errorf("%s: private not in its own column", s)
+		}
+		for _, v := range m.X {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				t.Fatalf("%s: non-finite value from constant training columns", s)
+			}
+		}
+	}
+	if _, err := FitEncoder(train, EncoderOptions{Scaling: "robust"}); err == nil || !strings.Contains(err.Error(), "robust") {
+		t.Errorf("bad scaling: %v", err)
+	}
+}

@@ -1,0 +1,114 @@
+package datasets
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Pool is a set of classes whose records are rows of one encoded matrix.
+// Episodes are drawn from a pool; class-disjoint splits are separate pools
+// over the same matrix.
+type Pool struct {
+	Dim     int
+	X       []float32 // [rows, Dim] row-major, shared by every class
+	Classes []Class
+}
+
+// Class is one label of a pool and the matrix rows that carry it.
+type Class struct {
+	Name     string // the label, e.g. "neptune" (KDD Cup 99's trailing period removed)
+	Category string // normal, dos, probe, r2l, u2r, or unknown
+	Rows     []int32
+}
+
+// ClassIndex returns the index of the named class, or -1.
+func (p *Pool) ClassIndex(name string) int {
+	for i, c := range p.Classes {
+		if c.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// PoolOptions choose the classes of a pool.
+type PoolOptions struct {
+	// MinRecords drops classes with fewer records (e.g. shots+queries).
+	MinRecords int
+	// Include, when not empty, keeps only these classes; each must occur.
+	Include []string
+	// Exclude drops these classes; each must occur.
+	Exclude []string
+}
+
+// Dropped is a class left out of a pool, and why.
+type Dropped struct {
+	Name    string
+	Records int
+	Reason  string
+}
+
+// NewPool groups the rows of an encoded file by label. Classes are sorted by
+// name so that pools, and so episodes, do not depend on file order. It also
+// returns the classes the options dropped.
+func NewPool(r *Records, m *Matrix, cats Categories, opt PoolOptions) (*Pool, []Dropped, error) {
+	if m.Rows != r.N {
+		return nil, nil, fmt.Errorf("pool: %d encoded rows for %d records", m.Rows, r.N)
+	}
+	rows := make([][]int32, len(r.LabelNames))
+	for i, l := range r.Label {
+		rows[l] = append(rows[l], int32(i))
+	}
+	byName := make(map[string][]int32, len(rows))
+	for l, name := range r.LabelNames {
+		byName[name] = rows[l]
+	}
+	for _, list := range [][]string{opt.Include, opt.Exclude} {
+		for _, n := range list {
+			if _, ok := byName[n]; !ok {
+				return nil, nil, fmt.Errorf("pool: class %q does not occur in %s", n, r.Name)
+			}
+		}
+	}
+	include := setOf(opt.Include)
+	exclude := setOf(opt.Exclude)
+	names := append([]string(nil), r.LabelNames...)
+	sort.Strings(names)
+	p := &Pool{Dim: m.Dim, X: m.X}
+	var dropped []Dropped
+	for _, n := range names {
+		count := len(byName[n])
+		switch {
+		case len(include) > 0 && !include[n]:
+			continue // not asked for: not reported as dropped
+		case exclude[n]:
+			dropped = append(dropped, Dropped{n, count, "excluded"})
+		case count < opt.MinRecords:
+			dropped = append(dropped, Dropped{n, count, fmt.Sprintf("fewer than %d records", opt.MinRecords)})
+		default:
+			p.Classes = append(p.Classes, Class{Name: n, Category: cats.Of(n), Rows: byName[n]})
+		}
+	}
+	return p, dropped, nil
+}
+
+// NovelLabels lists, sorted, the labels of test that train lacks.
+func NovelLabels(train, test *Records) []string {
+	seen := setOf(train.LabelNames)
+	var novel []string
+	for _, n := range test.LabelNames {
+		if !seen[n] {
+			novel = append(novel, n)
+		}
+	}
+	sort.Strings(novel)
+	return novel
+}
+
+func setOf(names []string) map[string]bool {
+	s := make(map[string]bool, len(names))
+	for _, n := range names {
+		s[n] = true
+	}
+	return s
+}

@@ -1,0 +1,241 @@
+package datasets
+
+import (
+	"bufio"
+	"compress/gzip"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+//go:embed data/nsl-kdd/*.gz data/kddcup99/*.gz data/attack_categories.csv
+var shipped embed.FS
+
+// LoadOptions say where record files come from.
+type LoadOptions struct {
+	// DataDir, when set, is searched first for the file (DiskName, then
+	// DiskName.gz, also under a sub-directory named after the data set);
+	// shipped files are used when it lacks them.
+	DataDir string
+	// SkipChecksum turns off the check of a user file against the
+	// published checksum and record count.
+	SkipChecksum bool
+}
+
+// Locate says where a known file would be read from: a path under DataDir,
+// or "" for the shipped copy. It fails when the file is neither there nor
+// shipped.
+func Locate(d *Dataset, f *FileInfo, opt LoadOptions) (string, error) {
+	if opt.DataDir != "" {
+		for _, dir := range []string{opt.DataDir, filepath.Join(opt.DataDir, d.Name)} {
+			for _, name := range []string{f.DiskName, f.DiskName + ".gz"} {
+				p := filepath.Join(dir, name)
+				if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+					return p, nil
+				}
+			}
+		}
+	}
+	if f.Shipped {
+		return "", nil
+	}
+	if opt.DataDir == "" {
+		return "", fmt.Errorf("%s/%s is not shipped: put %s or %s.gz in a directory and pass it with --data-dir",
+			d.Name, f.Name, f.DiskName, f.DiskName)
+	}
+	return "", fmt.Errorf("%s/%s: neither %s nor %s.gz found in %s", d.Name, f.Name, f.DiskName, f.DiskName, opt.DataDir)
+}
+
+// ShippedPath is the path of a shipped file in ShippedFS.
+func ShippedPath(d *Dataset, f *FileInfo) string {
+	return "data/" + d.Name + "/" + f.DiskName + ".gz"
+}
+
+// Load parses one known file of a data set, from DataDir or the shipped copy.
+// A file from DataDir is checked against the published checksum (of its raw
+// content where known, else of the .gz) and record count.
+func Load(d *Dataset, file string, opt LoadOptions) (*Records, error) {
+	f, err := d.File(file)
+	if err != nil {
+		return nil, err
+	}
+	path, err := Locate(d, f, opt)
+	if err != nil {
+		return nil, err
+	}
+	if path == "" {
+		rc, err := shipped.Open(ShippedPath(d, f))
+		if err != nil {
+			return nil, fmt.Errorf("shipped %s: %w", f.DiskName, err)
+		}
+		defer rc.Close()
+		return parseHint(rc, f.DiskName+".gz", d.Format, f.Records)
+	}
+	return loadUserFile(d, f, path, opt)
+}
+
+func loadUserFile(d *Dataset, f *FileInfo, path string, opt LoadOptions) (*Records, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	if opt.SkipChecksum {
+		return parseHint(fh, path, d.Format, f.Records)
+	}
+	gzHash, rawHash := sha256.New(), sha256.New()
+	tee := io.TeeReader(fh, gzHash)
+	raw, isGzip, err := decompressed(tee, path)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := parseHint(io.TeeReader(raw, rawHash), path, d.Format, f.Records)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(io.Discard, tee); err != nil { // hash any gzip trailer bytes
+		return nil, err
+	}
+	st := checkSums(f, isGzip, hex.EncodeToString(gzHash.Sum(nil)), hex.EncodeToString(rawHash.Sum(nil)), recs.N)
+	if st.Err != nil {
+		return nil, fmt.Errorf("%s: %w (pass --no-checksum to use it anyway)", path, st.Err)
+	}
+	return recs, nil
+}
+
+// decompressed returns a reader of the raw content of r, gunzipping when r
+// starts with the gzip magic.
+func decompressed(r io.Reader, name string) (io.Reader, bool, error) {
+	br := bufio.NewReaderSize(r, 1<<16)
+	magic, err := br.Peek(2)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, false, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: gzip header: %w", name, err)
+		}
+		return zr, true, nil
+	}
+	return br, false, nil
+}
+
+// CheckStatus is the outcome of checking a file against published figures.
+type CheckStatus struct {
+	GzSHA256, RawSHA256 string // computed ("" when not computed)
+	Gz, Raw, Count      string // "ok", "mismatch" or "unknown"
+	Err                 error  // non-nil when the file is not the published one
+}
+
+// checkSums compares computed checksums and the record count with the
+// published ones. The raw-content checksum decides when it is known, since a
+// file may be recompressed; otherwise a .gz checksum mismatch is tolerated
+// only when the record count is right.
+func checkSums(f *FileInfo, isGzip bool, gzSum, rawSum string, records int) CheckStatus {
+	st := CheckStatus{RawSHA256: rawSum, Gz: "unknown", Raw: "unknown", Count: "unknown"}
+	if isGzip {
+		st.GzSHA256 = gzSum
+		if f.GzSHA256 != "" {
+			st.Gz = okIf(gzSum == f.GzSHA256)
+		}
+	}
+	if f.RawSHA256 != "" {
+		st.Raw = okIf(rawSum == f.RawSHA256)
+	}
+	if f.Records > 0 {
+		st.Count = okIf(records == f.Records)
+	}
+	switch {
+	case st.Count == "mismatch":
+		st.Err = fmt.Errorf("%d records, the published %s has %d", records, f.DiskName, f.Records)
+	case st.Raw == "mismatch":
+		st.Err = fmt.Errorf("content sha256 %s differs from the published %s", rawSum, f.RawSHA256)
+	}
+	return st
+}
+
+func okIf(b bool) string {
+	if b {
+		return "ok"
+	}
+	return "mismatch"
+}
+
+// Verify reads a known file (from DataDir or the shipped copy), counts its
+// records and compares its checksums with the published ones. It returns the
+// path read ("shipped:..." for the embedded copy).
+func Verify(d *Dataset, file string, opt LoadOptions) (string, CheckStatus, error) {
+	f, err := d.File(file)
+	if err != nil {
+		return "", CheckStatus{}, err
+	}
+	path, err := Locate(d, f, opt)
+	if err != nil {
+		return "", CheckStatus{}, err
+	}
+	var src io.ReadCloser
+	shown := path
+	if path == "" {
+		shown = "shipped:" + ShippedPath(d, f)
+		src, err = shipped.Open(ShippedPath(d, f))
+	} else {
+		src, err = os.Open(path)
+	}
+	if err != nil {
+		return shown, CheckStatus{}, err
+	}
+	defer src.Close()
+	gzHash, rawHash := sha256.New(), sha256.New()
+	tee := io.TeeReader(src, gzHash)
+	raw, isGzip, err := decompressed(tee, shown)
+	if err != nil {
+		return shown, CheckStatus{}, err
+	}
+	n, err := countLines(io.TeeReader(raw, rawHash))
+	if err != nil {
+		return shown, CheckStatus{}, fmt.Errorf("%s: %w", shown, err)
+	}
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return shown, CheckStatus{}, err
+	}
+	st := checkSums(f, isGzip, hex.EncodeToString(gzHash.Sum(nil)), hex.EncodeToString(rawHash.Sum(nil)), n)
+	return shown, st, nil
+}
+
+// countLines counts non-empty lines.
+func countLines(r io.Reader) (int, error) {
+	buf := make([]byte, 1<<16)
+	n := 0
+	last := byte('\n')
+	for {
+		k, err := r.Read(buf)
+		for _, c := range buf[:k] {
+			if c == '\n' && last != '\n' {
+				n++
+			}
+			last = c
+		}
+		if err == io.EOF {
+			if last != '\n' {
+				n++
+			}
+			return n, nil
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return n, fmt.Errorf("truncated gzip stream: %w", err)
+			}
+			return n, err
+		}
+	}
+}
+
+// ShippedFS exposes the embedded data (for tests and tools).
+func ShippedFS() fs.FS { return shipped }
