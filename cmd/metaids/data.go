@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"os"
+	"sort"
+	"strconv"
+
+	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/eval"
+)
+
+func init() {
+	register(command{name: "data", summary: "list, describe and verify the data sets (list | stats | verify)", run: runData})
+}
+
+const dataSynopsis = `data list [--data-dir D] [--format F]
+       metaids data stats DATASET [--file F] [--data-dir D] [--categories CSV] [--format F]
+       metaids data verify [DATASET] [--data-dir D] [--format F]`
+
+func runData(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usageErrorf("metaids %s", dataSynopsis)
+	}
+	switch args[0] {
+	case "list":
+		return dataList(e, args[1:])
+	case "stats":
+		return dataStats(e, args[1:])
+	case "verify":
+		return dataVerify(e, args[1:])
+	case "-h", "--help", "help":
+		fmt.Fprintf(e.stdout, "usage: metaids %s\n", dataSynopsis)
+		return nil
+	}
+	return usageErrorf("unknown subcommand %q; metaids %s", args[0], dataSynopsis)
+}
+
+// formatFlag adds the --format flag every table-printing command takes.
+func formatFlag(fs interface {
+	StringVar(*string, string, string, string)
+}, p *string) {
+	fs.StringVar(p, "format", "table", "output format: table, json, csv, markdown or latex")
+}
+
+func render(e *env, t *eval.Table, format string) error {
+	f, err := eval.ParseFormat(format)
+	if err != nil {
+		return usageErrorf("--format: %v", err)
+	}
+	return t.Render(e.stdout, f)
+}
+
+func dataList(e *env, args []string) error {
+	fs := newFlags(e, "data list", "data list [--data-dir D] [--format F]")
+	dir := fs.String("data-dir", "", "directory searched first for record files (plain or .gz)")
+	var format string
+	formatFlag(fs, &format)
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageErrorf("data list takes no arguments")
+	}
+	if _, err := eval.ParseFormat(format); err != nil {
+		return usageErrorf("--format: %v", err)
+	}
+	t := &eval.Table{Title: "Data sets", Header: []string{"dataset", "file", "records", "role", "source", "checksum"}}
+	for _, d := range datasets.All() {
+		for i := range d.Files {
+			f := &d.Files[i]
+			source, status := fileStatus(d, f, *dir)
+			t.Rows = append(t.Rows, []string{d.Name, f.Name, strconv.Itoa(f.Records), f.Role, source, status})
+		}
+	}
+	t.Notes = []string{"checksum: sha256 of the file as stored against the published one; 'metaids data verify' also checks the content and record count."}
+	return render(e, t, format)
+}
+
+// fileStatus says where a file would be read from and whether its bytes
+// match the published checksum of that form (.gz or raw).
+func fileStatus(d *datasets.Dataset, f *datasets.FileInfo, dir string) (source, status string) {
+	path, err := datasets.Locate(d, f, datasets.LoadOptions{DataDir: dir})
+	if err != nil {
+		return "missing", "-"
+	}
+	var fh io.ReadSeeker
+	if path == "" {
+		b, err := iofs.ReadFile(datasets.ShippedFS(), datasets.ShippedPath(d, f))
+		if err != nil {
+			return "shipped", "unreadable: " + err.Error()
+		}
+		source, fh = "shipped", bytes.NewReader(b)
+	} else {
+		file, err := os.Open(path)
+		if err != nil {
+			return path, "unreadable: " + err.Error()
+		}
+		defer file.Close()
+		source, fh = path, file
+	}
+	var magic [2]byte
+	n, _ := io.ReadFull(fh, magic[:])
+	if _, err := fh.Seek(0, io.SeekStart); err != nil {
+		return source, "unreadable: " + err.Error()
+	}
+	want := f.RawSHA256
+	if n == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		want = f.GzSHA256
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return source, "unreadable: " + err.Error()
+	}
+	switch {
+	case want == "":
+		return source, "no published checksum"
+	case hex.EncodeToString(h.Sum(nil)) == want:
+		return source, "ok"
+	default:
+		return source, "differs (run data verify)"
+	}
+}
+
+func dataVerify(e *env, args []string) error {
+	fs := newFlags(e, "data verify", "data verify [DATASET] [--data-dir D] [--format F]")
+	dir := fs.String("data-dir", "", "directory searched first for record files (plain or .gz)")
+	var format string
+	formatFlag(fs, &format)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if _, err := eval.ParseFormat(format); err != nil {
+		return usageErrorf("--format: %v", err)
+	}
+	sets := datasets.All()
+	if len(pos) > 1 {
+		return usageErrorf("data verify takes at most one data set")
+	}
+	if len(pos) == 1 {
+		d, err := datasets.Lookup(pos[0])
+		if err != nil {
+			return err
+		}
+		sets = []*datasets.Dataset{d}
+	}
+	t := &eval.Table{Title: "Verification", Header: []string{"dataset", "file", "path", "records", "gz sha256", "content sha256", "result"}}
+	failed := 0
+	for _, d := range sets {
+		for i := range d.Files {
+			f := &d.Files[i]
+			if _, err := datasets.Locate(d, f, datasets.LoadOptions{DataDir: *dir}); err != nil {
+				t.Rows = append(t.Rows, []string{d.Name, f.Name, "-", "-", "-", "-", "not present"})
+				continue
+			}
+			path, st, err := datasets.Verify(d, f.Name, datasets.LoadOptions{DataDir: *dir})
+			result := "ok"
+			switch {
+			case err != nil:
+				result, failed = "error: "+err.Error(), failed+1
+			case st.Err != nil:
+				result, failed = "FAILED: "+st.Err.Error(), failed+1
+			case st.Raw == "unknown" && st.Gz != "ok":
+				result = "records ok; no published checksum to compare"
+			}
+			t.Rows = append(t.Rows, []string{d.Name, f.Name, path, st.Count, st.Gz, st.Raw, result})
+		}
+	}
+	if err := render(e, t, format); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d file(s) failed verification", failed)
+	}
+	return nil
+}
+
+func dataStats(e *env, args []string) error {
+	fs := newFlags(e, "data stats", "data stats DATASET [--file F] [--data-dir D] [--categories CSV] [--format F]")
+	file := fs.String("file", "", "file of the data set (default: its training file)")
+	dir := fs.String("data-dir", "", "directory searched first for record files (plain or .gz)")
+	catFile := fs.String("categories", "", "CSV of attack,category pairs laid over the shipped mapping")
+	var format string
+	formatFlag(fs, &format)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErrorf("data stats takes one data set (%v)", datasets.Names())
+	}
+	if _, err := eval.ParseFormat(format); err != nil {
+		return usageErrorf("--format: %v", err)
+	}
+	d, err := datasets.Lookup(pos[0])
+	if err != nil {
+		return err
+	}
+	if *file == "" {
+		*file = d.Train
+	}
+	cats, err := datasets.LoadCategories(*catFile)
+	if err != nil {
+		return err
+	}
+	r, err := datasets.Load(d, *file, datasets.LoadOptions{DataDir: *dir})
+	if err != nil {
+		return err
+	}
+	counts := r.LabelCounts()
+	labels := make([]string, 0, len(counts))
+	for l := range counts {
+		labels = append(labels, l)
+	}
+	sort.Slice(labels, func(i, j int) bool {
+		if counts[labels[i]] != counts[labels[j]] {
+			return counts[labels[i]] > counts[labels[j]]
+		}
+		return labels[i] < labels[j]
+	})
+	pct := func(n int) string { return strconv.FormatFloat(100*float64(n)/float64(r.N), 'f', 2, 64) }
+	byLabel := &eval.Table{
+		Title:  fmt.Sprintf("%s / %s: %d records, %d labels", d.Name, *file, r.N, len(labels)),
+		Header: []string{"label", "category", "records", "percent"},
+	}
+	byCat := map[string]int{}
+	for _, l := range labels {
+		byLabel.Rows = append(byLabel.Rows, []string{l, cats.Of(l), strconv.Itoa(counts[l]), pct(counts[l])})
+		byCat[cats.Of(l)] += counts[l]
+	}
+	catNames := make([]string, 0, len(byCat))
+	for c := range byCat {
+		catNames = append(catNames, c)
+	}
+	sort.Strings(catNames)
+	byCategory := &eval.Table{Title: "By category", Header: []string{"category", "records", "percent"}}
+	for _, c := range catNames {
+		byCategory.Rows = append(byCategory.Rows, []string{c, strconv.Itoa(byCat[c]), pct(byCat[c])})
+	}
+	if err := render(e, byLabel, format); err != nil {
+		return err
+	}
+	if format == "table" || format == "markdown" || format == "latex" {
+		fmt.Fprintln(e.stdout)
+	}
+	return render(e, byCategory, format)
+}

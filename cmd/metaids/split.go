@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/eval"
+)
+
+func init() {
+	register(command{name: "split", summary: "show the class-disjoint meta-train/val/test split of a data set and draw episodes from it", run: runSplit})
+}
+
+const splitSynopsis = "split DATASET [--ways N --shots K --queries Q --meta-batch B] [--normal-way] [--val-fraction F] [--episodes E] [--seed S] [--format F]"
+
+func runSplit(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "split", splitSynopsis)
+	ways := fs.Int("ways", 5, "ways (classes) per episode")
+	shots := fs.Int("shots", 5, "support examples per way")
+	queries := fs.Int("queries", 15, "query examples per way")
+	metaBatch := fs.Int("meta-batch", 4, "episodes per meta-batch")
+	normalWay := fs.Bool("normal-way", false, "normal traffic is always one of the ways")
+	replacement := fs.Bool("replacement", false, "keep classes with fewer than shots+queries records and sample them with replacement")
+	valFraction := fs.Float64("val-fraction", 0.25, "fraction of the meta-train attack types held out for meta-val")
+	episodes := fs.Int("episodes", 20000, "episodes to draw from each pool (0: none)")
+	seed := fs.Uint64("seed", 1, "seed of the meta-val draw and the episode sampler")
+	dir := fs.String("data-dir", "", "directory searched first for record files (plain or .gz)")
+	catFile := fs.String("categories", "", "CSV of attack,category pairs laid over the shipped mapping")
+	var format string
+	formatFlag(fs, &format)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErrorf("split takes one data set (%s)", strings.Join(datasets.Names(), ", "))
+	}
+	if _, err := eval.ParseFormat(format); err != nil {
+		return usageErrorf("--format: %v", err)
+	}
+	if *episodes < 0 {
+		return usageErrorf("--episodes must be at least 0 (got %d)", *episodes)
+	}
+	d, err := datasets.Lookup(pos[0])
+	if err != nil {
+		return err
+	}
+	cats, err := datasets.LoadCategories(*catFile)
+	if err != nil {
+		return err
+	}
+	min := *shots + *queries
+	if *replacement {
+		min = 1
+	}
+	start := time.Now()
+	s, err := datasets.NovelAttackSplit(d, datasets.ProtocolOptions{
+		Load: datasets.LoadOptions{DataDir: *dir}, Categories: cats,
+		MinRecords: min, ValFraction: *valFraction, Seed: *seed,
+	})
+	if err != nil {
+		return err
+	}
+	loaded := time.Since(start)
+
+	pools := []struct {
+		name, file string
+		p          *datasets.Pool
+	}{{"meta-train", s.TrainFile, s.Train}, {"meta-val", s.TrainFile, s.Val}, {"meta-test", s.TestFile, s.Test}}
+	classes := &eval.Table{
+		Title:  fmt.Sprintf("%s novel-attack split (encoder fitted on %s, %d features)", d.Name, s.TrainFile, s.Encoder.Dim()),
+		Header: []string{"pool", "file", "class", "category", "records"},
+	}
+	for _, pl := range pools {
+		if pl.p == nil {
+			continue
+		}
+		for _, c := range pl.p.Classes {
+			classes.Rows = append(classes.Rows, []string{pl.name, pl.file, c.Name, c.Category, strconv.Itoa(len(c.Rows))})
+		}
+	}
+	for _, key := range []string{"train", "test"} {
+		file := s.TrainFile
+		if key == "test" {
+			file = s.TestFile
+		}
+		for _, dr := range s.Dropped[key] {
+			classes.Rows = append(classes.Rows, []string{"dropped", file, dr.Name, cats.Of(dr.Name), strconv.Itoa(dr.Records) + " (" + dr.Reason + ")"})
+		}
+	}
+	summary := &eval.Table{
+		Title:  fmt.Sprintf("%d-way %d-shot %d-query episodes, meta-batch %d", *ways, *shots, *queries, *metaBatch),
+		Header: []string{"pool", "classes", "records", "episodes drawn", "episodes/s", "status"},
+	}
+	for _, pl := range pools {
+		if pl.p == nil {
+			summary.Rows = append(summary.Rows, []string{pl.name, "0", "0", "0", "-", "empty (no meta-val classes)"})
+			continue
+		}
+		recs := 0
+		for _, c := range pl.p.Classes {
+			recs += len(c.Rows)
+		}
+		drawn, rate, status := drawEpisodes(ctx, pl.p, datasets.SamplerConfig{
+			Ways: *ways, Shots: *shots, Queries: *queries, MetaBatch: *metaBatch,
+			NormalWay: *normalWay, Replacement: *replacement, Seed: *seed,
+		}, *episodes)
+		summary.Rows = append(summary.Rows, []string{pl.name, strconv.Itoa(len(pl.p.Classes)), strconv.Itoa(recs), strconv.Itoa(drawn), rate, status})
+	}
+	summary.Notes = []string{fmt.Sprintf("loading, encoding and pooling took %s; meta-test classes are the attack types of %s that %s lacks.",
+		loaded.Round(time.Millisecond), s.TestFile, s.TrainFile)}
+	if err := render(e, classes, format); err != nil {
+		return err
+	}
+	if format == "table" || format == "markdown" || format == "latex" {
+		fmt.Fprintln(e.stdout)
+	}
+	return render(e, summary, format)
+}
+
+// drawEpisodes draws n episodes in meta-batches and reports the rate, or why
+// no episode can be drawn from the pool.
+func drawEpisodes(ctx context.Context, p *datasets.Pool, cfg datasets.SamplerConfig, n int) (int, string, string) {
+	smp, err := datasets.NewSampler(p, cfg)
+	if err != nil {
+		return 0, "-", "cannot draw: " + err.Error()
+	}
+	b := smp.NewBatch()
+	start := time.Now()
+	drawn := 0
+	for drawn < n && ctx.Err() == nil {
+		if err := smp.NextBatch(b); err != nil {
+			return drawn, "-", err.Error()
+		}
+		drawn += len(b)
+	}
+	if drawn == 0 {
+		return 0, "-", "ok"
+	}
+	return drawn, strconv.FormatFloat(float64(drawn)/time.Since(start).Seconds(), 'f', 0, 64), "ok"
+}

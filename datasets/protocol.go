@@ -1,0 +1,163 @@
+package datasets
+
+import (
+	"fmt"
+	"slices"
+)
+
+// ProtocolOptions configure NovelAttackSplit. Zero values give the protocol of
+// the design document: the data set's default files, min-max encoding, the
+// shipped category map, no meta-val classes.
+type ProtocolOptions struct {
+	Load       LoadOptions
+	TrainFile  string // default: the data set's training file
+	TestFile   string // default: the data set's test file
+	Categories Categories
+	Encoder    EncoderOptions
+
+	// MinRecords drops classes with fewer records from every pool (usually
+	// shots+queries, so that episodes can be drawn without replacement).
+	MinRecords int
+	// NormalClass is normal traffic's label ("normal" when empty). It may
+	// appear in every pool, as a way, without breaking class-disjointness.
+	NormalClass string
+	// NoNormal leaves normal traffic out of every pool.
+	NoNormal bool
+
+	// Val and ValFraction choose the meta-val classes among the meta-train
+	// ones (explicit list, or a seeded random fraction); Seed seeds that draw.
+	Val         []string
+	ValFraction float64
+	Seed        uint64
+
+	// TrainExclude and TestExclude drop classes from meta-train and
+	// meta-test; TestInclude restricts meta-test to the listed novel classes.
+	TrainExclude, TestExclude, TestInclude []string
+}
+
+// Split is a class-disjoint meta-train / meta-val / meta-test split. Train
+// and Val are pools over the encoded training file, Test over the encoded
+// test file; only the normal class may be shared.
+type Split struct {
+	Dataset          *Dataset
+	TrainFile        string
+	TestFile         string
+	Encoder          *Encoder
+	Train, Val, Test *Pool
+	// Dropped lists, per pool name ("train", "test"), the classes left out.
+	Dropped map[string][]Dropped
+}
+
+// NovelAttackSplit builds the novel-attack protocol: the encoder is fitted on
+// the training file only; meta-train (and meta-val) classes are the training
+// file's labels; meta-test classes are the attack types that occur in the test
+// file but never in the training file, drawn from the test file.
+func NovelAttackSplit(d *Dataset, opt ProtocolOptions) (*Split, error) {
+	if opt.TrainFile == "" {
+		opt.TrainFile = d.Train
+	}
+	if opt.TestFile == "" {
+		opt.TestFile = d.Test
+	}
+	if opt.Categories == nil {
+		opt.Categories = DefaultCategories()
+	}
+	normal := opt.NormalClass
+	if normal == "" {
+		normal = DefaultNormalClass
+	}
+	train, err := Load(d, opt.TrainFile, opt.Load)
+	if err != nil {
+		return nil, err
+	}
+	test, err := Load(d, opt.TestFile, opt.Load)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := FitEncoder(train, opt.Encoder)
+	if err != nil {
+		return nil, err
+	}
+	s := &Split{Dataset: d, TrainFile: opt.TrainFile, TestFile: opt.TestFile, Encoder: enc, Dropped: map[string][]Dropped{}}
+
+	trainExclude := slices.Clone(opt.TrainExclude)
+	if opt.NoNormal {
+		trainExclude = append(trainExclude, normal)
+	}
+	all, dropped, err := NewPool(train, enc.Transform(train), opt.Categories,
+		PoolOptions{MinRecords: opt.MinRecords, Exclude: present(train, trainExclude)})
+	if err != nil {
+		return nil, fmt.Errorf("meta-train pool: %w", err)
+	}
+	s.Dropped["train"] = dropped
+	var attacks []string
+	for _, c := range all.Classes {
+		if c.Name != normal {
+			attacks = append(attacks, c.Name)
+		}
+	}
+	tr, val, _, err := SplitClasses(attacks, SplitConfig{Val: opt.Val, ValFraction: opt.ValFraction, Seed: opt.Seed})
+	if err != nil {
+		return nil, fmt.Errorf("meta-val classes: %w", err)
+	}
+	if !opt.NoNormal && all.ClassIndex(normal) >= 0 {
+		tr, val = append(tr, normal), append(val, normal)
+	}
+	if s.Train, err = all.Subset(tr); err != nil {
+		return nil, err
+	}
+	if len(val) > 0 && !(len(val) == 1 && val[0] == normal) {
+		if s.Val, err = all.Subset(val); err != nil {
+			return nil, err
+		}
+	}
+
+	include := NovelLabels(train, test)
+	if len(opt.TestInclude) > 0 {
+		for _, n := range opt.TestInclude {
+			if !slices.Contains(include, n) {
+				return nil, fmt.Errorf("meta-test class %q is not a novel attack type of %s (novel: %v)", n, opt.TestFile, include)
+			}
+		}
+		include = slices.Clone(opt.TestInclude)
+	}
+	if !opt.NoNormal && slices.Contains(test.LabelNames, normal) {
+		include = append(include, normal)
+	}
+	testPool, dropped, err := NewPool(test, enc.Transform(test), opt.Categories,
+		PoolOptions{MinRecords: opt.MinRecords, Include: include, Exclude: opt.TestExclude})
+	if err != nil {
+		return nil, fmt.Errorf("meta-test pool: %w", err)
+	}
+	s.Test = testPool
+	s.Dropped["test"] = dropped
+	if err := CheckDisjoint(withoutClass(s.Train, normal), withoutClass(s.Val, normal), withoutClass(s.Test, normal)); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// present keeps the names that label some record, so that excluding an
+// absent class (normal in a file without it) is not an error.
+func present(r *Records, names []string) []string {
+	var out []string
+	for _, n := range names {
+		if slices.Contains(r.LabelNames, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func withoutClass(p *Pool, name string) *Pool {
+	if p == nil {
+		return nil
+	}
+	q := &Pool{Dim: p.Dim, X: p.X}
+	for _, c := range p.Classes {
+		if c.Name != name {
+			q.Classes = append(q.Classes, c)
+		}
+	}
+	return q
+}
