@@ -34,6 +34,9 @@ func register(c command) { commands[c.name] = c }
 // errUsage marks a command line that is wrong (exit status 2, not 1).
 var errUsage = errors.New("invalid arguments")
 
+// errReported marks a usage error that the flag package has already printed.
+var errReported = fmt.Errorf("%w (reported)", errUsage)
+
 // usageErrorf returns an error wrapping errUsage.
 func usageErrorf(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
@@ -65,6 +68,8 @@ func runMain(ctx context.Context, e *env, args []string) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errReported):
+		return 2
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(e.stderr, "metaids %s: %v\n", c.name, err)
 		return 2
@@ -104,7 +109,10 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errReported
 		}
 		args = fs.Args()
 		if len(args) == 0 {
