@@ -21,7 +21,7 @@ func init() {
 }
 
 const dataSynopsis = `data list [--data-dir D] [--format F]
-       metaids data stats DATASET [--file F] [--data-dir D] [--categories CSV] [--format F]
+       metaids data stats DATASET [--file F] [--data-dir D [--no-checksum]] [--categories CSV] [--format F]
        metaids data verify [DATASET] [--data-dir D] [--format F]`
 
 func runData(ctx context.Context, e *env, args []string) error {
@@ -182,10 +182,11 @@ func dataVerify(e *env, args []string) error {
 }
 
 func dataStats(e *env, args []string) error {
-	fs := newFlags(e, "data stats", "data stats DATASET [--file F] [--data-dir D] [--categories CSV] [--format F]")
+	fs := newFlags(e, "data stats", "data stats DATASET [--file F] [--data-dir D [--no-checksum]] [--categories CSV] [--format F]")
 	file := fs.String("file", "", "file of the data set (default: its training file)")
 	dir := fs.String("data-dir", "", "directory searched first for record files (plain or .gz)")
 	catFile := fs.String("categories", "", "CSV of attack,category pairs laid over the shipped mapping")
+	noChecksum := fs.Bool("no-checksum", false, "read a --data-dir file even if it differs from the published one")
 	var format string
 	formatFlag(fs, &format)
 	pos, err := parseFlags(fs, args)
@@ -209,7 +210,7 @@ func dataStats(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := datasets.Load(d, *file, datasets.LoadOptions{DataDir: *dir})
+	r, err := datasets.Load(d, *file, datasets.LoadOptions{DataDir: *dir, SkipChecksum: *noChecksum})
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	seed := fs.Uint64("seed", 1, "seed of the meta-val draw and the episode sampler")
 	dir := fs.String("data-dir", "", "directory searched first for record files (plain or .gz)")
 	catFile := fs.String("categories", "", "CSV of attack,category pairs laid over the shipped mapping")
+	noChecksum := fs.Bool("no-checksum", false, "read --data-dir files even if they differ from the published ones")
 	var format string
 	formatFlag(fs, &format)
 	pos, err := parseFlags(fs, args)
@@ -59,7 +60,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	}
 	start := time.Now()
 	s, err := datasets.NovelAttackSplit(d, datasets.ProtocolOptions{
-		Load: datasets.LoadOptions{DataDir: *dir}, Categories: cats,
+		Load: datasets.LoadOptions{DataDir: *dir, SkipChecksum: *noChecksum}, Categories: cats,
 		MinRecords: min, ValFraction: *valFraction, Seed: *seed,
 	})
 	if err != nil {
