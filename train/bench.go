@@ -1,0 +1,150 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/kernels"
+)
+
+// BenchOptions configures Bench.
+type BenchOptions struct {
+	Config  Config
+	Shape   Shape
+	Steps   int    // timed meta-steps per repeat, >= 1
+	Warmup  int    // untimed meta-steps before the first repeat
+	Repeats int    // timed repeats; the median is reported, >= 1
+	Threads int    // GOMAXPROCS during the run; 0 leaves it
+	Seed    uint64 // seed of the synthetic episodes
+	Backend kernels.Backend
+}
+
+// BenchResult is Bench's measurement. Rates are medians over the repeats.
+type BenchResult struct {
+	Algo        string    `json:"algo"`
+	Backend     string    `json:"backend"`
+	Kernels     string    `json:"kernels"` // "avx2-fma" or "go"
+	Shape       Shape     `json:"shape"`
+	Hidden      []int     `json:"hidden"`
+	InnerSteps  int       `json:"inner_steps"`
+	Threads     int       `json:"threads"`
+	Steps       int       `json:"steps"`
+	Repeats     int       `json:"repeats"`
+	StepsPerSec float64   `json:"steps_per_sec"`
+	TasksPerSec float64   `json:"tasks_per_sec"`
+	AllStepsSec []float64 `json:"steps_per_sec_repeats"`
+	// Allocation figures are per timed meta-step, over all repeats.
+	AllocsPerStep float64 `json:"allocs_per_step"`
+	BytesPerStep  float64 `json:"bytes_per_step"`
+	// HeapGrowth is the live heap after the timed steps minus before them,
+	// both measured after a GC.
+	HeapGrowth int64   `json:"heap_growth_bytes"`
+	FinalLoss  float64 `json:"final_loss"`
+}
+
+// Bench measures meta-training throughput on seeded synthetic episodes, so
+// it needs no data set. Episodes are generated before timing starts.
+func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
+	var r BenchResult
+	if o.Steps < 1 || o.Repeats < 1 || o.Warmup < 0 || o.Threads < 0 {
+		return r, fmt.Errorf("bench: steps=%d repeats=%d warmup=%d threads=%d, want steps, repeats >= 1 and warmup, threads >= 0",
+			o.Steps, o.Repeats, o.Warmup, o.Threads)
+	}
+	if o.Threads > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.Threads))
+	}
+	l, err := New(o.Config, o.Shape, o.Backend)
+	if err != nil {
+		return r, err
+	}
+	s := o.Shape
+	classes := max(2*s.Ways, 20)
+	if o.Config.Algo == "finetune" {
+		classes = o.Config.PretrainClasses
+	}
+	syn, err := NewSynthetic(classes, s.Dim, min(s.Dim, 8), 1, 1, o.Seed)
+	if err != nil {
+		return r, err
+	}
+	batches := make([]datasets.Batch, 8)
+	for i := range batches {
+		for range s.MetaBatch {
+			ep := datasets.NewEpisode(s.Ways, s.Shots, s.Queries, s.Dim)
+			if err := syn.Fill(ep, 0, classes); err != nil {
+				return r, err
+			}
+			batches[i] = append(batches[i], ep)
+		}
+	}
+	step := 0
+	r.AllStepsSec = make([]float64, 0, o.Repeats)
+	run := func(n int) error {
+		for range n {
+			loss, err := l.MetaStep(batches[step%len(batches)])
+			if err != nil {
+				return err
+			}
+			r.FinalLoss = loss
+			step++
+		}
+		return nil
+	}
+	if err := run(o.Warmup); err != nil {
+		return r, err
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range o.Repeats {
+		if err := ctx.Err(); err != nil {
+			return r, err
+		}
+		t0 := time.Now()
+		if err := run(o.Steps); err != nil {
+			return r, err
+		}
+		r.AllStepsSec = append(r.AllStepsSec, float64(o.Steps)/time.Since(t0).Seconds())
+	}
+	runtime.ReadMemStats(&after)
+	total := float64(o.Steps * o.Repeats)
+	r.AllocsPerStep = float64(after.Mallocs-before.Mallocs) / total
+	r.BytesPerStep = float64(after.TotalAlloc-before.TotalAlloc) / total
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	r.HeapGrowth = int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	runtime.KeepAlive(l)
+	runtime.KeepAlive(batches)
+
+	r.Algo, r.Shape, r.Hidden, r.InnerSteps = o.Config.Algo, s, slices.Clone(o.Config.Hidden), o.Config.InnerSteps
+	r.Backend = "cpu"
+	if o.Backend != nil {
+		r.Backend = o.Backend.Name()
+	}
+	r.Kernels = "go"
+	if useAsm && !o.Config.Float64 {
+		r.Kernels = "avx2-fma"
+	}
+	r.Threads = runtime.GOMAXPROCS(0)
+	r.Steps, r.Repeats = o.Steps, o.Repeats
+	r.StepsPerSec = median(r.AllStepsSec)
+	r.TasksPerSec = r.StepsPerSec * float64(s.MetaBatch)
+	if math.IsNaN(r.FinalLoss) {
+		return r, fmt.Errorf("bench: loss became NaN")
+	}
+	return r, nil
+}
+
+func median(x []float64) float64 {
+	y := slices.Clone(x)
+	slices.Sort(y)
+	n := len(y)
+	if n%2 == 1 {
+		return y[n/2]
+	}
+	return (y[n/2-1] + y[n/2]) / 2
+}

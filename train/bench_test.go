@@ -1,0 +1,70 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/metaids/metaids/datasets"
+)
+
+// The speed-target shape: 122 encoded NSL-KDD features, hidden 64,
+// 5-way 5-shot 15-query.
+func benchShape(mb int) Shape { return Shape{Ways: 5, Shots: 5, Queries: 15, MetaBatch: mb, Dim: 122} }
+
+func BenchmarkMetaStep(b *testing.B) {
+	rows := []struct {
+		algo      string
+		mb, inner int
+	}{
+		{"protonet", 1, 1}, {"protonet", 4, 1},
+		{"maml", 4, 1}, {"maml", 4, 5},
+		{"fomaml", 4, 1}, {"fomaml", 4, 5},
+		{"reptile", 4, 5}, {"anil", 4, 5}, {"metasgd", 4, 5},
+		{"finetune", 4, 1},
+	}
+	for _, r := range rows {
+		b.Run(fmt.Sprintf("%s/mb%d/inner%d", r.algo, r.mb, r.inner), func(b *testing.B) {
+			c := DefaultConfig(r.algo)
+			c.InnerSteps = r.inner
+			c.PretrainClasses = 20
+			s := benchShape(r.mb)
+			l := mustNew(b, c, s)
+			syn, _ := NewSynthetic(20, s.Dim, 8, 1, 1, 1)
+			var batch datasets.Batch
+			for range r.mb {
+				ep := datasets.NewEpisode(s.Ways, s.Shots, s.Queries, s.Dim)
+				syn.Fill(ep, 0, 20)
+				batch = append(batch, ep)
+			}
+			l.MetaStep(batch)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := l.MetaStep(batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "steps/s")
+		})
+	}
+}
+
+func TestBenchReports(t *testing.T) {
+	c := DefaultConfig("maml")
+	c.Hidden = []int{16}
+	c.InnerSteps = 2
+	r, err := Bench(context.Background(), BenchOptions{Config: c, Shape: small, Steps: 5, Warmup: 2, Repeats: 3, Threads: 1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.StepsPerSec <= 0 || r.TasksPerSec != r.StepsPerSec*float64(small.MetaBatch) || len(r.AllStepsSec) != 3 || r.Threads != 1 {
+		t.Errorf("implausible result %+v", r)
+	}
+	if r.AllocsPerStep != 0 {
+		t.Errorf("%.2f allocations per step", r.AllocsPerStep)
+	}
+	if _, err := Bench(context.Background(), BenchOptions{Config: c, Shape: small}); err == nil {
+		t.Error("zero steps accepted")
+	}
+}

@@ -1,0 +1,226 @@
+package train
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/metaids/metaids/kernels"
+)
+
+// Checkpoint layout (all integers little-endian):
+//
+//	magic "metaids-ckpt\n" | uint32 version | uint32 header length | JSON header
+//	| parameters | Adam m | Adam v  (float32 or float64 each, per header.DType)
+//	| extra blobs in header order | uint32 CRC-32 (IEEE) of everything before
+const (
+	ckptMagic   = "metaids-ckpt\n"
+	ckptVersion = 1
+)
+
+// ErrCheckpoint is wrapped by every checkpoint decoding error.
+var ErrCheckpoint = errors.New("bad checkpoint")
+
+type ckptHeader struct {
+	Version   int
+	Algo      string
+	Config    Config
+	Shape     Shape
+	DType     string
+	NumParams int
+	OptStep   int // optimiser step count (Adam's bias correction)
+	Moments   bool
+	Steps     int
+	Extra     []ckptBlob
+}
+
+type ckptBlob struct {
+	Name string
+	Len  int
+}
+
+func dtypeOf[T Float]() string {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return "float32"
+	}
+	return "float64"
+}
+
+func (l *base[T]) SaveCheckpoint(w io.Writer, extra map[string][]byte) error {
+	h := ckptHeader{
+		Version: ckptVersion, Algo: l.name, Config: l.cfg, Shape: l.shape, DType: dtypeOf[T](),
+		NumParams: len(l.params), OptStep: l.opt.t, Moments: l.opt.m != nil, Steps: l.steps,
+	}
+	names := make([]string, 0, len(extra))
+	for n := range extra {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		h.Extra = append(h.Extra, ckptBlob{n, len(extra[n])})
+	}
+	hj, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("checkpoint header: %w", err)
+	}
+	var buf bytes.Buffer
+	buf.WriteString(ckptMagic)
+	buf.Write(binary.LittleEndian.AppendUint32(nil, ckptVersion))
+	buf.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(hj))))
+	buf.Write(hj)
+	writeFloats(&buf, l.params)
+	if h.Moments {
+		writeFloats(&buf, l.opt.m)
+		writeFloats(&buf, l.opt.v)
+	}
+	for _, n := range names {
+		buf.Write(extra[n])
+	}
+	buf.Write(binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(buf.Bytes())))
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("writing checkpoint: %w", err)
+	}
+	return nil
+}
+
+func writeFloats[T Float](buf *bytes.Buffer, x []T) {
+	b := make([]byte, 0, 8*len(x))
+	for _, v := range x {
+		switch v := any(v).(type) {
+		case float32:
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		case float64:
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+		}
+	}
+	buf.Write(b)
+}
+
+// readCheckpoint decodes and verifies a checkpoint, returning its header and
+// the payload after the header.
+func readCheckpoint(r io.Reader) (ckptHeader, []byte, error) {
+	var h ckptHeader
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return h, nil, fmt.Errorf("reading checkpoint: %w", err)
+	}
+	if len(data) < len(ckptMagic)+12 || string(data[:len(ckptMagic)]) != ckptMagic {
+		return h, nil, fmt.Errorf("%w: not a metaids checkpoint", ErrCheckpoint)
+	}
+	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
+	if crc32.ChecksumIEEE(body) != sum {
+		return h, nil, fmt.Errorf("%w: checksum mismatch (truncated or corrupted)", ErrCheckpoint)
+	}
+	p := body[len(ckptMagic):]
+	if v := binary.LittleEndian.Uint32(p); v != ckptVersion {
+		return h, nil, fmt.Errorf("%w: version %d, this build reads version %d", ErrCheckpoint, v, ckptVersion)
+	}
+	hl := int(binary.LittleEndian.Uint32(p[4:]))
+	p = p[8:]
+	if hl > len(p) {
+		return h, nil, fmt.Errorf("%w: header length %d past the end", ErrCheckpoint, hl)
+	}
+	if err := json.Unmarshal(p[:hl], &h); err != nil {
+		return h, nil, fmt.Errorf("%w: header: %v", ErrCheckpoint, err)
+	}
+	return h, p[hl:], nil
+}
+
+// Load builds the learner a checkpoint describes and restores it.
+func Load(r io.Reader, be kernels.Backend) (Learner, map[string][]byte, error) {
+	h, payload, err := readCheckpoint(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := New(h.Config, h.Shape, be)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrCheckpoint, err)
+	}
+	extra, err := l.(interface {
+		restore(ckptHeader, []byte) (map[string][]byte, error)
+	}).restore(h, payload)
+	return l, extra, err
+}
+
+func (l *base[T]) LoadCheckpoint(r io.Reader) (map[string][]byte, error) {
+	h, payload, err := readCheckpoint(r)
+	if err != nil {
+		return nil, err
+	}
+	return l.restore(h, payload)
+}
+
+// restore checks that the checkpoint's model structure matches the learner
+// (algorithm, layers, activation, precision, ways, input width: what the
+// parameter layout depends on) and loads its state. The learner keeps its
+// own hyper-parameters.
+func (l *base[T]) restore(h ckptHeader, p []byte) (map[string][]byte, error) {
+	c, k := l.cfg, h.Config
+	switch {
+	case h.Algo != l.name:
+		return nil, fmt.Errorf("%w: checkpoint is for %s, learner is %s", ErrCheckpoint, h.Algo, l.name)
+	case h.DType != dtypeOf[T]():
+		return nil, fmt.Errorf("%w: checkpoint is %s, learner is %s", ErrCheckpoint, h.DType, dtypeOf[T]())
+	case !slices.Equal(k.Hidden, c.Hidden) || k.Activation != c.Activation || k.Distance != c.Distance || k.PretrainClasses != c.PretrainClasses:
+		return nil, fmt.Errorf("%w: model structure differs (hidden %v %s vs %v %s)", ErrCheckpoint, k.Hidden, k.Activation, c.Hidden, c.Activation)
+	case h.Shape.Ways != l.shape.Ways || h.Shape.Dim != l.shape.Dim:
+		return nil, fmt.Errorf("%w: checkpoint is %d-way dim %d, learner is %d-way dim %d", ErrCheckpoint, h.Shape.Ways, h.Shape.Dim, l.shape.Ways, l.shape.Dim)
+	case h.NumParams != len(l.params):
+		return nil, fmt.Errorf("%w: %d parameters, learner has %d", ErrCheckpoint, h.NumParams, len(l.params))
+	case h.OptStep < 0 || h.Steps < 0:
+		return nil, fmt.Errorf("%w: negative step count", ErrCheckpoint)
+	case h.Moments != (l.opt.m != nil):
+		return nil, fmt.Errorf("%w: optimiser state does not match %s", ErrCheckpoint, l.cfg.Optimizer.Name)
+	}
+	size := 4
+	if h.DType == "float64" {
+		size = 8
+	}
+	need := h.NumParams * size
+	if h.Moments {
+		need *= 3
+	}
+	for _, b := range h.Extra {
+		if b.Len < 0 {
+			return nil, fmt.Errorf("%w: negative blob length", ErrCheckpoint)
+		}
+		need += b.Len
+	}
+	if need != len(p) {
+		return nil, fmt.Errorf("%w: payload is %d bytes, header describes %d", ErrCheckpoint, len(p), need)
+	}
+	p = readFloats(p, l.params)
+	if h.Moments {
+		p = readFloats(p, l.opt.m)
+		p = readFloats(p, l.opt.v)
+	}
+	l.opt.t, l.steps = h.OptStep, h.Steps
+	extra := make(map[string][]byte, len(h.Extra))
+	for _, b := range h.Extra {
+		extra[b.Name] = bytes.Clone(p[:b.Len])
+		p = p[b.Len:]
+	}
+	return extra, nil
+}
+
+func readFloats[T Float](p []byte, dst []T) []byte {
+	for i := range dst {
+		switch any(dst[i]).(type) {
+		case float32:
+			dst[i] = T(math.Float32frombits(binary.LittleEndian.Uint32(p)))
+			p = p[4:]
+		case float64:
+			dst[i] = T(math.Float64frombits(binary.LittleEndian.Uint64(p)))
+			p = p[8:]
+		}
+	}
+	return p
+}

@@ -1,0 +1,280 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/metaids/metaids/datasets"
+)
+
+// tiny is the gradient-check shape: small enough for finite differences.
+var tiny = Shape{Ways: 3, Shots: 2, Queries: 2, MetaBatch: 2, Dim: 4}
+
+func tinyBatch(t testing.TB, s Shape, n int, seed uint64) datasets.Batch {
+	t.Helper()
+	syn, err := NewSynthetic(8, s.Dim, s.Dim, 1, 1, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b datasets.Batch
+	for i := 0; i < n; i++ {
+		ep := datasets.NewEpisode(s.Ways, s.Shots, s.Queries, s.Dim)
+		if err := syn.Fill(ep, 0, syn.Classes()); err != nil {
+			t.Fatal(err)
+		}
+		b = append(b, ep)
+	}
+	return b
+}
+
+func tinyConfig(algo, act string, inner int) Config {
+	c := DefaultConfig(algo)
+	c.Hidden = []int{5}
+	c.Activation = act
+	c.InnerSteps = inner
+	c.InnerLR = 0.3 // large, so second-order terms matter
+	c.Float64 = true
+	c.PretrainClasses = 8
+	c.InitSeed = 7
+	return c
+}
+
+func mustNew(t testing.TB, c Config, s Shape) Learner {
+	t.Helper()
+	l, err := New(c, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// fdGrad is the central finite-difference gradient of f at p.
+func fdGrad(p []float64, f func([]float64) float64) []float64 {
+	const h = 1e-5
+	g := make([]float64, len(p))
+	q := append([]float64(nil), p...)
+	for i := range p {
+		q[i] = p[i] + h
+		fp := f(q)
+		q[i] = p[i] - h
+		fm := f(q)
+		q[i] = p[i]
+		g[i] = (fp - fm) / (2 * h)
+	}
+	return g
+}
+
+func relErr(a, b []float64) float64 {
+	var d, na, nb float64
+	for i := range a {
+		d += (a[i] - b[i]) * (a[i] - b[i])
+		na += a[i] * a[i]
+		nb += b[i] * b[i]
+	}
+	return math.Sqrt(d) / math.Max(math.Sqrt(math.Max(na, nb)), 1e-300)
+}
+
+// metaLoss evaluates the learner's loss for b at parameters p.
+func metaLoss(t testing.TB, e engine, b datasets.Batch) func([]float64) float64 {
+	g := make([]float64, e.numParams())
+	return func(p []float64) float64 {
+		e.setParams(p)
+		loss, err := e.metaGrad(b, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loss
+	}
+}
+
+func TestMetaGradientFiniteDifferences(t *testing.T) {
+	cases := []struct {
+		algo, act, dist string
+		inner           int
+		deep            bool
+	}{
+		{"maml", "tanh", "", 3, true},
+		{"metasgd", "sigmoid", "", 2, true},
+		{"anil", "relu", "", 2, true},
+		{"protonet", "tanh", "euclidean", 1, true},
+		{"protonet", "relu", "euclidean", 1, false},
+		{"protonet", "tanh", "cosine", 1, false},
+		{"maml", "tanh", "", 1, false},
+		{"maml", "tanh", "", 3, false},
+		{"maml", "relu", "", 1, false},
+		{"maml", "relu", "", 3, false},
+		{"maml", "sigmoid", "", 3, false},
+		{"maml", "leaky_relu", "", 2, false},
+		{"anil", "tanh", "", 1, false},
+		{"anil", "tanh", "", 3, false},
+		{"metasgd", "tanh", "", 1, false},
+		{"metasgd", "relu", "", 3, false},
+		{"finetune", "tanh", "", 1, false},
+		{"finetune", "relu", "", 1, false},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s/%s/%s/K%d/deep=%v", c.algo, c.act, c.dist, c.inner, c.deep), func(t *testing.T) {
+			cfg := tinyConfig(c.algo, c.act, c.inner)
+			if c.deep {
+				cfg.Hidden = []int{5, 4}
+			}
+			if c.dist != "" {
+				cfg.Distance = c.dist
+			}
+			e := mustNew(t, cfg, tiny).(engine)
+			b := tinyBatch(t, tiny, 2, 3)
+			p := make([]float64, e.numParams())
+			e.getParams(p)
+			g := make([]float64, len(p))
+			if _, err := e.metaGrad(b, g); err != nil {
+				t.Fatal(err)
+			}
+			fd := fdGrad(p, metaLoss(t, e, b))
+			if r := relErr(g, fd); r > 1e-5 || math.IsNaN(r) {
+				t.Fatalf("relative error %.3g between analytic and finite-difference meta-gradient\nanalytic %v\nfd       %v", r, g[:8], fd[:8])
+			}
+		})
+	}
+}
+
+// taskLoss is the mean cross-entropy of the MLP with weights w on (x, y),
+// computed with the forward pass only.
+func taskLoss(m *mlp, ways int, w []float64, x []float32, y []int32) float64 {
+	ps := newPass[float64](m, len(y))
+	xs := make([]float64, len(x))
+	for i, v := range x {
+		xs[i] = float64(v)
+	}
+	forward(m, w, xs, ps, newScratch[float64](m, len(y), false))
+	n := len(y) * ways
+	return softmaxCE(ps.out(), y, len(y), ways, make([]float64, n), make([]float64, n))
+}
+
+// fdAdapt runs k inner SGD steps with finite-difference gradients.
+func fdAdapt(m *mlp, ways int, w []float64, lr float64, k int, x []float32, y []int32) []float64 {
+	w = append([]float64(nil), w...)
+	for range k {
+		g := fdGrad(w, func(p []float64) float64 { return taskLoss(m, ways, p, x, y) })
+		for i := range w {
+			w[i] -= lr * g[i]
+		}
+	}
+	return w
+}
+
+func TestFOMAMLIsQueryGradientAtAdaptedWeights(t *testing.T) {
+	for _, k := range []int{1, 3} {
+		cfg := tinyConfig("fomaml", "tanh", k)
+		l := mustNew(t, cfg, tiny).(*gbml[float64])
+		b := tinyBatch(t, tiny, 1, 5)
+		ep := b[0]
+		g := make([]float64, l.numParams())
+		if _, err := l.metaGrad(b, g); err != nil {
+			t.Fatal(err)
+		}
+		wK := fdAdapt(l.m, tiny.Ways, l.params, cfg.InnerLR, k, ep.SupportX, ep.SupportY)
+		want := fdGrad(wK, func(p []float64) float64 { return taskLoss(l.m, tiny.Ways, p, ep.QueryX, ep.QueryY) })
+		if r := relErr(g, want); r > 1e-5 {
+			t.Errorf("K=%d: FOMAML gradient differs from the query gradient at the adapted weights by %.3g", k, r)
+		}
+	}
+}
+
+func TestReptileDirection(t *testing.T) {
+	for _, k := range []int{1, 3} {
+		cfg := tinyConfig("reptile", "tanh", k)
+		l := mustNew(t, cfg, tiny).(*gbml[float64])
+		b := tinyBatch(t, tiny, 1, 9)
+		ep := b[0]
+		g := make([]float64, l.numParams())
+		if _, err := l.metaGrad(b, g); err != nil {
+			t.Fatal(err)
+		}
+		x := append(append([]float32(nil), ep.SupportX...), ep.QueryX...)
+		y := append(append([]int32(nil), ep.SupportY...), ep.QueryY...)
+		wK := fdAdapt(l.m, tiny.Ways, l.params, cfg.InnerLR, k, x, y)
+		want := make([]float64, len(wK))
+		for i := range want {
+			want[i] = l.params[i] - wK[i]
+		}
+		if r := relErr(g, want); r > 1e-5 {
+			t.Errorf("K=%d: Reptile direction differs from θ-θ_K by %.3g", k, r)
+		}
+	}
+}
+
+func TestMetaBatchGradientIsMeanOfTasks(t *testing.T) {
+	for _, algo := range []string{"protonet", "maml", "fomaml", "reptile", "anil", "metasgd", "finetune"} {
+		t.Run(algo, func(t *testing.T) {
+			e := mustNew(t, tinyConfig(algo, "tanh", 2), tiny).(engine)
+			b := tinyBatch(t, tiny, 2, 11)
+			n := e.numParams()
+			gb, g0, g1 := make([]float64, n), make([]float64, n), make([]float64, n)
+			lb, _ := e.metaGrad(b, gb)
+			l0, _ := e.metaGrad(b[:1], g0)
+			l1, _ := e.metaGrad(b[1:], g1)
+			mean := make([]float64, n)
+			for i := range mean {
+				mean[i] = (g0[i] + g1[i]) / 2
+			}
+			if r := relErr(gb, mean); r > 1e-12 {
+				t.Errorf("batch gradient differs from the mean of per-task gradients by %.3g", r)
+			}
+			if math.Abs(lb-(l0+l1)/2) > 1e-12 {
+				t.Errorf("batch loss %g, mean of task losses %g", lb, (l0+l1)/2)
+			}
+		})
+	}
+}
+
+func TestProtoNetLogitsMatchPerClassLoop(t *testing.T) {
+	for _, dist := range []string{"euclidean", "cosine"} {
+		cfg := tinyConfig("protonet", "relu", 1)
+		cfg.Distance = dist
+		s := Shape{Ways: 4, Shots: 3, Queries: 2, MetaBatch: 1, Dim: 6}
+		l := mustNew(t, cfg, s).(*protoNet[float64])
+		ep := tinyBatch(t, s, 1, 13)[0]
+		nq := s.Ways * s.Queries
+		labels, scores := make([]int32, nq), make([]float32, nq*s.Ways)
+		if err := l.Predict(ep, labels, scores); err != nil {
+			t.Fatal(err)
+		}
+		got := append([]float64(nil), l.st.logits...)
+		embed := func(x []float32) []float64 {
+			ps := newPass[float64](l.m, 1)
+			forward(l.m, l.params, []float64{float64(x[0]), float64(x[1]), float64(x[2]), float64(x[3]), float64(x[4]), float64(x[5])}, ps, newScratch[float64](l.m, 1, false))
+			return append([]float64(nil), ps.out()...)
+		}
+		h := l.h
+		for q := 0; q < nq; q++ {
+			e := embed(ep.QueryX[q*s.Dim:])
+			for w := 0; w < s.Ways; w++ {
+				proto := make([]float64, h)
+				cnt := 0
+				for i, y := range ep.SupportY {
+					if int(y) == w {
+						for j, v := range embed(ep.SupportX[i*s.Dim:]) {
+							proto[j] += v
+						}
+						cnt++
+					}
+				}
+				var want, dot, ne, np float64
+				for j := range proto {
+					proto[j] /= float64(cnt)
+					want -= (e[j] - proto[j]) * (e[j] - proto[j])
+					dot += e[j] * proto[j]
+					ne += e[j] * e[j]
+					np += proto[j] * proto[j]
+				}
+				if dist == "cosine" {
+					want = cfg.CosineScale * dot / (math.Sqrt(ne+cosEps) * math.Sqrt(np+cosEps))
+				}
+				if d := math.Abs(got[q*s.Ways+w] - want); d > 1e-10*(1+math.Abs(want)) {
+					t.Fatalf("%s: logit[%d,%d] = %g, per-class loop gives %g", dist, q, w, got[q*s.Ways+w], want)
+				}
+			}
+		}
+	}
+}
