@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/metaids/metaids/eval"
 	"github.com/metaids/metaids/kernels"
 	"github.com/metaids/metaids/train"
 )
@@ -28,7 +29,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	metaBatch := fs.Int("meta-batch", 1, "episodes per meta-step")
 	inner := fs.Int("inner-steps", 1, "inner-loop steps (gradient-based learners)")
 	hidden := fs.String("hidden", "64", "comma-separated hidden layer widths")
-	dim := fs.Int("dim", 122, "input features (122 = encoded NSL-KDD)")
+	dim := fs.Int("dim", 122, "input features (122: the usual NSL-KDD one-hot width; metaids encodes NSL-KDD to 125)")
 	act := fs.String("activation", "relu", "activation: relu, leaky_relu, tanh, sigmoid")
 	steps := fs.Int("steps", 200, "timed meta-steps per repeat")
 	warmup := fs.Int("warmup", 20, "untimed meta-steps first")
@@ -36,7 +37,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	threads := fs.Int("threads", 1, "GOMAXPROCS during the run")
 	backend := fs.String("backend", "cpu", "compute backend: cpu, auto, cuda")
 	f64 := fs.Bool("float64", false, "compute in float64")
-	format := fs.String("format", "text", "output format: text or json")
+	var format string
+	formatFlag(fs, &format)
 	seed := fs.Uint64("seed", 1, "seed of the synthetic episodes and the initialisation")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -45,8 +47,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if len(pos) > 0 {
 		return fmt.Errorf("unexpected arguments %q: %w", pos, errUsage)
 	}
-	if *format != "text" && *format != "json" {
-		return fmt.Errorf("--format %q, want text or json: %w", *format, errUsage)
+	outFormat, err := eval.ParseFormat(format)
+	if err != nil {
+		return usageErrorf("--format: %v", err)
 	}
 	hs, err := parseInts(*hidden)
 	if err != nil {
@@ -77,21 +80,31 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *format == "json" {
+	if outFormat == eval.JSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
 	}
-	fmt.Fprintf(e.stdout, "algo          %s (backend %s, kernels %s, %d thread(s))\n", r.Algo, r.Backend, r.Kernels, r.Threads)
-	fmt.Fprintf(e.stdout, "episodes      %d-way %d-shot %d-query, dim %d, meta-batch %d, hidden %v, inner steps %d\n",
-		shape.Ways, shape.Shots, shape.Queries, shape.Dim, shape.MetaBatch, r.Hidden, r.InnerSteps)
-	fmt.Fprintf(e.stdout, "steps/s       %.1f (median of %d x %d steps; min %.1f, max %.1f)\n",
-		r.StepsPerSec, r.Repeats, r.Steps, minOf(r.AllStepsSec), maxOf(r.AllStepsSec))
-	fmt.Fprintf(e.stdout, "tasks/s       %.1f\n", r.TasksPerSec)
-	fmt.Fprintf(e.stdout, "allocs/step   %.2f (%.0f B/step)\n", r.AllocsPerStep, r.BytesPerStep)
-	fmt.Fprintf(e.stdout, "heap growth   %d B\n", r.HeapGrowth)
-	fmt.Fprintf(e.stdout, "final loss    %.4f\n", r.FinalLoss)
-	return nil
+	f1 := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+	t := &eval.Table{
+		Title:  fmt.Sprintf("metaids bench: %s on %s (kernels %s, %d thread(s))", r.Algo, r.Backend, r.Kernels, r.Threads),
+		Header: []string{"metric", "value"},
+		Rows: [][]string{
+			{"episodes", fmt.Sprintf("%d-way %d-shot %d-query, dim %d", shape.Ways, shape.Shots, shape.Queries, shape.Dim)},
+			{"meta-batch", strconv.Itoa(shape.MetaBatch)},
+			{"hidden", fmt.Sprint(r.Hidden)},
+			{"inner steps", strconv.Itoa(r.InnerSteps)},
+			{"steps/s (median)", f1(r.StepsPerSec)},
+			{"steps/s (min, max)", f1(minOf(r.AllStepsSec)) + ", " + f1(maxOf(r.AllStepsSec))},
+			{"tasks/s", f1(r.TasksPerSec)},
+			{"allocs/step", strconv.FormatFloat(r.AllocsPerStep, 'f', 2, 64)},
+			{"bytes/step", strconv.FormatFloat(r.BytesPerStep, 'f', 0, 64)},
+			{"heap growth (bytes)", strconv.FormatInt(int64(r.HeapGrowth), 10)},
+			{"final loss", strconv.FormatFloat(r.FinalLoss, 'f', 4, 64)},
+		},
+		Notes: []string{fmt.Sprintf("median of %d repeats of %d meta-steps after %d warm-up steps, on seeded synthetic episodes", r.Repeats, r.Steps, *warmup)},
+	}
+	return t.Render(e.stdout, outFormat)
 }
 
 func parseInts(s string) ([]int, error) {
