@@ -1,0 +1,373 @@
+package experiments
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/metaids/metaids/eval"
+)
+
+// writeFileAtomic writes data to a temporary file beside path and renames
+// it into place, so a reader never sees half a file.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+func writeCSV(path string, header []string, rows [][]string) error {
+	var sb strings.Builder
+	w := csv.NewWriter(&sb)
+	if err := w.Write(header); err != nil {
+		return err
+	}
+	if err := w.WriteAll(rows); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, []byte(sb.String()))
+}
+
+func ftoa(v float64) string {
+	if math.IsNaN(v) {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'g', 10, 64)
+}
+
+// writeSeedResult writes one seed's files into a fresh directory next to
+// dir and renames it into place, so an interrupted write leaves no
+// half-finished seed behind.
+func writeSeedResult(dir string, res *SeedResult, log io.Writer) error {
+	tmp := dir + ".partial"
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		os.RemoveAll(tmp)
+		return err
+	}
+	var rows [][]string
+	for _, e := range res.episodes {
+		row := []string{strconv.Itoa(e.Episode)}
+		for _, v := range e.Values() {
+			row = append(row, ftoa(v))
+		}
+		rows = append(rows, row)
+	}
+	if err := writeCSV(filepath.Join(tmp, "episodes.csv"), append([]string{"episode"}, eval.MetricNames...), rows); err != nil {
+		return fail(err)
+	}
+	rows = rows[:0]
+	for _, c := range res.PerClass {
+		rows = append(rows, []string{c.Class, c.Category, ftoa(c.Precision), ftoa(c.Recall), ftoa(c.F1), strconv.FormatInt(c.Support, 10)})
+	}
+	if err := writeCSV(filepath.Join(tmp, "per_class.csv"), []string{"class", "category", "precision", "recall", "f1", "support"}, rows); err != nil {
+		return fail(err)
+	}
+	rows = rows[:0]
+	for i, name := range res.Confusion.Classes {
+		row := []string{name}
+		for _, n := range res.Confusion.Counts[i] {
+			row = append(row, strconv.FormatInt(n, 10))
+		}
+		rows = append(rows, row)
+	}
+	if err := writeCSV(filepath.Join(tmp, "confusion.csv"), append([]string{"truth \\ predicted"}, res.Confusion.Classes...), rows); err != nil {
+		return fail(err)
+	}
+	rows = rows[:0]
+	for _, p := range res.Curve {
+		rows = append(rows, []string{strconv.Itoa(p.Step), ftoa(p.TrainLoss), ftoa(p.ValAccuracy), ftoa(p.ValCI)})
+	}
+	if err := writeCSV(filepath.Join(tmp, "curve.csv"), []string{"step", "train_loss", "val_accuracy", "val_ci"}, rows); err != nil {
+		return fail(err)
+	}
+	if err := writePlots(tmp, res); err != nil {
+		return fail(err)
+	}
+	if err := writeJSON(filepath.Join(tmp, "summary.json"), jsonSafe(res)); err != nil {
+		return fail(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// jsonSafe returns v with NaN floats (no validation, no normal way) made
+// JSON-encodable: encoding/json rejects NaN, so they become null.
+func jsonSafe(res *SeedResult) *seedJSON {
+	out := &seedJSON{SeedResult: *res}
+	out.BestValAccuracy = nullable(res.Train.BestValAccuracy)
+	out.Curve = make([]curveJSON, len(res.Curve))
+	for i, p := range res.Curve {
+		out.Curve[i] = curveJSON{Step: p.Step, TrainLoss: p.TrainLoss, ValAccuracy: nullable(p.ValAccuracy), ValCI: nullable(p.ValCI)}
+	}
+	return out
+}
+
+type seedJSON struct {
+	SeedResult
+	BestValAccuracy *float64    `json:"best_val_accuracy"`
+	Curve           []curveJSON `json:"curve"`
+}
+
+type curveJSON struct {
+	Step        int      `json:"step"`
+	TrainLoss   float64  `json:"train_loss"`
+	ValAccuracy *float64 `json:"val_accuracy"`
+	ValCI       *float64 `json:"val_ci"`
+}
+
+func nullable(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+// readSeedResult reads a finished seed's summary.
+func readSeedResult(dir string) (*SeedResult, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		return nil, err
+	}
+	var s seedJSON
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	res := s.SeedResult
+	res.Train.BestValAccuracy = math.NaN()
+	if s.BestValAccuracy != nil {
+		res.Train.BestValAccuracy = *s.BestValAccuracy
+	}
+	res.Curve = make([]CurvePoint, len(s.Curve))
+	for i, p := range s.Curve {
+		res.Curve[i] = CurvePoint{Step: p.Step, TrainLoss: p.TrainLoss, ValAccuracy: math.NaN(), ValCI: math.NaN()}
+		if p.ValAccuracy != nil {
+			res.Curve[i].ValAccuracy = *p.ValAccuracy
+		}
+		if p.ValCI != nil {
+			res.Curve[i].ValCI = *p.ValCI
+		}
+	}
+	return &res, nil
+}
+
+// RunSummary is results/<run>/summary.json: the run over all its seeds.
+type RunSummary struct {
+	Run        string     `json:"run"`
+	Dataset    string     `json:"dataset"`
+	Algo       string     `json:"algo"`
+	Ways       int        `json:"ways"`
+	Shots      int        `json:"shots"`
+	Queries    int        `json:"queries"`
+	Seeds      []uint64   `json:"seeds"`
+	Provenance Provenance `json:"provenance"`
+	Backend    string     `json:"backend"`
+	Device     string     `json:"device"`
+	Wall       float64    `json:"wall_seconds"`
+	StepsPerS  float64    `json:"train_steps_per_sec"`
+	EpisodesPS float64    `json:"test_episodes_per_sec"`
+	// Metrics are over all test episodes of all seeds; SeedSpread is the
+	// mean and 95% interval of the per-seed means.
+	Metrics    map[string]eval.Summary `json:"metrics"`
+	SeedSpread map[string]eval.Summary `json:"seed_spread"`
+	PerClass   []eval.ClassScore       `json:"per_class"`
+	Confusion  ConfusionTable          `json:"confusion"`
+	Spec       string                  `json:"spec"`
+}
+
+// summarise pools the seeds of a run.
+func summarise(p plan, seeds []*SeedResult) *RunSummary {
+	s := &RunSummary{Run: p.Name, Dataset: p.Dataset.Name, Algo: p.Learner.Algo,
+		Ways: p.Episodes.Ways, Shots: p.Episodes.Shots, Queries: p.Episodes.Queries,
+		Spec: string(p.SpecYAML), Metrics: map[string]eval.Summary{}, SeedSpread: map[string]eval.Summary{}}
+	if len(seeds) == 0 {
+		return s
+	}
+	s.Provenance, s.Backend, s.Device = seeds[0].Provenance, seeds[0].Backend, seeds[0].Device
+	classes := seeds[0].Confusion.Classes
+	pooled := eval.NewConfusion(len(classes))
+	for _, r := range seeds {
+		s.Seeds = append(s.Seeds, r.Seed)
+		s.Wall += r.Wall
+		s.StepsPerS += r.Train.StepsPerSec / float64(len(seeds))
+		s.EpisodesPS += r.Test.EpisodesPerSec / float64(len(seeds))
+		for i := range r.Confusion.Counts {
+			for j, n := range r.Confusion.Counts[i] {
+				pooled.Counts[i*pooled.N+j] += n
+			}
+		}
+	}
+	for _, name := range eval.MetricNames {
+		var means []float64
+		var all eval.Summary
+		for _, r := range seeds {
+			m, ok := r.Metrics[name]
+			if !ok {
+				continue
+			}
+			means = append(means, m.Mean)
+			all = poolSummaries(all, m)
+		}
+		if len(means) > 0 {
+			s.Metrics[name] = all
+			s.SeedSpread[name] = eval.MeanCI(means)
+		}
+	}
+	ev := eval.Evaluation{Classes: classes, Pooled: pooled}
+	cats := map[string]string{}
+	for _, c := range seeds[0].PerClass {
+		cats[c.Class] = c.Category
+	}
+	for _, c := range classes {
+		ev.Categories = append(ev.Categories, cats[c])
+	}
+	s.PerClass = ev.PerClass()
+	s.Confusion = confusionTable(classes, pooled)
+	return s
+}
+
+// poolSummaries combines two summaries of disjoint samples into the summary
+// of their union (exact mean and sample variance from the moments).
+func poolSummaries(a, b eval.Summary) eval.Summary {
+	if a.N == 0 {
+		return b
+	}
+	n := a.N + b.N
+	mean := (a.Mean*float64(a.N) + b.Mean*float64(b.N)) / float64(n)
+	ss := a.SD*a.SD*float64(a.N-1) + b.SD*b.SD*float64(b.N-1) +
+		float64(a.N)*(a.Mean-mean)*(a.Mean-mean) + float64(b.N)*(b.Mean-mean)*(b.Mean-mean)
+	out := eval.Summary{Mean: mean, N: n}
+	if n > 1 {
+		out.SD = math.Sqrt(ss / float64(n-1))
+		out.HalfWidth = 1.96 * out.SD / math.Sqrt(float64(n))
+	}
+	return out
+}
+
+// ReadRunSummary reads a finished run's summary.json.
+func ReadRunSummary(dir string) (*RunSummary, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		return nil, err
+	}
+	var s RunSummary
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s/summary.json: %w", dir, err)
+	}
+	return &s, nil
+}
+
+// writeRunSummary writes the run-level files; summary.json goes last, as its
+// presence marks the run finished.
+func writeRunSummary(dir string, s *RunSummary, seeds []*SeedResult) error {
+	if err := writeFileAtomic(filepath.Join(dir, "report.md"), []byte(runReport(s, seeds))); err != nil {
+		return err
+	}
+	if err := writeRunPlots(dir, s, seeds); err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(dir, "summary.json"), s)
+}
+
+// MetricTable renders runs side by side: metric mean ± 95% CI in percent.
+func MetricTable(title string, runs []*RunSummary) *eval.Table {
+	t := &eval.Table{Title: title, Header: []string{"run", "algo", "episodes", "seeds", "accuracy %", "macro F1 %", "detection %", "false alarm %", "AUROC %"}}
+	for _, r := range runs {
+		cell := func(name string) string {
+			m, ok := r.Metrics[name]
+			if !ok {
+				return "-"
+			}
+			return m.Format(100, 2)
+		}
+		t.Rows = append(t.Rows, []string{r.Run, r.Algo, fmt.Sprintf("%dw %ds %dq", r.Ways, r.Shots, r.Queries), seedList(r.Seeds),
+			cell("accuracy"), cell("macro_f1"), cell("detection_rate"), cell("false_alarm_rate"), cell("auroc")})
+	}
+	t.Notes = []string{"mean ± 95% confidence interval (1.96·sd/√n) over all test episodes of all seeds"}
+	return t
+}
+
+func seedList(seeds []uint64) string {
+	s := make([]string, len(seeds))
+	for i, v := range seeds {
+		s[i] = strconv.FormatUint(v, 10)
+	}
+	return strings.Join(s, ",")
+}
+
+// runReport is the Markdown report of one run.
+func runReport(s *RunSummary, seeds []*SeedResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s\n\n", s.Run)
+	fmt.Fprintf(&b, "%s, %s, %d-way %d-shot %d-query; seeds %s; commit %s, %s, backend %s (%s); wall time %.1f s.\n\n",
+		s.Dataset, s.Algo, s.Ways, s.Shots, s.Queries, seedList(s.Seeds), s.Provenance.Commit, s.Provenance.GoVersion, s.Backend, s.Device, s.Wall)
+	MetricTable("Test metrics", []*RunSummary{s}).Render(&b, eval.Markdown)
+	b.WriteString("\n")
+	spread := &eval.Table{Title: "Per seed", Header: []string{"seed", "accuracy %", "macro F1 %", "best val acc %", "best step", "train steps/s", "test episodes/s"}}
+	for _, r := range seeds {
+		spread.Rows = append(spread.Rows, []string{strconv.FormatUint(r.Seed, 10), r.Metrics["accuracy"].Format(100, 2), r.Metrics["macro_f1"].Format(100, 2),
+			pct(r.Train.BestValAccuracy), strconv.Itoa(r.Train.BestStep), fmt.Sprintf("%.1f", r.Train.StepsPerSec), fmt.Sprintf("%.1f", r.Test.EpisodesPerSec)})
+	}
+	if sp, ok := s.SeedSpread["accuracy"]; ok && len(seeds) > 1 {
+		spread.Notes = append(spread.Notes, fmt.Sprintf("spread of the per-seed mean accuracy: %s", sp.Format(100, 2)))
+	}
+	spread.Render(&b, eval.Markdown)
+	b.WriteString("\n")
+	pc := &eval.Table{Title: "Per class (pooled over episodes and seeds)", Header: []string{"class", "category", "precision %", "recall %", "F1 %", "support"}}
+	classes := append([]eval.ClassScore(nil), s.PerClass...)
+	sort.SliceStable(classes, func(i, j int) bool { return classes[i].F1 > classes[j].F1 })
+	for _, c := range classes {
+		pc.Rows = append(pc.Rows, []string{c.Class, c.Category, pct(c.Precision), pct(c.Recall), pct(c.F1), strconv.FormatInt(c.Support, 10)})
+	}
+	pc.Render(&b, eval.Markdown)
+	b.WriteString("\n![learning curve](seed-" + strconv.FormatUint(s.Seeds[0], 10) + "/curve.png)\n![per-class F1](per_class_f1.png)\n![confusion matrix](confusion.png)\n")
+	return b.String()
+}
+
+func pct(v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return strconv.FormatFloat(100*v, 'f', 2, 64)
+}

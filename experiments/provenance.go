@@ -1,0 +1,49 @@
+package experiments
+
+import (
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strings"
+)
+
+// Provenance records what produced a result.
+type Provenance struct {
+	Commit    string `json:"commit"` // "+dirty" marks uncommitted changes
+	GoVersion string `json:"go_version"`
+	OS        string `json:"os"`
+	Arch      string `json:"arch"`
+	CPUs      int    `json:"cpus"`
+}
+
+// CurrentProvenance reads the commit from the build information (stamped by
+// go build in a git checkout), falling back to git itself (go run does not
+// stamp it), else "unknown".
+func CurrentProvenance() Provenance {
+	p := Provenance{Commit: "unknown", GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		var rev, modified string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value
+			}
+		}
+		if rev != "" {
+			p.Commit = rev
+			if modified == "true" {
+				p.Commit += "+dirty"
+			}
+			return p
+		}
+	}
+	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
+		p.Commit = strings.TrimSpace(string(out))
+		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
+			p.Commit += "+dirty"
+		}
+	}
+	return p
+}

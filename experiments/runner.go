@@ -1,0 +1,449 @@
+package experiments
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/eval"
+	"github.com/metaids/metaids/internal/progress"
+	"github.com/metaids/metaids/kernels"
+	"github.com/metaids/metaids/train"
+)
+
+// plan is everything one run needs, resolved from a spec.
+type plan struct {
+	Name     string
+	SpecYAML []byte
+	Dataset  *datasets.Dataset
+	Protocol datasets.ProtocolOptions
+	Learner  train.Config
+	Episodes episodePlan
+	Device   string
+	Threads  int
+	Seeds    []uint64
+}
+
+type episodePlan struct {
+	Ways, Shots, Queries, MetaBatch int
+	NormalWay, Replacement          bool
+	NormalClass                     string
+	TrainSteps, ValEvery            int
+	ValEpisodes, TestEpisodes       int
+}
+
+// Sampler streams: one per purpose, so that changing the number of
+// validation episodes does not change the training or test episodes.
+const (
+	streamTrain = 1
+	streamVal   = 2
+	streamTest  = 3
+)
+
+// RunOptions control where and how runs execute.
+type RunOptions struct {
+	OutDir string    // results root (default "results")
+	Force  bool      // run again even if finished results exist
+	Device string    // overrides the spec's backend.device when set
+	Seeds  []uint64  // override the spec's seeds when set
+	Log    io.Writer // progress and log lines (default os.Stderr)
+}
+
+// Runner runs specs, caching data splits between runs that share them.
+type Runner struct {
+	opt    RunOptions
+	splits map[string]*datasets.Split
+	prov   Provenance
+}
+
+// NewRunner returns a runner.
+func NewRunner(opt RunOptions) *Runner {
+	if opt.OutDir == "" {
+		opt.OutDir = "results"
+	}
+	if opt.Log == nil {
+		opt.Log = os.Stderr
+	}
+	return &Runner{opt: opt, splits: map[string]*datasets.Split{}, prov: CurrentProvenance()}
+}
+
+// CurvePoint is one point of the learning curve: the mean meta-train loss
+// over the steps since the previous point, and the meta-val accuracy when
+// validation ran at this step (NaN otherwise).
+type CurvePoint struct {
+	Step        int     `json:"step"`
+	TrainLoss   float64 `json:"train_loss"`
+	ValAccuracy float64 `json:"val_accuracy"`
+	ValCI       float64 `json:"val_ci"`
+}
+
+// PoolInfo describes one pool of a run.
+type PoolInfo struct {
+	File    string   `json:"file"`
+	Classes []string `json:"classes"`
+	Records int      `json:"records"`
+}
+
+// SeedResult is the outcome of one run with one seed: results/<run>/seed-<n>/summary.json.
+type SeedResult struct {
+	Run        string                  `json:"run"`
+	Seed       uint64                  `json:"seed"`
+	Provenance Provenance              `json:"provenance"`
+	Backend    string                  `json:"backend"`
+	Device     string                  `json:"device"`
+	Started    time.Time               `json:"started"`
+	Wall       float64                 `json:"wall_seconds"`
+	Train      TrainStats              `json:"train"`
+	Test       TestStats               `json:"test"`
+	Pools      map[string]PoolInfo     `json:"pools"`
+	Metrics    map[string]eval.Summary `json:"metrics"`
+	PerClass   []eval.ClassScore       `json:"per_class"`
+	Confusion  ConfusionTable          `json:"confusion"`
+	Curve      []CurvePoint            `json:"curve"`
+	Spec       string                  `json:"spec"`
+
+	episodes []eval.EpisodeScore
+}
+
+// TrainStats summarise meta-training.
+type TrainStats struct {
+	Steps           int     `json:"steps"`
+	Seconds         float64 `json:"seconds"`
+	StepsPerSec     float64 `json:"steps_per_sec"`
+	TasksPerSec     float64 `json:"tasks_per_sec"`
+	BestStep        int     `json:"best_step"`
+	BestValAccuracy float64 `json:"best_val_accuracy"`
+}
+
+// TestStats summarise meta-test evaluation.
+type TestStats struct {
+	Episodes       int     `json:"episodes"`
+	Seconds        float64 `json:"seconds"`
+	EpisodesPerSec float64 `json:"episodes_per_sec"`
+	FlowsPerSec    float64 `json:"flows_per_sec"`
+}
+
+// ConfusionTable is a confusion matrix with class names (rows: truth).
+type ConfusionTable struct {
+	Classes []string  `json:"classes"`
+	Counts  [][]int64 `json:"counts"`
+}
+
+// errInterrupted is returned when the context ends a run early.
+var errInterrupted = errors.New("interrupted")
+
+// Run runs one plan for every seed, writing results/<run>/. A seed whose
+// results exist is skipped unless Force; so is a whole finished run.
+func (r *Runner) runPlan(ctx context.Context, p plan) (*RunSummary, error) {
+	dir := filepath.Join(r.opt.OutDir, p.Name)
+	if !r.opt.Force {
+		if s, err := ReadRunSummary(dir); err == nil {
+			fmt.Fprintf(r.opt.Log, "run %s: finished earlier (%s); --force runs it again\n", p.Name, dir)
+			return s, nil
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "spec.yaml"), p.SpecYAML); err != nil {
+		return nil, err
+	}
+	split, err := r.split(p)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", p.Name, err)
+	}
+	device := p.Device
+	if r.opt.Device != "" {
+		device = r.opt.Device
+	}
+	be, err := kernels.Open(device, func(msg string) { fmt.Fprintln(r.opt.Log, msg) })
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", p.Name, err)
+	}
+	seeds := p.Seeds
+	if len(r.opt.Seeds) > 0 {
+		seeds = r.opt.Seeds
+	}
+	var results []*SeedResult
+	for _, seed := range seeds {
+		seedDir := filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
+		if !r.opt.Force {
+			if res, err := readSeedResult(seedDir); err == nil {
+				fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
+				results = append(results, res)
+				continue
+			}
+		}
+		res, err := r.runSeed(ctx, p, split, be, seed)
+		if err != nil {
+			return nil, fmt.Errorf("run %s seed %d: %w", p.Name, seed, err)
+		}
+		if err := writeSeedResult(seedDir, res, r.opt.Log); err != nil {
+			return nil, fmt.Errorf("run %s seed %d: %w", p.Name, seed, err)
+		}
+		results = append(results, res)
+	}
+	sum := summarise(p, results)
+	if err := writeRunSummary(dir, sum, results); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// split builds (or reuses) the data split of a plan.
+func (r *Runner) split(p plan) (*datasets.Split, error) {
+	key, err := json.Marshal(struct {
+		D string
+		P datasets.ProtocolOptions
+	}{p.Dataset.Name, p.Protocol})
+	if err != nil {
+		return nil, err
+	}
+	if s, ok := r.splits[string(key)]; ok {
+		return s, nil
+	}
+	start := time.Now()
+	s, err := datasets.NovelAttackSplit(p.Dataset, p.Protocol)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(r.opt.Log, "%s: loaded, encoded (%d features) and split in %s: meta-train %d classes, meta-val %d, meta-test %d\n",
+		p.Dataset.Name, s.Encoder.Dim(), time.Since(start).Round(time.Millisecond),
+		classCount(s.Train), classCount(s.Val), classCount(s.Test))
+	r.splits[string(key)] = s
+	return s, nil
+}
+
+func classCount(p *datasets.Pool) int {
+	if p == nil {
+		return 0
+	}
+	return len(p.Classes)
+}
+
+// runSeed meta-trains with periodic validation (keeping the best
+// checkpoint), then evaluates on meta-test episodes.
+func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be kernels.Backend, seed uint64) (*SeedResult, error) {
+	if p.Threads > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(p.Threads))
+	}
+	start := time.Now()
+	ep := p.Episodes
+	cfg := p.Learner
+	cfg.InitSeed = seed
+	if cfg.Algo == "finetune" {
+		cfg.PretrainClasses = len(split.Train.Classes)
+	}
+	shape := train.Shape{Ways: ep.Ways, Shots: ep.Shots, Queries: ep.Queries, MetaBatch: ep.MetaBatch, Dim: split.Encoder.Dim()}
+	learner, err := train.New(cfg, shape, be)
+	if err != nil {
+		return nil, err
+	}
+	sampler := func(pool *datasets.Pool, name string, stream uint64) (*datasets.Sampler, error) {
+		if pool == nil {
+			return nil, fmt.Errorf("the %s pool is empty", name)
+		}
+		s, err := datasets.NewSampler(pool, datasets.SamplerConfig{
+			Ways: ep.Ways, Shots: ep.Shots, Queries: ep.Queries, MetaBatch: ep.MetaBatch,
+			NormalWay: ep.NormalWay, NormalClass: ep.NormalClass, Replacement: ep.Replacement,
+			Seed: seed, Stream: stream,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s pool: %w", name, err)
+		}
+		return s, nil
+	}
+	trainS, err := sampler(split.Train, "meta-train", streamTrain)
+	if err != nil {
+		return nil, err
+	}
+	testS, err := sampler(split.Test, "meta-test", streamTest)
+	if err != nil {
+		return nil, err
+	}
+	var valEpisodes []*datasets.Episode
+	if ep.ValEpisodes > 0 && ep.ValEvery > 0 {
+		valS, err := sampler(split.Val, "meta-val", streamVal)
+		if err != nil {
+			return nil, fmt.Errorf("%w (set split.val_fraction or split.val_classes so that meta-val has %d classes, or episodes.val_episodes: 0)", err, ep.Ways)
+		}
+		// The same validation episodes at every check, so checks compare.
+		for i := 0; i < ep.ValEpisodes; i++ {
+			e := valS.NewEpisode()
+			if err := valS.Next(e); err != nil {
+				return nil, err
+			}
+			valEpisodes = append(valEpisodes, e)
+		}
+	}
+
+	res := &SeedResult{Run: p.Name, Seed: seed, Provenance: r.prov, Backend: be.Name(), Device: be.Device(),
+		Started: start.UTC(), Spec: string(p.SpecYAML), Pools: poolInfos(split)}
+	labels := make([]int32, ep.Ways*ep.Queries)
+	scores := make([]float32, ep.Ways*ep.Queries*ep.Ways)
+
+	// Meta-training.
+	bar := progress.New(r.opt.Log, fmt.Sprintf("%s seed %d: train", p.Name, seed), ep.TrainSteps)
+	batch := trainS.NewBatch()
+	var best bytes.Buffer
+	res.Train.BestStep, res.Train.BestValAccuracy = -1, math.NaN()
+	logEvery := max(1, ep.TrainSteps/100)
+	var lossSum float64
+	lossN := 0
+	lastVal := math.NaN()
+	trainStart := time.Now()
+	var trainTime time.Duration
+	for step := 1; step <= ep.TrainSteps; step++ {
+		if ctx.Err() != nil {
+			return nil, errInterrupted
+		}
+		if err := trainS.NextBatch(batch); err != nil {
+			return nil, err
+		}
+		loss, err := learner.MetaStep(batch)
+		if err != nil {
+			return nil, err
+		}
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return nil, fmt.Errorf("meta-train loss is %v at step %d (lower optimizer.lr or set optimizer.clip_norm)", loss, step)
+		}
+		lossSum += loss
+		lossN++
+		validate := len(valEpisodes) > 0 && (step%ep.ValEvery == 0 || step == ep.TrainSteps)
+		if step%logEvery == 0 || validate {
+			pt := CurvePoint{Step: step, TrainLoss: lossSum / float64(lossN), ValAccuracy: math.NaN(), ValCI: math.NaN()}
+			lossSum, lossN = 0, 0
+			if validate {
+				trainTime += time.Since(trainStart)
+				acc, err := accuracyOn(learner, valEpisodes, labels, scores)
+				if err != nil {
+					return nil, err
+				}
+				pt.ValAccuracy, pt.ValCI = acc.Mean, acc.HalfWidth
+				lastVal = acc.Mean
+				if !(acc.Mean <= res.Train.BestValAccuracy) { // NaN-safe: the first check always wins
+					res.Train.BestStep, res.Train.BestValAccuracy = step, acc.Mean
+					best.Reset()
+					if err := learner.SaveCheckpoint(&best, nil); err != nil {
+						return nil, err
+					}
+				}
+				trainStart = time.Now()
+			}
+			res.Curve = append(res.Curve, pt)
+			status := fmt.Sprintf("loss %.4f", pt.TrainLoss)
+			if !math.IsNaN(res.Train.BestValAccuracy) {
+				status += fmt.Sprintf("  val acc %.3f (best %.3f @%d)", lastVal, res.Train.BestValAccuracy, res.Train.BestStep)
+			}
+			bar.Update(step, status)
+		}
+	}
+	trainTime += time.Since(trainStart)
+	bar.Finish("")
+	res.Train.Steps = ep.TrainSteps
+	res.Train.Seconds = trainTime.Seconds()
+	if trainTime > 0 {
+		res.Train.StepsPerSec = float64(ep.TrainSteps) / trainTime.Seconds()
+		res.Train.TasksPerSec = res.Train.StepsPerSec * float64(ep.MetaBatch)
+	}
+	if best.Len() > 0 {
+		if _, err := learner.LoadCheckpoint(bytes.NewReader(best.Bytes())); err != nil {
+			return nil, fmt.Errorf("restore best checkpoint: %w", err)
+		}
+	}
+
+	// Meta-test.
+	names, cats := make([]string, len(split.Test.Classes)), make([]string, len(split.Test.Classes))
+	for i, c := range split.Test.Classes {
+		names[i], cats[i] = c.Name, c.Category
+	}
+	ev := eval.NewEvaluation(names, cats)
+	testEp := testS.NewEpisode()
+	bar = progress.New(r.opt.Log, fmt.Sprintf("%s seed %d: test", p.Name, seed), ep.TestEpisodes)
+	testStart := time.Now()
+	for i := 0; i < ep.TestEpisodes; i++ {
+		if ctx.Err() != nil {
+			return nil, errInterrupted
+		}
+		if err := testS.Next(testEp); err != nil {
+			return nil, err
+		}
+		if err := learner.Predict(testEp, labels, scores); err != nil {
+			return nil, err
+		}
+		if _, err := ev.Add(eval.EpisodeInput{Ways: ep.Ways, Classes: testEp.Classes, NormalWay: testEp.NormalWay,
+			Truth: testEp.QueryY, Pred: labels, Scores: scores}); err != nil {
+			return nil, err
+		}
+		if (i+1)%max(1, ep.TestEpisodes/20) == 0 {
+			bar.Update(i+1, fmt.Sprintf("acc %.3f", ev.Summaries()["accuracy"].Mean))
+		}
+	}
+	testTime := time.Since(testStart)
+	bar.Finish("")
+	res.Test = TestStats{Episodes: ep.TestEpisodes, Seconds: testTime.Seconds()}
+	if testTime > 0 {
+		res.Test.EpisodesPerSec = float64(ep.TestEpisodes) / testTime.Seconds()
+		res.Test.FlowsPerSec = res.Test.EpisodesPerSec * float64(ep.Ways*(ep.Shots+ep.Queries))
+	}
+	res.Metrics = ev.Summaries()
+	res.PerClass = ev.PerClass()
+	res.Confusion = confusionTable(names, ev.Pooled)
+	res.episodes = ev.Episodes
+	res.Wall = time.Since(start).Seconds()
+	return res, nil
+}
+
+// accuracyOn is the mean accuracy (and CI) of the learner on fixed episodes.
+func accuracyOn(l train.Learner, eps []*datasets.Episode, labels []int32, scores []float32) (eval.Summary, error) {
+	accs := make([]float64, len(eps))
+	for i, e := range eps {
+		if err := l.Predict(e, labels, scores); err != nil {
+			return eval.Summary{}, err
+		}
+		right := 0
+		for q, y := range e.QueryY {
+			if labels[q] == y {
+				right++
+			}
+		}
+		accs[i] = float64(right) / float64(len(e.QueryY))
+	}
+	return eval.MeanCI(accs), nil
+}
+
+func poolInfos(s *datasets.Split) map[string]PoolInfo {
+	out := map[string]PoolInfo{}
+	for name, pl := range map[string]struct {
+		p    *datasets.Pool
+		file string
+	}{"meta-train": {s.Train, s.TrainFile}, "meta-val": {s.Val, s.TrainFile}, "meta-test": {s.Test, s.TestFile}} {
+		if pl.p == nil {
+			continue
+		}
+		info := PoolInfo{File: pl.file}
+		for _, c := range pl.p.Classes {
+			info.Classes = append(info.Classes, c.Name)
+			info.Records += len(c.Rows)
+		}
+		out[name] = info
+	}
+	return out
+}
+
+func confusionTable(names []string, c *eval.Confusion) ConfusionTable {
+	t := ConfusionTable{Classes: names, Counts: make([][]int64, c.N)}
+	for i := range t.Counts {
+		t.Counts[i] = append([]int64(nil), c.Counts[i*c.N:(i+1)*c.N]...)
+	}
+	return t
+}

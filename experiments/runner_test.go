@@ -1,0 +1,120 @@
+package experiments
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/train"
+)
+
+func testPlan(t *testing.T, algo string) plan {
+	t.Helper()
+	d, err := datasets.Lookup("nsl-kdd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := train.DefaultConfig(algo)
+	cfg.InnerSteps, cfg.TestInnerSteps = 1, 2
+	return plan{
+		Name: "t-" + algo, SpecYAML: []byte("name: t\n"), Dataset: d,
+		Protocol: datasets.ProtocolOptions{MinRecords: 20, ValFraction: 0.4, Seed: 1},
+		Learner:  cfg,
+		Episodes: episodePlan{Ways: 5, Shots: 5, Queries: 15, MetaBatch: 2, NormalWay: true,
+			TrainSteps: 30, ValEvery: 10, ValEpisodes: 5, TestEpisodes: 12},
+		Device: "cpu", Threads: 1, Seeds: []uint64{1, 2},
+	}
+}
+
+func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
+	out := t.TempDir()
+	var log bytes.Buffer
+	r := NewRunner(RunOptions{OutDir: out, Log: &log})
+	p := testPlan(t, "protonet")
+	s, err := r.runPlan(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Seeds) != 2 || s.Metrics["accuracy"].N != 24 || s.SeedSpread["accuracy"].N != 2 {
+		t.Fatalf("summary seeds %v, accuracy %+v, spread %+v", s.Seeds, s.Metrics["accuracy"], s.SeedSpread["accuracy"])
+	}
+	if _, ok := s.Metrics["detection_rate"]; !ok {
+		t.Error("no detection rate although normal is a way")
+	}
+	for _, f := range []string{"spec.yaml", "summary.json", "report.md", "seed-1/summary.json", "seed-1/episodes.csv",
+		"seed-1/per_class.csv", "seed-1/confusion.csv", "seed-1/curve.csv", "seed-2/summary.json"} {
+		if _, err := os.Stat(filepath.Join(out, p.Name, f)); err != nil {
+			t.Errorf("missing %s", f)
+		}
+	}
+	seed1, err := readSeedResult(filepath.Join(out, p.Name, "seed-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seed1.Provenance.GoVersion == "" || seed1.Backend != "cpu" || seed1.Device == "" || seed1.Train.BestStep < 10 {
+		t.Errorf("seed summary lacks provenance or training record: %+v %+v", seed1.Provenance, seed1.Train)
+	}
+	if got := strings.Count(string(must(os.ReadFile(filepath.Join(out, p.Name, "seed-1", "episodes.csv")))), "\n"); got != 13 {
+		t.Errorf("episodes.csv has %d lines, want header + 12", got)
+	}
+
+	// A second runner finds the finished run and does not repeat it.
+	log.Reset()
+	again, err := NewRunner(RunOptions{OutDir: out, Log: &log}).runPlan(context.Background(), p)
+	if err != nil || !strings.Contains(log.String(), "finished earlier") || again.Metrics["accuracy"] != s.Metrics["accuracy"] {
+		t.Errorf("rerun: %v, log %q", err, log.String())
+	}
+
+	// The same plan and seeds elsewhere give bit-identical numbers.
+	other := t.TempDir()
+	s2, err := NewRunner(RunOptions{OutDir: other, Log: &log}).runPlan(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range s.Metrics {
+		if s2.Metrics[name] != m {
+			t.Errorf("%s differs between identical runs: %+v vs %+v", name, m, s2.Metrics[name])
+		}
+	}
+	a := must(os.ReadFile(filepath.Join(out, p.Name, "seed-2", "episodes.csv")))
+	b := must(os.ReadFile(filepath.Join(other, p.Name, "seed-2", "episodes.csv")))
+	if !bytes.Equal(a, b) {
+		t.Error("episodes.csv differs between identical runs")
+	}
+}
+
+func TestRunnerInterruptLeavesNoPartialSeed(t *testing.T) {
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := NewRunner(RunOptions{OutDir: out, Log: &bytes.Buffer{}}).runPlan(ctx, testPlan(t, "fomaml"))
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("error %v, want interrupted", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(out, "t-fomaml"))
+	for _, e := range entries {
+		if e.Name() != "spec.yaml" {
+			t.Errorf("left behind %s", e.Name())
+		}
+	}
+}
+
+func TestRunnerReportsUndrawableValidation(t *testing.T) {
+	p := testPlan(t, "protonet")
+	p.Protocol.ValFraction = 0.1 // one attack class + normal: too few for 5 ways
+	_, err := NewRunner(RunOptions{OutDir: t.TempDir(), Log: &bytes.Buffer{}}).runPlan(context.Background(), p)
+	if err == nil || !strings.Contains(err.Error(), "meta-val pool") || !strings.Contains(err.Error(), "val_episodes: 0") {
+		t.Errorf("error %v, want a meta-val pool error with the way out", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
