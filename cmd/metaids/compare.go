@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/metaids/metaids/eval"
+	"github.com/metaids/metaids/experiments"
+)
+
+func init() {
+	register(command{name: "compare", summary: "put finished runs side by side (metric ± 95% CI), marking significant differences", run: runCompare})
+}
+
+// lowerIsBetter lists the metrics where the smallest mean is the best.
+var lowerIsBetter = map[string]bool{"false_alarm_rate": true}
+
+func runCompare(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "compare", "compare RESULT_DIR... [--format F]")
+	var format string
+	formatFlag(fs, &format)
+	dirs, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	f, err := eval.ParseFormat(format)
+	if err != nil {
+		return usageErrorf("--format: %v", err)
+	}
+	if len(dirs) == 0 {
+		return usageErrorf("compare needs at least one result directory (results/<run>)")
+	}
+	var runs []*experiments.RunSummary
+	for _, d := range dirs {
+		s, err := experiments.ReadRunSummary(d)
+		if err != nil {
+			return fmt.Errorf("%s: not a finished run: %w", d, err)
+		}
+		runs = append(runs, s)
+	}
+	t := compareTable(runs)
+	return t.Render(e.stdout, f)
+}
+
+// compareTable shows each metric as mean ± CI in percent; per metric the
+// best run is marked "▲" and runs whose interval does not overlap the best
+// one's "▼" (a difference unlikely to be noise).
+func compareTable(runs []*experiments.RunSummary) *eval.Table {
+	metrics := eval.MetricNames
+	t := &eval.Table{Title: "Comparison", Header: []string{"run", "dataset", "algo", "episodes", "seeds"}}
+	t.Header = append(t.Header, metrics...)
+	best := map[string]int{}
+	for _, m := range metrics {
+		best[m] = -1
+		for i, r := range runs {
+			s, ok := r.Metrics[m]
+			if !ok {
+				continue
+			}
+			if b := best[m]; b < 0 || better(m, s.Mean, runs[b].Metrics[m].Mean) {
+				best[m] = i
+			}
+		}
+	}
+	differs := 0
+	for i, r := range runs {
+		row := []string{r.Run, r.Dataset, r.Algo, fmt.Sprintf("%dw %ds %dq", r.Ways, r.Shots, r.Queries), fmt.Sprint(len(r.Seeds))}
+		for _, m := range metrics {
+			s, ok := r.Metrics[m]
+			if !ok {
+				row = append(row, "-")
+				continue
+			}
+			cell := s.Format(100, 2)
+			switch b := best[m]; {
+			case len(runs) < 2:
+			case b == i:
+				cell += " ▲"
+			case !eval.Overlaps(s, runs[b].Metrics[m]):
+				cell += " ▼"
+				differs++
+			}
+			row = append(row, cell)
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	t.Notes = []string{"mean ± 95% CI (1.96·sd/√n) over test episodes, in percent; ▲ best run per metric; ▼ interval does not overlap the best run's"}
+	if len(runs) > 1 && differs == 0 {
+		t.Notes = append(t.Notes, "every interval overlaps the best run's: no difference stands out from the noise")
+	}
+	return t
+}
+
+func better(metric string, a, b float64) bool {
+	if math.IsNaN(b) {
+		return true
+	}
+	if lowerIsBetter[metric] {
+		return a < b
+	}
+	return a > b
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/metaids/metaids/eval"
+	"github.com/metaids/metaids/experiments"
+)
+
+func writeSummary(t *testing.T, dir, run string, acc, far eval.Summary) string {
+	t.Helper()
+	s := experiments.RunSummary{Run: run, Dataset: "nsl-kdd", Algo: run, Ways: 5, Shots: 5, Queries: 15, Seeds: []uint64{1},
+		Metrics: map[string]eval.Summary{"accuracy": acc, "false_alarm_rate": far}}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, run)
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p, "summary.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCompare(t *testing.T) {
+	dir := t.TempDir()
+	a := writeSummary(t, dir, "a", eval.Summary{Mean: 0.80, HalfWidth: 0.01, N: 100}, eval.Summary{Mean: 0.10, HalfWidth: 0.02, N: 100})
+	b := writeSummary(t, dir, "b", eval.Summary{Mean: 0.75, HalfWidth: 0.01, N: 100}, eval.Summary{Mean: 0.11, HalfWidth: 0.02, N: 100})
+	c := writeSummary(t, dir, "c", eval.Summary{Mean: 0.79, HalfWidth: 0.02, N: 100}, eval.Summary{Mean: 0.30, HalfWidth: 0.02, N: 100})
+	code, out, stderr := run(t, "compare", a, b, c, "--format", "csv")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(out, "\n")
+	// accuracy: a best; b's [74,76] misses a's [79,81]; c's [77,81] overlaps.
+	// false alarms (lower is better): a best; c's [28,32] misses a's [8,12].
+	for _, want := range []string{"a,nsl-kdd,a,5w 5s 15q,1,80.00 ± 1.00 ▲", "b,nsl-kdd,b,5w 5s 15q,1,75.00 ± 1.00 ▼", "c,nsl-kdd,c,5w 5s 15q,1,79.00 ± 2.00,"} {
+		found := false
+		for _, l := range lines {
+			found = found || strings.HasPrefix(l, want)
+		}
+		if !found {
+			t.Errorf("no line starting %q in:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, "10.00 ± 2.00 ▲") || !strings.Contains(out, "30.00 ± 2.00 ▼") || !strings.Contains(out, "11.00 ± 2.00,") {
+		t.Errorf("false-alarm marks wrong:\n%s", out)
+	}
+	if code, _, stderr := run(t, "compare", filepath.Join(dir, "nope")); code != 1 || !strings.Contains(stderr, "not a finished run") {
+		t.Errorf("missing dir: exit %d, %q", code, stderr)
+	}
+	if code, _, _ := run(t, "compare"); code != 2 {
+		t.Errorf("no dirs: exit %d", code)
+	}
+}
