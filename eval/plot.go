@@ -306,7 +306,7 @@ func writeFigure(stem string, w, h vg.Length, render func(draw.Canvas) error) er
 	if err := os.MkdirAll(filepath.Dir(stem), 0o755); err != nil {
 		return fmt.Errorf("eval: plot: %w", err)
 	}
-	return writeAtomic([]string{stem + ".png", stem + ".svg"}, [][]byte{pngData, svgData})
+	return WriteFilesAtomic([]string{stem + ".png", stem + ".svg"}, [][]byte{pngData, svgData})
 }
 
 func renderFigure(w, h vg.Length, render func(draw.Canvas) error) (pngData, svgData []byte, err error) {
@@ -336,9 +336,10 @@ func renderFigure(w, h vg.Length, render func(draw.Canvas) error) (pngData, svgD
 	return pb.Bytes(), sb.Bytes(), nil
 }
 
-// writeAtomic writes every file to a temporary sibling before renaming any,
-// so a write error leaves all destinations untouched.
-func writeAtomic(paths []string, data [][]byte) (err error) {
+// WriteFilesAtomic writes every file to a temporary sibling before renaming
+// any, so a reader never sees half a file and a write error leaves all
+// destinations untouched.
+func WriteFilesAtomic(paths []string, data [][]byte) (err error) {
 	tmps := make([]string, 0, len(paths))
 	defer func() {
 		if err != nil {
@@ -350,7 +351,7 @@ func writeAtomic(paths []string, data [][]byte) (err error) {
 	for i, path := range paths {
 		f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 		if err != nil {
-			return fmt.Errorf("eval: plot: %w", err)
+			return fmt.Errorf("eval: write: %w", err)
 		}
 		tmps = append(tmps, f.Name())
 		_, werr := f.Write(data[i])
@@ -364,12 +365,12 @@ func writeAtomic(paths []string, data [][]byte) (err error) {
 			werr = cerr
 		}
 		if werr != nil {
-			return fmt.Errorf("eval: plot: writing %s: %w", path, werr)
+			return fmt.Errorf("eval: write %s: %w", path, werr)
 		}
 	}
 	for i, path := range paths {
 		if err := os.Rename(tmps[i], path); err != nil {
-			return fmt.Errorf("eval: plot: %w", err)
+			return fmt.Errorf("eval: write: %w", err)
 		}
 	}
 	return nil

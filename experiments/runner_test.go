@@ -51,6 +51,9 @@ func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
 			t.Errorf("missing %s", f)
 		}
 	}
+	if st, err := os.Stat(filepath.Join(out, p.Name, "summary.json")); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("summary.json mode %v, want 0644 (readable by others)", st.Mode())
+	}
 	seed1, err := readSeedResult(filepath.Join(out, p.Name, "seed-1"))
 	if err != nil {
 		t.Fatal(err)
