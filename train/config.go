@@ -50,7 +50,17 @@ type Config struct {
 
 	Optimizer OptimConfig
 	Float64   bool // compute in float64 (gradient checks); float32 otherwise
+
+	// Engine computes the gradients: "fused" (default; hand-derived fused
+	// kernels, every learner) or "gorgonia" (gorgonia graphs built once per
+	// shape with symbolic second-order differentiation; protonet, maml and
+	// fomaml). The two agree to rounding; the fused engine is about ten
+	// times faster and allocation-free.
+	Engine string
 }
+
+// Engines lists the gradient engines.
+var Engines = []string{"fused", "gorgonia"}
 
 // DefaultConfig returns a complete configuration for algo with the usual
 // hyper-parameters: one hidden layer of 64 ReLU units, Adam at 1e-3, five
@@ -80,6 +90,15 @@ func (c Config) Validate() error {
 		if h < 1 {
 			return bad("Hidden", "layer %d has width %d, want >= 1", i, h)
 		}
+	}
+	switch c.Engine {
+	case "", "fused":
+	case "gorgonia":
+		if c.Algo != "protonet" && c.Algo != "maml" && c.Algo != "fomaml" {
+			return bad("Engine", "the gorgonia engine implements protonet, maml and fomaml, not %s; use the fused engine", c.Algo)
+		}
+	default:
+		return bad("Engine", "%q, want fused or gorgonia", c.Engine)
 	}
 	if _, err := parseActivation(c.Activation); err != nil {
 		return bad("Activation", "%v", err)

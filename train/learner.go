@@ -91,8 +91,11 @@ func New(cfg Config, shape Shape, be kernels.Backend) (Learner, error) {
 	if be == nil {
 		be = kernels.NewCPU()
 	}
-	f, _ := lookup(cfg.Algo)
 	cfg.Hidden = append([]int(nil), cfg.Hidden...)
+	if cfg.Engine == "gorgonia" {
+		return NewGraph(cfg, shape, be)
+	}
+	f, _ := lookup(cfg.Algo)
 	return f(cfg, shape, be)
 }
 

@@ -37,6 +37,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	threads := fs.Int("threads", 1, "GOMAXPROCS during the run")
 	backend := fs.String("backend", "cpu", "compute backend: cpu, auto, cuda")
 	f64 := fs.Bool("float64", false, "compute in float64")
+	engine := fs.String("engine", "fused", "gradient engine: fused or gorgonia (protonet, maml, fomaml)")
 	var format string
 	formatFlag(fs, &format)
 	seed := fs.Uint64("seed", 1, "seed of the synthetic episodes and the initialisation")
@@ -64,6 +65,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	cfg.Activation = *act
 	cfg.InnerSteps = *inner
 	cfg.Float64 = *f64
+	cfg.Engine = *engine
 	cfg.InitSeed = *seed
 	cfg.PretrainClasses = max(2**ways, 20)
 	shape := train.Shape{Ways: *ways, Shots: *shots, Queries: *queries, MetaBatch: *metaBatch, Dim: *dim}
@@ -92,6 +94,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		Rows: [][]string{
 			{"episodes", fmt.Sprintf("%d-way %d-shot %d-query, dim %d", shape.Ways, shape.Shots, shape.Queries, shape.Dim)},
 			{"meta-batch", strconv.Itoa(shape.MetaBatch)},
+			{"engine", *engine},
 			{"hidden", fmt.Sprint(r.Hidden)},
 			{"inner steps", strconv.Itoa(r.InnerSteps)},
 			{"steps/s (median)", f1(r.StepsPerSec)},
