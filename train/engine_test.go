@@ -35,4 +35,3 @@ func TestEngineSelection(t *testing.T) {
 		t.Errorf("unknown engine: %v", err)
 	}
 }
-
