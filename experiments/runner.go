@@ -447,3 +447,38 @@ func confusionTable(names []string, c *eval.Confusion) ConfusionTable {
 	}
 	return t
 }
+
+// Run runs a spec for every seed (RunOptions.Seeds, when set, replaces the
+// spec's), writing results/<name>/, and returns the run's summary.
+func (r *Runner) Run(ctx context.Context, s Spec) (*RunSummary, error) {
+	p, err := planFor(s)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", s.Name, err)
+	}
+	return r.runPlan(ctx, p)
+}
+
+// planFor resolves a spec into a plan.
+func planFor(s Spec) (plan, error) {
+	d, err := s.Data()
+	if err != nil {
+		return plan{}, err
+	}
+	proto, err := s.ProtocolOptions()
+	if err != nil {
+		return plan{}, err
+	}
+	y, err := s.YAML()
+	if err != nil {
+		return plan{}, err
+	}
+	e := s.Episodes
+	return plan{
+		Name: s.Name, SpecYAML: y, Dataset: d, Protocol: proto,
+		Learner: s.LearnerConfig(0),
+		Episodes: episodePlan{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, MetaBatch: e.MetaBatch,
+			NormalWay: e.NormalWay, Replacement: e.Replacement, NormalClass: proto.NormalClass,
+			TrainSteps: e.TrainSteps, ValEvery: e.ValEvery, ValEpisodes: e.ValEpisodes, TestEpisodes: e.TestEpisodes},
+		Device: s.Backend.Device, Threads: s.Backend.Threads, Seeds: s.Seeds,
+	}, nil
+}

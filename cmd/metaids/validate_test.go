@@ -1,0 +1,135 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeSpecs writes name -> text spec files into a temporary folder.
+func writeSpecs(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func validateRows(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var doc struct {
+		Rows []map[string]any `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	return doc.Rows
+}
+
+func TestValidateShippedSpecs(t *testing.T) {
+	code, out, stderr := run(t, "validate", "../../experiments", "--format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rows := validateRows(t, out)
+	if len(rows) != 9 {
+		t.Fatalf("%d rows, want 9 runs:\n%s", len(rows), out)
+	}
+	for _, r := range rows {
+		if r["status"] != "ok" {
+			t.Errorf("%v", r)
+		}
+	}
+
+	// Overrides apply to every spec; a list makes a grid.
+	code, out, stderr = run(t, "validate", "../../experiments/nsl-kdd/maml-5way.yaml", "../../experiments/nsl-kdd/protonet-5way5shot.yaml",
+		"--set", "episodes.shots=1", "--set", "learner.algo=[maml,fomaml]", "--set", "seeds=[4,5]", "--format", "csv")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"nsl-maml-5way-maml,nsl-kdd,maml,5,1,15,1000,\"4,5\",ok", "nsl-maml-5way-fomaml,", "nsl-protonet-5way5shot-fomaml,"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestValidateErrors(t *testing.T) {
+	dir := writeSpecs(t, map[string]string{
+		"good.yaml": "dataset: {name: nsl-kdd}\n",
+		"bad.yaml":  "dataset:\n  name: nsl-kdd\nepisodes:\n  shot: 1\n  ways: 1\n",
+		"twin.yaml": "name: good\ndataset: {name: kddcup99}\n",
+	})
+	good, bad, twin := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml"), filepath.Join(dir, "twin.yaml")
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr []string
+		stdout []string
+	}{
+		{"no specs", []string{"validate"}, 2, []string{"validate takes one or more spec files"}, nil},
+		{"bad format", []string{"validate", good, "--format", "xml"}, 2, []string{`unknown format "xml"`}, nil},
+		{"bad --set syntax", []string{"validate", good, "--set", "episodes.shots"}, 2, []string{"--set episodes.shots: want key=value"}, nil},
+		{"missing file", []string{"validate", filepath.Join(dir, "nope.yaml")}, 1, []string{"nope.yaml: no such file", "1 of 1 spec files have errors"}, nil},
+		{"bad spec", []string{"validate", good, bad}, 1,
+			[]string{bad + ":4: episodes.shot: unknown key (did you mean shots?)\n" + bad + ":5: episodes.ways: 1, want at least 2\n",
+				"metaids validate: 1 of 2 spec files have errors"},
+			[]string{"line 4: episodes.shot: unknown key", "│ ok "}},
+		{"bad override", []string{"validate", good, "--set", "episodes.shot=1"}, 1,
+			[]string{good + ": --set episodes.shot=1: unknown key (did you mean shots?)"}, nil},
+		{"same run name twice", []string{"validate", good, twin}, 1,
+			[]string{twin + ": name: run good is also defined by " + good + ": both would write results/good"}, nil},
+		{"folder", []string{"validate", dir}, 1, []string{"2 of 3 spec files have errors", "bad.yaml:5: episodes.ways"}, []string{"line 5: episodes.ways"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, stderr := run(t, c.args...)
+			if code != c.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, c.code, stderr)
+			}
+			for _, w := range c.stderr {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+			for _, w := range c.stdout {
+				if !strings.Contains(out, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateDeep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads NSL-KDD")
+	}
+	// With val_fraction 0.25 NSL-KDD's meta-val pool has 3 attack types and
+	// normal: enough for 4-way episodes, not for 5-way ones.
+	dir := writeSpecs(t, map[string]string{
+		"four.yaml": "dataset: {name: nsl-kdd}\nepisodes: {ways: 4, train_steps: 500}\n",
+		"five.yaml": "dataset: {name: nsl-kdd}\nepisodes: {ways: 5, train_steps: 500}\n",
+	})
+	code, out, stderr := run(t, "validate", dir, "--deep", "--format", "json")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, stderr)
+	}
+	rows := validateRows(t, out)
+	if len(rows) != 2 || rows[0]["run"] != "five" || rows[1]["run"] != "four" {
+		t.Fatalf("rows %v", rows)
+	}
+	if rows[1]["status"] != "ok" || rows[1]["classes train/val/test"] != "11/4/9" {
+		t.Errorf("four-way run: %v", rows[1])
+	}
+	want := "meta-val pool: sampler: 5-way episodes need at least 5 classes; the pool has 4: back, normal, satan, warezmaster"
+	if !strings.Contains(stderr, filepath.Join(dir, "five.yaml")+": run five: "+want) || rows[0]["status"] != "error: "+want {
+		t.Errorf("five-way run: %v\nstderr:\n%s", rows[0], stderr)
+	}
+}

@@ -1,0 +1,292 @@
+package experiments
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/train"
+)
+
+// Choices of the string fields that train and datasets do not list.
+var (
+	scalings    = []string{string(datasets.MinMax), string(datasets.ZScore)}
+	protocols   = []string{"novel"}
+	activations = []string{"relu", "leaky_relu", "tanh", "sigmoid"}
+	distances   = []string{"euclidean", "cosine"}
+	optimizers  = []string{"adam", "sgd"}
+	devices     = []string{"auto", "cpu", "cuda"}
+)
+
+// finish fills the defaults that depend on other fields, names the run and
+// checks every value and combination. It needs no data: data-set files are
+// only looked up in the registry (and on disk for data_dir).
+func (d *decoder) finish(s *Spec, varied map[string]bool) {
+	cats := d.resolveDataset(s)
+	d.name(s, varied)
+	before := d.errs.n
+	d.checkSplit(s, cats)
+	d.checkEpisodes(s)
+	d.checkLearner(s)
+	d.checkBackend(s)
+	if d.errs.n == before {
+		// train.Config.Validate is the learners' own word; it should agree
+		// with the checks above, which name keys and lines.
+		cfg := s.LearnerConfig(1)
+		if cfg.Algo == "finetune" {
+			cfg.PretrainClasses = 2 // set by the runner from the split
+		}
+		if err := cfg.Validate(); err != nil {
+			d.fail("learner", "%v", err)
+		}
+	}
+}
+
+// resolveDataset checks the data set and its files, filling in the default
+// files, and returns the category map (nil if it could not be read).
+func (d *decoder) resolveDataset(s *Spec) datasets.Categories {
+	ds := &s.Dataset
+	if ds.DataDir != "" {
+		if st, err := os.Stat(ds.DataDir); err != nil {
+			d.fail("dataset.data_dir", "%v", err)
+		} else if !st.IsDir() {
+			d.fail("dataset.data_dir", "%s is not a folder", ds.DataDir)
+		}
+	}
+	cats, err := datasets.LoadCategories(ds.Categories)
+	if err != nil {
+		d.fail("dataset.categories", "%v", err)
+		cats = nil
+	}
+	if ds.Name == "" {
+		d.fail("dataset.name", "required: one of %s", strings.Join(datasets.Names(), ", "))
+		return cats
+	}
+	data, err := datasets.Lookup(ds.Name)
+	if err != nil {
+		d.fail("dataset.name", "unknown data set %q; %s", ds.Name, oneOf(ds.Name, datasets.Names()))
+		return cats
+	}
+	ds.Name = data.Name
+	var files []string
+	for _, f := range data.Files {
+		files = append(files, f.Name)
+	}
+	for _, f := range []struct {
+		key  string
+		name *string
+		def  string
+	}{{"dataset.train_file", &ds.TrainFile, data.Train}, {"dataset.test_file", &ds.TestFile, data.Test}} {
+		if *f.name == "" {
+			*f.name = f.def
+		}
+		info, err := data.File(*f.name)
+		if err != nil {
+			d.fail(f.key, "%s has no file %q; %s", data.Name, *f.name, oneOf(*f.name, files))
+			continue
+		}
+		*f.name = info.Name
+		if !info.Shipped {
+			if ds.DataDir == "" {
+				d.fail(f.key, "%s is not shipped: set dataset.data_dir to a folder holding %s or %s.gz", info.Name, info.DiskName, info.DiskName)
+			} else if _, err := datasets.Locate(data, info, datasets.LoadOptions{DataDir: ds.DataDir}); err != nil {
+				d.fail(f.key, "%v", err)
+			}
+		}
+	}
+	if ds.TrainFile == ds.TestFile {
+		d.failCombo([]string{"dataset.test_file", "dataset.train_file"}, "%s is also the training file; the novel-attack protocol needs a test file with attack types the training file lacks", ds.TestFile)
+	}
+	return cats
+}
+
+func (d *decoder) atLeast(key string, v, lo int) bool {
+	if v < lo {
+		d.fail(key, "%d, want at least %d", v, lo)
+		return false
+	}
+	return true
+}
+
+func (d *decoder) positive(key string, v float64) {
+	if !(v > 0) {
+		d.fail(key, "%g, want more than 0", v)
+	}
+}
+
+func (d *decoder) nonNegative(key string, v float64) {
+	if !(v >= 0) {
+		d.fail(key, "%g, want at least 0", v)
+	}
+}
+
+func (d *decoder) unitInterval(key string, v float64) {
+	if !(v >= 0 && v < 1) {
+		d.fail(key, "%g, want a value in [0, 1)", v)
+	}
+}
+
+func (d *decoder) choice(key, v string, valid []string) bool {
+	if !slices.Contains(valid, v) {
+		d.fail(key, "%q; %s", v, oneOf(v, valid))
+		return false
+	}
+	return true
+}
+
+func (d *decoder) checkSplit(s *Spec, cats datasets.Categories) {
+	sp := &s.Split
+	d.choice("split.protocol", sp.Protocol, protocols)
+	d.unitInterval("split.val_fraction", sp.ValFraction)
+	d.atLeast("split.min_records", sp.MinRecords, 0)
+
+	// Class names are checked against the category map, which lists every
+	// attack type of the known files; whether a class is in the right file
+	// only the data can tell (validate --deep).
+	var known []string
+	for name := range cats {
+		known = append(known, name)
+	}
+	sort.Strings(known)
+	lists := []struct {
+		key   string
+		names []string
+	}{
+		{"split.val_classes", sp.ValClasses}, {"split.train_exclude", sp.TrainExclude},
+		{"split.test_include", sp.TestInclude}, {"split.test_exclude", sp.TestExclude},
+	}
+	for _, l := range lists {
+		seen := map[string]int{}
+		for i, n := range l.names {
+			key := fmt.Sprintf("%s[%d]", l.key, i)
+			switch j, dup := seen[n]; {
+			case n == datasets.DefaultNormalClass:
+				d.fail(key, "normal traffic is not listed here: split.normal puts it in every pool or none")
+			case dup:
+				d.fail(key, "%q is listed twice (also %s[%d])", n, l.key, j)
+			case cats != nil && !slices.Contains(known, n):
+				d.fail(key, "unknown class %q%s", n, didYouMean(n, known))
+			}
+			seen[n] = i
+		}
+	}
+	for i, n := range sp.ValClasses {
+		if slices.Contains(sp.TrainExclude, n) {
+			d.fail(fmt.Sprintf("split.val_classes[%d]", i), "%q is also in split.train_exclude", n)
+		}
+	}
+	for i, n := range sp.TestExclude {
+		if slices.Contains(sp.TestInclude, n) {
+			d.fail(fmt.Sprintf("split.test_exclude[%d]", i), "%q is also in split.test_include", n)
+		}
+	}
+	if len(sp.ValClasses) > 0 {
+		if d.present("split.val_fraction") && sp.ValFraction != 0 {
+			d.fail("split.val_fraction", "%g, but split.val_classes lists the meta-val classes: give one or the other", sp.ValFraction)
+		}
+		sp.ValFraction = 0
+	}
+}
+
+func (d *decoder) checkEpisodes(s *Spec) {
+	e, sp := s.Episodes, s.Split
+	d.atLeast("episodes.ways", e.Ways, 2)
+	shots := d.atLeast("episodes.shots", e.Shots, 1)
+	queries := d.atLeast("episodes.queries", e.Queries, 1)
+	d.atLeast("episodes.meta_batch", e.MetaBatch, 1)
+	d.atLeast("episodes.train_steps", e.TrainSteps, 0)
+	d.atLeast("episodes.val_every", e.ValEvery, 0)
+	d.atLeast("episodes.val_episodes", e.ValEpisodes, 0)
+	d.atLeast("episodes.test_episodes", e.TestEpisodes, 1)
+
+	normal := 0
+	if sp.Normal {
+		normal = 1
+	}
+	if e.NormalWay && !sp.Normal {
+		d.failCombo([]string{"episodes.normal_way", "split.normal"}, "true, but split.normal is false: there is no normal traffic in the pools to make a way of")
+	}
+	if shots && queries && sp.MinRecords > 0 && !e.Replacement && sp.MinRecords < e.Shots+e.Queries {
+		d.failCombo([]string{"split.min_records", "episodes.shots", "episodes.queries"}, "%d, below shots+queries = %d: classes that small cannot give an episode unless episodes.replacement is true",
+			sp.MinRecords, e.Shots+e.Queries)
+	}
+	if n := len(sp.TestInclude); n > 0 && n+normal < e.Ways {
+		d.failCombo([]string{"split.test_include", "episodes.ways"}, "%d meta-test classes%s, fewer than episodes.ways = %d", n+normal, withNormalClass(normal), e.Ways)
+	}
+	if e.ValEvery > 0 {
+		switch n := len(sp.ValClasses); {
+		case e.ValEvery > e.TrainSteps:
+			d.failCombo([]string{"episodes.val_every", "episodes.train_steps"}, "%d, more than train_steps = %d, so validation would never run (0 turns it off)", e.ValEvery, e.TrainSteps)
+		case n == 0 && sp.ValFraction == 0:
+			d.failCombo([]string{"episodes.val_every", "split.val_fraction"}, "%d, but there are no meta-val classes: set split.val_fraction or split.val_classes, or val_every to 0", e.ValEvery)
+		case n > 0 && n+normal < e.Ways:
+			d.failCombo([]string{"split.val_classes", "episodes.ways"}, "%d meta-val classes%s, fewer than episodes.ways = %d", n+normal, withNormalClass(normal), e.Ways)
+		}
+		if e.ValEpisodes < 1 {
+			d.failCombo([]string{"episodes.val_episodes", "episodes.val_every"}, "%d, but val_every is %d: want at least 1 (or val_every 0)", e.ValEpisodes, e.ValEvery)
+		}
+	}
+}
+
+func withNormalClass(n int) string {
+	if n > 0 {
+		return " with normal"
+	}
+	return ""
+}
+
+func (d *decoder) checkLearner(s *Spec) {
+	m, l, o := s.Model, s.Learner, s.Optimizer
+	algoOK := d.choice("learner.algo", l.Algo, train.Names())
+	for i, w := range m.Hidden {
+		d.atLeast(fmt.Sprintf("model.hidden[%d]", i), w, 1)
+	}
+	if algoOK && len(m.Hidden) == 0 && l.Algo != "nearest-centroid" {
+		d.failCombo([]string{"model.hidden", "learner.algo"}, "empty, but %s needs at least one hidden layer (only nearest-centroid has none)", l.Algo)
+	}
+	d.choice("model.activation", m.Activation, activations)
+	d.choice("learner.distance", l.Distance, distances)
+	d.positive("learner.cosine_scale", l.CosineScale)
+	d.atLeast("learner.inner_steps", l.InnerSteps, 1)
+	d.atLeast("learner.test_inner_steps", l.TestInnerSteps, 0)
+	d.positive("learner.inner_lr", l.InnerLR)
+	d.atLeast("learner.finetune_steps", l.FinetuneSteps, 1)
+	d.positive("learner.finetune_lr", l.FinetuneLR)
+	// The graph engine implements only these learners (train.Config.Validate).
+	graphAlgos := []string{"protonet", "maml", "fomaml"}
+	if d.choice("learner.engine", l.Engine, train.Engines) && algoOK && l.Engine == "gorgonia" && !slices.Contains(graphAlgos, l.Algo) {
+		d.failCombo([]string{"learner.engine", "learner.algo"}, "gorgonia implements %s, not %s; use fused", strings.Join(graphAlgos, ", "), l.Algo)
+	}
+
+	if d.choice("optimizer.name", o.Name, optimizers) && o.Decoupled && o.Name != "adam" {
+		d.failCombo([]string{"optimizer.decoupled", "optimizer.name"}, "true, but only adam has decoupled weight decay (%s adds it to the gradient)", o.Name)
+	}
+	d.positive("optimizer.lr", o.LR)
+	d.nonNegative("optimizer.weight_decay", o.WeightDecay)
+	d.nonNegative("optimizer.clip_norm", o.ClipNorm)
+	d.unitInterval("optimizer.beta1", o.Beta1)
+	d.unitInterval("optimizer.beta2", o.Beta2)
+	d.positive("optimizer.eps", o.Eps)
+}
+
+func (d *decoder) checkBackend(s *Spec) {
+	if s.Backend.Device == "gpu" {
+		d.fail("backend.device", "%q; want one of %s; did you mean cuda?", s.Backend.Device, strings.Join(devices, ", "))
+	} else {
+		d.choice("backend.device", s.Backend.Device, devices)
+	}
+	d.atLeast("backend.threads", s.Backend.Threads, 0)
+	if len(s.Seeds) == 0 {
+		d.fail("seeds", "empty: want at least one seed")
+	}
+	seen := map[uint64]int{}
+	for i, v := range s.Seeds {
+		if j, dup := seen[v]; dup {
+			d.fail(fmt.Sprintf("seeds[%d]", i), "%d is listed twice (also seeds[%d])", v, j)
+		}
+		seen[v] = i
+	}
+}
