@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/metaids/metaids/eval"
+	"github.com/metaids/metaids/experiments"
+)
+
+func init() {
+	register(command{name: "run", summary: "meta-train and evaluate the runs of experiment specs, writing results/<run>/", run: runRun})
+}
+
+const runSynopsis = "run SPEC... [--set key=value]... [--seeds 1,2,3] [--device auto|cpu|cuda] [--out DIR] [--force] [--format F]"
+
+func runRun(ctx context.Context, e *env, args []string) error {
+	fl := newFlags(e, "run", runSynopsis)
+	var sets stringList
+	fl.Var(&sets, "set", "override a key of every spec, key=value with a YAML value (repeatable): episodes.shots=1, learner.algo=[maml,fomaml]")
+	seedList := fl.String("seeds", "", "comma-separated seeds replacing every spec's seeds")
+	device := fl.String("device", "", "auto, cpu or cuda, replacing every spec's backend.device")
+	out := fl.String("out", "results", "directory the runs write into (<out>/<run>/)")
+	force := fl.Bool("force", false, "run again runs and seeds whose results exist")
+	var format string
+	formatFlag(fl, &format)
+	pos, err := parseFlags(fl, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageErrorf("run takes one or more spec files or folders of them")
+	}
+	f, err := eval.ParseFormat(format)
+	if err != nil {
+		return usageErrorf("--format: %v", err)
+	}
+	seeds, err := parseSeeds(*seedList)
+	if err != nil {
+		return usageErrorf("--seeds: %v", err)
+	}
+	switch *device {
+	case "", "auto", "cpu", "cuda":
+	default:
+		return usageErrorf("--device %q: want auto, cpu or cuda", *device)
+	}
+	var overrides []experiments.Override
+	for _, s := range sets {
+		o, err := experiments.ParseOverride(s)
+		if err != nil {
+			return usageErrorf("%v", err)
+		}
+		overrides = append(overrides, o)
+	}
+	files, err := specFiles(pos)
+	if err != nil {
+		return err
+	}
+	// Every spec is loaded and checked before any run starts, so a typo in
+	// the last file does not surface after an hour of training.
+	var specs []experiments.Spec
+	var problems []string
+	names := map[string]string{}
+	for _, file := range files {
+		ss, err := experiments.Load(file, overrides...)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		for _, s := range ss {
+			if prev, dup := names[s.Name]; dup {
+				problems = append(problems, fmt.Sprintf("%s: run name %q is also a run of %s (results would collide); give one a different name", file, s.Name, prev))
+				continue
+			}
+			names[s.Name] = file
+			specs = append(specs, s)
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New("specs with errors, nothing was run:\n" + strings.Join(problems, "\n"))
+	}
+
+	runner := experiments.NewRunner(experiments.RunOptions{OutDir: *out, Force: *force, Device: *device, Seeds: seeds, Log: e.stderr})
+	var done []*experiments.RunSummary
+	for _, s := range specs {
+		sum, err := runner.Run(ctx, s)
+		if err != nil {
+			if len(done) > 0 {
+				experiments.MetricTable("Finished runs", done).Render(e.stdout, f)
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted: finished runs and seeds are kept under %s; run the same command again to resume", *out)
+			}
+			return err
+		}
+		done = append(done, sum)
+	}
+	t := experiments.MetricTable("Results", done)
+	dirs := make([]string, len(done))
+	for i, s := range done {
+		dirs[i] = filepath.Join(*out, s.Run)
+	}
+	t.Notes = append(t.Notes, "reports, per-episode metrics, confusion matrices and plots: "+strings.Join(dirs, ", "))
+	return t.Render(e.stdout, f)
+}
+
+func parseSeeds(s string) ([]uint64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []uint64
+	seen := map[uint64]bool{}
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a list of non-negative integers", s)
+		}
+		if seen[v] {
+			return nil, fmt.Errorf("seed %d given twice", v)
+		}
+		seen[v] = true
+		out = append(out, v)
+	}
+	return out, nil
+}

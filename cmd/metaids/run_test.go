@@ -1,0 +1,64 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRunCommand(t *testing.T) {
+	out := t.TempDir()
+	args := []string{"run", "../../experiments/nsl-kdd/protonet-5way5shot.yaml", "--out", out, "--seeds", "4",
+		"--set", "episodes.train_steps=20", "--set", "episodes.val_every=10", "--set", "episodes.val_episodes=4",
+		"--set", "episodes.test_episodes=8", "--format", "csv"}
+	code, stdout, stderr := run(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.HasPrefix(stdout, "run,algo,episodes,seeds,accuracy %") || !strings.Contains(stdout, "nsl-protonet-5way5shot,protonet,5w 5s 15q,4,") {
+		t.Errorf("results table:\n%s", stdout)
+	}
+	for _, f := range []string{"summary.json", "report.md", "spec.yaml", "seed-4/summary.json", "seed-4/curve.png"} {
+		if _, err := os.Stat(filepath.Join(out, "nsl-protonet-5way5shot", f)); err != nil {
+			t.Errorf("missing %s", f)
+		}
+	}
+	spec, _ := os.ReadFile(filepath.Join(out, "nsl-protonet-5way5shot", "spec.yaml"))
+	if !strings.Contains(string(spec), "train_steps: 20") {
+		t.Errorf("resolved spec lacks the override:\n%s", spec)
+	}
+	// Finished: not repeated.
+	code, _, stderr = run(t, args...)
+	if code != 0 || !strings.Contains(stderr, "finished earlier") {
+		t.Errorf("second run: exit %d, %q", code, stderr)
+	}
+}
+
+func TestRunCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("dataset:\n  name: nsl-kdd\nepisodes:\n  shots: -1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"run"}, 2, "one or more spec files"},
+		{[]string{"run", bad, "--out", dir}, 1, "bad.yaml:4: episodes.shots"},
+		{[]string{"run", bad, "--seeds", "1,x"}, 2, "--seeds"},
+		{[]string{"run", bad, "--device", "tpu"}, 2, `--device "tpu"`},
+		{[]string{"run", bad, "--set", "episodes.shot=1"}, 1, "episodes.shot"},
+	}
+	for _, c := range cases {
+		code, _, stderr := run(t, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q; want %d and %q", c.args, code, stderr, c.code, c.want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("a failed spec left files behind: %v", entries)
+	}
+}
