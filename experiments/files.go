@@ -98,6 +98,11 @@ func writeSeedResult(dir string, res *SeedResult, log io.Writer) error {
 	if err := writeCSV(filepath.Join(tmp, "curve.csv"), []string{"step", "train_loss", "val_accuracy", "val_ci"}, rows); err != nil {
 		return fail(err)
 	}
+	if len(res.checkpoint) > 0 {
+		if err := writeFileAtomic(filepath.Join(tmp, "checkpoint.bin"), res.checkpoint); err != nil {
+			return fail(err)
+		}
+	}
 	if err := writePlots(tmp, res); err != nil {
 		return fail(err)
 	}

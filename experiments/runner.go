@@ -111,7 +111,8 @@ type SeedResult struct {
 	Curve      []CurvePoint            `json:"curve"`
 	Spec       string                  `json:"spec"`
 
-	episodes []eval.EpisodeScore
+	episodes   []eval.EpisodeScore
+	checkpoint []byte // the selected learner, with its encoder and spec
 }
 
 // TrainStats summarise meta-training.
@@ -360,6 +361,15 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 			return nil, fmt.Errorf("restore best checkpoint: %w", err)
 		}
 	}
+	encoder, err := split.Encoder.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	var ckpt bytes.Buffer
+	if err := learner.SaveCheckpoint(&ckpt, map[string][]byte{"encoder": encoder, "spec": p.SpecYAML}); err != nil {
+		return nil, err
+	}
+	res.checkpoint = ckpt.Bytes()
 
 	// Meta-test.
 	names, cats := make([]string, len(split.Test.Classes)), make([]string, len(split.Test.Classes))

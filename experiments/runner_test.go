@@ -51,6 +51,20 @@ func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
 			t.Errorf("missing %s", f)
 		}
 	}
+	// The checkpoint restores the selected learner with its encoder and spec.
+	ckpt, err := os.Open(filepath.Join(out, p.Name, "seed-1", "checkpoint.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ckpt.Close()
+	l, extra, err := train.Load(ckpt, nil)
+	if err != nil || l.Name() != "protonet" || string(extra["spec"]) != string(p.SpecYAML) {
+		t.Fatalf("checkpoint: %v, extra %v", err, extra)
+	}
+	var enc datasets.Encoder
+	if err := enc.UnmarshalJSON(extra["encoder"]); err != nil || enc.Dim() != 125 {
+		t.Errorf("checkpoint encoder: %v", err)
+	}
 	if st, err := os.Stat(filepath.Join(out, p.Name, "summary.json")); err != nil || st.Mode().Perm() != 0o644 {
 		t.Errorf("summary.json mode %v, want 0644 (readable by others)", st.Mode())
 	}
