@@ -1,19 +1,27 @@
-# metaids: build, test, benchmark.
+# metaids: build, test, benchmark, reproduce.
 GO ?= go
 BIN := bin/metaids
+# The commit (with +dirty for uncommitted changes) recorded in every result file.
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
+LDFLAGS := -X github.com/metaids/metaids/experiments.BuildCommit=$(COMMIT)
+QUICK_OUT ?= results/quick
+QUICK_SET := --seeds 1 --set episodes.train_steps=40 --set episodes.val_every=20 \
+	--set episodes.val_episodes=5 --set episodes.test_episodes=20
 
-.PHONY: all build test test-short bench vet fmt quickstart clean
+.PHONY: all build test test-short bench vet fmt reproduce reproduce-quick clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/metaids
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/metaids
 
-# The full test suite: formatting, vet, and every package's tests.
+# The full test suite: formatting, vet, every package's tests, and the quick
+# reproduce suite (same code paths as make reproduce, fewer steps).
 test:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory reproduce-quick
 
 test-short:
 	$(GO) test -short ./...
@@ -22,6 +30,20 @@ test-short:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./...
 
+# The suite behind results/REPORT.md: every learner at 1, 5 and 10 shots on
+# NSL-KDD and KDD Cup 99 novel attacks, three seeds. Finished runs are kept;
+# FORCE=1 runs everything again.
+reproduce: build
+	$(BIN) run experiments/reproduce --out results $(if $(FORCE),--force)
+	$(BIN) report results/repro-* --out results/REPORT.md --title "metaids: reproduce suite"
+
+reproduce-quick: build
+	rm -rf $(QUICK_OUT)
+	@echo "reproduce-quick: 48 runs, progress in $(QUICK_OUT).log"
+	@$(BIN) run experiments/reproduce --out $(QUICK_OUT) $(QUICK_SET) --format csv > /dev/null 2> $(QUICK_OUT).log \
+		|| { tail -n 30 $(QUICK_OUT).log; exit 1; }
+	$(BIN) report $(QUICK_OUT) --out $(QUICK_OUT)/REPORT.md --title "metaids: reproduce suite (quick)"
+
 vet:
 	$(GO) vet ./...
 
@@ -29,4 +51,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf bin
+	rm -rf bin results/quick results/quick.log

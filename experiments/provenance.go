@@ -16,11 +16,20 @@ type Provenance struct {
 	CPUs      int    `json:"cpus"`
 }
 
-// CurrentProvenance reads the commit from the build information (stamped by
-// go build in a git checkout), falling back to git itself (go run does not
-// stamp it), else "unknown".
+// BuildCommit is set at link time by the Makefile
+// (-ldflags "-X github.com/metaids/metaids/experiments.BuildCommit=...").
+var BuildCommit string
+
+// CurrentProvenance takes the commit from BuildCommit, else from the build
+// information (stamped by go build in a git checkout unless -buildvcs=false),
+// else from git in the working directory (go run stamps nothing), else
+// "unknown".
 func CurrentProvenance() Provenance {
 	p := Provenance{Commit: "unknown", GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU()}
+	if BuildCommit != "" {
+		p.Commit = BuildCommit
+		return p
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		var rev, modified string
 		for _, s := range bi.Settings {

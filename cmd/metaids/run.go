@@ -104,7 +104,11 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	for i, s := range done {
 		dirs[i] = filepath.Join(*out, s.Run)
 	}
-	t.Notes = append(t.Notes, "reports, per-episode metrics, confusion matrices and plots: "+strings.Join(dirs, ", "))
+	where := strings.Join(dirs, ", ")
+	if len(dirs) > 3 {
+		where = fmt.Sprintf("%s/<run>/ for the %d runs", *out, len(dirs))
+	}
+	t.Notes = append(t.Notes, "reports, per-episode metrics, confusion matrices and plots: "+where)
 	return t.Render(e.stdout, f)
 }
 

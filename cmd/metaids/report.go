@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/metaids/metaids/experiments"
+)
+
+func init() {
+	register(command{name: "report", summary: "write a Markdown report (tables and plots) of many finished runs", run: runReport})
+}
+
+func runReport(ctx context.Context, e *env, args []string) error {
+	fl := newFlags(e, "report", "report RESULT_DIR... [--out FILE] [--title T]")
+	out := fl.String("out", "results/REPORT.md", "report file; plots go beside it")
+	title := fl.String("title", "metaids report", "report title")
+	pos, err := parseFlags(fl, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageErrorf("report takes result directories: runs (results/<run>) or folders of runs (results)")
+	}
+	runs, err := findRuns(pos)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return err
+	}
+	if err := experiments.SuiteReport(*out, *title, runs); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "wrote %s (%d runs)\n", *out, len(runs))
+	return nil
+}
+
+// findRuns reads the finished runs among dirs: each is a run directory or a
+// folder whose sub-directories are runs. Unfinished runs are an error, so a
+// report never silently leaves one out.
+func findRuns(dirs []string) ([]*experiments.RunSummary, error) {
+	var runs []*experiments.RunSummary
+	for _, d := range dirs {
+		if s, err := experiments.ReadRunSummary(d); err == nil {
+			runs = append(runs, s)
+			continue
+		}
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			return nil, err
+		}
+		found := 0
+		for _, en := range entries {
+			sub := filepath.Join(d, en.Name())
+			if !en.IsDir() {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(sub, "spec.yaml")); err != nil {
+				continue // not a run directory
+			}
+			s, err := experiments.ReadRunSummary(sub)
+			if err != nil {
+				return nil, fmt.Errorf("%s is not finished (no summary.json): run it, or leave it out", sub)
+			}
+			runs = append(runs, s)
+			found++
+		}
+		if found == 0 {
+			return nil, fmt.Errorf("%s holds no finished runs", d)
+		}
+	}
+	sort.Slice(runs, func(i, j int) bool { return runs[i].Run < runs[j].Run })
+	return runs, nil
+}

@@ -1,0 +1,157 @@
+package experiments
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/metaids/metaids/eval"
+)
+
+// SuiteReport writes a Markdown report of many finished runs (a suite such as
+// the one make reproduce runs) to path, with one grouped-bar plot per data
+// set beside it. extra sections (e.g. the supervised track) are appended.
+func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error {
+	if len(runs) == 0 {
+		return fmt.Errorf("report: no finished runs")
+	}
+	dir := filepath.Dir(path)
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s\n\n", title)
+	prov := runs[0].Provenance
+	var wall float64
+	for _, r := range runs {
+		wall += r.Wall
+	}
+	fmt.Fprintf(&b, "Generated %s from %d runs. Commit %s, %s, %s/%s with %d CPUs, backend %s (%s). "+
+		"Compute time of the runs (sum of their wall times): %s.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), len(runs), prov.Commit, prov.GoVersion, prov.OS, prov.Arch,
+		prov.CPUs, runs[0].Backend, runs[0].Device, (time.Duration(wall) * time.Second).Round(time.Second))
+	b.WriteString("Every figure is mean ± 95% confidence interval (1.96·sd/√n) over all test episodes of all seeds, in percent. " +
+		"Meta-test classes are attack types absent from the training file (novel attacks).\n\n")
+
+	byDataset := map[string][]*RunSummary{}
+	for _, r := range runs {
+		byDataset[r.Dataset] = append(byDataset[r.Dataset], r)
+	}
+	names := make([]string, 0, len(byDataset))
+	for d := range byDataset {
+		names = append(names, d)
+	}
+	sort.Strings(names)
+	for _, d := range names {
+		rs := byDataset[d]
+		fmt.Fprintf(&b, "## %s: few-shot novel-attack detection\n\n", d)
+		for _, m := range []struct{ key, label string }{{"accuracy", "Accuracy"}, {"macro_f1", "Macro F1"}, {"detection_rate", "Detection rate"}, {"false_alarm_rate", "False-alarm rate"}} {
+			t := gridTable(fmt.Sprintf("%s (%d-way, %d queries per way)", m.label, rs[0].Ways, rs[0].Queries), rs, m.key)
+			if t == nil {
+				continue
+			}
+			t.Render(&b, eval.Markdown)
+			b.WriteString("\n")
+		}
+		stem := "fewshot-" + d
+		if err := gridPlot(filepath.Join(dir, stem), d, rs); err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "![%s accuracy by learner and shots](%s.png)\n\n", d, stem)
+		b.WriteString("Runs: ")
+		for i, r := range rs {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "[%s](%s/report.md)", r.Run, r.Run)
+		}
+		b.WriteString("\n\n")
+	}
+	for _, e := range extra {
+		b.WriteString(e)
+		b.WriteString("\n")
+	}
+	return writeFileAtomic(path, []byte(b.String()))
+}
+
+// gridTable is learners (rows) by shots (columns) for one metric; nil when
+// no run has the metric.
+func gridTable(title string, runs []*RunSummary, metric string) *eval.Table {
+	algos, shots := gridAxes(runs)
+	t := &eval.Table{Title: title, Header: []string{"learner"}}
+	for _, k := range shots {
+		t.Header = append(t.Header, strconv.Itoa(k)+"-shot")
+	}
+	found := false
+	for _, a := range algos {
+		row := []string{a}
+		for _, k := range shots {
+			cell := "-"
+			if r := findRun(runs, a, k); r != nil {
+				if m, ok := r.Metrics[metric]; ok {
+					cell, found = m.Format(100, 2), true
+				}
+			}
+			row = append(row, cell)
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	if !found {
+		return nil
+	}
+	return t
+}
+
+func gridPlot(stem, dataset string, runs []*RunSummary) error {
+	algos, shots := gridAxes(runs)
+	var series []eval.BarSeries
+	for _, k := range shots {
+		s := eval.BarSeries{Name: strconv.Itoa(k) + "-shot"}
+		for _, a := range algos {
+			v, ci := math.NaN(), math.NaN()
+			if r := findRun(runs, a, k); r != nil {
+				if m, ok := r.Metrics["accuracy"]; ok {
+					v, ci = 100*m.Mean, 100*m.HalfWidth
+				}
+			}
+			s.Values, s.CI = append(s.Values, v), append(s.CI, ci)
+		}
+		series = append(series, s)
+	}
+	return eval.PlotBars(stem, dataset+": meta-test accuracy on novel attacks", "accuracy %", algos, series)
+}
+
+// gridAxes lists the learners (in the order of learnerOrder, then by name)
+// and shot counts of the runs.
+func gridAxes(runs []*RunSummary) (algos []string, shots []int) {
+	for _, r := range runs {
+		if !slices.Contains(algos, r.Algo) {
+			algos = append(algos, r.Algo)
+		}
+		if !slices.Contains(shots, r.Shots) {
+			shots = append(shots, r.Shots)
+		}
+	}
+	sort.Slice(algos, func(i, j int) bool {
+		oi, oj := slices.Index(learnerOrder, algos[i]), slices.Index(learnerOrder, algos[j])
+		if oi != oj {
+			return uint(oi) < uint(oj) // unknown names (-1) last
+		}
+		return algos[i] < algos[j]
+	})
+	sort.Ints(shots)
+	return algos, shots
+}
+
+var learnerOrder = []string{"protonet", "maml", "fomaml", "reptile", "anil", "metasgd", "finetune", "nearest-centroid"}
+
+func findRun(runs []*RunSummary, algo string, shots int) *RunSummary {
+	for _, r := range runs {
+		if r.Algo == algo && r.Shots == shots {
+			return r
+		}
+	}
+	return nil
+}
