@@ -14,7 +14,9 @@ import (
 // Choices of the string fields that train and datasets do not list.
 var (
 	scalings    = []string{string(datasets.MinMax), string(datasets.ZScore)}
-	protocols   = []string{"novel"}
+	protocols   = []string{"novel", "supervised"}
+	labelSets   = []string{"binary", "category"}
+	weightings  = []string{"none", "balanced"}
 	activations = []string{"relu", "leaky_relu", "tanh", "sigmoid"}
 	distances   = []string{"euclidean", "cosine"}
 	optimizers  = []string{"adam", "sgd"}
@@ -31,6 +33,7 @@ func (d *decoder) finish(s *Spec, varied map[string]bool) {
 	d.checkSplit(s, cats)
 	d.checkEpisodes(s)
 	d.checkLearner(s)
+	d.checkSupervised(s)
 	d.checkBackend(s)
 	if d.errs.n == before {
 		// train.Config.Validate is the learners' own word; it should agree
@@ -97,7 +100,7 @@ func (d *decoder) resolveDataset(s *Spec) datasets.Categories {
 			}
 		}
 	}
-	if ds.TrainFile == ds.TestFile {
+	if ds.TrainFile == ds.TestFile && s.Split.Protocol != "supervised" {
 		d.failCombo([]string{"dataset.test_file", "dataset.train_file"}, "%s is also the training file; the novel-attack protocol needs a test file with attack types the training file lacks", ds.TestFile)
 	}
 	return cats
@@ -188,6 +191,40 @@ func (d *decoder) checkSplit(s *Spec, cats datasets.Categories) {
 			d.fail("split.val_fraction", "%g, but split.val_classes lists the meta-val classes: give one or the other", sp.ValFraction)
 		}
 		sp.ValFraction = 0
+	}
+}
+
+// checkSupervised checks the supervised track's section; its test files
+// default to the data set's test file.
+func (d *decoder) checkSupervised(s *Spec) {
+	sv := &s.Supervised
+	d.choice("supervised.labels", sv.Labels, labelSets)
+	d.atLeast("supervised.epochs", sv.Epochs, 1)
+	d.atLeast("supervised.batch_size", sv.BatchSize, 1)
+	d.choice("supervised.class_weights", sv.ClassWeights, weightings)
+	data, err := datasets.Lookup(s.Dataset.Name)
+	if err != nil {
+		return // reported under dataset.name
+	}
+	if len(sv.TestFiles) == 0 && s.Split.Protocol == "supervised" {
+		sv.TestFiles = []string{s.Dataset.TestFile}
+	}
+	seen := map[string]int{}
+	for i, f := range sv.TestFiles {
+		key := fmt.Sprintf("supervised.test_files[%d]", i)
+		info, err := data.File(f)
+		if err != nil {
+			d.fail(key, "%s has no file %q", data.Name, f)
+			continue
+		}
+		sv.TestFiles[i] = info.Name
+		if j, dup := seen[info.Name]; dup {
+			d.fail(key, "%q is listed twice (also supervised.test_files[%d])", f, j)
+		}
+		seen[info.Name] = i
+		if _, err := datasets.Locate(data, info, datasets.LoadOptions{DataDir: s.Dataset.DataDir}); err != nil {
+			d.fail(key, "%v", err)
+		}
 	}
 }
 

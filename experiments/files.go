@@ -98,6 +98,9 @@ func writeSeedResult(dir string, res *SeedResult, log io.Writer) error {
 	if err := writeCSV(filepath.Join(tmp, "curve.csv"), []string{"step", "train_loss", "val_accuracy", "val_ci"}, rows); err != nil {
 		return fail(err)
 	}
+	if err := writeSupervisedFiles(tmp, res); err != nil {
+		return fail(err)
+	}
 	if len(res.checkpoint) > 0 {
 		if err := writeFileAtomic(filepath.Join(tmp, "checkpoint.bin"), res.checkpoint); err != nil {
 			return fail(err)
@@ -106,7 +109,7 @@ func writeSeedResult(dir string, res *SeedResult, log io.Writer) error {
 	if err := writePlots(tmp, res); err != nil {
 		return fail(err)
 	}
-	if err := writeJSON(filepath.Join(tmp, "summary.json"), jsonSafe(res)); err != nil {
+	if err := writeJSON(filepath.Join(tmp, "summary.json"), res); err != nil {
 		return fail(err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
@@ -118,29 +121,53 @@ func writeSeedResult(dir string, res *SeedResult, log io.Writer) error {
 	return nil
 }
 
-// jsonSafe returns v with NaN floats (no validation, no normal way) made
-// JSON-encodable: encoding/json rejects NaN, so they become null.
-func jsonSafe(res *SeedResult) *seedJSON {
-	out := &seedJSON{SeedResult: *res}
-	out.BestValAccuracy = nullable(res.Train.BestValAccuracy)
-	out.Curve = make([]curveJSON, len(res.Curve))
-	for i, p := range res.Curve {
-		out.Curve[i] = curveJSON{Step: p.Step, TrainLoss: p.TrainLoss, ValAccuracy: nullable(p.ValAccuracy), ValCI: nullable(p.ValCI)}
+// MarshalJSON writes NaN (no validation ran) as null: encoding/json rejects NaN.
+func (t TrainStats) MarshalJSON() ([]byte, error) {
+	type plain TrainStats
+	return json.Marshal(struct {
+		plain
+		BestValAccuracy *float64 `json:"best_val_accuracy"`
+	}{plain(t), nullable(t.BestValAccuracy)})
+}
+
+// UnmarshalJSON reads null back as NaN.
+func (t *TrainStats) UnmarshalJSON(b []byte) error {
+	type plain TrainStats
+	var v struct {
+		plain
+		BestValAccuracy *float64 `json:"best_val_accuracy"`
 	}
-	return out
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*t = TrainStats(v.plain)
+	t.BestValAccuracy = fromNullable(v.BestValAccuracy)
+	return nil
 }
 
-type seedJSON struct {
-	SeedResult
-	BestValAccuracy *float64    `json:"best_val_accuracy"`
-	Curve           []curveJSON `json:"curve"`
+// MarshalJSON writes NaN (no validation at this step) as null.
+func (c CurvePoint) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Step        int      `json:"step"`
+		TrainLoss   *float64 `json:"train_loss"`
+		ValAccuracy *float64 `json:"val_accuracy"`
+		ValCI       *float64 `json:"val_ci"`
+	}{c.Step, nullable(c.TrainLoss), nullable(c.ValAccuracy), nullable(c.ValCI)})
 }
 
-type curveJSON struct {
-	Step        int      `json:"step"`
-	TrainLoss   float64  `json:"train_loss"`
-	ValAccuracy *float64 `json:"val_accuracy"`
-	ValCI       *float64 `json:"val_ci"`
+// UnmarshalJSON reads null back as NaN.
+func (c *CurvePoint) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Step        int      `json:"step"`
+		TrainLoss   *float64 `json:"train_loss"`
+		ValAccuracy *float64 `json:"val_accuracy"`
+		ValCI       *float64 `json:"val_ci"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*c = CurvePoint{Step: v.Step, TrainLoss: fromNullable(v.TrainLoss), ValAccuracy: fromNullable(v.ValAccuracy), ValCI: fromNullable(v.ValCI)}
+	return nil
 }
 
 func nullable(v float64) *float64 {
@@ -150,30 +177,22 @@ func nullable(v float64) *float64 {
 	return &v
 }
 
+func fromNullable(p *float64) float64 {
+	if p == nil {
+		return math.NaN()
+	}
+	return *p
+}
+
 // readSeedResult reads a finished seed's summary.
 func readSeedResult(dir string) (*SeedResult, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
 	if err != nil {
 		return nil, err
 	}
-	var s seedJSON
-	if err := json.Unmarshal(b, &s); err != nil {
+	var res SeedResult
+	if err := json.Unmarshal(b, &res); err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
-	}
-	res := s.SeedResult
-	res.Train.BestValAccuracy = math.NaN()
-	if s.BestValAccuracy != nil {
-		res.Train.BestValAccuracy = *s.BestValAccuracy
-	}
-	res.Curve = make([]CurvePoint, len(s.Curve))
-	for i, p := range s.Curve {
-		res.Curve[i] = CurvePoint{Step: p.Step, TrainLoss: p.TrainLoss, ValAccuracy: math.NaN(), ValCI: math.NaN()}
-		if p.ValAccuracy != nil {
-			res.Curve[i].ValAccuracy = *p.ValAccuracy
-		}
-		if p.ValCI != nil {
-			res.Curve[i].ValCI = *p.ValCI
-		}
 	}
 	return &res, nil
 }
@@ -182,7 +201,10 @@ func readSeedResult(dir string) (*SeedResult, error) {
 type RunSummary struct {
 	Run        string     `json:"run"`
 	Dataset    string     `json:"dataset"`
+	Protocol   string     `json:"protocol"` // novel or supervised
 	Algo       string     `json:"algo"`
+	Hidden     []int      `json:"hidden"`
+	Labels     string     `json:"labels,omitempty"` // supervised: binary or category
 	Ways       int        `json:"ways"`
 	Shots      int        `json:"shots"`
 	Queries    int        `json:"queries"`
@@ -200,17 +222,30 @@ type RunSummary struct {
 	PerClass   []eval.ClassScore       `json:"per_class"`
 	Confusion  ConfusionTable          `json:"confusion"`
 	Spec       string                  `json:"spec"`
+	// Supervised holds, per test file, the supervised track's results; the
+	// fields above then describe the first test file.
+	Supervised []SupervisedEval `json:"supervised,omitempty"`
 }
 
 // summarise pools the seeds of a run.
 func summarise(p plan, seeds []*SeedResult) *RunSummary {
-	s := &RunSummary{Run: p.Name, Dataset: p.Dataset.Name, Algo: p.Learner.Algo,
+	s := &RunSummary{Run: p.Name, Dataset: p.Dataset.Name, Protocol: "novel", Algo: p.Learner.Algo, Hidden: p.Learner.Hidden,
 		Ways: p.Episodes.Ways, Shots: p.Episodes.Shots, Queries: p.Episodes.Queries,
 		Spec: string(p.SpecYAML), Metrics: map[string]eval.Summary{}, SeedSpread: map[string]eval.Summary{}}
 	if len(seeds) == 0 {
 		return s
 	}
 	s.Provenance, s.Backend, s.Device = seeds[0].Provenance, seeds[0].Backend, seeds[0].Device
+	if p.Supervised != nil {
+		s.Protocol, s.Algo, s.Labels = "supervised", "classifier", p.Supervised.Labels
+		s.Ways, s.Shots, s.Queries = 0, 0, 0
+		for _, r := range seeds {
+			s.Seeds = append(s.Seeds, r.Seed)
+			s.Wall += r.Wall
+		}
+		summariseSupervised(s, seeds)
+		return s
+	}
 	classes := seeds[0].Confusion.Classes
 	pooled := eval.NewConfusion(len(classes))
 	for _, r := range seeds {
@@ -307,11 +342,25 @@ func MetricTable(title string, runs []*RunSummary) *eval.Table {
 			}
 			return m.Format(100, 2)
 		}
-		t.Rows = append(t.Rows, []string{r.Run, r.Algo, fmt.Sprintf("%dw %ds %dq", r.Ways, r.Shots, r.Queries), seedList(r.Seeds),
+		t.Rows = append(t.Rows, []string{r.Run, r.Algo, r.shape(), seedList(r.Seeds),
 			cell("accuracy"), cell("macro_f1"), cell("detection_rate"), cell("false_alarm_rate"), cell("auroc")})
 	}
 	t.Notes = []string{"mean ± 95% confidence interval (1.96·sd/√n) over all test episodes of all seeds"}
+	for _, r := range runs {
+		if r.Protocol == "supervised" {
+			t.Notes = append(t.Notes, "supervised runs: over seeds, on the first test file (report.md has every test file)")
+			break
+		}
+	}
 	return t
+}
+
+// shape describes the run's episodes, or its supervised labelling.
+func (r *RunSummary) shape() string {
+	if r.Protocol == "supervised" {
+		return "supervised, " + r.Labels
+	}
+	return fmt.Sprintf("%dw %ds %dq", r.Ways, r.Shots, r.Queries)
 }
 
 func seedList(seeds []uint64) string {

@@ -37,7 +37,9 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 
 	byDataset := map[string][]*RunSummary{}
 	for _, r := range runs {
-		byDataset[r.Dataset] = append(byDataset[r.Dataset], r)
+		if r.Protocol != "supervised" {
+			byDataset[r.Dataset] = append(byDataset[r.Dataset], r)
+		}
 	}
 	names := make([]string, 0, len(byDataset))
 	for d := range byDataset {
@@ -68,6 +70,10 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 			fmt.Fprintf(&b, "[%s](%s/report.md)", r.Run, r.Run)
 		}
 		b.WriteString("\n\n")
+	}
+	if sec := SupervisedSection(runs); sec != "" {
+		b.WriteString(sec)
+		b.WriteString("\n")
 	}
 	for _, e := range extra {
 		b.WriteString(e)

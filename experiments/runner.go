@@ -31,6 +31,9 @@ type plan struct {
 	Device   string
 	Threads  int
 	Seeds    []uint64
+
+	// Supervised is set for the supervised track (no episodes).
+	Supervised *supervisedPlan
 }
 
 type episodePlan struct {
@@ -110,6 +113,7 @@ type SeedResult struct {
 	Confusion  ConfusionTable          `json:"confusion"`
 	Curve      []CurvePoint            `json:"curve"`
 	Spec       string                  `json:"spec"`
+	Supervised []SupervisedEval        `json:"supervised,omitempty"`
 
 	episodes   []eval.EpisodeScore
 	checkpoint []byte // the selected learner, with its encoder and spec
@@ -158,10 +162,6 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (*RunSummary, error) {
 	if err := writeFileAtomic(filepath.Join(dir, "spec.yaml"), p.SpecYAML); err != nil {
 		return nil, err
 	}
-	split, err := r.split(p)
-	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", p.Name, err)
-	}
 	device := p.Device
 	if r.opt.Device != "" {
 		device = r.opt.Device
@@ -173,6 +173,27 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (*RunSummary, error) {
 	seeds := p.Seeds
 	if len(r.opt.Seeds) > 0 {
 		seeds = r.opt.Seeds
+	}
+	var results []*SeedResult
+	if p.Supervised != nil {
+		if results, err = r.runSupervised(ctx, p, dir, be, seeds); err != nil {
+			return nil, err
+		}
+	} else if results, err = r.runEpisodic(ctx, p, dir, be, seeds); err != nil {
+		return nil, err
+	}
+	sum := summarise(p, results)
+	if err := writeRunSummary(dir, sum, results); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// runEpisodic meta-trains and tests a plan for every seed.
+func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels.Backend, seeds []uint64) ([]*SeedResult, error) {
+	split, err := r.split(p)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", p.Name, err)
 	}
 	var results []*SeedResult
 	for _, seed := range seeds {
@@ -193,11 +214,7 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (*RunSummary, error) {
 		}
 		results = append(results, res)
 	}
-	sum := summarise(p, results)
-	if err := writeRunSummary(dir, sum, results); err != nil {
-		return nil, err
-	}
-	return sum, nil
+	return results, nil
 }
 
 // split builds (or reuses) the data split of a plan.
@@ -483,8 +500,12 @@ func planFor(s Spec) (plan, error) {
 		return plan{}, err
 	}
 	e := s.Episodes
+	var sup *supervisedPlan
+	if s.Split.Protocol == "supervised" {
+		sup = &supervisedPlan{Labels: s.Supervised.Labels, TestFiles: s.Supervised.TestFiles, Classifier: s.ClassifierConfig(0)}
+	}
 	return plan{
-		Name: s.Name, SpecYAML: y, Dataset: d, Protocol: proto,
+		Name: s.Name, SpecYAML: y, Dataset: d, Protocol: proto, Supervised: sup,
 		Learner: s.LearnerConfig(0),
 		Episodes: episodePlan{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, MetaBatch: e.MetaBatch,
 			NormalWay: e.NormalWay, Replacement: e.Replacement, NormalClass: proto.NormalClass,

@@ -135,3 +135,47 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func TestSupervisedTrack(t *testing.T) {
+	specs, err := Parse([]byte(`
+name: sup
+dataset: {name: nsl-kdd}
+split: {protocol: supervised}
+supervised: {labels: category, test_files: [KDDTest-21, KDDTest+], epochs: 1, batch_size: 512}
+model: {hidden: [8]}
+seeds: [1, 2]
+`), "sup.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	s, err := NewRunner(RunOptions{OutDir: out, Log: &bytes.Buffer{}}).Run(context.Background(), specs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Protocol != "supervised" || len(s.Supervised) != 2 || s.Supervised[0].TestFile != "KDDTest-21" || s.Supervised[1].Records != 22544 {
+		t.Fatalf("summary %+v", s.Supervised)
+	}
+	acc := s.Supervised[1].Metrics["accuracy"]
+	if acc.N != 2 || !(acc.Mean > 0.5 && acc.Mean <= 1) {
+		t.Errorf("KDDTest+ accuracy over 2 seeds: %+v", acc)
+	}
+	conf := s.Supervised[1].Confusion
+	var total int64
+	for _, row := range conf.Counts {
+		for _, n := range row {
+			total += n
+		}
+	}
+	if strings.Join(conf.Classes, ",") != "normal,dos,probe,r2l,u2r" || total != 2*22544 {
+		t.Errorf("pooled confusion over %v holds %d predictions, want 2 seeds x 22544", conf.Classes, total)
+	}
+	for _, f := range []string{"seed-1/checkpoint.bin", "seed-2/per_class-KDDTest+.csv", "report.md"} {
+		if _, err := os.Stat(filepath.Join(out, "sup", f)); err != nil {
+			t.Errorf("missing %s", f)
+		}
+	}
+	if sec := SupervisedSection([]*RunSummary{s}); !strings.Contains(sec, "| category |") || !strings.Contains(sec, "RNN-IDS") {
+		t.Errorf("report section:\n%s", sec)
+	}
+}

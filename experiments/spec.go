@@ -17,17 +17,18 @@ import (
 
 // Spec is one fully resolved run. Run every seed in Seeds.
 type Spec struct {
-	Name        string        `yaml:"name"`
-	Description string        `yaml:"description"`
-	Dataset     DatasetSpec   `yaml:"dataset"`
-	Encoder     EncoderSpec   `yaml:"encoder"`
-	Split       SplitSpec     `yaml:"split"`
-	Episodes    EpisodeSpec   `yaml:"episodes"`
-	Model       ModelSpec     `yaml:"model"`
-	Learner     LearnerSpec   `yaml:"learner"`
-	Optimizer   OptimizerSpec `yaml:"optimizer"`
-	Backend     BackendSpec   `yaml:"backend"`
-	Seeds       []uint64      `yaml:"seeds"`
+	Name        string         `yaml:"name"`
+	Description string         `yaml:"description"`
+	Dataset     DatasetSpec    `yaml:"dataset"`
+	Encoder     EncoderSpec    `yaml:"encoder"`
+	Split       SplitSpec      `yaml:"split"`
+	Episodes    EpisodeSpec    `yaml:"episodes"`
+	Model       ModelSpec      `yaml:"model"`
+	Learner     LearnerSpec    `yaml:"learner"`
+	Optimizer   OptimizerSpec  `yaml:"optimizer"`
+	Supervised  SupervisedSpec `yaml:"supervised"`
+	Backend     BackendSpec    `yaml:"backend"`
+	Seeds       []uint64       `yaml:"seeds"`
 }
 
 // DatasetSpec names the data set and where its files come from.
@@ -107,6 +108,17 @@ type OptimizerSpec struct {
 	Eps         float64 `yaml:"eps"`
 }
 
+// SupervisedSpec configures the supervised track (split.protocol:
+// supervised): a classifier (model.*, optimizer.*) trained on every record of
+// the training file and tested on every record of each test file.
+type SupervisedSpec struct {
+	Labels       string   `yaml:"labels"`
+	TestFiles    []string `yaml:"test_files"`
+	Epochs       int      `yaml:"epochs"`
+	BatchSize    int      `yaml:"batch_size"`
+	ClassWeights string   `yaml:"class_weights"`
+}
+
 // BackendSpec says where the learner computes.
 type BackendSpec struct {
 	Device  string `yaml:"device"`
@@ -120,6 +132,7 @@ type BackendSpec struct {
 // and the train package agree.
 func Default() Spec {
 	tc := train.DefaultConfig("protonet")
+	tcc := train.DefaultClassifierConfig()
 	return Spec{
 		Encoder: EncoderSpec{Scaling: string(datasets.MinMax), Log1p: true},
 		Split:   SplitSpec{Protocol: "novel", ValFraction: 0.25, Normal: true, Seed: 1},
@@ -139,8 +152,9 @@ func Default() Spec {
 			Decoupled: tc.Optimizer.Decoupled, ClipNorm: tc.Optimizer.ClipNorm,
 			Beta1: tc.Optimizer.Beta1, Beta2: tc.Optimizer.Beta2, Eps: tc.Optimizer.Eps,
 		},
-		Backend: BackendSpec{Device: "cpu", Threads: 1},
-		Seeds:   []uint64{1},
+		Supervised: SupervisedSpec{Labels: "binary", Epochs: tcc.Epochs, BatchSize: tcc.BatchSize, ClassWeights: tcc.ClassWeights},
+		Backend:    BackendSpec{Device: "cpu", Threads: 1},
+		Seeds:      []uint64{1},
 	}
 }
 
@@ -161,6 +175,20 @@ func (s Spec) LearnerConfig(seed uint64) train.Config {
 			Name: o.Name, LR: o.LR, WeightDecay: o.WeightDecay, Decoupled: o.Decoupled,
 			ClipNorm: o.ClipNorm, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps,
 		},
+	}
+}
+
+// ClassifierConfig is the supervised track's classifier, its weights
+// initialised from seed.
+func (s Spec) ClassifierConfig(seed uint64) train.ClassifierConfig {
+	o := s.Optimizer
+	return train.ClassifierConfig{
+		Hidden: slices.Clone(s.Model.Hidden), Activation: s.Model.Activation, InitSeed: seed,
+		Optimizer: train.OptimConfig{
+			Name: o.Name, LR: o.LR, WeightDecay: o.WeightDecay, Decoupled: o.Decoupled,
+			ClipNorm: o.ClipNorm, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps,
+		},
+		Epochs: s.Supervised.Epochs, BatchSize: s.Supervised.BatchSize, ClassWeights: s.Supervised.ClassWeights,
 	}
 }
 

@@ -1,0 +1,343 @@
+package experiments
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/eval"
+	"github.com/metaids/metaids/internal/progress"
+	"github.com/metaids/metaids/kernels"
+	"github.com/metaids/metaids/train"
+)
+
+// supervisedPlan is the supervised track of a plan: a classifier trained on
+// the whole training file, tested on whole test files.
+type supervisedPlan struct {
+	Labels     string // binary or category
+	TestFiles  []string
+	Classifier train.ClassifierConfig
+}
+
+// categoryClasses are the classes of the 5-class labelling, normal first.
+var categoryClasses = []string{"normal", "dos", "probe", "r2l", "u2r"}
+
+// SupervisedEval is one test file's result.
+type SupervisedEval struct {
+	TestFile  string                  `json:"test_file"`
+	Records   int                     `json:"records"`
+	Metrics   map[string]eval.Summary `json:"metrics"` // one seed: n = 1; a run: over seeds
+	PerClass  []eval.ClassScore       `json:"per_class"`
+	Confusion ConfusionTable          `json:"confusion"`
+}
+
+// encodedFile is a file encoded with the training file's encoder, labelled.
+type encodedFile struct {
+	name string
+	m    *datasets.Matrix
+	y    []int32
+}
+
+// loadSupervised loads, encodes and labels the training and test files.
+func loadSupervised(p plan) (*datasets.Encoder, *encodedFile, []*encodedFile, []string, error) {
+	sp := p.Supervised
+	classes := []string{"normal", "attack"}
+	if sp.Labels == "category" {
+		classes = categoryClasses
+	}
+	label := func(r *datasets.Records) ([]int32, error) {
+		y := make([]int32, r.N)
+		for i, l := range r.Label {
+			name := r.LabelNames[l]
+			switch {
+			case sp.Labels == "binary" && name == datasets.DefaultNormalClass:
+				y[i] = 0
+			case sp.Labels == "binary":
+				y[i] = 1
+			default:
+				c := p.Protocol.Categories.Of(name)
+				k := indexOf(categoryClasses, c)
+				if k < 0 {
+					return nil, fmt.Errorf("%s: label %q has category %q, not one of %s (see dataset.categories)", r.Name, name, c, strings.Join(categoryClasses, ", "))
+				}
+				y[i] = int32(k)
+			}
+		}
+		return y, nil
+	}
+	load := func(file string, enc *datasets.Encoder) (*datasets.Encoder, *encodedFile, error) {
+		r, err := datasets.Load(p.Dataset, file, p.Protocol.Load)
+		if err != nil {
+			return nil, nil, err
+		}
+		if enc == nil {
+			if enc, err = datasets.FitEncoder(r, p.Protocol.Encoder); err != nil {
+				return nil, nil, err
+			}
+		}
+		y, err := label(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		return enc, &encodedFile{name: file, m: enc.Transform(r), y: y}, nil
+	}
+	trainFile := p.Protocol.TrainFile
+	if trainFile == "" {
+		trainFile = p.Dataset.Train
+	}
+	enc, tr, err := load(trainFile, nil)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	var tests []*encodedFile
+	for _, f := range sp.TestFiles {
+		_, te, err := load(f, enc)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		tests = append(tests, te)
+	}
+	return enc, tr, tests, classes, nil
+}
+
+func indexOf(list []string, s string) int {
+	for i, v := range list {
+		if v == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// runSupervised runs the supervised track of a plan for every seed.
+func (r *Runner) runSupervised(ctx context.Context, p plan, dir string, be kernels.Backend, seeds []uint64) ([]*SeedResult, error) {
+	start := time.Now()
+	enc, tr, tests, classes, err := loadSupervised(p)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(r.opt.Log, "%s: loaded and encoded %s (%d records, %d features) and %d test file(s) in %s\n",
+		p.Name, tr.name, tr.m.Rows, tr.m.Dim, len(tests), time.Since(start).Round(time.Millisecond))
+	var results []*SeedResult
+	for _, seed := range seeds {
+		seedDir := filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
+		if !r.opt.Force {
+			if res, err := readSeedResult(seedDir); err == nil {
+				fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
+				results = append(results, res)
+				continue
+			}
+		}
+		res, err := r.supervisedSeed(ctx, p, enc, tr, tests, classes, be, seed)
+		if err != nil {
+			return nil, fmt.Errorf("run %s seed %d: %w", p.Name, seed, err)
+		}
+		if err := writeSeedResult(seedDir, res, r.opt.Log); err != nil {
+			return nil, err
+		}
+		results = append(results, res)
+	}
+	return results, nil
+}
+
+func (r *Runner) supervisedSeed(ctx context.Context, p plan, enc *datasets.Encoder, tr *encodedFile, tests []*encodedFile,
+	classes []string, be kernels.Backend, seed uint64) (*SeedResult, error) {
+	if p.Threads > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(p.Threads))
+	}
+	start := time.Now()
+	cfg := p.Supervised.Classifier
+	cfg.InitSeed = seed
+	clf, err := train.NewClassifier(cfg, tr.m.Dim, len(classes), be)
+	if err != nil {
+		return nil, err
+	}
+	res := &SeedResult{Run: p.Name, Seed: seed, Provenance: r.prov, Backend: be.Name(), Device: be.Device(),
+		Started: start.UTC(), Spec: string(p.SpecYAML), Pools: map[string]PoolInfo{"train": {File: tr.name, Classes: classes, Records: tr.m.Rows}}}
+	bar := progress.New(r.opt.Log, fmt.Sprintf("%s seed %d: train", p.Name, seed), cfg.Epochs)
+	trainStart := time.Now()
+	err = clf.Fit(ctx, tr.m.X, tr.y, tr.m.Rows, func(epoch int, loss float64) {
+		res.Curve = append(res.Curve, CurvePoint{Step: epoch, TrainLoss: loss, ValAccuracy: math.NaN(), ValCI: math.NaN()})
+		bar.Update(epoch, fmt.Sprintf("loss %.4f", loss))
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, errInterrupted
+		}
+		return nil, err
+	}
+	bar.Finish("")
+	res.Train = TrainStats{Steps: cfg.Epochs, Seconds: time.Since(trainStart).Seconds(), BestStep: -1, BestValAccuracy: math.NaN()}
+	res.Train.StepsPerSec = float64(cfg.Epochs) / res.Train.Seconds
+	for _, te := range tests {
+		labels := make([]int32, te.m.Rows)
+		t0 := time.Now()
+		if err := clf.Predict(te.m.X, te.m.Rows, labels, nil); err != nil {
+			return nil, err
+		}
+		res.Test.Episodes++
+		res.Test.Seconds += time.Since(t0).Seconds()
+		res.Test.FlowsPerSec += float64(te.m.Rows)
+		res.Supervised = append(res.Supervised, evaluateFile(te, labels, classes))
+	}
+	if res.Test.Seconds > 0 {
+		res.Test.FlowsPerSec /= res.Test.Seconds
+	}
+	res.Metrics = res.Supervised[0].Metrics
+	res.PerClass = res.Supervised[0].PerClass
+	res.Confusion = res.Supervised[0].Confusion
+	encoded, err := enc.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	var ckpt strings.Builder
+	if err := clf.Save(&ckpt, map[string][]byte{"encoder": encoded, "spec": p.SpecYAML}); err != nil {
+		return nil, err
+	}
+	res.checkpoint = []byte(ckpt.String())
+	res.Wall = time.Since(start).Seconds()
+	return res, nil
+}
+
+// evaluateFile scores predictions on a whole test file: one "episode" whose
+// figures have n = 1; normal is class 0 in both labellings.
+func evaluateFile(te *encodedFile, pred []int32, classes []string) SupervisedEval {
+	c := eval.NewConfusion(len(classes))
+	c.AddAll(te.y, pred)
+	one := func(v float64) eval.Summary { return eval.Summary{Mean: v, N: 1} }
+	ev := eval.Evaluation{Classes: classes, Categories: classes, Pooled: c}
+	return SupervisedEval{
+		TestFile: te.name, Records: te.m.Rows,
+		Metrics: map[string]eval.Summary{
+			"accuracy": one(c.Accuracy()), "macro_precision": one(c.MacroPrecision()), "macro_recall": one(c.MacroRecall()),
+			"macro_f1": one(c.MacroF1()), "detection_rate": one(c.DetectionRate(0)), "false_alarm_rate": one(c.FalseAlarmRate(0)),
+		},
+		PerClass:  ev.PerClass(),
+		Confusion: confusionTable(classes, c),
+	}
+}
+
+// summariseSupervised pools the seeds of a supervised run: per test file,
+// each metric's mean and 95% interval over seeds, and the pooled confusion.
+func summariseSupervised(s *RunSummary, seeds []*SeedResult) {
+	if len(seeds) == 0 {
+		return
+	}
+	for f := range seeds[0].Supervised {
+		first := seeds[0].Supervised[f]
+		out := SupervisedEval{TestFile: first.TestFile, Records: first.Records, Metrics: map[string]eval.Summary{}}
+		n := len(first.Confusion.Classes)
+		pooled := eval.NewConfusion(n)
+		for _, name := range eval.MetricNames {
+			var xs []float64
+			for _, r := range seeds {
+				if m, ok := r.Supervised[f].Metrics[name]; ok {
+					xs = append(xs, m.Mean)
+				}
+			}
+			if len(xs) > 0 {
+				out.Metrics[name] = eval.MeanCI(xs)
+			}
+		}
+		for _, r := range seeds {
+			for i, row := range r.Supervised[f].Confusion.Counts {
+				for j, v := range row {
+					pooled.Counts[i*n+j] += v
+				}
+			}
+		}
+		ev := eval.Evaluation{Classes: first.Confusion.Classes, Categories: first.Confusion.Classes, Pooled: pooled}
+		out.PerClass = ev.PerClass()
+		out.Confusion = confusionTable(first.Confusion.Classes, pooled)
+		s.Supervised = append(s.Supervised, out)
+	}
+	s.Metrics = s.Supervised[0].Metrics
+	s.SeedSpread = s.Supervised[0].Metrics
+	s.PerClass = s.Supervised[0].PerClass
+	s.Confusion = s.Supervised[0].Confusion
+}
+
+// literature are published accuracies (%) on KDDTest+ and KDDTest-21.
+var literature = []struct {
+	source, method, labels string
+	plus, minus21          float64
+}{
+	{"Tavallaee et al. 2009", "J48", "", 81.05, 63.97},
+	{"Tavallaee et al. 2009", "Naive Bayes", "", 76.56, 55.77},
+	{"Tavallaee et al. 2009", "NB Tree", "", 82.02, 66.16},
+	{"Tavallaee et al. 2009", "Random Forest", "", 80.67, 63.25},
+	{"Tavallaee et al. 2009", "Random Tree", "", 81.59, 58.51},
+	{"Tavallaee et al. 2009", "Multi-layer Perceptron", "", 77.41, 57.34},
+	{"Tavallaee et al. 2009", "SVM", "", 69.52, 42.29},
+	{"Yin et al. 2017", "RNN-IDS", "binary", 83.28, 68.55},
+	{"Yin et al. 2017", "RNN-IDS", "category", 81.29, 64.67},
+}
+
+// SupervisedSection is the report section of supervised NSL-KDD runs beside
+// the literature; "" when there are none.
+func SupervisedSection(runs []*RunSummary) string {
+	var sup []*RunSummary
+	for _, r := range runs {
+		if r.Protocol == "supervised" {
+			sup = append(sup, r)
+		}
+	}
+	if len(sup) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("## Supervised track: NSL-KDD, train on KDDTrain+, test on KDDTest+ and KDDTest-21\n\n")
+	t := &eval.Table{Title: "Accuracy % (metaids: mean ± 95% CI over seeds)", Header: []string{"method", "labels", "KDDTest+", "KDDTest-21", "source"}}
+	for _, r := range sup {
+		cells := map[string]string{}
+		for _, f := range r.Supervised {
+			cells[f.TestFile] = f.Metrics["accuracy"].Format(100, 2)
+		}
+		t.Rows = append(t.Rows, []string{fmt.Sprintf("MLP %v (%s)", r.Hidden, r.Algo), r.Labels, orDash(cells["KDDTest+"]), orDash(cells["KDDTest-21"]), "metaids, " + r.Run})
+	}
+	for _, l := range literature {
+		labels := l.labels
+		if labels == "" {
+			labels = "as published"
+		}
+		t.Rows = append(t.Rows, []string{l.method, labels, strconv.FormatFloat(l.plus, 'f', 2, 64), strconv.FormatFloat(l.minus21, 'f', 2, 64), l.source})
+	}
+	t.Notes = []string{"labels: binary = normal vs attack; category = normal, dos, probe, r2l, u2r. Literature rows are the figures as published, not rerun here."}
+	t.Render(&b, eval.Markdown)
+	b.WriteString("\n")
+	d := &eval.Table{Title: "Detection and false-alarm rates % (metaids)", Header: []string{"run", "test file", "macro F1", "detection rate", "false-alarm rate"}}
+	for _, r := range sup {
+		for _, f := range r.Supervised {
+			d.Rows = append(d.Rows, []string{r.Run, f.TestFile, f.Metrics["macro_f1"].Format(100, 2), f.Metrics["detection_rate"].Format(100, 2), f.Metrics["false_alarm_rate"].Format(100, 2)})
+		}
+	}
+	d.Render(&b, eval.Markdown)
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// writeSupervisedFiles writes per-test-file CSVs into a seed directory.
+func writeSupervisedFiles(dir string, res *SeedResult) error {
+	for _, f := range res.Supervised {
+		var rows [][]string
+		for _, c := range f.PerClass {
+			rows = append(rows, []string{c.Class, ftoa(c.Precision), ftoa(c.Recall), ftoa(c.F1), strconv.FormatInt(c.Support, 10)})
+		}
+		if err := writeCSV(filepath.Join(dir, "per_class-"+f.TestFile+".csv"), []string{"class", "precision", "recall", "f1", "support"}, rows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
