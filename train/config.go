@@ -13,6 +13,7 @@ package train
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // OptimConfig configures the outer (meta) optimiser.
@@ -25,6 +26,47 @@ type OptimConfig struct {
 	Beta1       float64 // Adam, in [0,1)
 	Beta2       float64 // Adam, in [0,1)
 	Eps         float64 // Adam, > 0
+}
+
+// check reports the first invalid field through bad, which names it.
+func (o OptimConfig) check(bad func(field, format string, args ...any) error) error {
+	switch o.Name {
+	case "adam":
+		if !(o.Beta1 >= 0 && o.Beta1 < 1) {
+			return bad("Optimizer.Beta1", "%g, want in [0,1)", o.Beta1)
+		}
+		if !(o.Beta2 >= 0 && o.Beta2 < 1) {
+			return bad("Optimizer.Beta2", "%g, want in [0,1)", o.Beta2)
+		}
+		if !(o.Eps > 0) {
+			return bad("Optimizer.Eps", "%g, want > 0", o.Eps)
+		}
+	case "sgd":
+		if o.Decoupled {
+			return bad("Optimizer.Decoupled", "only Adam has decoupled weight decay")
+		}
+	default:
+		return bad("Optimizer.Name", "%q, want adam or sgd", o.Name)
+	}
+	if !(o.LR > 0) {
+		return bad("Optimizer.LR", "%g, want > 0", o.LR)
+	}
+	if !(o.WeightDecay >= 0) {
+		return bad("Optimizer.WeightDecay", "%g, want >= 0", o.WeightDecay)
+	}
+	if !(o.ClipNorm >= 0) {
+		return bad("Optimizer.ClipNorm", "%g, want >= 0", o.ClipNorm)
+	}
+	// Infinities would also make the configuration unsavable (JSON).
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"LR", o.LR}, {"WeightDecay", o.WeightDecay}, {"ClipNorm", o.ClipNorm}, {"Eps", o.Eps}} {
+		if math.IsInf(f.v, 0) {
+			return bad("Optimizer."+f.name, "%g, want finite", f.v)
+		}
+	}
+	return nil
 }
 
 // Config is a learner's specification.
@@ -127,33 +169,8 @@ func (c Config) Validate() error {
 	if !(c.FinetuneLR > 0) {
 		return bad("FinetuneLR", "%g, want > 0", c.FinetuneLR)
 	}
-	o := c.Optimizer
-	switch o.Name {
-	case "adam":
-		if !(o.Beta1 >= 0 && o.Beta1 < 1) {
-			return bad("Optimizer.Beta1", "%g, want in [0,1)", o.Beta1)
-		}
-		if !(o.Beta2 >= 0 && o.Beta2 < 1) {
-			return bad("Optimizer.Beta2", "%g, want in [0,1)", o.Beta2)
-		}
-		if !(o.Eps > 0) {
-			return bad("Optimizer.Eps", "%g, want > 0", o.Eps)
-		}
-	case "sgd":
-		if o.Decoupled {
-			return bad("Optimizer.Decoupled", "only Adam has decoupled weight decay")
-		}
-	default:
-		return bad("Optimizer.Name", "%q, want adam or sgd", o.Name)
-	}
-	if !(o.LR > 0) {
-		return bad("Optimizer.LR", "%g, want > 0", o.LR)
-	}
-	if !(o.WeightDecay >= 0) {
-		return bad("Optimizer.WeightDecay", "%g, want >= 0", o.WeightDecay)
-	}
-	if !(o.ClipNorm >= 0) {
-		return bad("Optimizer.ClipNorm", "%g, want >= 0", o.ClipNorm)
+	if err := c.Optimizer.check(bad); err != nil {
+		return err
 	}
 	return nil
 }
