@@ -20,8 +20,7 @@ const runSynopsis = "run SPEC... [--set key=value]... [--seeds 1,2,3] [--device 
 
 func runRun(ctx context.Context, e *env, args []string) error {
 	fl := newFlags(e, "run", runSynopsis)
-	var sets stringList
-	fl.Var(&sets, "set", "override a key of every spec, key=value with a YAML value (repeatable): episodes.shots=1, learner.algo=[maml,fomaml]")
+	sets := setFlag(fl)
 	seedList := fl.String("seeds", "", "comma-separated seeds replacing every spec's seeds")
 	device := fl.String("device", "", "auto, cpu or cuda, replacing every spec's backend.device")
 	out := fl.String("out", "results", "directory the runs write into (<out>/<run>/)")
@@ -48,13 +47,9 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	default:
 		return usageErrorf("--device %q: want auto, cpu or cuda", *device)
 	}
-	var overrides []experiments.Override
-	for _, s := range sets {
-		o, err := experiments.ParseOverride(s)
-		if err != nil {
-			return usageErrorf("%v", err)
-		}
-		overrides = append(overrides, o)
+	overrides, err := sets.overrides()
+	if err != nil {
+		return err
 	}
 	files, err := specFiles(pos)
 	if err != nil {

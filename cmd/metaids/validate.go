@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -31,10 +32,29 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
-func runValidate(ctx context.Context, e *env, args []string) error {
-	fl := newFlags(e, "validate", validateSynopsis)
+// setFlag adds the repeatable --set flag of the commands that load specs.
+func setFlag(fl *flag.FlagSet) *stringList {
 	var sets stringList
 	fl.Var(&sets, "set", "override a key of every spec, key=value with a YAML value (repeatable): episodes.shots=1, learner.algo=[maml,fomaml]")
+	return &sets
+}
+
+// overrides parses the --set values.
+func (l *stringList) overrides() ([]experiments.Override, error) {
+	var out []experiments.Override
+	for _, s := range *l {
+		o, err := experiments.ParseOverride(s)
+		if err != nil {
+			return nil, usageErrorf("%v", err)
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+func runValidate(ctx context.Context, e *env, args []string) error {
+	fl := newFlags(e, "validate", validateSynopsis)
+	sets := setFlag(fl)
 	deep := fl.Bool("deep", false, "also load the data, build each split and check that every pool can give the spec's episodes (about a second per data set)")
 	var format string
 	formatFlag(fl, &format)
@@ -49,13 +69,9 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usageErrorf("--format: %v", err)
 	}
-	var overrides []experiments.Override
-	for _, s := range sets {
-		o, err := experiments.ParseOverride(s)
-		if err != nil {
-			return usageErrorf("%v", err)
-		}
-		overrides = append(overrides, o)
+	overrides, err := sets.overrides()
+	if err != nil {
+		return err
 	}
 	files, err := specFiles(pos)
 	if err != nil {
