@@ -4,7 +4,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -50,7 +49,7 @@ func ftoa(v float64) string {
 // writeSeedResult writes one seed's files into a fresh directory next to
 // dir and renames it into place, so an interrupted write leaves no
 // half-finished seed behind.
-func writeSeedResult(dir string, res *SeedResult, log io.Writer) error {
+func writeSeedResult(dir string, res *SeedResult) error {
 	tmp := dir + ".partial"
 	if err := os.RemoveAll(tmp); err != nil {
 		return err

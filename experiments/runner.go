@@ -195,6 +195,14 @@ func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", p.Name, err)
 	}
+	return r.eachSeed(p, dir, seeds, func(seed uint64) (*SeedResult, error) {
+		return r.runSeed(ctx, p, split, be, seed)
+	})
+}
+
+// eachSeed runs one seed after another, keeping seeds finished earlier
+// unless Force, and writes each seed's files as soon as it is done.
+func (r *Runner) eachSeed(p plan, dir string, seeds []uint64, run func(seed uint64) (*SeedResult, error)) ([]*SeedResult, error) {
 	var results []*SeedResult
 	for _, seed := range seeds {
 		seedDir := filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
@@ -205,11 +213,11 @@ func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels
 				continue
 			}
 		}
-		res, err := r.runSeed(ctx, p, split, be, seed)
+		res, err := run(seed)
 		if err != nil {
 			return nil, fmt.Errorf("run %s seed %d: %w", p.Name, seed, err)
 		}
-		if err := writeSeedResult(seedDir, res, r.opt.Log); err != nil {
+		if err := writeSeedResult(seedDir, res); err != nil {
 			return nil, fmt.Errorf("run %s seed %d: %w", p.Name, seed, err)
 		}
 		results = append(results, res)

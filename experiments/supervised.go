@@ -124,26 +124,9 @@ func (r *Runner) runSupervised(ctx context.Context, p plan, dir string, be kerne
 	}
 	fmt.Fprintf(r.opt.Log, "%s: loaded and encoded %s (%d records, %d features) and %d test file(s) in %s\n",
 		p.Name, tr.name, tr.m.Rows, tr.m.Dim, len(tests), time.Since(start).Round(time.Millisecond))
-	var results []*SeedResult
-	for _, seed := range seeds {
-		seedDir := filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
-		if !r.opt.Force {
-			if res, err := readSeedResult(seedDir); err == nil {
-				fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
-				results = append(results, res)
-				continue
-			}
-		}
-		res, err := r.supervisedSeed(ctx, p, enc, tr, tests, classes, be, seed)
-		if err != nil {
-			return nil, fmt.Errorf("run %s seed %d: %w", p.Name, seed, err)
-		}
-		if err := writeSeedResult(seedDir, res, r.opt.Log); err != nil {
-			return nil, err
-		}
-		results = append(results, res)
-	}
-	return results, nil
+	return r.eachSeed(p, dir, seeds, func(seed uint64) (*SeedResult, error) {
+		return r.supervisedSeed(ctx, p, enc, tr, tests, classes, be, seed)
+	})
 }
 
 func (r *Runner) supervisedSeed(ctx context.Context, p plan, enc *datasets.Encoder, tr *encodedFile, tests []*encodedFile,
