@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/metaids/metaids/eval"
+	"github.com/metaids/metaids/train"
 )
 
 // writeFileAtomic writes data so that a reader never sees half a file.
@@ -214,6 +215,9 @@ type RunSummary struct {
 	Wall       float64    `json:"wall_seconds"`
 	StepsPerS  float64    `json:"train_steps_per_sec"`
 	EpisodesPS float64    `json:"test_episodes_per_sec"`
+	Cost       train.Cost `json:"cost"`
+	FlowsPS    float64    `json:"flows_per_sec"`
+	LatencyUS  float64    `json:"latency_per_flow_us"`
 	// Metrics are over all test episodes of all seeds; SeedSpread is the
 	// mean and 95% interval of the per-seed means.
 	Metrics    map[string]eval.Summary `json:"metrics"`
@@ -234,24 +238,34 @@ func summarise(p plan, seeds []*SeedResult) *RunSummary {
 	if len(seeds) == 0 {
 		return s
 	}
-	s.Provenance, s.Backend, s.Device = seeds[0].Provenance, seeds[0].Backend, seeds[0].Device
+	s.Provenance, s.Backend, s.Device, s.Cost = seeds[0].Provenance, seeds[0].Backend, seeds[0].Device, seeds[0].Cost
 	if p.Supervised != nil {
 		s.Protocol, s.Algo, s.Labels = "supervised", "classifier", p.Supervised.Labels
 		s.Ways, s.Shots, s.Queries = 0, 0, 0
 		for _, r := range seeds {
 			s.Seeds = append(s.Seeds, r.Seed)
 			s.Wall += r.Wall
+			s.FlowsPS += r.Test.FlowsPerSec / float64(len(seeds))
+		}
+		if s.FlowsPS > 0 {
+			s.LatencyUS = 1e6 / s.FlowsPS
 		}
 		summariseSupervised(s, seeds)
 		return s
 	}
 	classes := seeds[0].Confusion.Classes
 	pooled := eval.NewConfusion(len(classes))
+	defer func() {
+		if s.FlowsPS > 0 {
+			s.LatencyUS = 1e6 / s.FlowsPS
+		}
+	}()
 	for _, r := range seeds {
 		s.Seeds = append(s.Seeds, r.Seed)
 		s.Wall += r.Wall
 		s.StepsPerS += r.Train.StepsPerSec / float64(len(seeds))
 		s.EpisodesPS += r.Test.EpisodesPerSec / float64(len(seeds))
+		s.FlowsPS += r.Test.FlowsPerSec / float64(len(seeds))
 		for i := range r.Confusion.Counts {
 			for j, n := range r.Confusion.Counts[i] {
 				pooled.Counts[i*pooled.N+j] += n
@@ -374,8 +388,10 @@ func seedList(seeds []uint64) string {
 func runReport(s *RunSummary, seeds []*SeedResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\n", s.Run)
-	fmt.Fprintf(&b, "%s, %s, %d-way %d-shot %d-query; seeds %s; commit %s, %s, backend %s (%s); wall time %.1f s.\n\n",
-		s.Dataset, s.Algo, s.Ways, s.Shots, s.Queries, seedList(s.Seeds), s.Provenance.Commit, s.Provenance.GoVersion, s.Backend, s.Device, s.Wall)
+	fmt.Fprintf(&b, "%s, %s, %s; seeds %s; commit %s, %s, backend %s (%s); wall time %.1f s.\n\n",
+		s.Dataset, s.Algo, s.shape(), seedList(s.Seeds), s.Provenance.Commit, s.Provenance.GoVersion, s.Backend, s.Device, s.Wall)
+	fmt.Fprintf(&b, "Model cost: %d parameters, %d multiply-adds per flow; %.0f flows/s classified (%.1f µs per flow, adaptation included).\n\n",
+		s.Cost.Params, s.Cost.MACsPerFlow, s.FlowsPS, s.LatencyUS)
 	MetricTable("Test metrics", []*RunSummary{s}).Render(&b, eval.Markdown)
 	b.WriteString("\n")
 	spread := &eval.Table{Title: "Per seed", Header: []string{"seed", "accuracy %", "macro F1 %", "best val acc %", "best step", "train steps/s", "test episodes/s"}}

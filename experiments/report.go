@@ -57,6 +57,8 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 			t.Render(&b, eval.Markdown)
 			b.WriteString("\n")
 		}
+		costTable(rs).Render(&b, eval.Markdown)
+		b.WriteString("\n")
 		stem := "fewshot-" + d
 		if err := gridPlot(filepath.Join(dir, stem), d, rs); err != nil {
 			return err
@@ -107,6 +109,31 @@ func gridTable(title string, runs []*RunSummary, metric string) *eval.Table {
 	if !found {
 		return nil
 	}
+	return t
+}
+
+// costTable lists each learner's model cost and measured speed: parameters,
+// multiply-adds per flow (at the largest shot count; the model does not
+// depend on it), and query flows classified per second with adaptation.
+func costTable(runs []*RunSummary) *eval.Table {
+	algos, shots := gridAxes(runs)
+	t := &eval.Table{Title: "Model cost and speed", Header: []string{"learner", "parameters", "MACs per flow"}}
+	for _, k := range shots {
+		t.Header = append(t.Header, fmt.Sprintf("flows/s %d-shot", k))
+	}
+	for _, a := range algos {
+		row := []string{a, "-", "-"}
+		for _, k := range shots {
+			cell := "-"
+			if r := findRun(runs, a, k); r != nil {
+				row[1], row[2] = strconv.Itoa(r.Cost.Params), strconv.Itoa(r.Cost.MACsPerFlow)
+				cell = strconv.FormatFloat(r.FlowsPS, 'f', 0, 64)
+			}
+			row = append(row, cell)
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	t.Notes = []string{"flows/s: meta-test query flows classified per second on one thread, adapting to each episode's support set included"}
 	return t
 }
 

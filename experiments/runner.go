@@ -105,6 +105,7 @@ type SeedResult struct {
 	Device     string                  `json:"device"`
 	Started    time.Time               `json:"started"`
 	Wall       float64                 `json:"wall_seconds"`
+	Cost       train.Cost              `json:"cost"`
 	Train      TrainStats              `json:"train"`
 	Test       TestStats               `json:"test"`
 	Pools      map[string]PoolInfo     `json:"pools"`
@@ -134,7 +135,10 @@ type TestStats struct {
 	Episodes       int     `json:"episodes"`
 	Seconds        float64 `json:"seconds"`
 	EpisodesPerSec float64 `json:"episodes_per_sec"`
-	FlowsPerSec    float64 `json:"flows_per_sec"`
+	// FlowsPerSec are query flows classified per second, adaptation to
+	// each episode's support set included; LatencyPerFlowUS is its inverse.
+	FlowsPerSec      float64 `json:"flows_per_sec"`
+	LatencyPerFlowUS float64 `json:"latency_per_flow_us"`
 }
 
 // ConfusionTable is a confusion matrix with class names (rows: truth).
@@ -313,7 +317,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	}
 
 	res := &SeedResult{Run: p.Name, Seed: seed, Provenance: r.prov, Backend: be.Name(), Device: be.Device(),
-		Started: start.UTC(), Spec: string(p.SpecYAML), Pools: poolInfos(split)}
+		Started: start.UTC(), Spec: string(p.SpecYAML), Pools: poolInfos(split), Cost: train.ModelCost(cfg, shape)}
 	labels := make([]int32, ep.Ways*ep.Queries)
 	scores := make([]float32, ep.Ways*ep.Queries*ep.Ways)
 
@@ -428,7 +432,8 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	res.Test = TestStats{Episodes: ep.TestEpisodes, Seconds: testTime.Seconds()}
 	if testTime > 0 {
 		res.Test.EpisodesPerSec = float64(ep.TestEpisodes) / testTime.Seconds()
-		res.Test.FlowsPerSec = res.Test.EpisodesPerSec * float64(ep.Ways*(ep.Shots+ep.Queries))
+		res.Test.FlowsPerSec = res.Test.EpisodesPerSec * float64(ep.Ways*ep.Queries)
+		res.Test.LatencyPerFlowUS = 1e6 / res.Test.FlowsPerSec
 	}
 	res.Metrics = ev.Summaries()
 	res.PerClass = ev.PerClass()

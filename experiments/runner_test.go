@@ -72,6 +72,9 @@ func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if seed1.Cost.Params != 125*64+64 || seed1.Cost.MACsPerFlow != 125*64+5*64 || !(seed1.Test.LatencyPerFlowUS > 0) || s.Cost != seed1.Cost {
+		t.Errorf("model cost %+v, latency %v µs/flow; run cost %+v", seed1.Cost, seed1.Test.LatencyPerFlowUS, s.Cost)
+	}
 	if seed1.Provenance.GoVersion == "" || seed1.Backend != "cpu" || seed1.Device == "" || seed1.Train.BestStep < 10 {
 		t.Errorf("seed summary lacks provenance or training record: %+v %+v", seed1.Provenance, seed1.Train)
 	}

@@ -141,7 +141,7 @@ func (r *Runner) supervisedSeed(ctx context.Context, p plan, enc *datasets.Encod
 	if err != nil {
 		return nil, err
 	}
-	res := &SeedResult{Run: p.Name, Seed: seed, Provenance: r.prov, Backend: be.Name(), Device: be.Device(),
+	res := &SeedResult{Run: p.Name, Seed: seed, Provenance: r.prov, Backend: be.Name(), Device: be.Device(), Cost: clf.Cost(),
 		Started: start.UTC(), Spec: string(p.SpecYAML), Pools: map[string]PoolInfo{"train": {File: tr.name, Classes: classes, Records: tr.m.Rows}}}
 	bar := progress.New(r.opt.Log, fmt.Sprintf("%s seed %d: train", p.Name, seed), cfg.Epochs)
 	trainStart := time.Now()
@@ -171,6 +171,7 @@ func (r *Runner) supervisedSeed(ctx context.Context, p plan, enc *datasets.Encod
 	}
 	if res.Test.Seconds > 0 {
 		res.Test.FlowsPerSec /= res.Test.Seconds
+		res.Test.LatencyPerFlowUS = 1e6 / res.Test.FlowsPerSec
 	}
 	res.Metrics = res.Supervised[0].Metrics
 	res.PerClass = res.Supervised[0].PerClass
