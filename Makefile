@@ -8,7 +8,7 @@ QUICK_OUT ?= results/quick
 QUICK_SET := --seeds 1 --set episodes.train_steps=40 --set episodes.val_every=20 \
 	--set episodes.val_episodes=5 --set episodes.test_episodes=20
 
-.PHONY: all build test test-short bench vet fmt reproduce reproduce-quick clean
+.PHONY: all build test test-short bench vet fmt reproduce reproduce-quick kernels cuda-check cuda-device clean
 
 all: build
 
@@ -22,6 +22,7 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory reproduce-quick
+	$(MAKE) --no-print-directory cuda-check
 
 test-short:
 	$(GO) test -short ./...
@@ -43,6 +44,21 @@ reproduce-quick: build
 	@$(BIN) run experiments/reproduce --out $(QUICK_OUT) $(QUICK_SET) --format csv > /dev/null 2> $(QUICK_OUT).log \
 		|| { tail -n 30 $(QUICK_OUT).log; exit 1; }
 	$(BIN) report $(QUICK_OUT) --out $(QUICK_OUT)/REPORT.md --title "metaids: reproduce suite (quick)"
+
+# Regenerate the committed PTX and its recorded source hash after editing
+# kernels/cuda/kernels.cu (fetches Debian's CUDA 11.8 toolkit on first use).
+kernels:
+	bash scripts/cuda-check.sh ptx
+
+# Vet and compile the CUDA backend (tag metaids_cuda) without a GPU and run its
+# tests on the CPU emulation of the driver; skipped with a message if the CUDA
+# toolkit cannot be fetched.
+cuda-check:
+	bash scripts/cuda-check.sh
+
+# Binaries for a GPU machine in .device/ (see ../shared/GPU.md).
+cuda-device:
+	bash scripts/cuda-check.sh device
 
 vet:
 	$(GO) vet ./...

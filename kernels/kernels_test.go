@@ -82,7 +82,7 @@ func TestOpenBogus(t *testing.T) {
 func TestOpenCUDANotCompiled(t *testing.T) {
 	withRegistry(t, func() {
 		_, err := Open("cuda", nil)
-		if err == nil || err.Error() != "cuda backend not compiled in (build with -tags cuda)" {
+		if err == nil || err.Error() != "cuda backend not compiled in (build with -tags metaids_cuda)" {
 			t.Fatalf("Open(cuda) error = %v", err)
 		}
 	})

@@ -41,7 +41,7 @@ func Register(name string, open func() (Backend, error)) {
 }
 
 // errNoCUDA is returned by Open("cuda") in builds without the cuda tag.
-var errNoCUDA = errors.New("cuda backend not compiled in (build with -tags cuda)")
+var errNoCUDA = errors.New("cuda backend not compiled in (build with -tags metaids_cuda)")
 
 // Open returns the backend called name:
 //

@@ -35,7 +35,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	warmup := fs.Int("warmup", 20, "untimed meta-steps first")
 	repeats := fs.Int("repeats", 5, "timed repeats (the median is reported)")
 	threads := fs.Int("threads", 1, "GOMAXPROCS during the run")
-	backend := fs.String("backend", "cpu", "compute backend: cpu, auto, cuda")
+	backend := fs.String("device", "cpu", "compute backend: cpu, auto or cuda")
+	fs.StringVar(backend, "backend", "cpu", "the same as --device")
 	f64 := fs.Bool("float64", false, "compute in float64")
 	engine := fs.String("engine", "fused", "gradient engine: fused or gorgonia (protonet, maml, fomaml)")
 	var format string

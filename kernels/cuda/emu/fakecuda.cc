@@ -1,0 +1,395 @@
+// fakecuda.cc is a CPU stand-in for libcuda.so.1, for checking the cuda
+// backend on a machine without a GPU (scripts/cuda-check.sh emu). It
+// implements the driver calls the backend makes, and runs kernels.cu itself,
+// compiled as host C++ through emu.h, in place of the PTX: the Go code,
+// its argument marshalling, launch shapes and bounds, and the kernels'
+// indexing are all exercised; only nvcc's code generation is not.
+//
+// Checks beyond a real driver's: every allocation ends at a PROT_NONE page
+// (a read or write past the end faults at once) and starts after a filled
+// red zone (checked after each launch), copies and memsets must lie inside
+// one allocation, launch shapes are checked against the hardware limits,
+// and a __syncthreads that not every thread of a block reaches is an error.
+//
+// Environment, to rehearse failures: METAIDS_FAKECUDA_INIT=<CUresult> makes
+// cuInit fail with it, METAIDS_FAKECUDA_DEVICES=<n> sets the device count,
+// METAIDS_FAKECUDA_CC=<major*10+minor> the compute capability,
+// METAIDS_FAKECUDA_FREE_MIB=<n> the free memory.
+
+#include <cuda.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "emu.h"
+#include "kernels.cu"
+
+#define API __attribute__((visibility("default")))
+
+uint3 threadIdx, blockIdx, blockDim, gridDim;
+
+static int env_int(const char* name, int def) {
+    const char* v = getenv(name);
+    return v && *v ? atoi(v) : def;
+}
+
+// ---------------------------------------------------------------------------
+// Threads of a block as fibers.
+
+enum { READY, AT_BARRIER, DONE };
+
+static ucontext_t sched_ctx;
+static std::vector<ucontext_t> fiber_ctx;
+static std::vector<char*> fiber_stack;
+static std::vector<int> fiber_state;
+static int cur_fiber;
+static std::function<void()> fiber_body;
+static const size_t kStack = 256 * 1024;
+
+void __syncthreads() {
+    fiber_state[cur_fiber] = AT_BARRIER;
+    swapcontext(&fiber_ctx[cur_fiber], &sched_ctx);
+}
+
+static void fiber_main() {
+    fiber_body();
+    fiber_state[cur_fiber] = DONE;
+}  // returns to sched_ctx through uc_link
+
+static uint3 thread_of(int i) {
+    uint3 t;
+    t.x = i % blockDim.x;
+    t.y = i / blockDim.x % blockDim.y;
+    t.z = i / (blockDim.x * blockDim.y);
+    return t;
+}
+
+// run_block runs the current block's threads to completion; it returns
+// false if they disagree on a barrier.
+static bool run_block() {
+    const int n = blockDim.x * blockDim.y * blockDim.z;
+    while ((int)fiber_stack.size() < n) fiber_stack.push_back((char*)malloc(kStack));
+    fiber_ctx.resize(n);
+    fiber_state.assign(n, READY);
+    for (int i = 0; i < n; i++) {
+        getcontext(&fiber_ctx[i]);
+        fiber_ctx[i].uc_stack.ss_sp = fiber_stack[i];
+        fiber_ctx[i].uc_stack.ss_size = kStack;
+        fiber_ctx[i].uc_link = &sched_ctx;
+        makecontext(&fiber_ctx[i], fiber_main, 0);
+    }
+    for (;;) {
+        for (int i = 0; i < n; i++) {
+            if (fiber_state[i] == DONE) continue;
+            fiber_state[i] = READY;
+            cur_fiber = i;
+            threadIdx = thread_of(i);
+            swapcontext(&sched_ctx, &fiber_ctx[i]);
+        }
+        int done = 0;
+        for (int i = 0; i < n; i++) done += fiber_state[i] == DONE;
+        if (done == n) return true;
+        if (done > 0) return false;  // some exited while others wait at a barrier
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Kernels by name.
+
+struct Kernel {
+    const char* name;
+    // bind reads the arguments and returns the body each thread runs.
+    std::function<std::function<void()>(void**)> bind;
+};
+
+template <typename... A, size_t... I>
+static std::function<void()> bind_args(void (*f)(A...), void** p, std::index_sequence<I...>) {
+    std::tuple<A...> args(*static_cast<A*>(p[I])...);
+    return [f, args] { std::apply(f, args); };
+}
+
+template <typename... A>
+static Kernel kernel(const char* name, void (*f)(A...)) {
+    return Kernel{name, [f](void** p) { return bind_args(f, p, std::index_sequence_for<A...>{}); }};
+}
+
+static const std::vector<Kernel>& kernels() {
+    static const std::vector<Kernel> k = {
+        kernel("pairwise_sqdist", pairwise_sqdist),
+        kernel("pairwise_sqdist_grad_x", pairwise_sqdist_grad_x),
+        kernel("pairwise_sqdist_grad_y", pairwise_sqdist_grad_y),
+        kernel("sgd_step", sgd_step),
+        kernel("adam_step", adam_step),
+        kernel("sgemm_batched", sgemm_batched),
+        kernel("bias_add", bias_add),
+        kernel("col_sum", col_sum),
+        kernel("act_forward", act_forward),
+        kernel("act_backward", act_backward),
+        kernel("act_curv", act_curv),
+        kernel("softmax_xent", softmax_xent),
+        kernel("softmax_xent_rop", softmax_xent_rop),
+        kernel("log_softmax", log_softmax),
+        kernel("class_mean", class_mean),
+        kernel("class_mean_grad", class_mean_grad),
+        kernel("scale_vec", scale_vec),
+        kernel("axpy", axpy),
+        kernel("inner_update", inner_update),
+        kernel("reduce_sum", reduce_sum),
+    };
+    return k;
+}
+
+// ---------------------------------------------------------------------------
+// Memory.
+
+struct Alloc {
+    char* map;       // mapping start
+    size_t map_len;  // mapping length, guard page included
+    char* data;      // user data, ending at the guard page
+    size_t size;
+};
+
+static std::map<uintptr_t, Alloc> allocs;  // by data address
+static const unsigned char kRed = 0xA5;
+
+static size_t page() { return (size_t)sysconf(_SC_PAGESIZE); }
+
+// find returns the allocation holding [p, p+n), or NULL.
+static const Alloc* find(uintptr_t p, size_t n) {
+    auto it = allocs.upper_bound(p);
+    if (it == allocs.begin()) return NULL;
+    --it;
+    const Alloc& a = it->second;
+    if (p < (uintptr_t)a.data || p + n > (uintptr_t)a.data + a.size) return NULL;
+    return &a;
+}
+
+// red_zones_ok checks that nothing wrote below an allocation's start.
+static bool red_zones_ok() {
+    for (auto& kv : allocs) {
+        const Alloc& a = kv.second;
+        for (char* c = a.map; c < a.data; c++) {
+            if ((unsigned char)*c != kRed) {
+                fprintf(stderr, "fakecuda: write %zd bytes before an allocation of %zu bytes\n",
+                        (ssize_t)(a.data - c), a.size);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static bool inited;
+static const char* module_image;
+
+static CUresult ready() { return inited ? CUDA_SUCCESS : CUDA_ERROR_NOT_INITIALIZED; }
+
+extern "C" {
+
+API CUresult cuInit(unsigned int flags) {
+    if (int r = env_int("METAIDS_FAKECUDA_INIT", 0)) return (CUresult)r;
+    if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    inited = true;
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuDriverGetVersion(int* v) {
+    *v = 11080;
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuGetErrorName(CUresult r, const char** name) {
+    switch (r) {
+        case CUDA_SUCCESS: *name = "CUDA_SUCCESS"; break;
+        case CUDA_ERROR_INVALID_VALUE: *name = "CUDA_ERROR_INVALID_VALUE"; break;
+        case CUDA_ERROR_OUT_OF_MEMORY: *name = "CUDA_ERROR_OUT_OF_MEMORY"; break;
+        case CUDA_ERROR_NOT_FOUND: *name = "CUDA_ERROR_NOT_FOUND"; break;
+        case CUDA_ERROR_LAUNCH_FAILED: *name = "CUDA_ERROR_LAUNCH_FAILED"; break;
+        default: *name = NULL; return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuDeviceGetCount(int* n) {
+    if (CUresult r = ready()) return r;
+    *n = env_int("METAIDS_FAKECUDA_DEVICES", 1);
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuDeviceGet(CUdevice* d, int ordinal) {
+    if (CUresult r = ready()) return r;
+    if (ordinal < 0 || ordinal >= env_int("METAIDS_FAKECUDA_DEVICES", 1)) return CUDA_ERROR_INVALID_DEVICE;
+    *d = ordinal;
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuDeviceGetName(char* name, int len, CUdevice) {
+    snprintf(name, len, "metaids CPU emulation");
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuDeviceTotalMem(size_t* bytes, CUdevice) {
+    *bytes = (size_t)8 << 30;
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuDeviceGetAttribute(int* v, CUdevice_attribute attr, CUdevice) {
+    const int cc = env_int("METAIDS_FAKECUDA_CC", 80);
+    switch (attr) {
+        case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: *v = cc / 10; break;
+        case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: *v = cc % 10; break;
+        case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: *v = 2; break;  // small, to exercise grid-stride loops
+        default: *v = 0;
+    }
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuDevicePrimaryCtxRetain(CUcontext* ctx, CUdevice) {
+    if (CUresult r = ready()) return r;
+    *ctx = (CUcontext)(uintptr_t)0x1000;
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuDevicePrimaryCtxRelease(CUdevice) { return CUDA_SUCCESS; }
+API CUresult cuCtxSetCurrent(CUcontext) { return ready(); }
+API CUresult cuCtxSynchronize(void) { return ready(); }
+
+API CUresult cuMemGetInfo(size_t* free_, size_t* total) {
+    *total = (size_t)8 << 30;
+    *free_ = (size_t)env_int("METAIDS_FAKECUDA_FREE_MIB", 8 << 10) << 20;
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuModuleLoadData(CUmodule* mod, const void* image) {
+    if (CUresult r = ready()) return r;
+    const char* s = (const char*)image;
+    if (!strstr(s, "\n.version ") || !strstr(s, "\n.target ")) return CUDA_ERROR_INVALID_PTX;
+    module_image = strdup(s);
+    *mod = (CUmodule)(uintptr_t)0x2000;
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuModuleUnload(CUmodule) { return CUDA_SUCCESS; }
+
+// cuModuleGetFunction finds a kernel that the PTX declares and the emulation
+// has.
+API CUresult cuModuleGetFunction(CUfunction* f, CUmodule, const char* name) {
+    std::string entry = std::string(".entry ") + name + "(";
+    if (!module_image || !strstr(module_image, entry.c_str())) return CUDA_ERROR_NOT_FOUND;
+    const auto& k = kernels();
+    for (size_t i = 0; i < k.size(); i++) {
+        if (strcmp(k[i].name, name) == 0) {
+            *f = (CUfunction)(uintptr_t)(i + 1);
+            return CUDA_SUCCESS;
+        }
+    }
+    fprintf(stderr, "fakecuda: kernel %s is in the PTX but not in fakecuda.cc's table\n", name);
+    return CUDA_ERROR_NOT_FOUND;
+}
+
+API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                            unsigned bz, unsigned shared, CUstream, void** params, void** extra) {
+    if (CUresult r = ready()) return r;
+    const auto& k = kernels();
+    const uintptr_t i = (uintptr_t)f;
+    if (i < 1 || i > k.size()) return CUDA_ERROR_INVALID_HANDLE;
+    if (gx < 1 || gy < 1 || gz < 1 || bx < 1 || by < 1 || bz < 1 || gx > 0x7fffffffu || gy > 65535 ||
+        gz > 65535 || bx > 1024 || by > 1024 || bz > 64 || (unsigned long)bx * by * bz > 1024 || shared != 0 ||
+        extra != NULL || params == NULL) {
+        fprintf(stderr, "fakecuda: %s: bad launch grid (%u,%u,%u) block (%u,%u,%u) shared %u\n", k[i - 1].name, gx,
+                gy, gz, bx, by, bz, shared);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    fiber_body = k[i - 1].bind(params);
+    gridDim = uint3{gx, gy, gz};
+    blockDim = uint3{bx, by, bz};
+    for (unsigned z = 0; z < gz; z++)
+        for (unsigned y = 0; y < gy; y++)
+            for (unsigned x = 0; x < gx; x++) {
+                blockIdx = uint3{x, y, z};
+                if (!run_block()) {
+                    fprintf(stderr, "fakecuda: %s: __syncthreads not reached by every thread of block (%u,%u,%u)\n",
+                            k[i - 1].name, x, y, z);
+                    return CUDA_ERROR_LAUNCH_FAILED;
+                }
+            }
+    fiber_body = nullptr;
+    if (!red_zones_ok()) {
+        fprintf(stderr, "fakecuda: %s wrote out of bounds\n", k[i - 1].name);
+        return CUDA_ERROR_LAUNCH_FAILED;
+    }
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuMemAlloc(CUdeviceptr* p, size_t size) {
+    if (CUresult r = ready()) return r;
+    if (size == 0) return CUDA_ERROR_INVALID_VALUE;
+    const size_t pg = page();
+    const size_t data_pages = (size + pg - 1) / pg * pg;
+    const size_t red = pg;  // at least a page of red zone before the data
+    const size_t len = red + data_pages + pg;
+    char* m = (char*)mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
+    char* end = m + red + data_pages;
+    mprotect(end, pg, PROT_NONE);
+    Alloc a{m, len, end - size, size};
+    memset(m, kRed, a.data - m);
+    memset(a.data, 0x7f, size);  // not zero: code must not rely on fresh memory being cleared
+    allocs[(uintptr_t)a.data] = a;
+    *p = (CUdeviceptr)(uintptr_t)a.data;
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuMemFree(CUdeviceptr p) {
+    auto it = allocs.find((uintptr_t)p);
+    if (it == allocs.end()) return CUDA_ERROR_INVALID_VALUE;
+    bool ok = red_zones_ok();
+    munmap(it->second.map, it->second.map_len);
+    allocs.erase(it);
+    return ok ? CUDA_SUCCESS : CUDA_ERROR_LAUNCH_FAILED;
+}
+
+static CUresult check_range(const char* op, CUdeviceptr p, size_t n) {
+    if (n == 0 || find((uintptr_t)p, n)) return CUDA_SUCCESS;
+    fprintf(stderr, "fakecuda: %s: [%#lx, +%zu) is not inside one allocation\n", op, (unsigned long)p, n);
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+API CUresult cuMemcpyHtoD(CUdeviceptr dst, const void* src, size_t n) {
+    if (CUresult r = check_range("cuMemcpyHtoD", dst, n)) return r;
+    memcpy((void*)(uintptr_t)dst, src, n);
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuMemcpyDtoH(void* dst, CUdeviceptr src, size_t n) {
+    if (CUresult r = check_range("cuMemcpyDtoH", src, n)) return r;
+    memcpy(dst, (const void*)(uintptr_t)src, n);
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuMemcpyDtoD(CUdeviceptr dst, CUdeviceptr src, size_t n) {
+    if (CUresult r = check_range("cuMemcpyDtoD", dst, n)) return r;
+    if (CUresult r = check_range("cuMemcpyDtoD", src, n)) return r;
+    memmove((void*)(uintptr_t)dst, (const void*)(uintptr_t)src, n);
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuMemsetD32(CUdeviceptr dst, unsigned int v, size_t n) {
+    if (CUresult r = check_range("cuMemsetD32", dst, n * 4)) return r;
+    unsigned int* p = (unsigned int*)(uintptr_t)dst;
+    for (size_t i = 0; i < n; i++) p[i] = v;
+    return CUDA_SUCCESS;
+}
+
+}  // extern "C"
