@@ -35,8 +35,10 @@ bench:
 # NSL-KDD and KDD Cup 99 novel attacks, three seeds. Finished runs are kept;
 # FORCE=1 runs everything again.
 reproduce: build
-	$(BIN) run experiments/reproduce --out results $(if $(FORCE),--force)
-	$(BIN) report results/repro-* --out results/REPORT.md --title "metaids: reproduce suite"
+	@start=$$(date +%s); \
+	$(BIN) run experiments/reproduce --out results $(if $(FORCE),--force) && \
+	$(BIN) report results/repro-* --out results/REPORT.md --title "metaids: reproduce suite" \
+		--note "make reproduce took $$(( $$(date +%s) - start )) s of wall time on this machine (runs finished earlier are not repeated and not counted)."
 
 reproduce-quick: build
 	rm -rf $(QUICK_OUT)

@@ -15,7 +15,7 @@ import (
 
 // SuiteReport writes a Markdown report of many finished runs (a suite such as
 // the one make reproduce runs) to path, with one grouped-bar plot per data
-// set beside it. extra sections (e.g. the supervised track) are appended.
+// set beside it. extra lines go under the title.
 func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error {
 	if len(runs) == 0 {
 		return fmt.Errorf("report: no finished runs")
@@ -23,6 +23,9 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 	dir := filepath.Dir(path)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\n", title)
+	for _, e := range extra {
+		b.WriteString(e + "\n\n")
+	}
 	prov := runs[0].Provenance
 	var wall float64
 	for _, r := range runs {
@@ -64,7 +67,7 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 			return err
 		}
 		fmt.Fprintf(&b, "![%s accuracy by learner and shots](%s.png)\n\n", d, stem)
-		b.WriteString("Runs: ")
+		b.WriteString("Per-run reports (written under results/ by the run, not committed): ")
 		for i, r := range rs {
 			if i > 0 {
 				b.WriteString(", ")
@@ -75,10 +78,6 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 	}
 	if sec := SupervisedSection(runs); sec != "" {
 		b.WriteString(sec)
-		b.WriteString("\n")
-	}
-	for _, e := range extra {
-		b.WriteString(e)
 		b.WriteString("\n")
 	}
 	return writeFileAtomic(path, []byte(b.String()))

@@ -17,7 +17,7 @@ func TestSuiteReport(t *testing.T) {
 	runs := []*RunSummary{mk("maml", 5, 0.7), mk("protonet", 1, 0.8), mk("protonet", 5, 0.9), mk("zeta", 1, 0.5)}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "REPORT.md")
-	if err := SuiteReport(path, "Suite", runs, "## Extra\n"); err != nil {
+	if err := SuiteReport(path, "Suite", runs, "## Extra"); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)
@@ -31,7 +31,7 @@ func TestSuiteReport(t *testing.T) {
 		"| protonet | 80.00 ± 1.00 | 90.00 ± 1.00 |\n| maml | - | 70.00 ± 1.00 |\n| zeta | 50.00 ± 1.00 | - |",
 		"Compute time of the runs (sum of their wall times): 4m0s.",
 		"![nsl-kdd accuracy by learner and shots](fewshot-nsl-kdd.png)",
-		"## Extra",
+		"# Suite\n\n## Extra\n\nGenerated",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q:\n%s", want, got)

@@ -18,6 +18,7 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	fl := newFlags(e, "report", "report RESULT_DIR... [--out FILE] [--title T]")
 	out := fl.String("out", "results/REPORT.md", "report file; plots go beside it")
 	title := fl.String("title", "metaids report", "report title")
+	note := fl.String("note", "", "a line placed under the title (e.g. how long the suite took)")
 	pos, err := parseFlags(fl, args)
 	if err != nil {
 		return err
@@ -32,7 +33,11 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return err
 	}
-	if err := experiments.SuiteReport(*out, *title, runs); err != nil {
+	var extra []string
+	if *note != "" {
+		extra = append(extra, *note)
+	}
+	if err := experiments.SuiteReport(*out, *title, runs, extra...); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %s (%d runs)\n", *out, len(runs))
