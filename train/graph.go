@@ -145,15 +145,6 @@ func (b *gbuild[T]) onesCol(rows int) *G.Node {
 	return n
 }
 
-// onesRow is a [1,cols] input of ones.
-func (b *gbuild[T]) onesRow(cols int) *G.Node {
-	buf := make([]T, cols)
-	for i := range buf {
-		buf[i] = 1
-	}
-	return b.matrix(fmt.Sprintf("onesrow%d.%d", cols, len(b.inputs)), buf, 1, cols)
-}
-
 // forward is the MLP with parameters th on x [rows,dim].
 func (b *gbuild[T]) forward(th []*G.Node, x *G.Node, rows int) *G.Node {
 	in := x

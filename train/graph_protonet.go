@@ -58,8 +58,11 @@ func buildGraphProto[T Float](cfg Config, s Shape, be kernels.Backend) *graphPro
 }
 
 // logitsGraph embeds the stacked episode and returns the query logits: the
-// negative squared Euclidean distances (|e|²+|p|²−2e·p, as protoLoss) or the
-// scaled cosine similarities to the prototypes.
+// negative squared Euclidean distances to the prototypes, one sqDistOp node
+// on the learner's backend, or the scaled cosine similarities.
+//
+// The sqdist gradient nodes have no derivative of their own; ProtoNet's
+// meta-gradient is a first derivative of the loss, so none is needed.
 func (l *graphProto[T]) logitsGraph(b *gbuild[T], th []*G.Node) *G.Node {
 	s := l.shape
 	ns, nq := s.Ways*s.Shots, s.Ways*s.Queries
@@ -67,21 +70,18 @@ func (l *graphProto[T]) logitsGraph(b *gbuild[T], th []*G.Node) *G.Node {
 	es := G.Must(G.Slice(e, G.S(0, ns)))
 	eq := G.Must(G.Slice(e, G.S(ns, ns+nq)))
 	p := G.Must(G.Mul(b.matrix("avg", l.avg, s.Ways, ns), es))
+	if l.cfg.Distance != "cosine" {
+		return G.Must(G.Neg(G.Must(graphSqDist(l.be, eq, p))))
+	}
 	dots := G.Must(G.Mul(eq, G.Must(G.Transpose(p))))
 	qq := G.Must(G.Sum(G.Must(G.HadamardProd(eq, eq)), 1))
 	pp := G.Must(G.Sum(G.Must(G.HadamardProd(p, p)), 1))
 	col := func(v *G.Node, n int) *G.Node { return G.Must(G.Reshape(v, tensor.Shape{n, 1})) }
 	row := func(v *G.Node, n int) *G.Node { return G.Must(G.Reshape(v, tensor.Shape{1, n})) }
-	if l.cfg.Distance == "cosine" {
-		nqn := G.Must(G.Sqrt(G.Must(G.Add(qq, b.c(cosEps)))))
-		npn := G.Must(G.Sqrt(G.Must(G.Add(pp, b.c(cosEps)))))
-		den := G.Must(G.Mul(col(nqn, nq), row(npn, s.Ways)))
-		return G.Must(G.Mul(b.c(l.cfg.CosineScale), G.Must(G.HadamardDiv(dots, den))))
-	}
-	// Broadcasts as outer products with ones.
-	qqm := G.Must(G.Mul(col(qq, nq), b.onesRow(s.Ways)))
-	ppm := G.Must(G.Mul(b.onesCol(nq), row(pp, s.Ways)))
-	return G.Must(G.Sub(G.Must(G.Sub(G.Must(G.Mul(b.c(2), dots)), qqm)), ppm))
+	nqn := G.Must(G.Sqrt(G.Must(G.Add(qq, b.c(cosEps)))))
+	npn := G.Must(G.Sqrt(G.Must(G.Add(pp, b.c(cosEps)))))
+	den := G.Must(G.Mul(col(nqn, nq), row(npn, s.Ways)))
+	return G.Must(G.Mul(b.c(l.cfg.CosineScale), G.Must(G.HadamardDiv(dots, den))))
 }
 
 // load writes ep's rows and its prototype averaging matrix into the inputs.
