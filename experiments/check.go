@@ -17,6 +17,9 @@ var (
 	protocols   = []string{"novel", "supervised"}
 	labelSets   = []string{"binary", "category"}
 	weightings  = []string{"none", "balanced"}
+	objectives  = []string{"none", "denoise", "mask"}
+	detectors   = []string{"none", "euclidean", "mahalanobis"}
+	thresholds  = []string{"far", "f1"}
 	activations = []string{"relu", "leaky_relu", "tanh", "sigmoid"}
 	distances   = []string{"euclidean", "cosine"}
 	optimizers  = []string{"adam", "sgd"}
@@ -34,6 +37,7 @@ func (d *decoder) finish(s *Spec, varied map[string]bool) {
 	d.checkEpisodes(s)
 	d.checkLearner(s)
 	d.checkSupervised(s)
+	d.checkThreatOptions(s)
 	d.checkBackend(s)
 	if d.errs.n == before {
 		// train.Config.Validate is the learners' own word; it should agree
@@ -224,6 +228,45 @@ func (d *decoder) checkSupervised(s *Spec) {
 		seen[info.Name] = i
 		if _, err := datasets.Locate(data, info, datasets.LoadOptions{DataDir: s.Dataset.DataDir}); err != nil {
 			d.fail(key, "%v", err)
+		}
+	}
+}
+
+// checkThreatOptions checks pre-training and open-set detection, which need
+// a learner with an encoder and the episodic protocol.
+func (d *decoder) checkThreatOptions(s *Spec) {
+	p, det := s.Pretrain, s.Detection
+	if d.choice("pretrain.objective", p.Objective, objectives) && p.Objective != "none" {
+		switch {
+		case p.Objective == "denoise" && !(p.Noise > 0):
+			d.fail("pretrain.noise", "%g, want more than 0 for the denoise objective", p.Noise)
+		case p.Objective == "mask" && !(p.MaskRate > 0 && p.MaskRate < 1):
+			d.fail("pretrain.mask_rate", "%g, want a value in (0, 1) for the mask objective", p.MaskRate)
+		}
+		d.atLeast("pretrain.epochs", p.Epochs, 1)
+		d.atLeast("pretrain.batch_size", p.BatchSize, 1)
+		switch {
+		case s.Learner.Algo == "nearest-centroid":
+			d.failCombo([]string{"pretrain.objective", "learner.algo"}, "%q, but nearest-centroid has no encoder to pre-train", p.Objective)
+		case s.Split.Protocol == "supervised":
+			d.failCombo([]string{"pretrain.objective", "split.protocol"}, "%q: pre-training is for the episodic (novel) protocol", p.Objective)
+		case !s.Split.Normal:
+			d.failCombo([]string{"pretrain.objective", "split.normal"}, "%q, but split.normal is false: pre-training learns from normal traffic", p.Objective)
+		}
+	}
+	if d.choice("detection.method", det.Method, detectors) && det.Method != "none" {
+		if !(det.Shrinkage < 0 || det.Shrinkage <= 1) {
+			d.fail("detection.shrinkage", "%g, want a value in [0, 1], or -1 for the Ledoit-Wolf estimate", det.Shrinkage)
+		}
+		if d.choice("detection.threshold", det.Threshold, thresholds) && det.Threshold == "far" && !(det.TargetFAR > 0 && det.TargetFAR < 1) {
+			d.fail("detection.target_far", "%g, want a value in (0, 1)", det.TargetFAR)
+		}
+		d.atLeast("detection.max_normal", det.MaxNormal, 10)
+		switch {
+		case s.Split.Protocol == "supervised":
+			d.failCombo([]string{"detection.method", "split.protocol"}, "%q: open-set detection is for the episodic (novel) protocol", det.Method)
+		case !s.Split.Normal:
+			d.failCombo([]string{"detection.method", "split.normal"}, "%q, but split.normal is false: detection scores distance from normal traffic", det.Method)
 		}
 	}
 }

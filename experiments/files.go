@@ -228,6 +228,8 @@ type RunSummary struct {
 	// Supervised holds, per test file, the supervised track's results; the
 	// fields above then describe the first test file.
 	Supervised []SupervisedEval `json:"supervised,omitempty"`
+	// Detection is the open-set detection over seeds, when the spec asks.
+	Detection *DetectionSummary `json:"detection,omitempty"`
 }
 
 // summarise pools the seeds of a run.
@@ -288,6 +290,7 @@ func summarise(p plan, seeds []*SeedResult) *RunSummary {
 			s.SeedSpread[name] = eval.MeanCI(means)
 		}
 	}
+	s.Detection = summariseDetection(seeds)
 	ev := eval.Evaluation{Classes: classes, Pooled: pooled}
 	cats := map[string]string{}
 	for _, c := range seeds[0].PerClass {
@@ -339,6 +342,9 @@ func writeRunSummary(dir string, s *RunSummary, seeds []*SeedResult) error {
 		return err
 	}
 	if err := writeRunPlots(dir, s, seeds); err != nil {
+		return err
+	}
+	if err := writeDetectionPlot(dir, s.Run, seeds); err != nil {
 		return err
 	}
 	return writeJSON(filepath.Join(dir, "summary.json"), s)
@@ -411,6 +417,8 @@ func runReport(s *RunSummary, seeds []*SeedResult) string {
 		pc.Rows = append(pc.Rows, []string{c.Class, c.Category, pct(c.Precision), pct(c.Recall), pct(c.F1), strconv.FormatInt(c.Support, 10)})
 	}
 	pc.Render(&b, eval.Markdown)
+	b.WriteString("\n")
+	b.WriteString(detectionReport(s.Detection))
 	b.WriteString("\n![learning curve](seed-" + strconv.FormatUint(s.Seeds[0], 10) + "/curve.png)\n![per-class F1](per_class_f1.png)\n![confusion matrix](confusion.png)\n")
 	return b.String()
 }

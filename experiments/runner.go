@@ -34,6 +34,11 @@ type plan struct {
 
 	// Supervised is set for the supervised track (no episodes).
 	Supervised *supervisedPlan
+	// Pretrain, when set, pre-trains the encoder before meta-training (its
+	// seed is the run's); Detection, when its method is not none, adds
+	// open-set detection.
+	Pretrain  *train.PretrainConfig
+	Detection DetectionSpec
 }
 
 type episodePlan struct {
@@ -106,6 +111,8 @@ type SeedResult struct {
 	Started    time.Time               `json:"started"`
 	Wall       float64                 `json:"wall_seconds"`
 	Cost       train.Cost              `json:"cost"`
+	Pretrain   *PretrainStats          `json:"pretrain,omitempty"`
+	Detection  *DetectionResult        `json:"detection,omitempty"`
 	Train      TrainStats              `json:"train"`
 	Test       TestStats               `json:"test"`
 	Pools      map[string]PoolInfo     `json:"pools"`
@@ -118,6 +125,15 @@ type SeedResult struct {
 
 	episodes   []eval.EpisodeScore
 	checkpoint []byte // the selected learner, with its encoder and spec
+}
+
+// PretrainStats summarise self-supervised pre-training.
+type PretrainStats struct {
+	Objective string    `json:"objective"`
+	Rows      int       `json:"rows"`
+	Epochs    int       `json:"epochs"`
+	Losses    []float64 `json:"losses"`
+	Seconds   float64   `json:"seconds"`
 }
 
 // TrainStats summarise meta-training.
@@ -278,6 +294,12 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	if err != nil {
 		return nil, err
 	}
+	var pre *PretrainStats
+	if p.Pretrain != nil {
+		if pre, err = r.pretrain(ctx, p, split, learner, be, seed); err != nil {
+			return nil, err
+		}
+	}
 	sampler := func(pool *datasets.Pool, name string, stream uint64) (*datasets.Sampler, error) {
 		if pool == nil {
 			return nil, fmt.Errorf("the %s pool is empty", name)
@@ -317,7 +339,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	}
 
 	res := &SeedResult{Run: p.Name, Seed: seed, Provenance: r.prov, Backend: be.Name(), Device: be.Device(),
-		Started: start.UTC(), Spec: string(p.SpecYAML), Pools: poolInfos(split), Cost: train.ModelCost(cfg, shape)}
+		Started: start.UTC(), Spec: string(p.SpecYAML), Pools: poolInfos(split), Cost: train.ModelCost(cfg, shape), Pretrain: pre}
 	labels := make([]int32, ep.Ways*ep.Queries)
 	scores := make([]float32, ep.Ways*ep.Queries*ep.Ways)
 
@@ -435,12 +457,54 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		res.Test.FlowsPerSec = res.Test.EpisodesPerSec * float64(ep.Ways*ep.Queries)
 		res.Test.LatencyPerFlowUS = 1e6 / res.Test.FlowsPerSec
 	}
+	if p.Detection.Method != "" && p.Detection.Method != "none" {
+		if res.Detection, err = runDetection(p, split, learner, seed); err != nil {
+			return nil, err
+		}
+	}
 	res.Metrics = ev.Summaries()
 	res.PerClass = ev.PerClass()
 	res.Confusion = confusionTable(names, ev.Pooled)
 	res.episodes = ev.Episodes
 	res.Wall = time.Since(start).Seconds()
 	return res, nil
+}
+
+// pretrain fits the self-supervised autoencoder on the normal traffic of the
+// meta-train pool and copies its encoder into the fresh learner.
+func (r *Runner) pretrain(ctx context.Context, p plan, split *datasets.Split, l train.Learner, be kernels.Backend, seed uint64) (*PretrainStats, error) {
+	normal := p.Episodes.NormalClass
+	if normal == "" {
+		normal = datasets.DefaultNormalClass
+	}
+	c := split.Train.ClassIndex(normal)
+	if c < 0 {
+		return nil, fmt.Errorf("pretrain: the meta-train pool has no %q class to learn from", normal)
+	}
+	rows := split.Train.Classes[c].Rows
+	dim := split.Train.Dim
+	x := make([]float32, len(rows)*dim)
+	for i, row := range rows {
+		copy(x[i*dim:(i+1)*dim], split.Train.X[int(row)*dim:(int(row)+1)*dim])
+	}
+	cfg := *p.Pretrain
+	cfg.Seed = seed
+	start := time.Now()
+	bar := progress.New(r.opt.Log, fmt.Sprintf("%s seed %d: pretrain", p.Name, seed), cfg.Epochs)
+	pt, err := train.Pretrain(ctx, cfg, x, len(rows), dim, be, func(epoch int, loss float64) {
+		bar.Update(epoch, fmt.Sprintf("reconstruction loss %.5f", loss))
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, errInterrupted
+		}
+		return nil, fmt.Errorf("pretrain: %w", err)
+	}
+	bar.Finish("")
+	if err := pt.InitLearner(l); err != nil {
+		return nil, fmt.Errorf("pretrain: %w", err)
+	}
+	return &PretrainStats{Objective: cfg.Objective, Rows: len(rows), Epochs: cfg.Epochs, Losses: pt.Losses(), Seconds: time.Since(start).Seconds()}, nil
 }
 
 // accuracyOn is the mean accuracy (and CI) of the learner on fixed episodes.
@@ -519,6 +583,7 @@ func planFor(s Spec) (plan, error) {
 	}
 	return plan{
 		Name: s.Name, SpecYAML: y, Dataset: d, Protocol: proto, Supervised: sup,
+		Pretrain: s.PretrainConfig(0), Detection: s.Detection,
 		Learner: s.LearnerConfig(0),
 		Episodes: episodePlan{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, MetaBatch: e.MetaBatch,
 			NormalWay: e.NormalWay, Replacement: e.Replacement, NormalClass: proto.NormalClass,

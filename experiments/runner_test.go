@@ -182,3 +182,67 @@ seeds: [1, 2]
 		t.Errorf("report section:\n%s", sec)
 	}
 }
+
+func TestPretrainAndDetection(t *testing.T) {
+	for _, rule := range []string{"far", "f1"} {
+		specs, err := Parse([]byte(`
+name: threats
+dataset: {name: nsl-kdd}
+split: {val_fraction: 0.4, min_records: 20}
+episodes: {normal_way: true, meta_batch: 2, train_steps: 20, val_every: 10, val_episodes: 4, test_episodes: 8}
+pretrain: {objective: mask, epochs: 1, batch_size: 1024}
+detection: {method: mahalanobis, threshold: `+rule+`, max_normal: 2000}
+seeds: [3]
+`), "threats.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := t.TempDir()
+		s, err := NewRunner(RunOptions{OutDir: out, Log: &bytes.Buffer{}}).Run(context.Background(), specs[0])
+		if err != nil {
+			t.Fatalf("%s: %v", rule, err)
+		}
+		res, err := readSeedResult(filepath.Join(out, "threats", "seed-3"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Pretrain == nil || res.Pretrain.Objective != "mask" || res.Pretrain.Rows != 67343 || len(res.Pretrain.Losses) != 1 {
+			t.Errorf("%s: pretrain record %+v", rule, res.Pretrain)
+		}
+		d := res.Detection
+		if d == nil || d.FitNormal != 1000 || d.TestNormal != 9711 || !(d.Report.AUROC > 0.5 && d.Report.AUROC <= 1) {
+			t.Fatalf("%s: detection %+v", rule, d)
+		}
+		// Per type: the 8 novel attack types of KDDTest+ with >= 20 records.
+		if len(d.Report.PerType) != 8 || len(d.Report.ROC.FPR) > maxROCPoints {
+			t.Errorf("%s: %d attack types, %d ROC points", rule, len(d.Report.PerType), len(d.Report.ROC.FPR))
+		}
+		if rule == "f1" && !(d.TuneF1 > 0) {
+			t.Errorf("f1 threshold without a tuning F1: %+v", d)
+		}
+		if s.Detection == nil || s.Detection.Metrics["auroc"].N != 1 {
+			t.Errorf("%s: run summary detection %+v", rule, s.Detection)
+		}
+		for _, f := range []string{"roc.png", "report.md"} {
+			if _, err := os.Stat(filepath.Join(out, "threats", f)); err != nil {
+				t.Errorf("%s: missing %s", rule, f)
+			}
+		}
+	}
+}
+
+func TestThreatOptionChecks(t *testing.T) {
+	cases := map[string]string{
+		"learner: {algo: nearest-centroid}\npretrain: {objective: denoise}": "nearest-centroid has no encoder",
+		"pretrain: {objective: mask, mask_rate: 1.5}":                      "pretrain.mask_rate: 1.5",
+		"detection: {method: cosine}":                                      "detection.method",
+		"detection: {method: euclidean, target_far: 0}":                    "detection.target_far",
+		"split: {protocol: supervised}\ndetection: {method: euclidean}":    "open-set detection is for the episodic",
+	}
+	for body, want := range cases {
+		_, err := Parse([]byte("dataset: {name: nsl-kdd}\n"+body+"\n"), "x.yaml")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", body, err, want)
+		}
+	}
+}

@@ -27,6 +27,8 @@ type Spec struct {
 	Learner     LearnerSpec    `yaml:"learner"`
 	Optimizer   OptimizerSpec  `yaml:"optimizer"`
 	Supervised  SupervisedSpec `yaml:"supervised"`
+	Pretrain    PretrainSpec   `yaml:"pretrain"`
+	Detection   DetectionSpec  `yaml:"detection"`
 	Backend     BackendSpec    `yaml:"backend"`
 	Seeds       []uint64       `yaml:"seeds"`
 }
@@ -119,6 +121,27 @@ type SupervisedSpec struct {
 	ClassWeights string   `yaml:"class_weights"`
 }
 
+// PretrainSpec is self-supervised pre-training of the encoder (model.*) on
+// the normal traffic of the training file, before meta-training.
+type PretrainSpec struct {
+	Objective string  `yaml:"objective"`
+	Noise     float64 `yaml:"noise"`
+	MaskRate  float64 `yaml:"mask_rate"`
+	Epochs    int     `yaml:"epochs"`
+	BatchSize int     `yaml:"batch_size"`
+}
+
+// DetectionSpec is open-set detection: a "not normal" score from the
+// learner's embedding, a threshold chosen on meta-val data, and its
+// evaluation on the novel attack types of meta-test.
+type DetectionSpec struct {
+	Method    string  `yaml:"method"`
+	Shrinkage float64 `yaml:"shrinkage"`
+	Threshold string  `yaml:"threshold"`
+	TargetFAR float64 `yaml:"target_far"`
+	MaxNormal int     `yaml:"max_normal"`
+}
+
 // BackendSpec says where the learner computes.
 type BackendSpec struct {
 	Device  string `yaml:"device"`
@@ -133,6 +156,7 @@ type BackendSpec struct {
 func Default() Spec {
 	tc := train.DefaultConfig("protonet")
 	tcc := train.DefaultClassifierConfig()
+	tpc := train.DefaultPretrainConfig()
 	return Spec{
 		Encoder: EncoderSpec{Scaling: string(datasets.MinMax), Log1p: true},
 		Split:   SplitSpec{Protocol: "novel", ValFraction: 0.25, Normal: true, Seed: 1},
@@ -153,6 +177,8 @@ func Default() Spec {
 			Beta1: tc.Optimizer.Beta1, Beta2: tc.Optimizer.Beta2, Eps: tc.Optimizer.Eps,
 		},
 		Supervised: SupervisedSpec{Labels: "binary", Epochs: tcc.Epochs, BatchSize: tcc.BatchSize, ClassWeights: tcc.ClassWeights},
+		Pretrain:   PretrainSpec{Objective: "none", Noise: tpc.Noise, MaskRate: tpc.MaskRate, Epochs: tpc.Epochs, BatchSize: tpc.BatchSize},
+		Detection:  DetectionSpec{Method: "none", Shrinkage: -1, Threshold: "far", TargetFAR: 0.05, MaxNormal: 20000},
 		Backend:    BackendSpec{Device: "cpu", Threads: 1},
 		Seeds:      []uint64{1},
 	}
@@ -189,6 +215,24 @@ func (s Spec) ClassifierConfig(seed uint64) train.ClassifierConfig {
 			ClipNorm: o.ClipNorm, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps,
 		},
 		Epochs: s.Supervised.Epochs, BatchSize: s.Supervised.BatchSize, ClassWeights: s.Supervised.ClassWeights,
+	}
+}
+
+// PretrainConfig is the pre-training of the learner's encoder, seeded like
+// its weights; nil when the spec asks for none.
+func (s Spec) PretrainConfig(seed uint64) *train.PretrainConfig {
+	p, o := s.Pretrain, s.Optimizer
+	if p.Objective == "none" {
+		return nil
+	}
+	return &train.PretrainConfig{
+		Objective: p.Objective, Noise: p.Noise, MaskRate: p.MaskRate,
+		Hidden: slices.Clone(s.Model.Hidden), Activation: s.Model.Activation,
+		Epochs: p.Epochs, BatchSize: p.BatchSize, Seed: seed,
+		Optimizer: train.OptimConfig{
+			Name: o.Name, LR: o.LR, WeightDecay: o.WeightDecay, Decoupled: o.Decoupled,
+			ClipNorm: o.ClipNorm, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps,
+		},
 	}
 }
 
