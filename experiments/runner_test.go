@@ -234,10 +234,10 @@ seeds: [3]
 func TestThreatOptionChecks(t *testing.T) {
 	cases := map[string]string{
 		"learner: {algo: nearest-centroid}\npretrain: {objective: denoise}": "nearest-centroid has no encoder",
-		"pretrain: {objective: mask, mask_rate: 1.5}":                      "pretrain.mask_rate: 1.5",
-		"detection: {method: cosine}":                                      "detection.method",
-		"detection: {method: euclidean, target_far: 0}":                    "detection.target_far",
-		"split: {protocol: supervised}\ndetection: {method: euclidean}":    "open-set detection is for the episodic",
+		"pretrain: {objective: mask, mask_rate: 1.5}":                       "pretrain.mask_rate: 1.5",
+		"detection: {method: cosine}":                                       "detection.method",
+		"detection: {method: euclidean, target_far: 0}":                     "detection.target_far",
+		"split: {protocol: supervised}\ndetection: {method: euclidean}":     "open-set detection is for the episodic",
 	}
 	for body, want := range cases {
 		_, err := Parse([]byte("dataset: {name: nsl-kdd}\n"+body+"\n"), "x.yaml")
