@@ -203,6 +203,7 @@ type RunSummary struct {
 	Dataset    string     `json:"dataset"`
 	Protocol   string     `json:"protocol"` // novel or supervised
 	Algo       string     `json:"algo"`
+	Variant    string     `json:"variant,omitempty"` // e.g. "pretrain-denoise"
 	Hidden     []int      `json:"hidden"`
 	Labels     string     `json:"labels,omitempty"` // supervised: binary or category
 	Ways       int        `json:"ways"`
@@ -234,7 +235,7 @@ type RunSummary struct {
 
 // summarise pools the seeds of a run.
 func summarise(p plan, seeds []*SeedResult) *RunSummary {
-	s := &RunSummary{Run: p.Name, Dataset: p.Dataset.Name, Protocol: "novel", Algo: p.Learner.Algo, Hidden: p.Learner.Hidden,
+	s := &RunSummary{Run: p.Name, Dataset: p.Dataset.Name, Protocol: "novel", Algo: p.Learner.Algo, Hidden: p.Learner.Hidden, Variant: variantOf(p),
 		Ways: p.Episodes.Ways, Shots: p.Episodes.Shots, Queries: p.Episodes.Queries,
 		Spec: string(p.SpecYAML), Metrics: map[string]eval.Summary{}, SeedSpread: map[string]eval.Summary{}}
 	if len(seeds) == 0 {
@@ -372,6 +373,22 @@ func MetricTable(title string, runs []*RunSummary) *eval.Table {
 		}
 	}
 	return t
+}
+
+// variantOf names what a plan adds to its plain learner.
+func variantOf(p plan) string {
+	if p.Pretrain != nil {
+		return "pretrain-" + p.Pretrain.Objective
+	}
+	return ""
+}
+
+// Label is the learner and its variant, as reports name it.
+func (r *RunSummary) Label() string {
+	if r.Variant == "" {
+		return r.Algo
+	}
+	return r.Algo + " + " + r.Variant
 }
 
 // shape describes the run's episodes, or its supervised labelling.

@@ -53,9 +53,34 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 		rs := byDataset[d]
 		fmt.Fprintf(&b, "## %s: few-shot novel-attack detection\n\n", d)
 		for _, m := range []struct{ key, label string }{{"accuracy", "Accuracy"}, {"macro_f1", "Macro F1"}, {"detection_rate", "Detection rate"}, {"false_alarm_rate", "False-alarm rate"}} {
-			t := gridTable(fmt.Sprintf("%s (%d-way, %d queries per way)", m.label, rs[0].Ways, rs[0].Queries), rs, m.key)
+			t := gridTable(fmt.Sprintf("%s (%d-way, %d queries per way)", m.label, rs[0].Ways, rs[0].Queries), rs, func(r *RunSummary) (eval.Summary, bool) {
+				v, ok := r.Metrics[m.key]
+				return v, ok
+			})
 			if t == nil {
 				continue
+			}
+			t.Render(&b, eval.Markdown)
+			b.WriteString("\n")
+		}
+		for _, m := range []struct{ key, label string }{{"auroc", "AUROC"}, {"detection_rate", "detection rate"}, {"false_alarm_rate", "false-alarm rate"}} {
+			t := gridTable("Open-set detection on every meta-test flow, "+m.label+" (mean ± CI over seeds)", rs, func(r *RunSummary) (eval.Summary, bool) {
+				if r.Detection == nil {
+					return eval.Summary{}, false
+				}
+				v, ok := r.Detection.Metrics[m.key]
+				return v, ok
+			})
+			if t == nil {
+				continue
+			}
+			if m.key == "auroc" {
+				for _, r := range rs {
+					if r.Detection != nil {
+						t.Notes = []string{fmt.Sprintf("%s distance to normal traffic in the learner's embedding; threshold: %s on held-out training-file normal flows", r.Detection.Method, r.Detection.Rule)}
+						break
+					}
+				}
 			}
 			t.Render(&b, eval.Markdown)
 			b.WriteString("\n")
@@ -85,7 +110,7 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 
 // gridTable is learners (rows) by shots (columns) for one metric; nil when
 // no run has the metric.
-func gridTable(title string, runs []*RunSummary, metric string) *eval.Table {
+func gridTable(title string, runs []*RunSummary, metric func(*RunSummary) (eval.Summary, bool)) *eval.Table {
 	algos, shots := gridAxes(runs)
 	t := &eval.Table{Title: title, Header: []string{"learner"}}
 	for _, k := range shots {
@@ -97,7 +122,7 @@ func gridTable(title string, runs []*RunSummary, metric string) *eval.Table {
 		for _, k := range shots {
 			cell := "-"
 			if r := findRun(runs, a, k); r != nil {
-				if m, ok := r.Metrics[metric]; ok {
+				if m, ok := metric(r); ok {
 					cell, found = m.Format(100, 2), true
 				}
 			}
@@ -159,15 +184,16 @@ func gridPlot(stem, dataset string, runs []*RunSummary) error {
 // and shot counts of the runs.
 func gridAxes(runs []*RunSummary) (algos []string, shots []int) {
 	for _, r := range runs {
-		if !slices.Contains(algos, r.Algo) {
-			algos = append(algos, r.Algo)
+		if !slices.Contains(algos, r.Label()) {
+			algos = append(algos, r.Label())
 		}
 		if !slices.Contains(shots, r.Shots) {
 			shots = append(shots, r.Shots)
 		}
 	}
+	base := func(label string) string { return strings.SplitN(label, " + ", 2)[0] }
 	sort.Slice(algos, func(i, j int) bool {
-		oi, oj := slices.Index(learnerOrder, algos[i]), slices.Index(learnerOrder, algos[j])
+		oi, oj := slices.Index(learnerOrder, base(algos[i])), slices.Index(learnerOrder, base(algos[j]))
 		if oi != oj {
 			return uint(oi) < uint(oj) // unknown names (-1) last
 		}
@@ -179,9 +205,9 @@ func gridAxes(runs []*RunSummary) (algos []string, shots []int) {
 
 var learnerOrder = []string{"protonet", "maml", "fomaml", "reptile", "anil", "metasgd", "finetune", "nearest-centroid"}
 
-func findRun(runs []*RunSummary, algo string, shots int) *RunSummary {
+func findRun(runs []*RunSummary, label string, shots int) *RunSummary {
 	for _, r := range runs {
-		if r.Algo == algo && r.Shots == shots {
+		if r.Label() == label && r.Shots == shots {
 			return r
 		}
 	}
