@@ -6,7 +6,7 @@ COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2
 LDFLAGS := -X github.com/metaids/metaids/experiments.BuildCommit=$(COMMIT)
 QUICK_OUT ?= results/quick
 QUICK_SET := --seeds 1 --set episodes.train_steps=40 --set episodes.val_every=20 \
-	--set episodes.val_episodes=5 --set episodes.test_episodes=20
+	--set episodes.val_episodes=5 --set episodes.test_episodes=20 --set pretrain.epochs=1
 
 .PHONY: all build test test-short bench vet fmt reproduce reproduce-quick kernels cuda-check cuda-device clean
 
@@ -42,7 +42,7 @@ reproduce: build
 
 reproduce-quick: build
 	rm -rf $(QUICK_OUT)
-	@echo "reproduce-quick: 48 runs, progress in $(QUICK_OUT).log"
+	@echo "reproduce-quick: the reproduce suite, shortened; progress in $(QUICK_OUT).log"
 	@$(BIN) run experiments/reproduce --out $(QUICK_OUT) $(QUICK_SET) --format csv > /dev/null 2> $(QUICK_OUT).log \
 		|| { tail -n 30 $(QUICK_OUT).log; exit 1; }
 	$(BIN) report $(QUICK_OUT) --out $(QUICK_OUT)/REPORT.md --title "metaids: reproduce suite (quick)"
