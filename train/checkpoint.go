@@ -59,14 +59,8 @@ func (l *base[T]) SaveCheckpoint(w io.Writer, extra map[string][]byte) error {
 		Version: ckptVersion, Algo: l.name, Config: l.cfg, Shape: l.shape, DType: dtypeOf[T](),
 		NumParams: len(l.params), OptStep: l.opt.t, Moments: l.opt.m != nil, Steps: l.steps,
 	}
-	names := make([]string, 0, len(extra))
-	for n := range extra {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		h.Extra = append(h.Extra, ckptBlob{n, len(extra[n])})
-	}
+	names, blobs := blobIndex(extra)
+	h.Extra = append(h.Extra, blobs...)
 	hj, err := json.Marshal(h)
 	if err != nil {
 		return fmt.Errorf("checkpoint header: %w", err)
@@ -89,6 +83,21 @@ func (l *base[T]) SaveCheckpoint(w io.Writer, extra map[string][]byte) error {
 		return fmt.Errorf("writing checkpoint: %w", err)
 	}
 	return nil
+}
+
+// blobIndex lists the extra blobs in name order (so checkpoints are
+// byte-identical for the same content) with their sizes.
+func blobIndex(extra map[string][]byte) ([]string, []ckptBlob) {
+	names := make([]string, 0, len(extra))
+	for n := range extra {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	blobs := make([]ckptBlob, len(names))
+	for i, n := range names {
+		blobs[i] = ckptBlob{n, len(extra[n])}
+	}
+	return names, blobs
 }
 
 func writeFloats[T Float](buf *bytes.Buffer, x []T) {

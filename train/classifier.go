@@ -11,7 +11,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
 
 	"github.com/metaids/metaids/kernels"
 )
@@ -499,14 +498,8 @@ func (c *Classifier) Save(w io.Writer, extra map[string][]byte) error {
 		NumParams: c.net.numParams(), OptStep: c.net.optStep(), Moments: c.net.moments(),
 		Epochs: c.epochs, Weights: c.weights,
 	}
-	names := make([]string, 0, len(extra))
-	for n := range extra {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		h.Extra = append(h.Extra, ckptBlob{n, len(extra[n])})
-	}
+	names, blobs := blobIndex(extra)
+	h.Extra = append(h.Extra, blobs...)
 	hj, err := json.Marshal(h)
 	if err != nil {
 		return fmt.Errorf("classifier checkpoint header: %w", err)
