@@ -38,6 +38,7 @@ func (d *decoder) finish(s *Spec, varied map[string]bool) {
 	d.checkLearner(s)
 	d.checkSupervised(s)
 	d.checkThreatOptions(s)
+	d.checkAdversarial(s)
 	d.checkBackend(s)
 	if d.errs.n == before {
 		// train.Config.Validate is the learners' own word; it should agree
@@ -268,6 +269,39 @@ func (d *decoder) checkThreatOptions(s *Spec) {
 		case !s.Split.Normal:
 			d.failCombo([]string{"detection.method", "split.normal"}, "%q, but split.normal is false: detection scores distance from normal traffic", det.Method)
 		}
+	}
+}
+
+// checkAdversarial checks adversarial training and robustness evaluation,
+// which need input gradients (the fused engine, an episodic run).
+func (d *decoder) checkAdversarial(s *Spec) {
+	a := s.Adversarial
+	if !(a.TrainEps >= 0 && a.TrainEps <= 1) {
+		d.fail("adversarial.train_eps", "%g, want a budget in [0, 1] (0: no adversarial training)", a.TrainEps)
+	}
+	if !(a.TrainMix > 0 && a.TrainMix <= 1) {
+		d.fail("adversarial.train_mix", "%g, want a share in (0, 1]", a.TrainMix)
+	}
+	for i, e := range a.EvalBudgets {
+		if !(e > 0 && e <= 1) {
+			d.fail(fmt.Sprintf("adversarial.eval_budgets[%d]", i), "%g, want a budget in (0, 1]", e)
+		}
+	}
+	for i, at := range a.EvalAttacks {
+		d.choice(fmt.Sprintf("adversarial.eval_attacks[%d]", i), at, []string{"fgsm", "pgd"})
+	}
+	d.atLeast("adversarial.pgd_steps", a.PGDSteps, 1)
+	d.atLeast("adversarial.eval_episodes", a.EvalEpisodes, 1)
+	if a.TrainEps == 0 && len(a.EvalBudgets) == 0 {
+		return
+	}
+	switch {
+	case s.Split.Protocol == "supervised":
+		d.failCombo([]string{"adversarial", "split.protocol"}, "adversarial training and evaluation are for the episodic (novel) protocol")
+	case s.Learner.Engine == "gorgonia":
+		d.failCombo([]string{"adversarial", "learner.engine"}, "input gradients come from the fused engine; set learner.engine: fused")
+	case len(a.EvalBudgets) > 0 && len(a.EvalAttacks) == 0:
+		d.fail("adversarial.eval_attacks", "empty, but eval_budgets asks for a robustness evaluation")
 	}
 }
 

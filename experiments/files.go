@@ -231,6 +231,8 @@ type RunSummary struct {
 	Supervised []SupervisedEval `json:"supervised,omitempty"`
 	// Detection is the open-set detection over seeds, when the spec asks.
 	Detection *DetectionSummary `json:"detection,omitempty"`
+	// Robustness is accuracy under attack over the seeds' episodes.
+	Robustness []RobustResult `json:"robustness,omitempty"`
 }
 
 // summarise pools the seeds of a run.
@@ -292,6 +294,7 @@ func summarise(p plan, seeds []*SeedResult) *RunSummary {
 		}
 	}
 	s.Detection = summariseDetection(seeds)
+	s.Robustness = summariseRobustness(seeds)
 	ev := eval.Evaluation{Classes: classes, Pooled: pooled}
 	cats := map[string]string{}
 	for _, c := range seeds[0].PerClass {
@@ -339,7 +342,11 @@ func ReadRunSummary(dir string) (*RunSummary, error) {
 // writeRunSummary writes the run-level files; summary.json goes last, as its
 // presence marks the run finished.
 func writeRunSummary(dir string, s *RunSummary, seeds []*SeedResult) error {
-	if err := writeFileAtomic(filepath.Join(dir, "report.md"), []byte(runReport(s, seeds))); err != nil {
+	robust, err := robustnessReport(dir, s.Run, s.Robustness)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "report.md"), []byte(runReport(s, seeds)+robust)); err != nil {
 		return err
 	}
 	if err := writeRunPlots(dir, s, seeds); err != nil {
@@ -377,10 +384,14 @@ func MetricTable(title string, runs []*RunSummary) *eval.Table {
 
 // variantOf names what a plan adds to its plain learner.
 func variantOf(p plan) string {
+	var parts []string
 	if p.Pretrain != nil {
-		return "pretrain-" + p.Pretrain.Objective
+		parts = append(parts, "pretrain-"+p.Pretrain.Objective)
 	}
-	return ""
+	if p.Adversarial.TrainEps > 0 {
+		parts = append(parts, "adversarial-"+strconv.FormatFloat(p.Adversarial.TrainEps, 'g', -1, 64))
+	}
+	return strings.Join(parts, " + ")
 }
 
 // Label is the learner and its variant, as reports name it.

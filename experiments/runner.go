@@ -37,8 +37,9 @@ type plan struct {
 	// Pretrain, when set, pre-trains the encoder before meta-training (its
 	// seed is the run's); Detection, when its method is not none, adds
 	// open-set detection.
-	Pretrain  *train.PretrainConfig
-	Detection DetectionSpec
+	Pretrain    *train.PretrainConfig
+	Detection   DetectionSpec
+	Adversarial AdversarialSpec
 }
 
 type episodePlan struct {
@@ -55,6 +56,10 @@ const (
 	streamTrain = 1
 	streamVal   = 2
 	streamTest  = 3
+	// streamRobust draws the robustness evaluation's episodes; streamAdv
+	// seeds the choice of perturbed rows in adversarial training.
+	streamRobust = 4
+	streamAdv    = 5
 )
 
 // RunOptions control where and how runs execute.
@@ -113,6 +118,7 @@ type SeedResult struct {
 	Cost       train.Cost              `json:"cost"`
 	Pretrain   *PretrainStats          `json:"pretrain,omitempty"`
 	Detection  *DetectionResult        `json:"detection,omitempty"`
+	Robustness []RobustResult          `json:"robustness,omitempty"`
 	Train      TrainStats              `json:"train"`
 	Test       TestStats               `json:"test"`
 	Pools      map[string]PoolInfo     `json:"pools"`
@@ -343,6 +349,11 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	labels := make([]int32, ep.Ways*ep.Queries)
 	scores := make([]float32, ep.Ways*ep.Queries*ep.Ways)
 
+	adv, err := newAdversary(p, split, learner, seed)
+	if err != nil {
+		return nil, err
+	}
+
 	// Meta-training.
 	bar := progress.New(r.opt.Log, fmt.Sprintf("%s seed %d: train", p.Name, seed), ep.TrainSteps)
 	batch := trainS.NewBatch()
@@ -359,6 +370,9 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 			return nil, errInterrupted
 		}
 		if err := trainS.NextBatch(batch); err != nil {
+			return nil, err
+		}
+		if err := adv.perturb(batch); err != nil {
 			return nil, err
 		}
 		loss, err := learner.MetaStep(batch)
@@ -456,6 +470,15 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		res.Test.EpisodesPerSec = float64(ep.TestEpisodes) / testTime.Seconds()
 		res.Test.FlowsPerSec = res.Test.EpisodesPerSec * float64(ep.Ways*ep.Queries)
 		res.Test.LatencyPerFlowUS = 1e6 / res.Test.FlowsPerSec
+	}
+	if len(p.Adversarial.EvalBudgets) > 0 {
+		robS, err := sampler(split.Test, "meta-test", streamRobust)
+		if err != nil {
+			return nil, err
+		}
+		if res.Robustness, err = adv.robustness(ctx, robS); err != nil {
+			return nil, err
+		}
 	}
 	if p.Detection.Method != "" && p.Detection.Method != "none" {
 		if res.Detection, err = runDetection(p, split, learner, seed); err != nil {
@@ -583,7 +606,7 @@ func planFor(s Spec) (plan, error) {
 	}
 	return plan{
 		Name: s.Name, SpecYAML: y, Dataset: d, Protocol: proto, Supervised: sup,
-		Pretrain: s.PretrainConfig(0), Detection: s.Detection,
+		Pretrain: s.PretrainConfig(0), Detection: s.Detection, Adversarial: s.Adversarial,
 		Learner: s.LearnerConfig(0),
 		Episodes: episodePlan{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, MetaBatch: e.MetaBatch,
 			NormalWay: e.NormalWay, Replacement: e.Replacement, NormalClass: proto.NormalClass,

@@ -246,3 +246,53 @@ func TestThreatOptionChecks(t *testing.T) {
 		}
 	}
 }
+
+func TestAdversarialTrainingAndRobustness(t *testing.T) {
+	specs, err := Parse([]byte(`
+name: adv
+dataset: {name: nsl-kdd}
+split: {val_fraction: 0.4, min_records: 20}
+episodes: {normal_way: true, meta_batch: 2, train_steps: 10, val_every: 5, val_episodes: 3, test_episodes: 5}
+adversarial: {train_eps: 0.05, eval_budgets: [0.02, 0.1], pgd_steps: 3, eval_episodes: 6}
+seeds: [1, 2]
+`), "adv.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	s, err := NewRunner(RunOptions{OutDir: out, Log: &bytes.Buffer{}}).Run(context.Background(), specs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Variant != "adversarial-0.05" || s.Label() != "protonet + adversarial-0.05" {
+		t.Errorf("variant %q", s.Variant)
+	}
+	if len(s.Robustness) == 0 {
+		t.Fatal("no robustness results")
+	}
+	clean := s.Robustness[0]
+	if clean.Eps != 0 {
+		t.Fatalf("first result %+v, want the clean score", clean)
+	}
+	for _, r := range s.Robustness {
+		if r.Accuracy.N != 12 { // 6 episodes x 2 seeds
+			t.Errorf("%s at %g: over %d episodes, want 12", r.Attack, r.Eps, r.Accuracy.N)
+		}
+		// A small budget may flip a few predictions either way; the largest
+		// must cost accuracy.
+		switch {
+		case r.Eps == 0.1 && !(r.Accuracy.Mean < clean.Accuracy.Mean):
+			t.Errorf("%s at %g: accuracy %.3f not below clean %.3f", r.Attack, r.Eps, r.Accuracy.Mean, clean.Accuracy.Mean)
+		case r.Eps > 0 && r.Accuracy.Mean > clean.Accuracy.Mean+0.02:
+			t.Errorf("%s at %g: accuracy %.3f well above clean %.3f", r.Attack, r.Eps, r.Accuracy.Mean, clean.Accuracy.Mean)
+		}
+	}
+	for _, f := range []string{"robustness.png", "report.md"} {
+		if _, err := os.Stat(filepath.Join(out, "adv", f)); err != nil {
+			t.Errorf("missing %s", f)
+		}
+	}
+	if _, err := Parse([]byte("dataset: {name: nsl-kdd}\nlearner: {engine: gorgonia}\nadversarial: {eval_budgets: [0.1]}\n"), "x.yaml"); err == nil || !strings.Contains(err.Error(), "fused engine") {
+		t.Errorf("gorgonia engine with adversarial evaluation: %v", err)
+	}
+}

@@ -17,20 +17,21 @@ import (
 
 // Spec is one fully resolved run. Run every seed in Seeds.
 type Spec struct {
-	Name        string         `yaml:"name"`
-	Description string         `yaml:"description"`
-	Dataset     DatasetSpec    `yaml:"dataset"`
-	Encoder     EncoderSpec    `yaml:"encoder"`
-	Split       SplitSpec      `yaml:"split"`
-	Episodes    EpisodeSpec    `yaml:"episodes"`
-	Model       ModelSpec      `yaml:"model"`
-	Learner     LearnerSpec    `yaml:"learner"`
-	Optimizer   OptimizerSpec  `yaml:"optimizer"`
-	Supervised  SupervisedSpec `yaml:"supervised"`
-	Pretrain    PretrainSpec   `yaml:"pretrain"`
-	Detection   DetectionSpec  `yaml:"detection"`
-	Backend     BackendSpec    `yaml:"backend"`
-	Seeds       []uint64       `yaml:"seeds"`
+	Name        string          `yaml:"name"`
+	Description string          `yaml:"description"`
+	Dataset     DatasetSpec     `yaml:"dataset"`
+	Encoder     EncoderSpec     `yaml:"encoder"`
+	Split       SplitSpec       `yaml:"split"`
+	Episodes    EpisodeSpec     `yaml:"episodes"`
+	Model       ModelSpec       `yaml:"model"`
+	Learner     LearnerSpec     `yaml:"learner"`
+	Optimizer   OptimizerSpec   `yaml:"optimizer"`
+	Supervised  SupervisedSpec  `yaml:"supervised"`
+	Pretrain    PretrainSpec    `yaml:"pretrain"`
+	Detection   DetectionSpec   `yaml:"detection"`
+	Adversarial AdversarialSpec `yaml:"adversarial"`
+	Backend     BackendSpec     `yaml:"backend"`
+	Seeds       []uint64        `yaml:"seeds"`
 }
 
 // DatasetSpec names the data set and where its files come from.
@@ -142,6 +143,19 @@ type DetectionSpec struct {
 	MaxNormal int     `yaml:"max_normal"`
 }
 
+// AdversarialSpec is adversarial meta-training (FGSM perturbations of query
+// rows mixed into every meta-batch) and robustness evaluation (accuracy and
+// F1 under FGSM and PGD at several budgets). Budgets are in encoded units;
+// only numeric features move, within their training range.
+type AdversarialSpec struct {
+	TrainEps     float64   `yaml:"train_eps"`
+	TrainMix     float64   `yaml:"train_mix"`
+	EvalBudgets  []float64 `yaml:"eval_budgets"`
+	EvalAttacks  []string  `yaml:"eval_attacks"`
+	PGDSteps     int       `yaml:"pgd_steps"`
+	EvalEpisodes int       `yaml:"eval_episodes"`
+}
+
 // BackendSpec says where the learner computes.
 type BackendSpec struct {
 	Device  string `yaml:"device"`
@@ -176,11 +190,12 @@ func Default() Spec {
 			Decoupled: tc.Optimizer.Decoupled, ClipNorm: tc.Optimizer.ClipNorm,
 			Beta1: tc.Optimizer.Beta1, Beta2: tc.Optimizer.Beta2, Eps: tc.Optimizer.Eps,
 		},
-		Supervised: SupervisedSpec{Labels: "binary", Epochs: tcc.Epochs, BatchSize: tcc.BatchSize, ClassWeights: tcc.ClassWeights},
-		Pretrain:   PretrainSpec{Objective: "none", Noise: tpc.Noise, MaskRate: tpc.MaskRate, Epochs: tpc.Epochs, BatchSize: tpc.BatchSize},
-		Detection:  DetectionSpec{Method: "none", Shrinkage: -1, Threshold: "far", TargetFAR: 0.05, MaxNormal: 20000},
-		Backend:    BackendSpec{Device: "cpu", Threads: 1},
-		Seeds:      []uint64{1},
+		Supervised:  SupervisedSpec{Labels: "binary", Epochs: tcc.Epochs, BatchSize: tcc.BatchSize, ClassWeights: tcc.ClassWeights},
+		Pretrain:    PretrainSpec{Objective: "none", Noise: tpc.Noise, MaskRate: tpc.MaskRate, Epochs: tpc.Epochs, BatchSize: tpc.BatchSize},
+		Detection:   DetectionSpec{Method: "none", Shrinkage: -1, Threshold: "far", TargetFAR: 0.05, MaxNormal: 20000},
+		Adversarial: AdversarialSpec{TrainMix: 0.5, EvalAttacks: []string{"fgsm", "pgd"}, PGDSteps: 10, EvalEpisodes: 100},
+		Backend:     BackendSpec{Device: "cpu", Threads: 1},
+		Seeds:       []uint64{1},
 	}
 }
 

@@ -1,0 +1,187 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/metaids/metaids/datasets"
+)
+
+// InputGradienter differentiates a learner's episode loss with respect to
+// its query rows, for adversarial perturbations of the inputs.
+//
+// QueryInputGrad adapts to ep's support set exactly as Predict does, then
+// writes into gx [Ways*Queries*Dim] the gradient of the mean query
+// cross-entropy (the loss Predict's scores imply, against ep.QueryY) with
+// respect to ep.QueryX, and returns that loss. The adaptation only depends
+// on the support set, so it is not differentiated. The learner's parameters
+// are not changed. Like Predict it uses the learner's working buffers, so it
+// is not safe for concurrent use.
+//
+// Implemented for protonet (Euclidean and cosine), nearest-centroid, maml,
+// fomaml, reptile, anil, metasgd (at the adapted weights) and finetune
+// (through the fitted episode head and the frozen encoder), on the fused
+// engine; other learners return an error.
+type InputGradienter interface {
+	QueryInputGrad(ep *datasets.Episode, gx []float32) (loss float64, err error)
+}
+
+// QueryInputGrad is the fallback for learners without input gradients.
+func (l *base[T]) QueryInputGrad(ep *datasets.Episode, gx []float32) (float64, error) {
+	what := l.name
+	if l.cfg.Engine != "" && l.cfg.Engine != "fused" {
+		what += " on the " + l.cfg.Engine + " engine"
+	}
+	return 0, fmt.Errorf("input gradients are not implemented for %s", what)
+}
+
+func checkInputGradArgs(ep *datasets.Episode, s Shape, gx []float32) error {
+	if err := checkEpisode(ep, s); err != nil {
+		return fmt.Errorf("input gradient: %w", err)
+	}
+	if want := s.Ways * s.Queries * s.Dim; len(gx) != want {
+		return fmt.Errorf("input gradient: gx has %d values, want %d", len(gx), want)
+	}
+	return nil
+}
+
+// rowsOf views rows [lo, lo+n) of a forward pass, so that only those rows
+// are back-propagated (the layers act row by row).
+func rowsOf[T Float](m *mlp, ps *pass[T], lo, n int) *pass[T] {
+	sub := &pass[T]{rows: n}
+	for i, l := range m.layers {
+		a, b := lo*l.out, (lo+n)*l.out
+		sub.z = append(sub.z, ps.z[i][a:b])
+		sub.a = append(sub.a, ps.a[i][a:b])
+		sub.dz = append(sub.dz, ps.dz[i][a:b])
+	}
+	return sub
+}
+
+// backwardInput back-propagates dout (the loss gradient with respect to the
+// network output) to the network input: dX = dZ1·W1ᵀ for the first layer.
+// It skips the parameter gradients and returns dX [rows, in], which lives
+// in s.da until the scratch is used again.
+func backwardInput[T Float](m *mlp, w []T, ps *pass[T], s *scratch[T], dout []T) []T {
+	n := ps.rows
+	d := dout
+	for i := len(m.layers) - 1; i >= 0; i-- {
+		l := m.layers[i]
+		dz := ps.dz[i][:n*l.out]
+		if l.act {
+			actGrad(m.act, dz, d[:n*l.out], ps.z[i], ps.a[i])
+		} else {
+			copy(dz, d[:n*l.out])
+		}
+		// dz is a copy, so writing s.da (which d may alias) is safe.
+		matMulTB(s.da[:n*l.in], dz, w[l.w:l.b], s.wt, n, l.out, l.in, false)
+		d = s.da
+	}
+	return d[:n*m.layers[0].in]
+}
+
+// storeGrad writes src into the float32 gradient dst.
+func storeGrad[T Float](dst []float32, src []T) {
+	if s, ok := any(src).([]float32); ok {
+		copy(dst, s)
+		return
+	}
+	for i, v := range src[:len(dst)] {
+		dst[i] = float32(v)
+	}
+}
+
+func (l *protoNet[T]) QueryInputGrad(ep *datasets.Episode, gx []float32) (float64, error) {
+	s := l.shape
+	if err := checkInputGradArgs(ep, s, gx); err != nil {
+		return 0, err
+	}
+	ns, nq, h := s.Ways*s.Shots, s.Ways*s.Queries, l.h
+	x := stack(l.x, datasets.Batch{ep})
+	l.ps.rows = ns + nq
+	forward(l.m, l.params, x, l.ps, l.sc)
+	out := l.ps.out()
+	dout := l.dout[:(ns+nq)*h]
+	clear(dout)
+	loss := protoLoss(l.st, out[:ns*h], out[ns*h:(ns+nq)*h], ep.SupportY, ep.QueryY, s.Ways, h, l.cosine, l.scale,
+		dout[:ns*h], dout[ns*h:])
+	// Only the query path: the prototypes are fixed by the support set.
+	dx := backwardInput(l.m, l.params, rowsOf(l.m, l.ps, ns, nq), l.sc, dout[ns*h:])
+	storeGrad(gx, dx)
+	return loss, nil
+}
+
+// QueryInputGrad computes in float64 (the model is the identity, so this is
+// cheap) although Predict scores in float32.
+func (l *nearestCentroid) QueryInputGrad(ep *datasets.Episode, gx []float32) (float64, error) {
+	s := l.shape
+	if err := checkInputGradArgs(ep, s, gx); err != nil {
+		return 0, err
+	}
+	ns, nq := s.Ways*s.Shots, s.Ways*s.Queries
+	st := newProtoState[float64](s.Ways, nq, s.Dim)
+	es := convert(make([]float64, ns*s.Dim), ep.SupportX)
+	eq := convert(make([]float64, nq*s.Dim), ep.QueryX)
+	des, deq := make([]float64, ns*s.Dim), make([]float64, nq*s.Dim)
+	loss := protoLoss(st, es, eq, ep.SupportY, ep.QueryY, s.Ways, s.Dim, l.cosine, l.cfg.CosineScale, des, deq)
+	storeGrad(gx, deq)
+	return loss, nil
+}
+
+func (l *gbml[T]) QueryInputGrad(ep *datasets.Episode, gx []float32) (float64, error) {
+	s := l.shape
+	if err := checkInputGradArgs(ep, s, gx); err != nil {
+		return 0, err
+	}
+	// The same adaptation as Predict: support set only, TestInnerSteps.
+	w := l.adapt
+	copy(w, l.params[:l.nTheta])
+	xs := asT(l.xs, ep.SupportX)
+	ps := l.steps[0]
+	for k := 0; k < l.cfg.TestInnerSteps; k++ {
+		l.innerStep(w, xs, ep.SupportY, ps, l.prob[0], l.dlog[0], l.pgrad)
+		for i, gi := range l.pgrad {
+			w[i] -= l.lr[i] * gi
+		}
+	}
+	nq := s.Ways * s.Queries
+	l.qps.rows = nq
+	forward(l.m, w, asT(l.xq, ep.QueryX), l.qps, l.sc)
+	loss := softmaxCE(l.qps.out(), ep.QueryY, nq, s.Ways, l.qprob, l.qdlg)
+	storeGrad(gx, backwardInput(l.m, w, l.qps, l.sc, l.qdlg[:nq*s.Ways]))
+	return loss, nil
+}
+
+func (l *finetune[T]) QueryInputGrad(ep *datasets.Episode, gx []float32) (float64, error) {
+	s := l.shape
+	if err := checkInputGradArgs(ep, s, gx); err != nil {
+		return 0, err
+	}
+	// The same head fit as Predict, on the frozen encoder's embeddings.
+	ns, nq := s.Ways*s.Shots, s.Ways*s.Queries
+	x := stack(l.x, datasets.Batch{ep})
+	l.eps.rows = ns + nq
+	wenc := l.params[:l.enc.nParam]
+	forward(l.enc, wenc, x, l.eps, l.sc)
+	h := l.enc.outDim()
+	emb := l.eps.out()
+	es, eq := emb[:ns*h], emb[ns*h:(ns+nq)*h]
+	clear(l.hw)
+	lr := T(l.cfg.FinetuneLR)
+	for k := 0; k < l.cfg.FinetuneSteps; k++ {
+		l.hps.rows = ns
+		forward(l.head, l.hw, es, l.hps, l.hsc)
+		softmaxCE(l.hps.out(), ep.SupportY, ns, s.Ways, l.hprob, l.hdlog)
+		clear(l.hg)
+		backward(l.head, l.hw, es, l.hps, l.hsc, l.hdlog, l.hg)
+		for i, gi := range l.hg {
+			l.hw[i] -= lr * gi
+		}
+	}
+	l.hps.rows = nq
+	forward(l.head, l.hw, eq, l.hps, l.hsc)
+	loss := softmaxCE(l.hps.out(), ep.QueryY, nq, s.Ways, l.hprob, l.hdlog)
+	deq := backwardInput(l.head, l.hw, l.hps, l.hsc, l.hdlog[:nq*s.Ways])
+	dx := backwardInput(l.enc, wenc, rowsOf(l.enc, l.eps, ns, nq), l.sc, deq)
+	storeGrad(gx, dx)
+	return loss, nil
+}
