@@ -6,7 +6,8 @@ COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2
 LDFLAGS := -X github.com/metaids/metaids/experiments.BuildCommit=$(COMMIT)
 QUICK_OUT ?= results/quick
 QUICK_SET := --seeds 1 --set episodes.train_steps=40 --set episodes.val_every=20 \
-	--set episodes.val_episodes=5 --set episodes.test_episodes=20 --set pretrain.epochs=1
+	--set episodes.val_episodes=5 --set episodes.test_episodes=20 --set pretrain.epochs=1 \
+	--set adversarial.eval_episodes=5 --set adversarial.pgd_steps=2
 
 .PHONY: all build test test-short bench vet fmt reproduce reproduce-quick kernels cuda-check cuda-device clean
 

@@ -85,6 +85,10 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 			t.Render(&b, eval.Markdown)
 			b.WriteString("\n")
 		}
+		if t := robustTable(rs); t != nil {
+			t.Render(&b, eval.Markdown)
+			b.WriteString("\n")
+		}
 		costTable(rs).Render(&b, eval.Markdown)
 		b.WriteString("\n")
 		stem := "fewshot-" + d
@@ -133,6 +137,49 @@ func gridTable(title string, runs []*RunSummary, metric func(*RunSummary) (eval.
 	if !found {
 		return nil
 	}
+	return t
+}
+
+// robustTable is accuracy under attack of the runs at the middle shot count
+// that have a robustness evaluation: learners by attack and budget.
+func robustTable(runs []*RunSummary) *eval.Table {
+	algos, shots := gridAxes(runs)
+	k := shots[len(shots)/2]
+	var cols []RobustResult
+	for _, a := range algos {
+		if r := findRun(runs, a, k); r != nil && len(r.Robustness) > 0 {
+			cols = r.Robustness
+			break
+		}
+	}
+	if cols == nil {
+		return nil
+	}
+	t := &eval.Table{Title: fmt.Sprintf("Accuracy under attack, %d-shot (budgets in encoded units)", k), Header: []string{"learner"}}
+	var keep []int // the clean score once, then every attack at every budget
+	for i, c := range cols {
+		if c.Eps == 0 && i > 0 {
+			continue
+		}
+		keep = append(keep, i)
+		if c.Eps == 0 {
+			t.Header = append(t.Header, "clean")
+		} else {
+			t.Header = append(t.Header, fmt.Sprintf("%s %g", c.Attack, c.Eps))
+		}
+	}
+	for _, a := range algos {
+		r := findRun(runs, a, k)
+		if r == nil || len(r.Robustness) != len(cols) {
+			continue
+		}
+		row := []string{a}
+		for _, i := range keep {
+			row = append(row, r.Robustness[i].Accuracy.Format(100, 2))
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	t.Notes = []string{"mean ± 95% CI over the robustness episodes of all seeds; PGD: random start, step 2.5·budget/steps"}
 	return t
 }
 
