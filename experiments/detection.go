@@ -41,16 +41,12 @@ func runDetection(p plan, split *datasets.Split, l train.Learner, seed uint64) (
 	if !ok || emb.EmbedDim() == 0 {
 		return nil, fmt.Errorf("detection: learner %s has no embedding", l.Name())
 	}
-	normal := p.Episodes.NormalClass
-	if normal == "" {
-		normal = datasets.DefaultNormalClass
-	}
-	c := split.Train.ClassIndex(normal)
-	if c < 0 {
-		return nil, fmt.Errorf("detection: the meta-train pool has no %q class", normal)
+	normal, normalAll, err := normalRows(p, split)
+	if err != nil {
+		return nil, fmt.Errorf("detection: %w", err)
 	}
 	rng := rand.New(rand.NewPCG(seed, 0xd7ec7))
-	rows := sample(rng, split.Train.Classes[c].Rows, det.MaxNormal)
+	rows := sample(rng, normalAll, det.MaxNormal)
 	half := len(rows) / 2
 	embed := func(pool *datasets.Pool, rows []int32) ([]float32, error) {
 		x := gather(pool, rows)
@@ -129,6 +125,20 @@ func runDetection(p plan, split *datasets.Split, l train.Learner, seed uint64) (
 	}
 	res.Report.ROC = thinROC(res.Report.ROC, maxROCPoints)
 	return res, nil
+}
+
+// normalRows names the normal class and returns its rows in the meta-train
+// pool (the training file's normal traffic).
+func normalRows(p plan, split *datasets.Split) (string, []int32, error) {
+	normal := p.Episodes.NormalClass
+	if normal == "" {
+		normal = datasets.DefaultNormalClass
+	}
+	c := split.Train.ClassIndex(normal)
+	if c < 0 {
+		return "", nil, fmt.Errorf("the meta-train pool has no %q class", normal)
+	}
+	return normal, split.Train.Classes[c].Rows, nil
 }
 
 // sample returns up to n of rows, a seeded draw without replacement.

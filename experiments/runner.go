@@ -496,20 +496,12 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 // pretrain fits the self-supervised autoencoder on the normal traffic of the
 // meta-train pool and copies its encoder into the fresh learner.
 func (r *Runner) pretrain(ctx context.Context, p plan, split *datasets.Split, l train.Learner, be kernels.Backend, seed uint64) (*PretrainStats, error) {
-	normal := p.Episodes.NormalClass
-	if normal == "" {
-		normal = datasets.DefaultNormalClass
+	_, rows, err := normalRows(p, split)
+	if err != nil {
+		return nil, fmt.Errorf("pretrain: %w", err)
 	}
-	c := split.Train.ClassIndex(normal)
-	if c < 0 {
-		return nil, fmt.Errorf("pretrain: the meta-train pool has no %q class to learn from", normal)
-	}
-	rows := split.Train.Classes[c].Rows
 	dim := split.Train.Dim
-	x := make([]float32, len(rows)*dim)
-	for i, row := range rows {
-		copy(x[i*dim:(i+1)*dim], split.Train.X[int(row)*dim:(int(row)+1)*dim])
-	}
+	x := gather(split.Train, rows)
 	cfg := *p.Pretrain
 	cfg.Seed = seed
 	start := time.Now()
