@@ -37,10 +37,10 @@ func TestValidateShippedSpecs(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	rows := validateRows(t, out)
-	// 9 example runs, and the reproduce suite's 8 learners x 3 shot counts
+	// 10 example runs, and the reproduce suite's 8 learners x 3 shot counts
 	// on each of the two data sets, 4 x 3 pre-trained runs, 4 x 3 adversarially trained runs and 2 supervised runs.
-	if len(rows) != 9+48+2+12+12 {
-		t.Fatalf("%d rows, want 83 runs:\n%s", len(rows), out)
+	if len(rows) != 10+48+2+12+12 {
+		t.Fatalf("%d rows, want 84 runs:\n%s", len(rows), out)
 	}
 	for _, r := range rows {
 		if r["status"] != "ok" {
