@@ -93,6 +93,16 @@ func (l *finetune[T]) Predict(ep *datasets.Episode, labels []int32, scores []flo
 	if err := checkPredictArgs(ep, s, labels, scores); err != nil {
 		return err
 	}
+	l.fitHead(ep)
+	logSoftmax(l.hps.out(), s.Ways*s.Queries, s.Ways, scores, labels)
+	return nil
+}
+
+// fitHead embeds the episode with the frozen encoder, fits a zero-initialised
+// head on the support embeddings, and leaves the head's forward pass over
+// the query embeddings in l.hps.
+func (l *finetune[T]) fitHead(ep *datasets.Episode) {
+	s := l.shape
 	ns, nq := s.Ways*s.Shots, s.Ways*s.Queries
 	x := stack(l.x, datasets.Batch{ep})
 	l.eps.rows = ns + nq
@@ -114,6 +124,4 @@ func (l *finetune[T]) Predict(ep *datasets.Episode, labels []int32, scores []flo
 	}
 	l.hps.rows = nq
 	forward(l.head, l.hw, eq, l.hps, l.hsc)
-	logSoftmax(l.hps.out(), nq, s.Ways, scores, labels)
-	return nil
 }

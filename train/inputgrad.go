@@ -158,27 +158,8 @@ func (l *finetune[T]) QueryInputGrad(ep *datasets.Episode, gx []float32) (float6
 	}
 	// The same head fit as Predict, on the frozen encoder's embeddings.
 	ns, nq := s.Ways*s.Shots, s.Ways*s.Queries
-	x := stack(l.x, datasets.Batch{ep})
-	l.eps.rows = ns + nq
 	wenc := l.params[:l.enc.nParam]
-	forward(l.enc, wenc, x, l.eps, l.sc)
-	h := l.enc.outDim()
-	emb := l.eps.out()
-	es, eq := emb[:ns*h], emb[ns*h:(ns+nq)*h]
-	clear(l.hw)
-	lr := T(l.cfg.FinetuneLR)
-	for k := 0; k < l.cfg.FinetuneSteps; k++ {
-		l.hps.rows = ns
-		forward(l.head, l.hw, es, l.hps, l.hsc)
-		softmaxCE(l.hps.out(), ep.SupportY, ns, s.Ways, l.hprob, l.hdlog)
-		clear(l.hg)
-		backward(l.head, l.hw, es, l.hps, l.hsc, l.hdlog, l.hg)
-		for i, gi := range l.hg {
-			l.hw[i] -= lr * gi
-		}
-	}
-	l.hps.rows = nq
-	forward(l.head, l.hw, eq, l.hps, l.hsc)
+	l.fitHead(ep)
 	loss := softmaxCE(l.hps.out(), ep.QueryY, nq, s.Ways, l.hprob, l.hdlog)
 	deq := backwardInput(l.head, l.hw, l.hps, l.hsc, l.hdlog[:nq*s.Ways])
 	dx := backwardInput(l.enc, wenc, rowsOf(l.enc, l.eps, ns, nq), l.sc, deq)
