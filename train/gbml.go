@@ -218,6 +218,15 @@ func (l *gbml[T]) Predict(ep *datasets.Episode, labels []int32, scores []float32
 	if err := checkPredictArgs(ep, s, labels, scores); err != nil {
 		return err
 	}
+	l.adaptAndScore(ep)
+	logSoftmax(l.qps.out(), s.Ways*s.Queries, s.Ways, scores, labels)
+	return nil
+}
+
+// adaptAndScore adapts a copy of the parameters to the episode's support set
+// (TestInnerSteps steps) into l.adapt and leaves the forward pass of the
+// query rows at the adapted weights in l.qps.
+func (l *gbml[T]) adaptAndScore(ep *datasets.Episode) {
 	w := l.adapt
 	copy(w, l.params[:l.nTheta])
 	xs := asT(l.xs, ep.SupportX)
@@ -228,9 +237,6 @@ func (l *gbml[T]) Predict(ep *datasets.Episode, labels []int32, scores []float32
 			w[i] -= l.lr[i] * gi
 		}
 	}
-	nq := s.Ways * s.Queries
-	l.qps.rows = nq
+	l.qps.rows = l.shape.Ways * l.shape.Queries
 	forward(l.m, w, asT(l.xq, ep.QueryX), l.qps, l.sc)
-	logSoftmax(l.qps.out(), nq, s.Ways, scores, labels)
-	return nil
 }

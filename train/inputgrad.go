@@ -133,19 +133,8 @@ func (l *gbml[T]) QueryInputGrad(ep *datasets.Episode, gx []float32) (float64, e
 		return 0, err
 	}
 	// The same adaptation as Predict: support set only, TestInnerSteps.
-	w := l.adapt
-	copy(w, l.params[:l.nTheta])
-	xs := asT(l.xs, ep.SupportX)
-	ps := l.steps[0]
-	for k := 0; k < l.cfg.TestInnerSteps; k++ {
-		l.innerStep(w, xs, ep.SupportY, ps, l.prob[0], l.dlog[0], l.pgrad)
-		for i, gi := range l.pgrad {
-			w[i] -= l.lr[i] * gi
-		}
-	}
-	nq := s.Ways * s.Queries
-	l.qps.rows = nq
-	forward(l.m, w, asT(l.xq, ep.QueryX), l.qps, l.sc)
+	l.adaptAndScore(ep)
+	w, nq := l.adapt, s.Ways*s.Queries
 	loss := softmaxCE(l.qps.out(), ep.QueryY, nq, s.Ways, l.qprob, l.qdlg)
 	storeGrad(gx, backwardInput(l.m, w, l.qps, l.sc, l.qdlg[:nq*s.Ways]))
 	return loss, nil
