@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/metaids/metaids/eval"
 	"github.com/metaids/metaids/experiments"
 )
 
@@ -20,23 +19,14 @@ const runSynopsis = "run SPEC... [--set key=value]... [--seeds 1,2,3] [--device 
 
 func runRun(ctx context.Context, e *env, args []string) error {
 	fl := newFlags(e, "run", runSynopsis)
-	sets := setFlag(fl)
+	sa := addSpecFlags(fl)
 	seedList := fl.String("seeds", "", "comma-separated seeds replacing every spec's seeds")
 	device := fl.String("device", "", "auto, cpu or cuda, replacing every spec's backend.device")
 	out := fl.String("out", "results", "directory the runs write into (<out>/<run>/)")
 	force := fl.Bool("force", false, "run again runs and seeds whose results exist")
-	var format string
-	formatFlag(fl, &format)
-	pos, err := parseFlags(fl, args)
+	files, f, overrides, err := sa.parse(fl, args, "run")
 	if err != nil {
 		return err
-	}
-	if len(pos) == 0 {
-		return usageErrorf("run takes one or more spec files or folders of them")
-	}
-	f, err := eval.ParseFormat(format)
-	if err != nil {
-		return usageErrorf("--format: %v", err)
 	}
 	seeds, err := parseSeeds(*seedList)
 	if err != nil {
@@ -46,14 +36,6 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	case "", "auto", "cpu", "cuda":
 	default:
 		return usageErrorf("--device %q: want auto, cpu or cuda", *device)
-	}
-	overrides, err := sets.overrides()
-	if err != nil {
-		return err
-	}
-	files, err := specFiles(pos)
-	if err != nil {
-		return err
 	}
 	// Every spec is loaded and checked before any run starts, so a typo in
 	// the last file does not surface after an hour of training.

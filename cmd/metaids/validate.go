@@ -32,48 +32,54 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
-// setFlag adds the repeatable --set flag of the commands that load specs.
-func setFlag(fl *flag.FlagSet) *stringList {
-	var sets stringList
-	fl.Var(&sets, "set", "override a key of every spec, key=value with a YAML value (repeatable): episodes.shots=1, learner.algo=[maml,fomaml]")
-	return &sets
+// specArgs are the flags and arguments of the commands that load specs:
+// spec files or folders, repeatable --set overrides and --format.
+type specArgs struct {
+	sets   stringList
+	format string
 }
 
-// overrides parses the --set values.
-func (l *stringList) overrides() ([]experiments.Override, error) {
-	var out []experiments.Override
-	for _, s := range *l {
+func addSpecFlags(fl *flag.FlagSet) *specArgs {
+	a := &specArgs{}
+	fl.Var(&a.sets, "set", "override a key of every spec, key=value with a YAML value (repeatable): episodes.shots=1, learner.algo=[maml,fomaml]")
+	formatFlag(fl, &a.format)
+	return a
+}
+
+// parse reads the command line of cmd: the spec files (folders expanded),
+// the output format and the overrides.
+func (a *specArgs) parse(fl *flag.FlagSet, args []string, cmd string) ([]string, eval.Format, []experiments.Override, error) {
+	pos, err := parseFlags(fl, args)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if len(pos) == 0 {
+		return nil, "", nil, usageErrorf("%s takes one or more spec files or folders of them", cmd)
+	}
+	f, err := eval.ParseFormat(a.format)
+	if err != nil {
+		return nil, "", nil, usageErrorf("--format: %v", err)
+	}
+	var overrides []experiments.Override
+	for _, s := range a.sets {
 		o, err := experiments.ParseOverride(s)
 		if err != nil {
-			return nil, usageErrorf("%v", err)
+			return nil, "", nil, usageErrorf("%v", err)
 		}
-		out = append(out, o)
+		overrides = append(overrides, o)
 	}
-	return out, nil
+	files, err := specFiles(pos)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return files, f, overrides, nil
 }
 
 func runValidate(ctx context.Context, e *env, args []string) error {
 	fl := newFlags(e, "validate", validateSynopsis)
-	sets := setFlag(fl)
+	sa := addSpecFlags(fl)
 	deep := fl.Bool("deep", false, "also load the data, build each split and check that every pool can give the spec's episodes (about a second per data set)")
-	var format string
-	formatFlag(fl, &format)
-	pos, err := parseFlags(fl, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) == 0 {
-		return usageErrorf("validate takes one or more spec files or folders of them")
-	}
-	f, err := eval.ParseFormat(format)
-	if err != nil {
-		return usageErrorf("--format: %v", err)
-	}
-	overrides, err := sets.overrides()
-	if err != nil {
-		return err
-	}
-	files, err := specFiles(pos)
+	files, f, overrides, err := sa.parse(fl, args, "validate")
 	if err != nil {
 		return err
 	}
