@@ -61,28 +61,69 @@ func (l *base[T]) SaveCheckpoint(w io.Writer, extra map[string][]byte) error {
 	}
 	names, blobs := blobIndex(extra)
 	h.Extra = append(h.Extra, blobs...)
-	hj, err := json.Marshal(h)
+	buf, err := startFrame(ckptMagic, ckptVersion, h)
 	if err != nil {
 		return fmt.Errorf("checkpoint header: %w", err)
 	}
-	var buf bytes.Buffer
-	buf.WriteString(ckptMagic)
-	buf.Write(binary.LittleEndian.AppendUint32(nil, ckptVersion))
-	buf.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(hj))))
-	buf.Write(hj)
-	writeFloats(&buf, l.params)
+	writeFloats(buf, l.params)
 	if h.Moments {
-		writeFloats(&buf, l.opt.m)
-		writeFloats(&buf, l.opt.v)
+		writeFloats(buf, l.opt.m)
+		writeFloats(buf, l.opt.v)
 	}
 	for _, n := range names {
 		buf.Write(extra[n])
 	}
-	buf.Write(binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(buf.Bytes())))
-	if _, err := w.Write(buf.Bytes()); err != nil {
+	if err := endFrame(w, buf); err != nil {
 		return fmt.Errorf("writing checkpoint: %w", err)
 	}
 	return nil
+}
+
+// A checkpoint file is a frame: magic, version, header length, JSON header,
+// payload, CRC-32 of everything before it. Learners and classifiers share
+// the frame and differ in magic, header and payload.
+
+// startFrame begins a frame with its magic, version and JSON header.
+func startFrame(magic string, version uint32, header any) (*bytes.Buffer, error) {
+	hj, err := json.Marshal(header)
+	if err != nil {
+		return nil, err
+	}
+	buf := new(bytes.Buffer)
+	buf.WriteString(magic)
+	buf.Write(binary.LittleEndian.AppendUint32(nil, version))
+	buf.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(hj))))
+	buf.Write(hj)
+	return buf, nil
+}
+
+// endFrame appends the checksum and writes the frame.
+func endFrame(w io.Writer, buf *bytes.Buffer) error {
+	buf.Write(binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(buf.Bytes())))
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// openFrame checks the checksum and version of a frame whose magic the
+// caller has checked, decodes its header into h and returns the payload.
+func openFrame(data []byte, magic string, version uint32, h any) ([]byte, error) {
+	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
+	if crc32.ChecksumIEEE(body) != sum {
+		return nil, fmt.Errorf("checksum mismatch (truncated or corrupted)")
+	}
+	p := body[len(magic):]
+	if v := binary.LittleEndian.Uint32(p); v != version {
+		return nil, fmt.Errorf("version %d, this build reads version %d", v, version)
+	}
+	hl := int(binary.LittleEndian.Uint32(p[4:]))
+	p = p[8:]
+	if hl > len(p) {
+		return nil, fmt.Errorf("header length %d past the end", hl)
+	}
+	if err := json.Unmarshal(p[:hl], h); err != nil {
+		return nil, fmt.Errorf("header: %v", err)
+	}
+	return p[hl:], nil
 }
 
 // blobIndex lists the extra blobs in name order (so checkpoints are
@@ -124,23 +165,11 @@ func readCheckpoint(r io.Reader) (ckptHeader, []byte, error) {
 	if len(data) < len(ckptMagic)+12 || string(data[:len(ckptMagic)]) != ckptMagic {
 		return h, nil, fmt.Errorf("%w: not a metaids checkpoint", ErrCheckpoint)
 	}
-	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
-	if crc32.ChecksumIEEE(body) != sum {
-		return h, nil, fmt.Errorf("%w: checksum mismatch (truncated or corrupted)", ErrCheckpoint)
+	p, err := openFrame(data, ckptMagic, ckptVersion, &h)
+	if err != nil {
+		return h, nil, fmt.Errorf("%w: %v", ErrCheckpoint, err)
 	}
-	p := body[len(ckptMagic):]
-	if v := binary.LittleEndian.Uint32(p); v != ckptVersion {
-		return h, nil, fmt.Errorf("%w: version %d, this build reads version %d", ErrCheckpoint, v, ckptVersion)
-	}
-	hl := int(binary.LittleEndian.Uint32(p[4:]))
-	p = p[8:]
-	if hl > len(p) {
-		return h, nil, fmt.Errorf("%w: header length %d past the end", ErrCheckpoint, hl)
-	}
-	if err := json.Unmarshal(p[:hl], &h); err != nil {
-		return h, nil, fmt.Errorf("%w: header: %v", ErrCheckpoint, err)
-	}
-	return h, p[hl:], nil
+	return h, p, nil
 }
 
 // Load builds the learner a checkpoint describes and restores it.

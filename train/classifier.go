@@ -3,10 +3,7 @@ package train
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -500,21 +497,15 @@ func (c *Classifier) Save(w io.Writer, extra map[string][]byte) error {
 	}
 	names, blobs := blobIndex(extra)
 	h.Extra = append(h.Extra, blobs...)
-	hj, err := json.Marshal(h)
+	buf, err := startFrame(clfMagic, clfVersion, h)
 	if err != nil {
 		return fmt.Errorf("classifier checkpoint header: %w", err)
 	}
-	var buf bytes.Buffer
-	buf.WriteString(clfMagic)
-	buf.Write(binary.LittleEndian.AppendUint32(nil, clfVersion))
-	buf.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(hj))))
-	buf.Write(hj)
-	c.net.writeState(&buf)
+	c.net.writeState(buf)
 	for _, n := range names {
 		buf.Write(extra[n])
 	}
-	buf.Write(binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(buf.Bytes())))
-	if _, err := w.Write(buf.Bytes()); err != nil {
+	if err := endFrame(w, buf); err != nil {
 		return fmt.Errorf("writing classifier checkpoint: %w", err)
 	}
 	return nil
@@ -536,24 +527,11 @@ func LoadClassifier(r io.Reader, be kernels.Backend) (*Classifier, map[string][]
 	if len(data) < len(clfMagic)+12 || !bytes.HasPrefix(data, []byte(clfMagic)) {
 		return fail("not a metaids classifier checkpoint")
 	}
-	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
-	if crc32.ChecksumIEEE(body) != sum {
-		return fail("checksum mismatch (truncated or corrupted)")
-	}
-	p := body[len(clfMagic):]
-	if v := binary.LittleEndian.Uint32(p); v != clfVersion {
-		return fail("version %d, this build reads version %d", v, clfVersion)
-	}
-	hl := int(binary.LittleEndian.Uint32(p[4:]))
-	p = p[8:]
-	if hl > len(p) {
-		return fail("header length %d past the end", hl)
-	}
 	var h clfHeader
-	if err := json.Unmarshal(p[:hl], &h); err != nil {
-		return fail("header: %v", err)
+	p, err := openFrame(data, clfMagic, clfVersion, &h)
+	if err != nil {
+		return fail("%v", err)
 	}
-	p = p[hl:]
 	if err := h.Config.Validate(); err != nil {
 		return fail("%v", err)
 	}
