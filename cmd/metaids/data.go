@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	iofs "io/fs"
@@ -40,6 +41,25 @@ func runData(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	return usageErrorf("unknown subcommand %q; metaids %s", args[0], dataSynopsis)
+}
+
+// dataSource holds the flags that say where record files come from and how
+// labels map to categories.
+type dataSource struct {
+	dir, categories string
+	noChecksum      bool
+}
+
+func addDataSource(fs *flag.FlagSet) *dataSource {
+	d := &dataSource{}
+	fs.StringVar(&d.dir, "data-dir", "", "directory searched first for record files (plain or .gz)")
+	fs.StringVar(&d.categories, "categories", "", "CSV of attack,category pairs laid over the shipped mapping")
+	fs.BoolVar(&d.noChecksum, "no-checksum", false, "read --data-dir files even if they differ from the published ones")
+	return d
+}
+
+func (d *dataSource) options() datasets.LoadOptions {
+	return datasets.LoadOptions{DataDir: d.dir, SkipChecksum: d.noChecksum}
 }
 
 // formatFlag adds the --format flag every table-printing command takes.
@@ -184,9 +204,7 @@ func dataVerify(e *env, args []string) error {
 func dataStats(e *env, args []string) error {
 	fs := newFlags(e, "data stats", "data stats DATASET [--file F] [--data-dir D [--no-checksum]] [--categories CSV] [--format F]")
 	file := fs.String("file", "", "file of the data set (default: its training file)")
-	dir := fs.String("data-dir", "", "directory searched first for record files (plain or .gz)")
-	catFile := fs.String("categories", "", "CSV of attack,category pairs laid over the shipped mapping")
-	noChecksum := fs.Bool("no-checksum", false, "read a --data-dir file even if it differs from the published one")
+	src := addDataSource(fs)
 	var format string
 	formatFlag(fs, &format)
 	pos, err := parseFlags(fs, args)
@@ -206,11 +224,11 @@ func dataStats(e *env, args []string) error {
 	if *file == "" {
 		*file = d.Train
 	}
-	cats, err := datasets.LoadCategories(*catFile)
+	cats, err := datasets.LoadCategories(src.categories)
 	if err != nil {
 		return err
 	}
-	r, err := datasets.Load(d, *file, datasets.LoadOptions{DataDir: *dir, SkipChecksum: *noChecksum})
+	r, err := datasets.Load(d, *file, src.options())
 	if err != nil {
 		return err
 	}

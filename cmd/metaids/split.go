@@ -28,9 +28,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	valFraction := fs.Float64("val-fraction", 0.25, "fraction of the meta-train attack types held out for meta-val")
 	episodes := fs.Int("episodes", 20000, "episodes to draw from each pool (0: none)")
 	seed := fs.Uint64("seed", 1, "seed of the meta-val draw and the episode sampler")
-	dir := fs.String("data-dir", "", "directory searched first for record files (plain or .gz)")
-	catFile := fs.String("categories", "", "CSV of attack,category pairs laid over the shipped mapping")
-	noChecksum := fs.Bool("no-checksum", false, "read --data-dir files even if they differ from the published ones")
+	src := addDataSource(fs)
 	var format string
 	formatFlag(fs, &format)
 	pos, err := parseFlags(fs, args)
@@ -50,7 +48,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cats, err := datasets.LoadCategories(*catFile)
+	cats, err := datasets.LoadCategories(src.categories)
 	if err != nil {
 		return err
 	}
@@ -60,7 +58,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	}
 	start := time.Now()
 	s, err := datasets.NovelAttackSplit(d, datasets.ProtocolOptions{
-		Load: datasets.LoadOptions{DataDir: *dir, SkipChecksum: *noChecksum}, Categories: cats,
+		Load: src.options(), Categories: cats,
 		MinRecords: min, ValFraction: *valFraction, Seed: *seed,
 	})
 	if err != nil {
