@@ -18,19 +18,28 @@ type Episode struct {
 	// NormalWay is the way played by normal traffic, or -1 when normal is not
 	// one of the ways.
 	NormalWay int
+	// WayCategory[w] is the category of way w's class as an index into the
+	// sampler's SamplerConfig.Categories, or -1 when that list does not name
+	// it (or is empty). Auxiliary category heads learn from it.
+	WayCategory []int32
 }
 
 // NewEpisode allocates the buffers of an episode of the given shape.
 func NewEpisode(ways, shots, queries, dim int) *Episode {
-	return &Episode{
+	ep := &Episode{
 		Ways: ways, Shots: shots, Queries: queries, Dim: dim,
-		SupportX:  make([]float32, ways*shots*dim),
-		SupportY:  make([]int32, ways*shots),
-		QueryX:    make([]float32, ways*queries*dim),
-		QueryY:    make([]int32, ways*queries),
-		Classes:   make([]int, ways),
-		NormalWay: -1,
+		SupportX:    make([]float32, ways*shots*dim),
+		SupportY:    make([]int32, ways*shots),
+		QueryX:      make([]float32, ways*queries*dim),
+		QueryY:      make([]int32, ways*queries),
+		Classes:     make([]int, ways),
+		NormalWay:   -1,
+		WayCategory: make([]int32, ways),
 	}
+	for w := range ep.WayCategory {
+		ep.WayCategory[w] = -1
+	}
+	return ep
 }
 
 // Batch is a meta-batch: episodes of one shape, trained on together.

@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -29,6 +30,18 @@ func (p *Pool) ClassIndex(name string) int {
 		}
 	}
 	return -1
+}
+
+// Categories returns the distinct categories of the pool's classes, sorted.
+func (p *Pool) Categories() []string {
+	var out []string
+	for _, c := range p.Classes {
+		if !slices.Contains(out, c.Category) {
+			out = append(out, c.Category)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // PoolOptions choose the classes of a pool.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 )
 
@@ -24,6 +25,11 @@ type SamplerConfig struct {
 	// rows are drawn independently with replacement (so support and query may
 	// share rows). Larger classes are still drawn without replacement.
 	Replacement bool
+
+	// Categories, when not empty, is the category list that
+	// Episode.WayCategory indexes; give every sampler of a run the same list
+	// so that indices agree across pools.
+	Categories []string
 
 	// Seed and Stream seed the PCG generator; the same config over the same
 	// pool gives the same episodes.
@@ -50,6 +56,8 @@ type Sampler struct {
 	// when NormalWay), permuted in place like rows.
 	cands  []int
 	normal int // pool index of the normal class, or -1
+	// category[c] is class c's index in cfg.Categories, or -1.
+	category []int32
 
 	pick []int32 // the rows drawn for the current episode, way-major
 	sink float32 // keeps touch's loads from being optimised away
@@ -144,6 +152,10 @@ func newSampler(p *Pool, cfg SamplerConfig, normal int) *Sampler {
 		withRep: make([]bool, len(p.Classes)),
 		normal:  normal,
 		pick:    make([]int32, cfg.Ways*need),
+	}
+	s.category = make([]int32, len(p.Classes))
+	for i, c := range p.Classes {
+		s.category[i] = int32(slices.Index(cfg.Categories, c.Category))
 	}
 	for i, c := range p.Classes {
 		if len(c.Rows) < need {
@@ -250,6 +262,8 @@ func (s *Sampler) checkEpisode(ep *Episode) error {
 		return fmt.Errorf("sampler: episode QueryY has %d labels; its shape needs %d", len(ep.QueryY), nq)
 	case len(ep.Classes) != c.Ways:
 		return fmt.Errorf("sampler: episode Classes has %d entries; its shape needs %d", len(ep.Classes), c.Ways)
+	case len(ep.WayCategory) != c.Ways:
+		return fmt.Errorf("sampler: episode WayCategory has %d entries; its shape needs %d", len(ep.WayCategory), c.Ways)
 	}
 	return nil
 }
@@ -281,6 +295,7 @@ func (s *Sampler) fill(ep *Episode) {
 			k++
 		}
 		ep.Classes[w] = cls
+		ep.WayCategory[w] = s.category[cls]
 		if cls == s.normal {
 			ep.NormalWay = w
 		}

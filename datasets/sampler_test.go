@@ -609,3 +609,48 @@ func TestSamplerAllocs(t *testing.T) {
 		t.Errorf("NextBatch allocates %v times per batch", a)
 	}
 }
+
+func TestSamplerWayCategory(t *testing.T) {
+	p := testPool(t, 2, []string{"a", "b", "c", "d", "normal"}, sizes(5, 10))
+	for i, cat := range []string{"dos", "probe", "dos", "u2r", "normal"} {
+		p.Classes[i].Category = cat
+	}
+	if got, want := p.Categories(), []string{"dos", "normal", "probe", "u2r"}; !slices.Equal(got, want) {
+		t.Fatalf("Categories() = %v, want %v", got, want)
+	}
+
+	// u2r is left out of the list: its ways get -1.
+	vocab := []string{"normal", "dos", "probe"}
+	want := map[string]int32{"dos": 1, "probe": 2, "u2r": -1, "normal": 0}
+	s := mustSampler(t, p, SamplerConfig{Ways: 3, Shots: 2, Queries: 2, MetaBatch: 1, Categories: vocab})
+	ep := s.NewEpisode()
+	seen := map[int32]bool{}
+	for range 200 {
+		if err := s.Next(ep); err != nil {
+			t.Fatal(err)
+		}
+		for w, c := range ep.Classes {
+			if got := ep.WayCategory[w]; got != want[p.Classes[c].Category] {
+				t.Fatalf("way %d plays %s (%s): WayCategory %d, want %d", w, p.Classes[c].Name, p.Classes[c].Category, got, want[p.Classes[c].Category])
+			}
+			seen[ep.WayCategory[w]] = true
+		}
+	}
+	if len(seen) != 4 {
+		t.Errorf("saw categories %v in 200 episodes, want all of -1, 0, 1, 2", seen)
+	}
+
+	// Without a list every way is -1.
+	s = mustSampler(t, p, SamplerConfig{Ways: 3, Shots: 2, Queries: 2, MetaBatch: 1})
+	if err := s.Next(ep); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ep.WayCategory, []int32{-1, -1, -1}) {
+		t.Errorf("WayCategory without Categories = %v, want all -1", ep.WayCategory)
+	}
+
+	ep.WayCategory = ep.WayCategory[:2]
+	if err := s.Next(ep); err == nil || !strings.Contains(err.Error(), "WayCategory") {
+		t.Errorf("short WayCategory: error %v, want one naming WayCategory", err)
+	}
+}
