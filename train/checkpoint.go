@@ -209,6 +209,8 @@ func (l *base[T]) restore(h ckptHeader, p []byte) (map[string][]byte, error) {
 		return nil, fmt.Errorf("%w: checkpoint is %s, learner is %s", ErrCheckpoint, h.DType, dtypeOf[T]())
 	case !slices.Equal(k.Hidden, c.Hidden) || k.Activation != c.Activation || k.Distance != c.Distance || k.PretrainClasses != c.PretrainClasses:
 		return nil, fmt.Errorf("%w: model structure differs (hidden %v %s vs %v %s)", ErrCheckpoint, k.Hidden, k.Activation, c.Hidden, c.Activation)
+	case auxLayout(k.Aux) != auxLayout(c.Aux):
+		return nil, fmt.Errorf("%w: auxiliary heads differ (%s vs %s)", ErrCheckpoint, auxLayout(k.Aux), auxLayout(c.Aux))
 	case h.Shape.Ways != l.shape.Ways || h.Shape.Dim != l.shape.Dim:
 		return nil, fmt.Errorf("%w: checkpoint is %d-way dim %d, learner is %d-way dim %d", ErrCheckpoint, h.Shape.Ways, h.Shape.Dim, l.shape.Ways, l.shape.Dim)
 	case h.NumParams != len(l.params):

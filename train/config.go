@@ -90,6 +90,10 @@ type Config struct {
 	FinetuneSteps   int     // gradient steps fitting the new head in Predict, >= 1
 	FinetuneLR      float64 // learning rate of those steps, > 0
 
+	// Aux adds multi-task heads trained jointly with the episodic loss
+	// (every learner but nearest-centroid, fused engine).
+	Aux AuxConfig
+
 	Optimizer OptimConfig
 	Float64   bool // compute in float64 (gradient checks); float32 otherwise
 
@@ -171,6 +175,17 @@ func (c Config) Validate() error {
 	}
 	if err := c.Optimizer.check(bad); err != nil {
 		return err
+	}
+	if err := c.Aux.check(bad); err != nil {
+		return err
+	}
+	if c.Aux.Enabled() {
+		switch {
+		case c.Algo == "nearest-centroid":
+			return bad("Aux", "nearest-centroid has no encoder for auxiliary heads")
+		case c.Engine == "gorgonia":
+			return bad("Aux", "auxiliary heads are implemented by the fused engine only")
+		}
 	}
 	return nil
 }

@@ -4,7 +4,7 @@ package train
 // models can be compared.
 type Cost struct {
 	// Params are the trained parameters (Meta-SGD's learned inner learning
-	// rates and fine-tuning's pre-training head included).
+	// rates, fine-tuning's pre-training head and auxiliary heads included).
 	Params int `json:"params"`
 	// MACsPerFlow are the multiply-adds that classify one flow once the
 	// model is adapted to an episode: the forward pass plus, for the
@@ -14,7 +14,18 @@ type Cost struct {
 }
 
 // ModelCost computes the cost of cfg's learner for episodes of shape s.
+// Auxiliary heads add parameters but no multiply-adds: classifying a flow
+// does not run them.
 func ModelCost(cfg Config, s Shape) Cost {
+	c := modelCost(cfg, s)
+	if cfg.Aux.Enabled() && cfg.Algo != "nearest-centroid" {
+		enc := newMLP(s.Dim, cfg.Hidden, 0, actReLU)
+		c.Params += auxParamCount(cfg.Aux, enc.outDim())
+	}
+	return c
+}
+
+func modelCost(cfg Config, s Shape) Cost {
 	act, err := parseActivation(cfg.Activation)
 	if err != nil {
 		act = actReLU // the layout, not the nonlinearity, decides the cost

@@ -75,7 +75,7 @@ func buildGBML[T Float](cfg Config, s Shape, be kernels.Backend) *gbml[T] {
 	l.init(cfg.Algo, cfg, s, be, n)
 	initParams(m, l.params[:m.nParam], cfg.InitSeed)
 	if l.learnLR {
-		l.lr = l.params[m.nParam:]
+		l.lr = l.params[m.nParam : 2*m.nParam]
 		for i := range l.lr {
 			l.lr[i] = T(cfg.InnerLR)
 		}
@@ -131,7 +131,15 @@ func (l *gbml[T]) metaGrads(b datasets.Batch, g []T) (float64, error) {
 	for _, ep := range b {
 		loss += l.task(ep, g, inv)
 	}
-	return loss / float64(len(b)), nil
+	loss /= float64(len(b))
+	if l.aux != nil {
+		al, err := l.aux.step(b, l.params, g)
+		if err != nil {
+			return 0, err
+		}
+		loss += al
+	}
+	return loss, nil
 }
 
 // trainSet returns the inner-loop data of ep: the support set, or for

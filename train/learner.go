@@ -125,6 +125,10 @@ type base[T Float] struct {
 	// grads writes the mean meta-gradient of b into g (zeroed by the caller)
 	// and returns the mean loss.
 	grads func(b datasets.Batch, g []T) (float64, error)
+	// aux are the multi-task heads (nil without them); their parameters
+	// follow the learner's own in params.
+	aux *auxHeads[T]
+
 	// extraState lists further state that checkpoints carry (e.g. buffers
 	// that are not trained by the optimiser); may be nil.
 	extraState func() [][]T
@@ -135,11 +139,23 @@ func (l *base[T]) Config() Config { c := l.cfg; c.Hidden = append([]int(nil), c.
 func (l *base[T]) Shape() Shape   { return l.shape }
 func (l *base[T]) Steps() int     { return l.steps }
 
+// init sets up the learner's nParams parameters and, when cfg asks for
+// them, the auxiliary heads after them.
 func (l *base[T]) init(name string, cfg Config, shape Shape, be kernels.Backend, nParams int) {
 	l.name, l.cfg, l.shape, l.be = name, cfg, shape, be
+	if cfg.Aux.Enabled() {
+		act, _ := parseActivation(cfg.Activation)
+		enc := newMLP(shape.Dim, cfg.Hidden, 0, act)
+		rows := shape.MetaBatch * shape.Ways * (shape.Shots + shape.Queries)
+		l.aux = newAuxHeads[T](cfg.Aux, enc, nParams, rows)
+		nParams += auxParamCount(cfg.Aux, enc.outDim())
+	}
 	l.params = make([]T, nParams)
 	l.grad = make([]T, nParams)
 	l.opt = newOptimizer[T](cfg.Optimizer, nParams, be)
+	if l.aux != nil {
+		l.aux.init(l.params, cfg.InitSeed)
+	}
 }
 
 func (l *base[T]) MetaStep(b datasets.Batch) (float64, error) {

@@ -96,8 +96,17 @@ func (l *protoNet[T]) metaGrads(b datasets.Batch, g []T) (float64, error) {
 	for i := range dout {
 		dout[i] *= inv
 	}
+	loss /= float64(len(b))
+	if l.aux != nil {
+		// The heads read the embeddings just computed for every row.
+		n, err := l.aux.labels(b)
+		if err != nil {
+			return 0, err
+		}
+		loss += l.aux.lossGrad(out[:n*h], n, l.params, g, dout)
+	}
 	backward(l.m, l.params, x, l.ps, l.sc, dout, g)
-	return loss / float64(len(b)), nil
+	return loss, nil
 }
 
 func (l *protoNet[T]) Predict(ep *datasets.Episode, labels []int32, scores []float32) error {
