@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"sort"
@@ -39,6 +40,7 @@ func (d *decoder) finish(s *Spec, varied map[string]bool) {
 	d.checkSupervised(s)
 	d.checkThreatOptions(s)
 	d.checkAdversarial(s)
+	d.checkMultitask(s)
 	d.checkBackend(s)
 	if d.errs.n == before {
 		// train.Config.Validate is the learners' own word; it should agree
@@ -46,6 +48,9 @@ func (d *decoder) finish(s *Spec, varied map[string]bool) {
 		cfg := s.LearnerConfig(1)
 		if cfg.Algo == "finetune" {
 			cfg.PretrainClasses = 2 // set by the runner from the split
+		}
+		if cfg.Aux.CategoryWeight > 0 {
+			cfg.Aux.Categories = 2 // likewise
 		}
 		if err := cfg.Validate(); err != nil {
 			d.fail("learner", "%v", err)
@@ -302,6 +307,33 @@ func (d *decoder) checkAdversarial(s *Spec) {
 		d.failCombo([]string{"adversarial", "learner.engine"}, "input gradients come from the fused engine; set learner.engine: fused")
 	case len(a.EvalBudgets) > 0 && len(a.EvalAttacks) == 0:
 		d.fail("adversarial.eval_attacks", "empty, but eval_budgets asks for a robustness evaluation")
+	}
+}
+
+// checkMultitask checks the auxiliary heads, which need an encoder, the
+// fused engine, an episodic run and, for the binary head, normal traffic.
+func (d *decoder) checkMultitask(s *Spec) {
+	m := s.Multitask
+	for _, w := range []struct {
+		key string
+		v   float64
+	}{{"multitask.binary_weight", m.BinaryWeight}, {"multitask.category_weight", m.CategoryWeight}} {
+		if !(w.v >= 0) || math.IsInf(w.v, 0) {
+			d.fail(w.key, "%g, want a finite weight >= 0 (0: no head)", w.v)
+		}
+	}
+	if !(m.BinaryWeight > 0 || m.CategoryWeight > 0) {
+		return
+	}
+	switch {
+	case s.Split.Protocol == "supervised":
+		d.failCombo([]string{"multitask", "split.protocol"}, "auxiliary heads are for the episodic (novel) protocol")
+	case s.Learner.Algo == "nearest-centroid":
+		d.failCombo([]string{"multitask", "learner.algo"}, "nearest-centroid has no encoder for auxiliary heads")
+	case s.Learner.Engine == "gorgonia":
+		d.failCombo([]string{"multitask", "learner.engine"}, "auxiliary heads are implemented by the fused engine; set learner.engine: fused")
+	case m.BinaryWeight > 0 && !s.Split.Normal:
+		d.failCombo([]string{"multitask.binary_weight", "split.normal"}, "%g, but split.normal is false: the attack-vs-normal head needs normal traffic in meta-training", m.BinaryWeight)
 	}
 }
 

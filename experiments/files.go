@@ -233,6 +233,9 @@ type RunSummary struct {
 	Detection *DetectionSummary `json:"detection,omitempty"`
 	// Robustness is accuracy under attack over the seeds' episodes.
 	Robustness []RobustResult `json:"robustness,omitempty"`
+	// Multitask is how the auxiliary heads do over seeds, when the spec
+	// trains them.
+	Multitask *MultitaskSummary `json:"multitask,omitempty"`
 }
 
 // summarise pools the seeds of a run.
@@ -295,6 +298,7 @@ func summarise(p plan, seeds []*SeedResult) *RunSummary {
 	}
 	s.Detection = summariseDetection(seeds)
 	s.Robustness = summariseRobustness(seeds)
+	s.Multitask = summariseMultitask(seeds)
 	ev := eval.Evaluation{Classes: classes, Pooled: pooled}
 	cats := map[string]string{}
 	for _, c := range seeds[0].PerClass {
@@ -355,6 +359,9 @@ func writeRunSummary(dir string, s *RunSummary, seeds []*SeedResult) error {
 	if err := writeDetectionPlot(dir, s.Run, seeds); err != nil {
 		return err
 	}
+	if err := writeMultitaskPlot(dir, s.Run, s.Multitask); err != nil {
+		return err
+	}
 	return writeJSON(filepath.Join(dir, "summary.json"), s)
 }
 
@@ -390,6 +397,16 @@ func variantOf(p plan) string {
 	}
 	if p.Adversarial.TrainEps > 0 {
 		parts = append(parts, "adversarial-"+strconv.FormatFloat(p.Adversarial.TrainEps, 'g', -1, 64))
+	}
+	if a := p.Learner.Aux; a.Enabled() {
+		var heads []string
+		if a.BinaryWeight > 0 {
+			heads = append(heads, "b"+weightName(a.BinaryWeight))
+		}
+		if a.CategoryWeight > 0 {
+			heads = append(heads, "c"+weightName(a.CategoryWeight))
+		}
+		parts = append(parts, "multitask-"+strings.Join(heads, "-"))
 	}
 	return strings.Join(parts, " + ")
 }
@@ -447,6 +464,9 @@ func runReport(s *RunSummary, seeds []*SeedResult) string {
 	pc.Render(&b, eval.Markdown)
 	b.WriteString("\n")
 	b.WriteString(detectionReport(s.Detection))
+	if sec := multitaskReport(s.Multitask); sec != "" {
+		b.WriteString("\n" + sec)
+	}
 	b.WriteString("\n![learning curve](seed-" + strconv.FormatUint(s.Seeds[0], 10) + "/curve.png)\n![per-class F1](per_class_f1.png)\n![confusion matrix](confusion.png)\n")
 	return b.String()
 }

@@ -14,12 +14,14 @@ import (
 // gridKeys are the keys that may hold a list of values, one run each. Runs
 // are expanded in this order (the last key varies fastest) and names get
 // suffixes in this order.
-var gridKeys = []string{"learner.algo", "model.hidden", "episodes.ways", "episodes.shots", "episodes.queries"}
+var gridKeys = []string{"learner.algo", "model.hidden", "episodes.ways", "episodes.shots", "episodes.queries",
+	"multitask.binary_weight", "multitask.category_weight"}
 
 // placeholders are the {name} fields a run name may use, per grid key.
 var placeholders = map[string]string{
 	"learner.algo": "algo", "model.hidden": "hidden",
 	"episodes.ways": "ways", "episodes.shots": "shots", "episodes.queries": "queries",
+	"multitask.binary_weight": "binary_weight", "multitask.category_weight": "category_weight",
 }
 
 type gridAxis struct {
@@ -173,6 +175,8 @@ func (d *decoder) name(s *Spec, varied map[string]bool) {
 		"algo": s.Learner.Algo, "hidden": hiddenName(s.Model.Hidden),
 		"ways": strconv.Itoa(s.Episodes.Ways), "shots": strconv.Itoa(s.Episodes.Shots),
 		"queries": strconv.Itoa(s.Episodes.Queries), "dataset": s.Dataset.Name,
+		"binary_weight":   weightName(s.Multitask.BinaryWeight),
+		"category_weight": weightName(s.Multitask.CategoryWeight),
 	}
 	used := map[string]bool{}
 	var unknown []string
@@ -187,7 +191,7 @@ func (d *decoder) name(s *Spec, varied map[string]bool) {
 		return v
 	})
 	if len(unknown) > 0 {
-		d.fail("name", "unknown placeholder %s (known: {algo}, {dataset}, {hidden}, {queries}, {shots}, {ways})", strings.Join(unknown, ", "))
+		d.fail("name", "unknown placeholder %s (known: {algo}, {binary_weight}, {category_weight}, {dataset}, {hidden}, {queries}, {shots}, {ways})", strings.Join(unknown, ", "))
 		return
 	}
 	for _, key := range gridKeys {
@@ -203,6 +207,10 @@ func (d *decoder) name(s *Spec, varied map[string]bool) {
 				name += fmt.Sprintf("-%dshot", s.Episodes.Shots)
 			case "episodes.queries":
 				name += fmt.Sprintf("-%dquery", s.Episodes.Queries)
+			case "multitask.binary_weight":
+				name += "-bw" + weightName(s.Multitask.BinaryWeight)
+			case "multitask.category_weight":
+				name += "-cw" + weightName(s.Multitask.CategoryWeight)
 			}
 		}
 	}
@@ -224,3 +232,6 @@ func hiddenName(h []int) string {
 	}
 	return strings.Join(parts, "x")
 }
+
+// weightName is a loss weight as a run name shows it: 0.5, 1, 1e-05.
+func weightName(w float64) string { return strconv.FormatFloat(w, 'g', -1, 64) }

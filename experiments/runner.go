@@ -119,6 +119,7 @@ type SeedResult struct {
 	Pretrain   *PretrainStats          `json:"pretrain,omitempty"`
 	Detection  *DetectionResult        `json:"detection,omitempty"`
 	Robustness []RobustResult          `json:"robustness,omitempty"`
+	Multitask  *MultitaskResult        `json:"multitask,omitempty"`
 	Train      TrainStats              `json:"train"`
 	Test       TestStats               `json:"test"`
 	Pools      map[string]PoolInfo     `json:"pools"`
@@ -295,6 +296,13 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	if cfg.Algo == "finetune" {
 		cfg.PretrainClasses = len(split.Train.Classes)
 	}
+	categories, err := auxCategories(p, split)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Aux.CategoryWeight > 0 {
+		cfg.Aux.Categories = len(categories)
+	}
 	shape := train.Shape{Ways: ep.Ways, Shots: ep.Shots, Queries: ep.Queries, MetaBatch: ep.MetaBatch, Dim: split.Encoder.Dim()}
 	learner, err := train.New(cfg, shape, be)
 	if err != nil {
@@ -313,7 +321,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		s, err := datasets.NewSampler(pool, datasets.SamplerConfig{
 			Ways: ep.Ways, Shots: ep.Shots, Queries: ep.Queries, MetaBatch: ep.MetaBatch,
 			NormalWay: ep.NormalWay, NormalClass: ep.NormalClass, Replacement: ep.Replacement,
-			Seed: seed, Stream: stream,
+			Categories: categories, Seed: seed, Stream: stream,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%s pool: %w", name, err)
@@ -442,6 +450,10 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		names[i], cats[i] = c.Name, c.Category
 	}
 	ev := eval.NewEvaluation(names, cats)
+	mt, err := newMultitaskEval(learner, cfg, categories)
+	if err != nil {
+		return nil, err
+	}
 	testEp := testS.NewEpisode()
 	bar = progress.New(r.opt.Log, fmt.Sprintf("%s seed %d: test", p.Name, seed), ep.TestEpisodes)
 	testStart := time.Now()
@@ -458,6 +470,11 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		if _, err := ev.Add(eval.EpisodeInput{Ways: ep.Ways, Classes: testEp.Classes, NormalWay: testEp.NormalWay,
 			Truth: testEp.QueryY, Pred: labels, Scores: scores}); err != nil {
 			return nil, err
+		}
+		if mt != nil {
+			if err := mt.add(testEp); err != nil {
+				return nil, err
+			}
 		}
 		if (i+1)%max(1, ep.TestEpisodes/20) == 0 {
 			bar.Update(i+1, fmt.Sprintf("acc %.3f", ev.Summaries()["accuracy"].Mean))
@@ -485,6 +502,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 			return nil, err
 		}
 	}
+	res.Multitask = mt.result()
 	res.Metrics = ev.Summaries()
 	res.PerClass = ev.PerClass()
 	res.Confusion = confusionTable(names, ev.Pooled)

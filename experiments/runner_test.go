@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -294,5 +295,110 @@ seeds: [1, 2]
 	}
 	if _, err := Parse([]byte("dataset: {name: nsl-kdd}\nlearner: {engine: gorgonia}\nadversarial: {eval_budgets: [0.1]}\n"), "x.yaml"); err == nil || !strings.Contains(err.Error(), "fused engine") {
 		t.Errorf("gorgonia engine with adversarial evaluation: %v", err)
+	}
+}
+
+func TestMultitaskHeads(t *testing.T) {
+	specs, err := Parse([]byte(`
+name: mt
+dataset: {name: nsl-kdd}
+split: {val_fraction: 0.4, min_records: 20}
+episodes: {normal_way: true, meta_batch: 2, train_steps: 30, val_every: 15, val_episodes: 3, test_episodes: 10}
+learner: {algo: [protonet, maml], inner_steps: 1, test_inner_steps: 1, inner_lr: 0.1}
+multitask: {binary_weight: 0.5, category_weight: [0, 1]}
+seeds: [1, 2]
+`), "mt.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(specs) != 4 || specs[1].Name != "mt-protonet-cw1" {
+		t.Fatalf("%d specs, second named %q", len(specs), specs[1].Name)
+	}
+	out := t.TempDir()
+	r := NewRunner(RunOptions{OutDir: out, Log: &bytes.Buffer{}})
+	for _, spec := range specs {
+		s, err := r.Run(context.Background(), spec)
+		if err != nil {
+			t.Fatalf("%s: %v", spec.Name, err)
+		}
+		m := s.Multitask
+		if m == nil || m.BinaryWeight != 0.5 {
+			t.Fatalf("%s: multitask summary %+v", spec.Name, m)
+		}
+		res, err := readSeedResult(filepath.Join(out, spec.Name, "seed-2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mr := res.Multitask
+		// Every test episode has a normal way: 10 episodes x 5 ways x 15 queries.
+		var rows int64
+		for _, row := range mr.Binary.Counts {
+			for _, c := range row {
+				rows += c
+			}
+		}
+		if rows != 750 || mr.Binary.Counts[0][0]+mr.Binary.Counts[0][1] != 150 {
+			t.Errorf("%s: binary confusion %v, want 750 rows of which 150 normal", spec.Name, mr.Binary.Counts)
+		}
+		if auc := mr.Metrics["binary_auroc"]; !(auc >= 0 && auc <= 1) {
+			t.Errorf("%s: binary head AUROC %g", spec.Name, auc)
+		}
+		if spec.Multitask.CategoryWeight == 0 {
+			if mr.Category != nil || s.Variant != "multitask-b0.5" {
+				t.Errorf("%s: category head without a weight, variant %q", spec.Name, s.Variant)
+			}
+			continue
+		}
+		if s.Variant != "multitask-b0.5-c1" {
+			t.Errorf("%s: variant %q", spec.Name, s.Variant)
+		}
+		// The meta-train pool's categories; meta-test's novel attacks of
+		// those categories are scored, the rest counted as unknown.
+		if !slices.Equal(mr.Categories, []string{"dos", "normal", "probe", "r2l", "u2r"}) {
+			t.Errorf("%s: categories %v", spec.Name, mr.Categories)
+		}
+		var scored int64
+		for _, row := range mr.Category.Counts {
+			for _, c := range row {
+				scored += c
+			}
+		}
+		if scored+int64(mr.UnknownRows) != 750 || scored < 150 {
+			t.Errorf("%s: %d category rows scored, %d unknown, want 750 in all", spec.Name, scored, mr.UnknownRows)
+		}
+		if acc := mr.Metrics["category_accuracy"]; !(acc > 0 && acc <= 1) {
+			t.Errorf("%s: category accuracy %g", spec.Name, acc)
+		}
+		for _, f := range []string{"multitask_category.png", "report.md"} {
+			if _, err := os.Stat(filepath.Join(out, spec.Name, f)); err != nil {
+				t.Errorf("%s: missing %s", spec.Name, f)
+			}
+		}
+	}
+}
+
+func TestMultitaskChecks(t *testing.T) {
+	cases := map[string]string{
+		"multitask: {binary_weight: -1}":                                   "multitask.binary_weight: -1, want a finite weight",
+		"multitask: {category_weight: .inf}":                               "multitask.category_weight: want a finite number",
+		"learner: {algo: nearest-centroid}\nmultitask: {binary_weight: 1}": "nearest-centroid has no encoder for auxiliary heads",
+		"learner: {engine: gorgonia}\nmultitask: {category_weight: 1}":     "implemented by the fused engine",
+		"split: {protocol: supervised}\nmultitask: {binary_weight: 1}":     "episodic (novel) protocol",
+		"split: {normal: false}\nmultitask: {binary_weight: 1}":            "split.normal is false",
+	}
+	for body, want := range cases {
+		_, err := Parse([]byte("dataset: {name: nsl-kdd}\n"+body+"\n"), "x.yaml")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", body, err, want)
+		}
+	}
+	// A plan that slips past the spec checks still fails before training.
+	p := testPlan(t, "protonet")
+	p.Protocol.NoNormal = true
+	p.Episodes.NormalWay = false
+	p.Learner.Aux.BinaryWeight = 1
+	_, err := NewRunner(RunOptions{OutDir: t.TempDir(), Log: &bytes.Buffer{}}).runPlan(context.Background(), p)
+	if err == nil || !strings.Contains(err.Error(), `multitask.binary_weight: the meta-train pool has no "normal" class`) {
+		t.Errorf("binary head without normal meta-train traffic: %v", err)
 	}
 }

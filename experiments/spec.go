@@ -30,6 +30,7 @@ type Spec struct {
 	Pretrain    PretrainSpec    `yaml:"pretrain"`
 	Detection   DetectionSpec   `yaml:"detection"`
 	Adversarial AdversarialSpec `yaml:"adversarial"`
+	Multitask   MultitaskSpec   `yaml:"multitask"`
 	Backend     BackendSpec     `yaml:"backend"`
 	Seeds       []uint64        `yaml:"seeds"`
 }
@@ -156,6 +157,14 @@ type AdversarialSpec struct {
 	EvalEpisodes int       `yaml:"eval_episodes"`
 }
 
+// MultitaskSpec is multi-task learning: auxiliary heads on the learner's
+// embedding, attack vs normal and attack category, trained jointly with the
+// episodic loss with these weights (0: no head). See train.AuxConfig.
+type MultitaskSpec struct {
+	BinaryWeight   float64 `yaml:"binary_weight"`
+	CategoryWeight float64 `yaml:"category_weight"`
+}
+
 // BackendSpec says where the learner computes.
 type BackendSpec struct {
 	Device  string `yaml:"device"`
@@ -203,8 +212,9 @@ func Default() Spec {
 func (s Spec) Data() (*datasets.Dataset, error) { return datasets.Lookup(s.Dataset.Name) }
 
 // LearnerConfig is the learner's train.Config, its weights initialised from
-// seed. PretrainClasses is left 0: it is the meta-train pool's class count,
-// which only the loaded split knows, so the runner sets it for finetune.
+// seed. PretrainClasses and Aux.Categories are left 0: they are the
+// meta-train pool's class and category counts, which only the loaded split
+// knows, so the runner sets them.
 func (s Spec) LearnerConfig(seed uint64) train.Config {
 	l, o := s.Learner, s.Optimizer
 	return train.Config{
@@ -212,6 +222,7 @@ func (s Spec) LearnerConfig(seed uint64) train.Config {
 		Distance: l.Distance, CosineScale: l.CosineScale,
 		InnerSteps: l.InnerSteps, TestInnerSteps: l.TestInnerSteps, InnerLR: l.InnerLR,
 		FinetuneSteps: l.FinetuneSteps, FinetuneLR: l.FinetuneLR, Engine: l.Engine,
+		Aux: train.AuxConfig{BinaryWeight: s.Multitask.BinaryWeight, CategoryWeight: s.Multitask.CategoryWeight},
 		Optimizer: train.OptimConfig{
 			Name: o.Name, LR: o.LR, WeightDecay: o.WeightDecay, Decoupled: o.Decoupled,
 			ClipNorm: o.ClipNorm, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps,

@@ -178,7 +178,7 @@ func TestErrors(t *testing.T) {
 		{"bad run name", "name: my run\ndataset: {name: nsl-kdd}\n", nil,
 			`spec.yaml:1: name: "my run": want letters, digits, '.', '_', '+' and '-' only, starting with a letter or digit (it names the results folder)`},
 		{"unknown placeholder", "name: run-{shot}\ndataset: {name: nsl-kdd}\n", nil,
-			"spec.yaml:1: name: unknown placeholder {shot} (known: {algo}, {dataset}, {hidden}, {queries}, {shots}, {ways})"},
+			"spec.yaml:1: name: unknown placeholder {shot} (known: {algo}, {binary_weight}, {category_weight}, {dataset}, {hidden}, {queries}, {shots}, {ways})"},
 		{"empty grid", "dataset: {name: nsl-kdd}\nepisodes:\n  shots: []\n", nil,
 			"spec.yaml:3: episodes.shots: empty list: want a value, or a list of values for a grid"},
 		{"grid value twice", "dataset: {name: nsl-kdd}\nlearner:\n  algo:\n    - maml\n    - maml\n", nil,
@@ -268,6 +268,8 @@ func TestGrids(t *testing.T) {
 		{"override replaces a grid", "dataset: {name: nsl-kdd}\nepisodes: {shots: [1, 5]}\n", []string{"episodes.shots=10"}, []string{"spec"}},
 		{"anchors", "dataset: {name: nsl-kdd}\nepisodes: {ways: &w [3, 4]}\nlearner: {algo: [maml, anil]}\n", nil,
 			[]string{"spec-maml-3way", "spec-maml-4way", "spec-anil-3way", "spec-anil-4way"}},
+		{"multitask weights", "name: mt-{binary_weight}\ndataset: {name: nsl-kdd}\nmultitask: {binary_weight: [0, 0.5], category_weight: [0, 1e-3]}\n", nil,
+			[]string{"mt-0-cw0", "mt-0-cw0.001", "mt-0.5-cw0", "mt-0.5-cw0.001"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
