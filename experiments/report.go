@@ -31,9 +31,9 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 	for _, r := range runs {
 		wall += r.Wall
 	}
-	fmt.Fprintf(&b, "Generated %s from %d runs. Commit %s, %s, %s/%s with %d CPUs, backend %s (%s). "+
+	fmt.Fprintf(&b, "Generated %s from %d runs. %s, %s, %s/%s with %d CPUs, backend %s (%s). "+
 		"Compute time of the runs (sum of their wall times): %s.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), len(runs), prov.Commit, prov.GoVersion, prov.OS, prov.Arch,
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), len(runs), commits(runs), prov.GoVersion, prov.OS, prov.Arch,
 		prov.CPUs, runs[0].Backend, runs[0].Device, (time.Duration(wall) * time.Second).Round(time.Second))
 	b.WriteString("Every figure is mean ± 95% confidence interval (1.96·sd/√n) over all test episodes of all seeds, in percent. " +
 		"Meta-test classes are attack types absent from the training file (novel attacks).\n\n")
@@ -89,6 +89,10 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 			t.Render(&b, eval.Markdown)
 			b.WriteString("\n")
 		}
+		if t := multitaskTable(rs); t != nil {
+			t.Render(&b, eval.Markdown)
+			b.WriteString("\n")
+		}
 		costTable(rs).Render(&b, eval.Markdown)
 		b.WriteString("\n")
 		stem := "fewshot-" + d
@@ -110,6 +114,28 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 		b.WriteString("\n")
 	}
 	return writeFileAtomic(path, []byte(b.String()))
+}
+
+// commits names the commit the runs were made with, or each commit and its
+// run count when a suite was extended by later runs.
+func commits(runs []*RunSummary) string {
+	var order []string
+	count := map[string]int{}
+	for _, r := range runs {
+		c := r.Provenance.Commit
+		if count[c] == 0 {
+			order = append(order, c)
+		}
+		count[c]++
+	}
+	if len(order) == 1 {
+		return "Commit " + order[0]
+	}
+	parts := make([]string, len(order))
+	for i, c := range order {
+		parts[i] = fmt.Sprintf("%s (%d runs)", c, count[c])
+	}
+	return "Commits " + strings.Join(parts, ", ")
 }
 
 // gridTable is learners (rows) by shots (columns) for one metric; nil when
@@ -180,6 +206,36 @@ func robustTable(runs []*RunSummary) *eval.Table {
 		t.Rows = append(t.Rows, row)
 	}
 	t.Notes = []string{"mean ± 95% CI over the robustness episodes of all seeds; PGD: random start, step 2.5·budget/steps"}
+	return t
+}
+
+// multitaskTable lists the auxiliary heads of the runs that train them:
+// learner (with its variant) by shots, each head's scores on meta-test.
+func multitaskTable(runs []*RunSummary) *eval.Table {
+	algos, shots := gridAxes(runs)
+	t := &eval.Table{Title: "Multi-task heads on meta-test query rows (mean ± CI over seeds)",
+		Header: []string{"learner", "shots", "attack vs normal accuracy", "attack vs normal AUROC", "category accuracy", "category macro F1"}}
+	for _, a := range algos {
+		for _, k := range shots {
+			r := findRun(runs, a, k)
+			if r == nil || r.Multitask == nil {
+				continue
+			}
+			row := []string{a, strconv.Itoa(k)}
+			for _, name := range []string{"binary_accuracy", "binary_auroc", "category_accuracy", "category_macro_f1"} {
+				cell := "-"
+				if v, ok := r.Multitask.Metrics[name]; ok {
+					cell = v.Format(100, 2)
+				}
+				row = append(row, cell)
+			}
+			t.Rows = append(t.Rows, row)
+		}
+	}
+	if len(t.Rows) == 0 {
+		return nil
+	}
+	t.Notes = []string{"heads read at the meta-parameters; the category head's classes are the meta-train categories, and novel-attack rows of other categories are not scored"}
 	return t
 }
 

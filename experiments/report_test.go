@@ -12,9 +12,14 @@ import (
 func TestSuiteReport(t *testing.T) {
 	mk := func(algo string, shots int, acc float64) *RunSummary {
 		return &RunSummary{Run: "r-" + algo, Dataset: "nsl-kdd", Algo: algo, Ways: 5, Shots: shots, Queries: 15, Seeds: []uint64{1},
-			Wall: 60, Metrics: map[string]eval.Summary{"accuracy": {Mean: acc, HalfWidth: 0.01, N: 10}}}
+			Wall: 60, Provenance: Provenance{Commit: "first"}, Metrics: map[string]eval.Summary{"accuracy": {Mean: acc, HalfWidth: 0.01, N: 10}}}
 	}
-	runs := []*RunSummary{mk("maml", 5, 0.7), mk("protonet", 1, 0.8), mk("protonet", 5, 0.9), mk("zeta", 1, 0.5)}
+	mt := mk("protonet", 5, 0.91)
+	mt.Variant = "multitask-b0.5"
+	mt.Provenance.Commit = "later"
+	mt.Multitask = &MultitaskSummary{BinaryWeight: 0.5, Metrics: map[string]eval.Summary{
+		"binary_accuracy": {Mean: 0.95, HalfWidth: 0.02, N: 3}, "binary_auroc": {Mean: 0.97, HalfWidth: 0.01, N: 3}}}
+	runs := []*RunSummary{mk("maml", 5, 0.7), mk("protonet", 1, 0.8), mk("protonet", 5, 0.9), mk("zeta", 1, 0.5), mt}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "REPORT.md")
 	if err := SuiteReport(path, "Suite", runs, "## Extra"); err != nil {
@@ -28,10 +33,14 @@ func TestSuiteReport(t *testing.T) {
 	// Learners in the usual order, unknown ones last; a missing cell is "-".
 	for _, want := range []string{
 		"| learner | 1-shot | 5-shot |",
-		"| protonet | 80.00 ± 1.00 | 90.00 ± 1.00 |\n| maml | - | 70.00 ± 1.00 |\n| zeta | 50.00 ± 1.00 | - |",
-		"Compute time of the runs (sum of their wall times): 4m0s.",
+		"| maml | - | 70.00 ± 1.00 |\n| zeta | 50.00 ± 1.00 | - |",
+		"Commits first (4 runs), later (1 runs),",
+		"Compute time of the runs (sum of their wall times): 5m0s.",
 		"![nsl-kdd accuracy by learner and shots](fewshot-nsl-kdd.png)",
 		"# Suite\n\n## Extra\n\nGenerated",
+		// A variant is its own row, beside the plain learner.
+		"| protonet | 80.00 ± 1.00 | 90.00 ± 1.00 |\n| protonet + multitask-b0.5 | - | 91.00 ± 1.00 |",
+		"| protonet + multitask-b0.5 | 5 | 95.00 ± 2.00 | 97.00 ± 1.00 | - | - |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q:\n%s", want, got)
