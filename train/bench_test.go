@@ -50,6 +50,44 @@ func BenchmarkMetaStep(b *testing.B) {
 	}
 }
 
+// BenchmarkMetaStepAux is the cost of the multi-task heads: the same steps
+// without and with both heads (5 categories).
+func BenchmarkMetaStepAux(b *testing.B) {
+	for _, algo := range []string{"protonet", "maml"} {
+		for _, heads := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/mb4/heads=%v", algo, heads), func(b *testing.B) {
+				c := DefaultConfig(algo)
+				c.InnerSteps = 5
+				if heads {
+					c.Aux = AuxConfig{BinaryWeight: 0.5, CategoryWeight: 0.5, Categories: 5}
+				}
+				s := benchShape(4)
+				l := mustNew(b, c, s)
+				syn, _ := NewSynthetic(20, s.Dim, 8, 1, 1, 1)
+				var batch datasets.Batch
+				for range s.MetaBatch {
+					ep := datasets.NewEpisode(s.Ways, s.Shots, s.Queries, s.Dim)
+					syn.Fill(ep, 0, 20)
+					for w, cl := range ep.Classes {
+						ep.WayCategory[w] = int32(cl % 5)
+					}
+					ep.NormalWay = 0
+					batch = append(batch, ep)
+				}
+				l.MetaStep(batch)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					if _, err := l.MetaStep(batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "steps/s")
+			})
+		}
+	}
+}
+
 func TestBenchReports(t *testing.T) {
 	c := DefaultConfig("maml")
 	c.Hidden = []int{16}

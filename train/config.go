@@ -1,7 +1,7 @@
 // Package train holds the models and learners: an MLP encoder, the
 // meta-learners (ProtoNet, MAML, FOMAML, Reptile, ANIL, Meta-SGD) and the
-// baselines (fine-tuning, nearest centroid), their optimisers, checkpoints and
-// a throughput benchmark.
+// baselines (fine-tuning, nearest centroid), their optimisers, checkpoints,
+// multi-task auxiliary heads (AuxConfig) and a throughput benchmark.
 //
 // Gradients are written out by hand: backward passes for the MLP and the
 // losses, and, for second-order MAML, ANIL and Meta-SGD, exact
