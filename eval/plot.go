@@ -116,8 +116,9 @@ func grid(vertical, horizontal bool) *plotter.Grid {
 }
 
 // categoryTicks puts names at the given positions on a without tick marks,
-// rotating the labels when the widest would not fit in spacing.
-func categoryTicks(a *plot.Axis, names []string, pos []float64, spacing vg.Length) {
+// rotating the labels when the widest would not fit in spacing; it reports
+// whether it rotated them.
+func categoryTicks(a *plot.Axis, names []string, pos []float64, spacing vg.Length) bool {
 	ticks := make([]plot.Tick, len(names))
 	var widest vg.Length
 	for i, n := range names {
@@ -132,7 +133,9 @@ func categoryTicks(a *plot.Axis, names []string, pos []float64, spacing vg.Lengt
 		// Hang the text from its top-right corner so no part of it
 		// rises into the data area.
 		a.Tick.Label.YAlign = draw.YTop
+		return true
 	}
+	return false
 }
 
 // unitTicks labels 0, 0.2, …, 1 regardless of how far the axis extends,
@@ -851,7 +854,10 @@ func PlotBars(stem, title, ylabel string, groups []string, series []BarSeries) e
 
 	const groupWidth = 0.8 // leaves a gap between groups
 	barW := groupWidth / float64(len(series))
-	return writeFigure(stem, figW, figH, func(dc draw.Canvas) error {
+	// Many groups get a wider figure (at least 0.7 cm per group), so that
+	// bars stay bars and rotated labels do not crowd.
+	width := max(figW, vg.Length(len(groups))*0.7*vg.Centimeter+4*vg.Centimeter)
+	return writeFigure(stem, width, figH, func(dc draw.Canvas) error {
 		p := newPlot(title, "", ylabel)
 		p.Y.Tick.Marker = denseTicks{}
 		p.Add(grid(false, true))
@@ -892,7 +898,18 @@ func PlotBars(stem, title, ylabel string, groups []string, series []BarSeries) e
 		if len(series) > 1 || series[0].Name != "" {
 			dc = legendStrip(dc, leg, titleHeight(p))
 		}
-		categoryTicks(&p.X, groups, pos, (dc.Size().X-2*vg.Centimeter)/vg.Length(len(groups)))
+		spacing := (dc.Size().X - 2*vg.Centimeter) / vg.Length(len(groups))
+		if categoryTicks(&p.X, groups, pos, spacing) {
+			// A rotated label reaches left of its group by width·cos 45°;
+			// what runs past the y axis's room (about 1.6 cm) becomes a
+			// left margin instead of running off the figure.
+			var pad vg.Length
+			for i, g := range groups {
+				over := p.X.Tick.Label.Width(g)*math.Sqrt2/2 - 1.6*vg.Centimeter - (vg.Length(i)+0.5)*spacing
+				pad = max(pad, over+0.2*vg.Centimeter)
+			}
+			dc = draw.Crop(dc, pad, 0, 0, 0)
+		}
 		p.Draw(dc)
 		return nil
 	})
