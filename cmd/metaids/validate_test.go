@@ -38,9 +38,11 @@ func TestValidateShippedSpecs(t *testing.T) {
 	}
 	rows := validateRows(t, out)
 	// 10 example runs, and the reproduce suite's 8 learners x 3 shot counts
-	// on each of the two data sets, 4 x 3 pre-trained runs, 4 x 3 adversarially trained runs and 2 supervised runs.
-	if len(rows) != 10+48+2+12+12 {
-		t.Fatalf("%d rows, want 84 runs:\n%s", len(rows), out)
+	// on each of the two data sets, 4 x 3 pre-trained runs, 4 x 3 adversarially
+	// trained runs, 4 x 3 multi-task runs with 2 x 2 single-head ablations and
+	// 2 supervised runs.
+	if want := 10 + 48 + 2 + 12 + 12 + 12 + 4; len(rows) != want {
+		t.Fatalf("%d rows, want %d runs:\n%s", len(rows), want, out)
 	}
 	for _, r := range rows {
 		if r["status"] != "ok" {
