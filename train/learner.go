@@ -96,8 +96,22 @@ func New(cfg Config, shape Shape, be kernels.Backend) (Learner, error) {
 		return NewGraph(cfg, shape, be)
 	}
 	f, _ := lookup(cfg.Algo)
-	return f(cfg, shape, be)
+	l, err := f(cfg, shape, be)
+	if err != nil || deviceLearner == nil {
+		return l, err
+	}
+	if dl, ok, err := deviceLearner(cfg, shape, be, l); err != nil {
+		return nil, err
+	} else if ok {
+		return dl, nil
+	}
+	return l, nil
 }
+
+// deviceLearner is set by the cuda build (build tag metaids_cuda): it
+// returns the device-resident twin of a fused learner when be is the GPU
+// backend and the learner has one (ok false otherwise).
+var deviceLearner func(cfg Config, shape Shape, be kernels.Backend, host Learner) (Learner, bool, error)
 
 // engine is the precision-independent view of a learner's parameters and
 // meta-gradient that checkpoints and tests use.

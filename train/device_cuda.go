@@ -1,0 +1,650 @@
+//go:build metaids_cuda
+
+package train
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/kernels"
+	"github.com/metaids/metaids/kernels/cuda"
+)
+
+// Device-resident learners: with the cuda backend, ProtoNet (Euclidean),
+// MAML and FOMAML keep their parameters, optimiser state and every
+// activation on the GPU. A meta-step copies the episodes' features and
+// labels to the device and the loss back; nothing else crosses. The fused
+// CPU learner each is built around keeps a host copy of the parameters,
+// refreshed only when something reads it, and does what the device learners
+// do not: prediction, checkpoints, embeddings and input gradients.
+
+func init() { deviceLearner = newDeviceLearner }
+
+// DeviceUnsupported says why cfg cannot run device-resident, or "".
+func DeviceUnsupported(cfg Config) string {
+	switch {
+	case cfg.Algo != "protonet" && cfg.Algo != "maml" && cfg.Algo != "fomaml":
+		return "only protonet, maml and fomaml run device-resident"
+	case cfg.Algo == "protonet" && cfg.Distance != "euclidean":
+		return "device-resident ProtoNet uses Euclidean distances"
+	case cfg.Engine != "" && cfg.Engine != "fused":
+		return "the device learners are the fused engine's"
+	case cfg.Float64:
+		return "the device computes in float32"
+	case cfg.Aux.Enabled():
+		return "auxiliary heads run on the host"
+	case cfg.Optimizer.ClipNorm > 0:
+		return "gradient clipping runs on the host"
+	}
+	return ""
+}
+
+// newDeviceLearner wraps host, built by the fused engine, in its
+// device-resident twin when be is the cuda backend and cfg is supported;
+// ok is false otherwise.
+func newDeviceLearner(cfg Config, shape Shape, be kernels.Backend, host Learner) (Learner, bool, error) {
+	cb, isCuda := be.(*cuda.Backend)
+	if !isCuda || DeviceUnsupported(cfg) != "" {
+		return nil, false, nil
+	}
+	d := &devLearner{Learner: host, dev: cb.Dev(), cfg: cfg, shape: shape}
+	switch h := host.(type) {
+	case *protoNet[float32]:
+		d.base, d.m = &h.base, h.m
+	case *gbml[float32]:
+		d.base, d.m = &h.base, h.m
+	default:
+		return nil, false, nil
+	}
+	if err := d.build(); err != nil {
+		d.Close()
+		return nil, false, fmt.Errorf("%s on the device: %w", cfg.Algo, err)
+	}
+	return d, true, nil
+}
+
+// devLearner is a device-resident learner around its host twin.
+type devLearner struct {
+	Learner // the host learner
+	base    *base[float32]
+	m       *mlp
+	dev     cuda.Dev
+	cfg     Config
+	shape   Shape
+
+	params, grad, mom, vel cuda.Buffer
+	// stale is set while the device parameters are ahead of the host copy.
+	stale bool
+
+	// The staged meta-batch: the support rows of every task, then their
+	// query rows, and the way labels.
+	x, ys, yq cuda.Buffer
+	hx        []float32
+	hys, hyq  []int32
+
+	loss  cuda.Buffer // [1]
+	hloss []float32
+
+	step  func(tasks int) error // writes grad and loss for the staged batch
+	bufs  []cuda.Buffer         // every allocation, for Close
+	bytes int64
+	err   error // the first allocation failure
+}
+
+// alloc returns a zeroed device buffer of n float32s and remembers it.
+func (d *devLearner) alloc(n int) cuda.Buffer {
+	if n == 0 || d.err != nil {
+		return cuda.Buffer{}
+	}
+	b, err := d.dev.Alloc(n)
+	if err != nil {
+		d.err = err
+		return cuda.Buffer{}
+	}
+	d.bufs = append(d.bufs, b)
+	d.bytes += 4 * int64(n)
+	return b
+}
+
+func (d *devLearner) build() error {
+	s := d.shape
+	n := len(d.base.params)
+	d.params, d.grad = d.alloc(n), d.alloc(n)
+	if d.cfg.Optimizer.Name == "adam" {
+		d.mom, d.vel = d.alloc(n), d.alloc(n)
+	}
+	ns, nq, B := s.Ways*s.Shots, s.Ways*s.Queries, s.MetaBatch
+	d.x = d.alloc(B * (ns + nq) * s.Dim)
+	d.ys, d.yq = d.alloc(B*ns), d.alloc(B*nq)
+	d.hx = make([]float32, B*(ns+nq)*s.Dim)
+	d.hys, d.hyq = make([]int32, B*ns), make([]int32, B*nq)
+	d.loss, d.hloss = d.alloc(1), make([]float32, 1)
+	if d.cfg.Algo == "protonet" {
+		d.step = newDevProto(d).grads
+	} else {
+		d.step = newDevMAML(d).grads
+	}
+	if d.err != nil {
+		return d.err
+	}
+	return d.upload()
+}
+
+// Close frees the device memory; the learner must not be stepped after.
+// The host twin stays usable with the parameters of the last sync.
+func (d *devLearner) Close() error {
+	err := d.sync()
+	for _, b := range d.bufs {
+		if e := d.dev.Free(b); err == nil {
+			err = e
+		}
+	}
+	d.bufs, d.bytes = nil, 0
+	return err
+}
+
+// DeviceBytes is the device memory the learner holds.
+func (d *devLearner) DeviceBytes() int64 { return d.bytes }
+
+// upload copies the host parameters and optimiser state to the device.
+func (d *devLearner) upload() error {
+	b := d.base
+	if err := d.dev.Upload(d.params, b.params); err != nil {
+		return err
+	}
+	if b.opt.m != nil {
+		if err := d.dev.Upload(d.mom, b.opt.m); err != nil {
+			return err
+		}
+		if err := d.dev.Upload(d.vel, b.opt.v); err != nil {
+			return err
+		}
+	}
+	d.stale = false
+	return nil
+}
+
+// sync brings the host copy up to date after device steps.
+func (d *devLearner) sync() error {
+	if !d.stale || len(d.bufs) == 0 {
+		return nil
+	}
+	b := d.base
+	if err := d.dev.Download(b.params, d.params); err != nil {
+		return err
+	}
+	if b.opt.m != nil {
+		if err := d.dev.Download(b.opt.m, d.mom); err != nil {
+			return err
+		}
+		if err := d.dev.Download(b.opt.v, d.vel); err != nil {
+			return err
+		}
+	}
+	d.stale = false
+	return nil
+}
+
+// stage uploads a checked batch.
+func (d *devLearner) stage(b datasets.Batch) error {
+	s := d.shape
+	ns, nq, B := s.Ways*s.Shots, s.Ways*s.Queries, len(b)
+	q0 := B * ns * s.Dim
+	for i, ep := range b {
+		copy(d.hx[i*ns*s.Dim:], ep.SupportX)
+		copy(d.hx[q0+i*nq*s.Dim:], ep.QueryX)
+		copy(d.hys[i*ns:], ep.SupportY)
+		copy(d.hyq[i*nq:], ep.QueryY)
+	}
+	n := B * (ns + nq) * s.Dim
+	if err := d.dev.Upload(d.x.Slice(0, n), d.hx[:n]); err != nil {
+		return err
+	}
+	if err := d.dev.UploadInt32(d.ys.Slice(0, B*ns), d.hys[:B*ns]); err != nil {
+		return err
+	}
+	return d.dev.UploadInt32(d.yq.Slice(0, B*nq), d.hyq[:B*nq])
+}
+
+// MetaStep runs the step on the device: gradient, optimiser update, and
+// the loss back to the host.
+func (d *devLearner) MetaStep(b datasets.Batch) (float64, error) {
+	if len(d.bufs) == 0 {
+		return 0, fmt.Errorf("%s: MetaStep after Close", d.cfg.Algo)
+	}
+	if err := d.base.checkBatch(b); err != nil {
+		return 0, err
+	}
+	if err := d.stage(b); err != nil {
+		return 0, err
+	}
+	if err := d.step(len(b)); err != nil {
+		return 0, err
+	}
+	o, opt := d.cfg.Optimizer, &d.base.opt
+	opt.t++
+	var err error
+	switch o.Name {
+	case "sgd":
+		err = d.dev.SGDStep(d.params, d.grad, float32(o.LR), float32(o.WeightDecay))
+	case "adam":
+		err = d.dev.AdamStep(d.params, d.grad, d.mom, d.vel, opt.t, kernels.AdamParams{
+			LR: float32(o.LR), Beta1: float32(o.Beta1), Beta2: float32(o.Beta2),
+			Eps: float32(o.Eps), WeightDecay: float32(o.WeightDecay), Decoupled: o.Decoupled,
+		})
+	}
+	if err != nil {
+		return 0, err
+	}
+	d.stale = true
+	if err := d.dev.Download(d.hloss, d.loss); err != nil {
+		return 0, err
+	}
+	d.base.steps++
+	loss := float64(d.hloss[0])
+	if loss != loss || loss > 1e300 || loss < -1e300 {
+		return loss, fmt.Errorf("%s step %d: loss is %g", d.cfg.Algo, d.base.steps, loss)
+	}
+	return loss, nil
+}
+
+// The rest reads the host twin, brought up to date first.
+
+func (d *devLearner) Predict(ep *datasets.Episode, labels []int32, scores []float32) error {
+	if err := d.sync(); err != nil {
+		return err
+	}
+	return d.Learner.Predict(ep, labels, scores)
+}
+
+func (d *devLearner) SaveCheckpoint(w io.Writer, extra map[string][]byte) error {
+	if err := d.sync(); err != nil {
+		return err
+	}
+	return d.Learner.SaveCheckpoint(w, extra)
+}
+
+func (d *devLearner) LoadCheckpoint(r io.Reader) (map[string][]byte, error) {
+	blobs, err := d.Learner.LoadCheckpoint(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(d.bufs) > 0 {
+		err = d.upload()
+	}
+	return blobs, err
+}
+
+func (d *devLearner) EmbedDim() int { return d.Learner.(Embedder).EmbedDim() }
+
+func (d *devLearner) Embed(x []float32, rows int, out []float32) error {
+	if err := d.sync(); err != nil {
+		return err
+	}
+	return d.Learner.(Embedder).Embed(x, rows, out)
+}
+
+func (d *devLearner) QueryInputGrad(ep *datasets.Episode, gx []float32) (float64, error) {
+	if err := d.sync(); err != nil {
+		return 0, err
+	}
+	return d.Learner.(InputGradienter).QueryInputGrad(ep, gx)
+}
+
+// The MLP on the device. A pass runs batch tasks of rows rows each; the
+// weights of task b start at element b*wStride of w (wStride 0: shared).
+
+// devPass holds one evaluation's pre-activations z, outputs a (aliasing z
+// for the linear head) and the loss gradient dz, per layer.
+type devPass struct{ z, a, dz []cuda.Buffer }
+
+func (d *devLearner) newPass(rows int) *devPass {
+	p := &devPass{}
+	for _, l := range d.m.layers {
+		z := d.alloc(rows * l.out)
+		a := z
+		if l.act {
+			a = d.alloc(rows * l.out)
+		}
+		p.z, p.a, p.dz = append(p.z, z), append(p.a, a), append(p.dz, d.alloc(rows*l.out))
+	}
+	return p
+}
+
+// devRop holds the directional derivatives of a pass (Hessian-vector
+// products): rz, ra per layer and the back-propagated rdz.
+type devRop struct{ rz, ra, rdz []cuda.Buffer }
+
+func (d *devLearner) newRop(rows int) *devRop {
+	r := &devRop{}
+	for _, l := range d.m.layers {
+		rz := d.alloc(rows * l.out)
+		ra := rz
+		if l.act {
+			ra = d.alloc(rows * l.out)
+		}
+		r.rz, r.ra, r.rdz = append(r.rz, rz), append(r.ra, ra), append(r.rdz, d.alloc(rows*l.out))
+	}
+	return r
+}
+
+func (d *devLearner) act() cuda.Activation { return cuda.Activation(d.m.act) }
+
+// run stops at the first error of a sequence of device calls.
+func run(calls ...error) error {
+	for _, err := range calls {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// input returns layer i's input: x for the first layer, else the previous
+// layer's output (or its R-op derivative).
+func input(i int, x cuda.Buffer, a []cuda.Buffer) cuda.Buffer {
+	if i == 0 {
+		return x
+	}
+	return a[i-1]
+}
+
+// matmul queues C (+)= op(A)·op(B) for batch tasks.
+func (d *devLearner) matmul(transA, transB bool, M, N, K int, a cuda.Buffer, strideA int, b cuda.Buffer, strideB int,
+	c cuda.Buffer, strideC, batch int, accumulate bool) error {
+	lda, ldb := K, N
+	if transA {
+		lda = M
+	}
+	if transB {
+		ldb = K
+	}
+	beta := float32(0)
+	if accumulate {
+		beta = 1
+	}
+	return d.dev.GemmBatched(cuda.Gemm{TransA: transA, TransB: transB, M: M, N: N, K: K, Alpha: 1, Beta: beta,
+		A: a, LDA: lda, StrideA: strideA, B: b, LDB: ldb, StrideB: strideB, C: c, LDC: N, StrideC: strideC, Batch: batch})
+}
+
+// tail is x from element i on.
+func tail(x cuda.Buffer, i int) cuda.Buffer { return x.Slice(i, x.Len()) }
+
+// forward evaluates the network on x [batch*rows, Dim].
+func (d *devLearner) forward(p *devPass, w cuda.Buffer, wStride int, x cuda.Buffer, batch, rows int) error {
+	for i, l := range d.m.layers {
+		n := batch * rows * l.out
+		z := p.z[i].Slice(0, n)
+		in := input(i, x, p.a)
+		if err := run(
+			d.matmul(false, false, rows, l.out, l.in, in, rows*l.in, tail(w, l.w), wStride, z, rows*l.out, batch, false),
+			d.dev.BiasAdd(z, tail(w, l.b), batch, rows, l.out, wStride),
+		); err != nil {
+			return err
+		}
+		if l.act {
+			if err := d.dev.Activate(d.act(), p.a[i].Slice(0, n), z); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// backward back-propagates dout (the loss gradient at the output) and
+// writes (or accumulates) each task's parameter gradient into g at stride
+// gStride. da is scratch of the widest layer input.
+func (d *devLearner) backward(p *devPass, w cuda.Buffer, wStride int, x cuda.Buffer, batch, rows int,
+	dout, g cuda.Buffer, gStride int, accumulate bool, da cuda.Buffer) error {
+	grad := dout
+	for i := len(d.m.layers) - 1; i >= 0; i-- {
+		l := d.m.layers[i]
+		n := batch * rows * l.out
+		dz := p.dz[i].Slice(0, n)
+		var err error
+		if l.act {
+			err = d.dev.ActivationGrad(d.act(), dz, grad.Slice(0, n), p.z[i].Slice(0, n), p.a[i].Slice(0, n))
+		} else {
+			err = d.dev.Copy(dz, grad.Slice(0, n))
+		}
+		in := input(i, x, p.a)
+		if err := run(err,
+			d.matmul(true, false, l.in, l.out, rows, in, rows*l.in, dz, rows*l.out, tail(g, l.w), gStride, batch, accumulate),
+			d.dev.ColSum(tail(g, l.b), dz, batch, rows, l.out, gStride, accumulate),
+		); err != nil {
+			return err
+		}
+		if i > 0 {
+			grad = da.Slice(0, batch*rows*l.in)
+			if err := d.matmul(false, true, rows, l.in, l.out, dz, rows*l.out, tail(w, l.w), wStride, grad, rows*l.in, batch, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// rForward computes the directional derivatives of p's pre-activations and
+// outputs along the per-task parameter direction v (stride vStride).
+func (d *devLearner) rForward(p *devPass, r *devRop, w cuda.Buffer, wStride int, v cuda.Buffer, vStride int,
+	x cuda.Buffer, batch, rows int) error {
+	for i, l := range d.m.layers {
+		n := batch * rows * l.out
+		rz := r.rz[i].Slice(0, n)
+		calls := []error{
+			d.matmul(false, false, rows, l.out, l.in, input(i, x, p.a), rows*l.in, tail(v, l.w), vStride, rz, rows*l.out, batch, false),
+		}
+		if i > 0 {
+			calls = append(calls, d.matmul(false, false, rows, l.out, l.in, r.ra[i-1], rows*l.in, tail(w, l.w), wStride, rz, rows*l.out, batch, true))
+		}
+		calls = append(calls, d.dev.BiasAdd(rz, tail(v, l.b), batch, rows, l.out, vStride))
+		if l.act {
+			calls = append(calls, d.dev.ActivationGrad(d.act(), r.ra[i].Slice(0, n), rz, p.z[i].Slice(0, n), p.a[i].Slice(0, n)))
+		}
+		if err := run(calls...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rBackward differentiates backward along v given rdout, the directional
+// derivative of the output gradient, and accumulates each task's
+// Hessian-vector product into hv (stride vStride). rda is scratch.
+func (d *devLearner) rBackward(p *devPass, r *devRop, w cuda.Buffer, wStride int, v cuda.Buffer, vStride int,
+	x cuda.Buffer, batch, rows int, rdout, hv, rda cuda.Buffer) error {
+	rd := rdout
+	for i := len(d.m.layers) - 1; i >= 0; i-- {
+		l := d.m.layers[i]
+		n := batch * rows * l.out
+		rdz, dz := r.rdz[i].Slice(0, n), p.dz[i].Slice(0, n)
+		var calls []error
+		if l.act {
+			calls = append(calls,
+				d.dev.ActivationGrad(d.act(), rdz, rd.Slice(0, n), p.z[i].Slice(0, n), p.a[i].Slice(0, n)),
+				d.dev.ActivationCurv(d.act(), rdz, dz, p.a[i].Slice(0, n), r.rz[i].Slice(0, n)))
+		} else {
+			calls = append(calls, d.dev.Copy(rdz, rd.Slice(0, n)))
+		}
+		calls = append(calls, d.matmul(true, false, l.in, l.out, rows, input(i, x, p.a), rows*l.in, rdz, rows*l.out, tail(hv, l.w), vStride, batch, true))
+		if i > 0 {
+			calls = append(calls, d.matmul(true, false, l.in, l.out, rows, r.ra[i-1], rows*l.in, dz, rows*l.out, tail(hv, l.w), vStride, batch, true))
+		}
+		calls = append(calls, d.dev.ColSum(tail(hv, l.b), rdz, batch, rows, l.out, vStride, true))
+		if i > 0 {
+			rd = rda.Slice(0, batch*rows*l.in)
+			calls = append(calls,
+				d.matmul(false, true, rows, l.in, l.out, rdz, rows*l.out, tail(w, l.w), wStride, rd, rows*l.in, batch, false),
+				d.matmul(false, true, rows, l.in, l.out, dz, rows*l.out, tail(v, l.w), vStride, rd, rows*l.in, batch, true))
+		}
+		if err := run(calls...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// devProto is ProtoNet's step: one pass over every row of the meta-batch
+// with the shared weights, prototypes, distances, loss and backward pass.
+type devProto struct {
+	d                       *devLearner
+	pass                    *devPass
+	proto, dist, qloss      cuda.Buffer
+	prob, dlog, gemb, gprot cuda.Buffer
+	da                      cuda.Buffer
+}
+
+func newDevProto(d *devLearner) *devProto {
+	s := d.shape
+	ns, nq, B, h := s.Ways*s.Shots, s.Ways*s.Queries, s.MetaBatch, d.m.outDim()
+	rows := B * (ns + nq)
+	return &devProto{
+		d: d, pass: d.newPass(rows),
+		proto: d.alloc(B * s.Ways * h), dist: d.alloc(B * nq * s.Ways), qloss: d.alloc(B * nq),
+		prob: d.alloc(B * nq * s.Ways), dlog: d.alloc(B * nq * s.Ways),
+		gemb: d.alloc(rows * h), gprot: d.alloc(B * s.Ways * h), da: d.alloc(rows * d.m.width),
+	}
+}
+
+func (p *devProto) grads(B int) error {
+	d, s := p.d, p.d.shape
+	ns, nq, W, h := s.Ways*s.Shots, s.Ways*s.Queries, s.Ways, d.m.outDim()
+	rows := B * (ns + nq)
+	if err := d.forward(p.pass, d.params, 0, d.x, 1, rows); err != nil {
+		return err
+	}
+	emb := p.pass.a[len(d.m.layers)-1]
+	embS, embQ := emb.Slice(0, B*ns*h), emb.Slice(B*ns*h, rows*h)
+	gemb := p.gemb.Slice(0, rows*h)
+	proto, gprot := p.proto.Slice(0, B*W*h), p.gprot.Slice(0, B*W*h)
+	dist, dlog := p.dist.Slice(0, B*nq*W), p.dlog.Slice(0, B*nq*W)
+	scale := 1 / float32(B*nq)
+	return run(
+		d.dev.ClassMean(proto, embS, d.ys.Slice(0, B*ns), B, ns, W, h),
+		d.dev.PairwiseSqDist(dist, embQ, proto, B, nq, W, h),
+		d.dev.Scale(dist, -1), // logits
+		d.dev.SoftmaxXent(p.qloss.Slice(0, B*nq), p.prob.Slice(0, B*nq*W), dlog, dist, d.yq.Slice(0, B*nq), B*nq, W, scale),
+		d.dev.ReduceSum(d.loss, p.qloss.Slice(0, B*nq), scale),
+		d.dev.Scale(dlog, -1), // the gradient with respect to the distances
+		d.dev.Zero(gemb),
+		d.dev.Zero(gprot),
+		d.dev.PairwiseSqDistGrad(gemb.Slice(B*ns*h, rows*h), gprot, dlog, embQ, proto, B, nq, W, h),
+		d.dev.ClassMeanGrad(gemb.Slice(0, B*ns*h), gprot, d.ys.Slice(0, B*ns), B, ns, W, h),
+		d.backward(p.pass, d.params, 0, d.x, 1, rows, gemb, d.grad, 0, false, p.da),
+	)
+}
+
+// devMAML is the step of MAML and FOMAML, every task of the meta-batch at
+// once: K inner steps on per-task fast weights, the query loss at the
+// adapted weights and, for MAML, the backward sweep through the inner loop
+// with exact Hessian-vector products (as gbml does on the host).
+type devMAML struct {
+	d          *devLearner
+	firstOrder bool
+	lr         float32
+	nt         int           // parameters per task
+	fast       []cuda.Buffer // θ_1..θ_K, [B*nt] each (θ_0 is the shared params)
+	gk         []cuda.Buffer // support gradients per inner step, [B*nt]
+	steps      []*devPass    // support passes per inner step
+	prob, dlog []cuda.Buffer // per inner step, [B*ns*C]
+	sloss      cuda.Buffer
+	qpass      *devPass
+	qloss      cuda.Buffer
+	qprob      cuda.Buffer
+	qdlog      cuda.Buffer
+	v, w, hv   cuda.Buffer // [B*nt]
+	rop        *devRop
+	rd         cuda.Buffer
+	da, rda    cuda.Buffer
+}
+
+func newDevMAML(d *devLearner) *devMAML {
+	s := d.shape
+	ns, nq, B, C := s.Ways*s.Shots, s.Ways*s.Queries, s.MetaBatch, s.Ways
+	K := d.cfg.InnerSteps
+	p := &devMAML{d: d, firstOrder: d.cfg.Algo == "fomaml", lr: float32(d.cfg.InnerLR), nt: d.m.nParam}
+	for k := 0; k < K; k++ {
+		p.fast = append(p.fast, d.alloc(B*p.nt))
+		p.gk = append(p.gk, d.alloc(B*p.nt))
+		p.steps = append(p.steps, d.newPass(B*ns))
+		p.prob = append(p.prob, d.alloc(B*ns*C))
+		p.dlog = append(p.dlog, d.alloc(B*ns*C))
+	}
+	p.sloss = d.alloc(B * ns)
+	p.qpass = d.newPass(B * nq)
+	p.qloss, p.qprob, p.qdlog = d.alloc(B*nq), d.alloc(B*nq*C), d.alloc(B*nq*C)
+	p.v = d.alloc(B * p.nt)
+	rows := B * max(ns, nq)
+	p.da = d.alloc(rows * d.m.width)
+	if !p.firstOrder {
+		p.w, p.hv = d.alloc(B*p.nt), d.alloc(B*p.nt)
+		p.rop = d.newRop(B * ns)
+		p.rd = d.alloc(B * ns * C)
+		p.rda = d.alloc(rows * d.m.width)
+	}
+	return p
+}
+
+// theta returns θ_k for B tasks and its stride.
+func (p *devMAML) theta(k, B int) (cuda.Buffer, int) {
+	if k == 0 {
+		return p.d.params, 0
+	}
+	return p.fast[k-1].Slice(0, B*p.nt), p.nt
+}
+
+func (p *devMAML) grads(B int) error {
+	d, s := p.d, p.d.shape
+	ns, nq, C := s.Ways*s.Shots, s.Ways*s.Queries, s.Ways
+	K, nt := len(p.steps), p.nt
+	xs, xq := d.x.Slice(0, B*ns*s.Dim), tail(d.x, B*ns*s.Dim)
+	ys, yq := d.ys.Slice(0, B*ns), d.yq.Slice(0, B*nq)
+	out := len(d.m.layers) - 1
+	for k := 0; k < K; k++ {
+		th, stride := p.theta(k, B)
+		ps := p.steps[k]
+		dlog := p.dlog[k].Slice(0, B*ns*C)
+		g := p.gk[k].Slice(0, B*nt)
+		if err := run(
+			d.forward(ps, th, stride, xs, B, ns),
+			d.dev.SoftmaxXent(p.sloss.Slice(0, B*ns), p.prob[k].Slice(0, B*ns*C), dlog, ps.a[out].Slice(0, B*ns*C), ys, B*ns, C, 1/float32(ns)),
+			d.backward(ps, th, stride, xs, B, ns, dlog, g, nt, false, p.da),
+			d.dev.InnerUpdate(p.fast[k].Slice(0, B*nt), th, stride, g, cuda.Buffer{}, p.lr, nt, B),
+		); err != nil {
+			return err
+		}
+	}
+	thK, _ := p.theta(K, B)
+	v := p.v.Slice(0, B*nt)
+	qdlog := p.qdlog.Slice(0, B*nq*C)
+	scale := 1 / float32(B*nq)
+	if err := run(
+		d.forward(p.qpass, thK, nt, xq, B, nq),
+		d.dev.SoftmaxXent(p.qloss.Slice(0, B*nq), p.qprob.Slice(0, B*nq*C), qdlog, p.qpass.a[out].Slice(0, B*nq*C), yq, B*nq, C, scale),
+		d.dev.ReduceSum(d.loss, p.qloss.Slice(0, B*nq), scale),
+		d.backward(p.qpass, thK, nt, xq, B, nq, qdlog, v, nt, false, p.da),
+	); err != nil {
+		return err
+	}
+	if !p.firstOrder {
+		w, hv, rd := p.w.Slice(0, B*nt), p.hv.Slice(0, B*nt), p.rd.Slice(0, B*ns*C)
+		for k := K - 1; k >= 0; k-- {
+			th, stride := p.theta(k, B)
+			ps := p.steps[k]
+			if err := run(
+				d.dev.Copy(w, v),
+				d.dev.Scale(w, p.lr),
+				d.dev.Zero(hv),
+				d.rForward(ps, p.rop, th, stride, w, nt, xs, B, ns),
+				d.dev.SoftmaxXentRop(rd, p.prob[k].Slice(0, B*ns*C), p.rop.ra[out].Slice(0, B*ns*C), B*ns, C, 1/float32(ns)),
+				d.rBackward(ps, p.rop, th, stride, w, nt, xs, B, ns, rd, hv, p.rda),
+				d.dev.Axpy(v, hv, -1),
+			); err != nil {
+				return err
+			}
+		}
+	}
+	// The meta-gradient is the sum of the tasks' (the 1/B is in scale).
+	return d.dev.ColSum(d.grad, v, 1, B, nt, 0, false)
+}

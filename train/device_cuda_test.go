@@ -1,0 +1,255 @@
+//go:build metaids_cuda
+
+package train
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+
+	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/kernels/cuda"
+)
+
+var (
+	devOnce sync.Once
+	devBE   *cuda.Backend
+	devErr  error
+)
+
+// gpuBackend returns the cuda backend, or skips the test saying why there is
+// none.
+func gpuBackend(t testing.TB) *cuda.Backend {
+	t.Helper()
+	devOnce.Do(func() { devBE, devErr = cuda.Open() })
+	if devErr != nil {
+		t.Skipf("no usable GPU, skipping: %v", devErr)
+	}
+	return devBE
+}
+
+// devShape is small and deliberately not a multiple of any block size.
+var devShape = Shape{Ways: 3, Shots: 2, Queries: 3, MetaBatch: 3, Dim: 11}
+
+func devConfig(algo, act string) Config {
+	c := DefaultConfig(algo)
+	c.Hidden = []int{7, 5}
+	c.Activation = act
+	c.InnerSteps = 2
+	c.InnerLR = 0.3
+	c.InitSeed = 5
+	return c
+}
+
+// deviceGrad is the device learner's meta-gradient of b, without a step.
+func deviceGrad(t *testing.T, l *devLearner, b datasets.Batch) ([]float32, float64) {
+	t.Helper()
+	if err := l.stage(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.step(len(b)); err != nil {
+		t.Fatal(err)
+	}
+	g := make([]float32, len(l.base.params))
+	if err := l.dev.Download(g, l.grad); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.dev.Download(l.hloss, l.loss); err != nil {
+		t.Fatal(err)
+	}
+	return g, float64(l.hloss[0])
+}
+
+func relErr32(a []float32, b []float64) float64 {
+	x := make([]float64, len(a))
+	for i, v := range a {
+		x[i] = float64(v)
+	}
+	return relErr(x, b)
+}
+
+// TestDeviceMetaGradientMatchesHost compares the whole device meta-step's
+// gradient and loss with the fused CPU learner's on the same batch, for
+// every device learner and activation, at full and short meta-batches.
+func TestDeviceMetaGradientMatchesHost(t *testing.T) {
+	be := gpuBackend(t)
+	for _, algo := range []string{"protonet", "maml", "fomaml"} {
+		for _, act := range []string{"relu", "tanh", "sigmoid", "leaky_relu"} {
+			t.Run(algo+"/"+act, func(t *testing.T) {
+				cfg := devConfig(algo, act)
+				l, err := New(cfg, devShape, be)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dl, ok := l.(*devLearner)
+				if !ok {
+					t.Fatalf("New with the cuda backend gave %T, want the device learner", l)
+				}
+				defer dl.Close()
+				host := mustNew(t, cfg, devShape).(engine)
+				for _, n := range []int{devShape.MetaBatch, 1} {
+					b := tinyBatch(t, devShape, n, uint64(10+n))
+					got, gotLoss := deviceGrad(t, dl, b)
+					want := make([]float64, host.numParams())
+					wantLoss, err := host.metaGrad(b, want)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if r := relErr32(got, want); r > 1e-4 || math.IsNaN(r) {
+						t.Errorf("%d tasks: device gradient differs from the host's by %.3g\ndevice %v\nhost   %v", n, r, got[:6], want[:6])
+					}
+					if math.Abs(gotLoss-wantLoss) > 1e-5*math.Abs(wantLoss) {
+						t.Errorf("%d tasks: device loss %g, host %g", n, gotLoss, wantLoss)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestDeviceTrainingMatchesHost trains a device learner and its CPU twin
+// side by side: the losses and the synced parameters must agree, and the
+// synced learner must predict, checkpoint and restore like the host one.
+func TestDeviceTrainingMatchesHost(t *testing.T) {
+	be := gpuBackend(t)
+	for _, algo := range []string{"protonet", "maml"} {
+		for _, opt := range []string{"adam", "sgd"} {
+			t.Run(algo+"/"+opt, func(t *testing.T) {
+				cfg := devConfig(algo, "tanh")
+				cfg.Optimizer.Name = opt
+				cfg.Optimizer.WeightDecay = 1e-3
+				if opt == "sgd" {
+					cfg.Optimizer.LR = 0.05
+				}
+				l, err := New(cfg, devShape, be)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dl := l.(*devLearner)
+				defer dl.Close()
+				host := mustNew(t, cfg, devShape)
+				for step := 0; step < 6; step++ {
+					b := tinyBatch(t, devShape, devShape.MetaBatch, uint64(step))
+					lg, err := l.MetaStep(b)
+					if err != nil {
+						t.Fatal(err)
+					}
+					lh, err := host.MetaStep(b)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if math.Abs(lg-lh) > 1e-4*math.Abs(lh) {
+						t.Fatalf("step %d: device loss %g, host %g", step, lg, lh)
+					}
+				}
+				if l.Steps() != 6 {
+					t.Errorf("Steps() = %d", l.Steps())
+				}
+				var ckpt bytes.Buffer
+				if err := l.SaveCheckpoint(&ckpt, nil); err != nil { // syncs
+					t.Fatal(err)
+				}
+				hp := make([]float64, host.(engine).numParams())
+				host.(engine).getParams(hp)
+				if r := relErr32(dl.base.params, hp); r > 1e-4 {
+					t.Errorf("synced parameters differ from the host learner's by %.3g", r)
+				}
+				ep := tinyBatch(t, devShape, 1, 99)[0]
+				nq := devShape.Ways * devShape.Queries
+				l1, s1 := make([]int32, nq), make([]float32, nq*devShape.Ways)
+				l2, s2 := make([]int32, nq), make([]float32, nq*devShape.Ways)
+				if err := l.Predict(ep, l1, s1); err != nil {
+					t.Fatal(err)
+				}
+				if err := host.Predict(ep, l2, s2); err != nil {
+					t.Fatal(err)
+				}
+				for i := range s1 {
+					if math.Abs(float64(s1[i]-s2[i])) > 1e-3 {
+						t.Fatalf("score %d: device learner %g, host %g", i, s1[i], s2[i])
+					}
+				}
+				// A restored checkpoint reaches the device: the next steps
+				// continue from it.
+				fresh, err := New(cfg, devShape, be)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer fresh.(*devLearner).Close()
+				if _, err := fresh.LoadCheckpoint(bytes.NewReader(ckpt.Bytes())); err != nil {
+					t.Fatal(err)
+				}
+				b := tinyBatch(t, devShape, devShape.MetaBatch, 50)
+				la, _ := l.MetaStep(b)
+				lb, _ := fresh.MetaStep(b)
+				if la != lb {
+					t.Errorf("after restoring, the step's loss is %g, the original's %g", lb, la)
+				}
+			})
+		}
+	}
+}
+
+func TestDeviceFallsBackToHost(t *testing.T) {
+	be := gpuBackend(t)
+	for _, edit := range []func(*Config){
+		func(c *Config) { c.Algo = "anil" },
+		func(c *Config) { c.Distance = "cosine" },
+		func(c *Config) { c.Optimizer.ClipNorm = 1 },
+		func(c *Config) { c.Aux = AuxConfig{BinaryWeight: 1} },
+	} {
+		cfg := devConfig("protonet", "relu")
+		edit(&cfg)
+		l, err := New(cfg, devShape, be)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, dev := l.(*devLearner); dev || DeviceUnsupported(cfg) == "" {
+			t.Errorf("%s %+v: device learner %v, reason %q", cfg.Algo, cfg.Optimizer, dev, DeviceUnsupported(cfg))
+		}
+	}
+	l, err := New(devConfig("maml", "relu"), devShape, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl := l.(*devLearner)
+	if dl.DeviceBytes() <= 0 {
+		t.Errorf("DeviceBytes %d", dl.DeviceBytes())
+	}
+	if err := dl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.MetaStep(tinyBatch(t, devShape, 1, 1)); err == nil {
+		t.Error("MetaStep after Close")
+	}
+}
+
+// BenchmarkDeviceMetaStep is the device-resident meta-step for the speed
+// target's shape (5-way 5-shot 15-query, 122 features, hidden 64) across
+// meta-batch sizes, in tasks per second.
+func BenchmarkDeviceMetaStep(b *testing.B) {
+	be := gpuBackend(b)
+	for _, algo := range []string{"protonet", "maml"} {
+		for _, mb := range []int{1, 16, 256, 1024} {
+			b.Run(fmt.Sprintf("%s/mb%d", algo, mb), func(b *testing.B) {
+				cfg := DefaultConfig(algo)
+				s := benchShape(mb)
+				l, err := New(cfg, s, be)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer l.(*devLearner).Close()
+				batch := tinyBatch(b, s, mb, 1)
+				b.ResetTimer()
+				for b.Loop() {
+					if _, err := l.MetaStep(batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N*mb)/b.Elapsed().Seconds(), "tasks/s")
+			})
+		}
+	}
+}
