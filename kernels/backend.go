@@ -31,6 +31,14 @@ type Backend interface {
 	AdamStep(p, g, m, v []float32, t int, hp AdamParams)
 }
 
+// DeviceTimer is implemented by backends with a device of their own (the
+// GPU): TimeDevice runs f, which queues work on the device, and returns the
+// milliseconds of device time between the start and the end of that work,
+// idle gaps while the host prepares the next call included.
+type DeviceTimer interface {
+	TimeDevice(f func() error) (ms float64, err error)
+}
+
 // AdamParams are Adam's hyper-parameters. Weight decay is decoupled (AdamW)
 // when Decoupled is true, else added to the gradient (L2).
 type AdamParams struct {

@@ -134,13 +134,25 @@ emulate() {
   # The cuda backend trains as the CPU one does (it runs the optimiser steps).
   local algo cpu gpu
   for algo in protonet maml; do
-    cpu=$(LD_LIBRARY_PATH=$lib "$tmp/metaids" "${bench[@]}" --algo $algo --backend cpu 2>&1 | awk -F': *' '/"final_loss"/ {print $2}')
-    gpu=$(LD_LIBRARY_PATH=$lib "$tmp/metaids" "${bench[@]}" --algo $algo --backend cuda 2>&1 | awk -F': *' '/"final_loss"/ {print $2}')
+    cpu=$(LD_LIBRARY_PATH=$lib "$tmp/metaids" "${bench[@]}" --algo $algo --backend cpu 2>&1 | awk -F': *' '/"final_loss"/ {sub(/,$/, "", $2); print $2}')
+    gpu=$(LD_LIBRARY_PATH=$lib "$tmp/metaids" "${bench[@]}" --algo $algo --backend cuda 2>&1 | awk -F': *' '/"final_loss"/ {sub(/,$/, "", $2); print $2}')
     # Device-resident learners sum in another order than the CPU's: float32 rounding apart.
     awk -v a="$cpu" -v b="$gpu" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= 1e-4 * (a < 0 ? -a : a)) }' ||
       die "$algo: final loss on cuda (emulated) $gpu, on cpu $cpu"
     say "$algo bench: final loss $gpu on cuda (emulated), $cpu on cpu"
   done
+
+  # The meta-batch sweep and the evaluation bench run device-resident, timed by events.
+  local sweep
+  for mode in train eval; do
+    local extra=()
+    [[ $mode == eval ]] && extra=(--eval --algo protonet) || extra=(--algo protonet,maml)
+    sweep=$(LD_LIBRARY_PATH=$lib "$tmp/metaids" bench --backend cuda "${extra[@]}" --meta-batch 1,3 --steps 2 --warmup 0 \
+      --repeats 1 --format json 2>"$tmp/sweep.err") || { cat "$tmp/sweep.err" >&2; die "$mode sweep on cuda (emulated)"; }
+    [[ $(grep -c '"device_resident": true' <<<"$sweep") == $(grep -c '"meta_batch"' <<<"$sweep") ]] &&
+      grep -q '"device_ms_per_step": [0-9]' <<<"$sweep" || { echo "$sweep" >&2; die "$mode sweep on cuda (emulated) was not device-resident and timed"; }
+  done
+  say "meta-batch sweeps (training, evaluation) device-resident and timed on the emulation"
 
   expect_refusal "$lib" 'no usable CUDA device: cuInit: CUDA_ERROR_NO_DEVICE' METAIDS_FAKECUDA_INIT=100
   expect_refusal "$lib" 'no usable CUDA device: the driver reports no CUDA device' METAIDS_FAKECUDA_DEVICES=0

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"runtime"
 	"slices"
@@ -22,6 +23,10 @@ type BenchOptions struct {
 	Threads int    // GOMAXPROCS during the run; 0 leaves it
 	Seed    uint64 // seed of the synthetic episodes
 	Backend kernels.Backend
+	// Eval times evaluation instead of training: each "step" classifies
+	// the query rows of MetaBatch episodes (in one call for a
+	// BatchPredictor, else episode by episode with Predict).
+	Eval bool
 }
 
 // BenchResult is Bench's measurement. Rates are medians over the repeats.
@@ -36,15 +41,26 @@ type BenchResult struct {
 	Steps       int       `json:"steps"`
 	Repeats     int       `json:"repeats"`
 	StepsPerSec float64   `json:"steps_per_sec"`
-	TasksPerSec float64   `json:"tasks_per_sec"`
+	TasksPerSec float64   `json:"tasks_per_sec"` // with Eval: evaluation episodes per second
+	Eval        bool      `json:"eval,omitempty"`
 	AllStepsSec []float64 `json:"steps_per_sec_repeats"`
 	// Allocation figures are per timed meta-step, over all repeats.
 	AllocsPerStep float64 `json:"allocs_per_step"`
 	BytesPerStep  float64 `json:"bytes_per_step"`
 	// HeapGrowth is the live heap after the timed steps minus before them,
 	// both measured after a GC.
-	HeapGrowth int64   `json:"heap_growth_bytes"`
-	FinalLoss  float64 `json:"final_loss"`
+	HeapGrowth int64 `json:"heap_growth_bytes"`
+	// FinalLoss is the last step's loss; with Eval, the last batch's
+	// query error rate (1 - accuracy).
+	FinalLoss float64 `json:"final_loss"`
+	// DeviceResident is set when the meta-steps ran on the GPU end to end
+	// (the device learners); DeviceBytes is the device memory they held.
+	DeviceResident bool  `json:"device_resident"`
+	DeviceBytes    int64 `json:"device_bytes,omitempty"`
+	// DeviceMSPerStep is the device time per meta-step (median over
+	// repeats) on a backend with a device timer: stream time from the first
+	// to the last queued operation of a repeat, idle gaps included.
+	DeviceMSPerStep float64 `json:"device_ms_per_step,omitempty"`
 }
 
 // Bench measures meta-training throughput on seeded synthetic episodes, so
@@ -62,6 +78,14 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if err != nil {
 		return r, err
 	}
+	if c, ok := l.(io.Closer); ok {
+		defer c.Close()
+	}
+	if d, ok := l.(interface{ DeviceBytes() int64 }); ok {
+		r.DeviceResident, r.DeviceBytes = true, d.DeviceBytes()
+	}
+	timer, _ := o.Backend.(kernels.DeviceTimer)
+	var deviceMS []float64
 	s := o.Shape
 	classes := max(2*s.Ways, 20)
 	if o.Config.Algo == "finetune" {
@@ -83,14 +107,49 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	}
 	step := 0
 	r.AllStepsSec = make([]float64, 0, o.Repeats)
+	nq := s.Ways * s.Queries
+	labels, scores := make([]int32, s.MetaBatch*nq), make([]float32, nq*s.Ways)
+	bp, _ := l.(BatchPredictor)
+	// evaluate classifies a batch's queries, and counts the right ones so
+	// that FinalLoss can report the accuracy (as 1 - accuracy).
+	evaluate := func(b datasets.Batch) error {
+		if bp != nil {
+			if err := bp.PredictBatch(b, labels); err != nil {
+				return err
+			}
+		} else {
+			for i, ep := range b {
+				if err := l.Predict(ep, labels[i*nq:(i+1)*nq], scores); err != nil {
+					return err
+				}
+			}
+		}
+		right := 0
+		for i, ep := range b {
+			for q, y := range ep.QueryY {
+				if labels[i*nq+q] == y {
+					right++
+				}
+			}
+		}
+		r.FinalLoss = 1 - float64(right)/float64(len(labels))
+		return nil
+	}
 	run := func(n int) error {
 		for range n {
-			loss, err := l.MetaStep(batches[step%len(batches)])
+			b := batches[step%len(batches)]
+			step++
+			if o.Eval {
+				if err := evaluate(b); err != nil {
+					return err
+				}
+				continue
+			}
+			loss, err := l.MetaStep(b)
 			if err != nil {
 				return err
 			}
 			r.FinalLoss = loss
-			step++
 		}
 		return nil
 	}
@@ -105,7 +164,13 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 			return r, err
 		}
 		t0 := time.Now()
-		if err := run(o.Steps); err != nil {
+		if timer != nil {
+			ms, err := timer.TimeDevice(func() error { return run(o.Steps) })
+			if err != nil {
+				return r, err
+			}
+			deviceMS = append(deviceMS, ms/float64(o.Steps))
+		} else if err := run(o.Steps); err != nil {
 			return r, err
 		}
 		r.AllStepsSec = append(r.AllStepsSec, float64(o.Steps)/time.Since(t0).Seconds())
@@ -120,7 +185,7 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	runtime.KeepAlive(l)
 	runtime.KeepAlive(batches)
 
-	r.Algo, r.Shape, r.Hidden, r.InnerSteps = o.Config.Algo, s, slices.Clone(o.Config.Hidden), o.Config.InnerSteps
+	r.Algo, r.Shape, r.Hidden, r.InnerSteps, r.Eval = o.Config.Algo, s, slices.Clone(o.Config.Hidden), o.Config.InnerSteps, o.Eval
 	r.Backend = "cpu"
 	if o.Backend != nil {
 		r.Backend = o.Backend.Name()
@@ -133,6 +198,9 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	r.Steps, r.Repeats = o.Steps, o.Repeats
 	r.StepsPerSec = median(r.AllStepsSec)
 	r.TasksPerSec = r.StepsPerSec * float64(s.MetaBatch)
+	if len(deviceMS) > 0 {
+		r.DeviceMSPerStep = median(deviceMS)
+	}
 	if math.IsNaN(r.FinalLoss) {
 		return r, fmt.Errorf("bench: loss became NaN")
 	}

@@ -88,6 +88,19 @@ func BenchmarkMetaStepAux(b *testing.B) {
 	}
 }
 
+func TestBenchEval(t *testing.T) {
+	c := DefaultConfig("protonet")
+	c.Hidden = []int{16}
+	r, err := Bench(context.Background(), BenchOptions{Config: c, Shape: small, Steps: 4, Repeats: 2, Threads: 1, Seed: 1, Eval: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// FinalLoss is the error rate of the last batch: a fraction.
+	if !r.Eval || r.TasksPerSec != r.StepsPerSec*float64(small.MetaBatch) || !(r.FinalLoss >= 0 && r.FinalLoss <= 1) {
+		t.Errorf("implausible evaluation %+v", r)
+	}
+}
+
 func TestBenchReports(t *testing.T) {
 	c := DefaultConfig("maml")
 	c.Hidden = []int{16}

@@ -87,6 +87,7 @@ type devLearner struct {
 	hloss []float32
 
 	step  func(tasks int) error // writes grad and loss for the staged batch
+	proto *devProto             // ProtoNet's step, which also classifies batches
 	bufs  []cuda.Buffer         // every allocation, for Close
 	bytes int64
 	err   error // the first allocation failure
@@ -121,7 +122,8 @@ func (d *devLearner) build() error {
 	d.hys, d.hyq = make([]int32, B*ns), make([]int32, B*nq)
 	d.loss, d.hloss = d.alloc(1), make([]float32, 1)
 	if d.cfg.Algo == "protonet" {
-		d.step = newDevProto(d).grads
+		d.proto = newDevProto(d)
+		d.step = d.proto.grads
 	} else {
 		d.step = newDevMAML(d).grads
 	}
@@ -247,6 +249,28 @@ func (d *devLearner) MetaStep(b datasets.Batch) (float64, error) {
 		return loss, fmt.Errorf("%s step %d: loss is %g", d.cfg.Algo, d.base.steps, loss)
 	}
 	return loss, nil
+}
+
+// PredictBatch implements BatchPredictor for ProtoNet: every episode of b
+// in one pass on the device, only the predicted ways coming back.
+func (d *devLearner) PredictBatch(b datasets.Batch, labels []int32) error {
+	if d.proto == nil {
+		return fmt.Errorf("%s: PredictBatch runs on the device for protonet only", d.cfg.Algo)
+	}
+	if len(d.bufs) == 0 {
+		return fmt.Errorf("%s: PredictBatch after Close", d.cfg.Algo)
+	}
+	if err := d.base.checkBatch(b); err != nil {
+		return err
+	}
+	nq := d.shape.Ways * d.shape.Queries
+	if len(labels) != len(b)*nq {
+		return fmt.Errorf("PredictBatch: %d labels for %d episodes of %d queries", len(labels), len(b), nq)
+	}
+	if err := d.stage(b); err != nil {
+		return err
+	}
+	return d.proto.classify(len(b), labels)
 }
 
 // The rest reads the host twin, brought up to date first.
@@ -493,6 +517,7 @@ type devProto struct {
 	proto, dist, qloss      cuda.Buffer
 	prob, dlog, gemb, gprot cuda.Buffer
 	da                      cuda.Buffer
+	pred                    cuda.Buffer // predicted ways, int32 [B*nq]
 }
 
 func newDevProto(d *devLearner) *devProto {
@@ -504,26 +529,51 @@ func newDevProto(d *devLearner) *devProto {
 		proto: d.alloc(B * s.Ways * h), dist: d.alloc(B * nq * s.Ways), qloss: d.alloc(B * nq),
 		prob: d.alloc(B * nq * s.Ways), dlog: d.alloc(B * nq * s.Ways),
 		gemb: d.alloc(rows * h), gprot: d.alloc(B * s.Ways * h), da: d.alloc(rows * d.m.width),
+		pred: d.alloc(B * nq),
 	}
+}
+
+// logits runs the encoder over the staged batch and the prototypes and
+// logits (negative squared distances) of its B tasks.
+func (p *devProto) logits(B int) error {
+	d, s := p.d, p.d.shape
+	ns, nq, W, h := s.Ways*s.Shots, s.Ways*s.Queries, s.Ways, d.m.outDim()
+	rows := B * (ns + nq)
+	emb := p.pass.a[len(d.m.layers)-1]
+	dist := p.dist.Slice(0, B*nq*W)
+	return run(
+		d.forward(p.pass, d.params, 0, d.x, 1, rows),
+		d.dev.ClassMean(p.proto.Slice(0, B*W*h), emb.Slice(0, B*ns*h), d.ys.Slice(0, B*ns), B, ns, W, h),
+		d.dev.PairwiseSqDist(dist, emb.Slice(B*ns*h, rows*h), p.proto.Slice(0, B*W*h), B, nq, W, h),
+		d.dev.Scale(dist, -1),
+	)
+}
+
+// classify writes the staged batch's predicted ways into labels.
+func (p *devProto) classify(B int, labels []int32) error {
+	d, s := p.d, p.d.shape
+	nq, W := s.Ways*s.Queries, s.Ways
+	if err := run(
+		p.logits(B),
+		d.dev.LogSoftmax(p.prob.Slice(0, B*nq*W), p.pred.Slice(0, B*nq), p.dist.Slice(0, B*nq*W), B*nq, W),
+	); err != nil {
+		return err
+	}
+	return d.dev.DownloadInt32(labels, p.pred.Slice(0, B*nq))
 }
 
 func (p *devProto) grads(B int) error {
 	d, s := p.d, p.d.shape
 	ns, nq, W, h := s.Ways*s.Shots, s.Ways*s.Queries, s.Ways, d.m.outDim()
 	rows := B * (ns + nq)
-	if err := d.forward(p.pass, d.params, 0, d.x, 1, rows); err != nil {
-		return err
-	}
 	emb := p.pass.a[len(d.m.layers)-1]
-	embS, embQ := emb.Slice(0, B*ns*h), emb.Slice(B*ns*h, rows*h)
+	embQ := emb.Slice(B*ns*h, rows*h)
 	gemb := p.gemb.Slice(0, rows*h)
 	proto, gprot := p.proto.Slice(0, B*W*h), p.gprot.Slice(0, B*W*h)
 	dist, dlog := p.dist.Slice(0, B*nq*W), p.dlog.Slice(0, B*nq*W)
 	scale := 1 / float32(B*nq)
 	return run(
-		d.dev.ClassMean(proto, embS, d.ys.Slice(0, B*ns), B, ns, W, h),
-		d.dev.PairwiseSqDist(dist, embQ, proto, B, nq, W, h),
-		d.dev.Scale(dist, -1), // logits
+		p.logits(B),
 		d.dev.SoftmaxXent(p.qloss.Slice(0, B*nq), p.prob.Slice(0, B*nq*W), dlog, dist, d.yq.Slice(0, B*nq), B*nq, W, scale),
 		d.dev.ReduceSum(d.loss, p.qloss.Slice(0, B*nq), scale),
 		d.dev.Scale(dlog, -1), // the gradient with respect to the distances

@@ -192,6 +192,44 @@ func TestDeviceTrainingMatchesHost(t *testing.T) {
 	}
 }
 
+// TestDevicePredictBatchMatchesHost classifies a batch on the device in
+// one pass and episode by episode on the host.
+func TestDevicePredictBatchMatchesHost(t *testing.T) {
+	be := gpuBackend(t)
+	cfg := devConfig("protonet", "relu")
+	l, err := New(cfg, devShape, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.(*devLearner).Close()
+	// Train a little so the predictions are not near ties.
+	for step := 0; step < 5; step++ {
+		if _, err := l.MetaStep(tinyBatch(t, devShape, devShape.MetaBatch, uint64(step))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := tinyBatch(t, devShape, devShape.MetaBatch, 77)
+	nq := devShape.Ways * devShape.Queries
+	got := make([]int32, len(b)*nq)
+	if err := l.(BatchPredictor).PredictBatch(b, got); err != nil {
+		t.Fatal(err)
+	}
+	labels, scores := make([]int32, nq), make([]float32, nq*devShape.Ways)
+	for i, ep := range b {
+		if err := l.Predict(ep, labels, scores); err != nil {
+			t.Fatal(err)
+		}
+		for q := range labels {
+			if got[i*nq+q] != labels[q] {
+				t.Fatalf("episode %d query %d: device predicts way %d, host %d (scores %v)", i, q, got[i*nq+q], labels[q], scores[q*devShape.Ways:(q+1)*devShape.Ways])
+			}
+		}
+	}
+	if err := l.(BatchPredictor).PredictBatch(b, got[:1]); err == nil {
+		t.Error("PredictBatch with a short labels slice")
+	}
+}
+
 func TestDeviceFallsBackToHost(t *testing.T) {
 	be := gpuBackend(t)
 	for _, edit := range []func(*Config){
@@ -242,6 +280,7 @@ func BenchmarkDeviceMetaStep(b *testing.B) {
 				}
 				defer l.(*devLearner).Close()
 				batch := tinyBatch(b, s, mb, 1)
+				l.MetaStep(batch)
 				b.ResetTimer()
 				for b.Loop() {
 					if _, err := l.MetaStep(batch); err != nil {

@@ -37,6 +37,13 @@ type Learner interface {
 	LoadCheckpoint(r io.Reader) (map[string][]byte, error)
 }
 
+// BatchPredictor is a learner that classifies many episodes in one call:
+// the device-resident ProtoNet, which runs them all in one pass. labels
+// receives each episode's predicted ways, [len(b)*Ways*Queries].
+type BatchPredictor interface {
+	PredictBatch(b datasets.Batch, labels []int32) error
+}
+
 // Factory builds a learner; cfg and shape are already validated and be is
 // never nil.
 type Factory func(cfg Config, shape Shape, be kernels.Backend) (Learner, error)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -22,11 +24,11 @@ func init() {
 
 func runBench(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "bench", "bench [flags]")
-	algo := fs.String("algo", "protonet", "learner: "+strings.Join(train.Names(), ", "))
+	algos := fs.String("algo", "protonet", "learner, or a comma-separated list for a sweep: "+strings.Join(train.Names(), ", "))
 	ways := fs.Int("ways", 5, "ways per episode")
 	shots := fs.Int("shots", 5, "support rows per way")
 	queries := fs.Int("queries", 15, "query rows per way")
-	metaBatch := fs.Int("meta-batch", 1, "episodes per meta-step")
+	metaBatches := fs.String("meta-batch", "1", "episodes per meta-step, or a comma-separated list for a sweep (e.g. 1,4,16,64,256,1024)")
 	inner := fs.Int("inner-steps", 1, "inner-loop steps (gradient-based learners)")
 	hidden := fs.String("hidden", "64", "comma-separated hidden layer widths")
 	dim := fs.Int("dim", 122, "input features (122: the usual NSL-KDD one-hot width; metaids encodes NSL-KDD to 125)")
@@ -39,6 +41,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(backend, "backend", "cpu", "the same as --device")
 	f64 := fs.Bool("float64", false, "compute in float64")
 	engine := fs.String("engine", "fused", "gradient engine: fused or gorgonia (protonet, maml, fomaml)")
+	evalMode := fs.Bool("eval", false, "time evaluation (query episodes classified per second) instead of meta-training")
+	compare := fs.String("compare", "", "JSON from bench/pytorch_bench.py: its tasks/s beside ours, per learner and meta-batch")
 	var format string
 	formatFlag(fs, &format)
 	seed := fs.Uint64("seed", 1, "seed of the synthetic episodes and the initialisation")
@@ -57,32 +61,75 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--hidden: %v: %w", err, errUsage)
 	}
+	mbs, err := parseInts(*metaBatches)
+	if err != nil {
+		return fmt.Errorf("--meta-batch: %v: %w", err, errUsage)
+	}
+	var ref map[string]float64
+	if *compare != "" {
+		if ref, err = readPyTorchBench(*compare); err != nil {
+			return err
+		}
+	}
 	be, err := kernels.Open(*backend, func(msg string) { fmt.Fprintln(e.stderr, "metaids bench:", msg) })
 	if err != nil {
 		return err
 	}
-	cfg := train.DefaultConfig(*algo)
-	cfg.Hidden = hs
-	cfg.Activation = *act
-	cfg.InnerSteps = *inner
-	cfg.Float64 = *f64
-	cfg.Engine = *engine
-	cfg.InitSeed = *seed
-	cfg.PretrainClasses = max(2**ways, 20)
-	shape := train.Shape{Ways: *ways, Shots: *shots, Queries: *queries, MetaBatch: *metaBatch, Dim: *dim}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%v: %w", err, errUsage)
+	var runs []benchRun
+	for _, algo := range strings.Split(*algos, ",") {
+		for _, mb := range mbs {
+			cfg := train.DefaultConfig(strings.TrimSpace(algo))
+			cfg.Hidden = hs
+			cfg.Activation = *act
+			cfg.InnerSteps = *inner
+			cfg.Float64 = *f64
+			cfg.Engine = *engine
+			cfg.InitSeed = *seed
+			cfg.PretrainClasses = max(2**ways, 20)
+			shape := train.Shape{Ways: *ways, Shots: *shots, Queries: *queries, MetaBatch: mb, Dim: *dim}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("%v: %w", err, errUsage)
+			}
+			if err := shape.Validate(); err != nil {
+				return fmt.Errorf("%v: %w", err, errUsage)
+			}
+			runs = append(runs, benchRun{cfg: cfg, shape: shape})
+		}
 	}
-	if err := shape.Validate(); err != nil {
-		return fmt.Errorf("%v: %w", err, errUsage)
+	for i := range runs {
+		r := &runs[i]
+		r.res, r.err = train.Bench(ctx, train.BenchOptions{
+			Config: r.cfg, Shape: r.shape, Steps: *steps, Warmup: *warmup, Repeats: *repeats,
+			Threads: *threads, Seed: *seed, Backend: be, Eval: *evalMode,
+		})
+		if r.err != nil && (len(runs) == 1 || ctx.Err() != nil) {
+			return r.err
+		}
+		if len(runs) > 1 {
+			msg := fmt.Sprintf("%.0f tasks/s", r.res.TasksPerSec)
+			if r.err != nil {
+				msg = r.err.Error()
+			}
+			fmt.Fprintf(e.stderr, "metaids bench: %s meta-batch %d: %s\n", r.cfg.Algo, r.shape.MetaBatch, msg)
+		}
 	}
-	r, err := train.Bench(ctx, train.BenchOptions{
-		Config: cfg, Shape: shape, Steps: *steps, Warmup: *warmup, Repeats: *repeats,
-		Threads: *threads, Seed: *seed, Backend: be,
-	})
-	if err != nil {
-		return err
+	if len(runs) == 1 && ref == nil {
+		return singleBench(e, outFormat, runs[0], *engine, *warmup)
 	}
+	return sweepBench(e, outFormat, runs, ref, be, *steps, *warmup, *repeats)
+}
+
+// benchRun is one learner and meta-batch of a bench.
+type benchRun struct {
+	cfg   train.Config
+	shape train.Shape
+	res   train.BenchResult
+	err   error
+}
+
+// singleBench prints one measurement in full.
+func singleBench(e *env, outFormat eval.Format, run benchRun, engine string, warmup int) error {
+	r, shape := run.res, run.shape
 	if outFormat == eval.JSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -95,20 +142,153 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		Rows: [][]string{
 			{"episodes", fmt.Sprintf("%d-way %d-shot %d-query, dim %d", shape.Ways, shape.Shots, shape.Queries, shape.Dim)},
 			{"meta-batch", strconv.Itoa(shape.MetaBatch)},
-			{"engine", *engine},
+			{"engine", engine},
 			{"hidden", fmt.Sprint(r.Hidden)},
 			{"inner steps", strconv.Itoa(r.InnerSteps)},
 			{"steps/s (median)", f1(r.StepsPerSec)},
 			{"steps/s (min, max)", f1(minOf(r.AllStepsSec)) + ", " + f1(maxOf(r.AllStepsSec))},
-			{"tasks/s", f1(r.TasksPerSec)},
+			{rateName(r.Eval), f1(r.TasksPerSec)},
 			{"allocs/step", strconv.FormatFloat(r.AllocsPerStep, 'f', 2, 64)},
 			{"bytes/step", strconv.FormatFloat(r.BytesPerStep, 'f', 0, 64)},
 			{"heap growth (bytes)", strconv.FormatInt(int64(r.HeapGrowth), 10)},
-			{"final loss", strconv.FormatFloat(r.FinalLoss, 'f', 4, 64)},
+			{lossName(r.Eval), strconv.FormatFloat(r.FinalLoss, 'f', 4, 64)},
 		},
-		Notes: []string{fmt.Sprintf("median of %d repeats of %d meta-steps after %d warm-up steps, on seeded synthetic episodes", r.Repeats, r.Steps, *warmup)},
+		Notes: []string{fmt.Sprintf("median of %d repeats of %d meta-steps after %d warm-up steps, on seeded synthetic episodes", r.Repeats, r.Steps, warmup)},
+	}
+	if r.DeviceResident {
+		t.Rows = append(t.Rows,
+			[]string{"device-resident", "yes"},
+			[]string{"device memory (MiB)", strconv.FormatFloat(float64(r.DeviceBytes)/(1<<20), 'f', 1, 64)})
+	}
+	if r.DeviceMSPerStep > 0 {
+		t.Rows = append(t.Rows, []string{"device ms/step", strconv.FormatFloat(r.DeviceMSPerStep, 'f', 3, 64)})
 	}
 	return t.Render(e.stdout, outFormat)
+}
+
+// sweepRecord is one row of a sweep's JSON: the measurement, or the error
+// that stopped it (e.g. out of device memory), and the reference's rate.
+type sweepRecord struct {
+	Algo      string `json:"algo"`
+	MetaBatch int    `json:"meta_batch"`
+	*train.BenchResult
+	Error          string  `json:"error,omitempty"`
+	PyTorchTasksPS float64 `json:"pytorch_tasks_per_sec,omitempty"`
+	SpeedUp        float64 `json:"speed_up,omitempty"`
+}
+
+// sweepBench prints one row per learner and meta-batch: JSON shaped like
+// bench/pytorch_bench.py's ({"env", "results"}), or a table.
+func sweepBench(e *env, outFormat eval.Format, runs []benchRun, ref map[string]float64, be kernels.Backend, steps, warmup, repeats int) error {
+	var recs []sweepRecord
+	for i := range runs {
+		r := &runs[i]
+		rec := sweepRecord{Algo: r.cfg.Algo, MetaBatch: r.shape.MetaBatch}
+		if r.err != nil {
+			rec.Error = r.err.Error()
+		} else {
+			rec.BenchResult = &r.res
+			if pt := ref[benchKey(r.cfg.Algo, r.shape.MetaBatch)]; pt > 0 {
+				rec.PyTorchTasksPS, rec.SpeedUp = pt, r.res.TasksPerSec/pt
+			}
+		}
+		recs = append(recs, rec)
+	}
+	s := runs[0].shape
+	if outFormat == eval.JSON {
+		env := map[string]any{
+			"backend": be.Name(), "device": be.Device(), "go": runtime.Version(),
+			"ways": s.Ways, "shots": s.Shots, "queries": s.Queries, "dim": s.Dim, "hidden": runs[0].cfg.Hidden,
+			"inner_steps": runs[0].cfg.InnerSteps, "steps": steps, "warmup": warmup, "repeats": repeats,
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"env": env, "results": recs})
+	}
+	t := &eval.Table{
+		Title: fmt.Sprintf("metaids bench: %d-way %d-shot %d-query, dim %d, hidden %v, on %s (%s)",
+			s.Ways, s.Shots, s.Queries, s.Dim, runs[0].cfg.Hidden, be.Name(), be.Device()),
+		Header: []string{"learner", "meta-batch", rateName(runs[0].res.Eval), "steps/s", "device ms/step", "device MiB", lossName(runs[0].res.Eval)},
+	}
+	if ref != nil {
+		t.Header = append(t.Header, "PyTorch tasks/s", "speed-up")
+	}
+	for _, rec := range recs {
+		row := []string{rec.Algo, strconv.Itoa(rec.MetaBatch)}
+		if rec.Error != "" {
+			row = append(row, rec.Error, "", "", "", "")
+		} else {
+			r := rec.BenchResult
+			dms, dmib := "-", "-"
+			if r.DeviceMSPerStep > 0 {
+				dms = strconv.FormatFloat(r.DeviceMSPerStep, 'f', 3, 64)
+			}
+			if r.DeviceResident {
+				dmib = strconv.FormatFloat(float64(r.DeviceBytes)/(1<<20), 'f', 1, 64)
+			}
+			row = append(row, strconv.FormatFloat(r.TasksPerSec, 'f', 0, 64), strconv.FormatFloat(r.StepsPerSec, 'f', 1, 64),
+				dms, dmib, strconv.FormatFloat(r.FinalLoss, 'f', 4, 64))
+		}
+		if ref != nil {
+			pt, su := "-", "-"
+			if rec.PyTorchTasksPS > 0 {
+				pt = strconv.FormatFloat(rec.PyTorchTasksPS, 'f', 0, 64)
+				su = strconv.FormatFloat(rec.SpeedUp, 'f', 2, 64) + "x"
+			}
+			row = append(row, pt, su)
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	t.Notes = []string{fmt.Sprintf("median of %d repeats of %d meta-steps after %d warm-up steps, on seeded synthetic episodes; "+
+		"device ms/step: stream time per step, idle gaps included", repeats, steps, warmup)}
+	return t.Render(e.stdout, outFormat)
+}
+
+// rateName and lossName label the measurement of a training or an
+// evaluation bench.
+func rateName(eval bool) string {
+	if eval {
+		return "episodes/s"
+	}
+	return "tasks/s"
+}
+
+func lossName(eval bool) string {
+	if eval {
+		return "error rate"
+	}
+	return "final loss"
+}
+
+func benchKey(algo string, mb int) string { return algo + "/" + strconv.Itoa(mb) }
+
+// readPyTorchBench reads bench/pytorch_bench.py's JSON into tasks/s per
+// learner and meta-batch.
+func readPyTorchBench(path string) (map[string]float64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--compare: %w", err)
+	}
+	var doc struct {
+		Results []struct {
+			Algo        string   `json:"algo"`
+			MetaBatch   int      `json:"meta_batch"`
+			TasksPerSec *float64 `json:"tasks_per_sec"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("--compare %s: %v (want the JSON bench/pytorch_bench.py prints)", path, err)
+	}
+	if len(doc.Results) == 0 {
+		return nil, fmt.Errorf("--compare %s: no results (want the JSON bench/pytorch_bench.py prints)", path)
+	}
+	out := map[string]float64{}
+	for _, r := range doc.Results {
+		if r.TasksPerSec != nil {
+			out[benchKey(r.Algo, r.MetaBatch)] = *r.TasksPerSec
+		}
+	}
+	return out, nil
 }
 
 func parseInts(s string) ([]int, error) {

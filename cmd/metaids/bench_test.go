@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -42,6 +45,13 @@ func TestBenchText(t *testing.T) {
 	}
 }
 
+func TestBenchEvalText(t *testing.T) {
+	code, out, errs := runCmd("bench", "--eval", "--meta-batch", "1,2", "--dim", "8", "--hidden", "8", "--steps", "3", "--warmup", "0", "--repeats", "1")
+	if code != 0 || !strings.Contains(out, "episodes/s") || !strings.Contains(out, "error rate") {
+		t.Fatalf("exit %d, output %q, errors %q", code, out, errs)
+	}
+}
+
 func TestBenchUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"bench", "--algo", "nope"},
@@ -54,4 +64,73 @@ func TestBenchUsageErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
 	}
+}
+
+func TestBenchSweepAgainstPyTorch(t *testing.T) {
+	ref := filepath.Join(t.TempDir(), "pytorch.json")
+	// The shape bench/pytorch_bench.py prints, with a meta-batch that
+	// failed there.
+	if err := os.WriteFile(ref, []byte(`{"env": {"gpu": "test"}, "results": [
+		{"algo": "protonet", "meta_batch": 1, "tasks_per_sec": 100.0},
+		{"algo": "protonet", "meta_batch": 2, "error": "out of memory"},
+		{"algo": "maml", "meta_batch": 2, "tasks_per_sec": 50.0}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd("bench", "--algo", "protonet,maml", "--meta-batch", "1,2", "--ways", "3", "--shots", "2", "--queries", "2",
+		"--dim", "8", "--hidden", "8", "--steps", "3", "--warmup", "0", "--repeats", "1", "--compare", ref, "--format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var doc struct {
+		Env     map[string]any `json:"env"`
+		Results []struct {
+			Algo      string  `json:"algo"`
+			MetaBatch int     `json:"meta_batch"`
+			TasksPS   float64 `json:"tasks_per_sec"`
+			PyTorch   float64 `json:"pytorch_tasks_per_sec"`
+			SpeedUp   float64 `json:"speed_up"`
+			Resident  bool    `json:"device_resident"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(doc.Results) != 4 || doc.Env["backend"] != "cpu" {
+		t.Fatalf("sweep %s", out)
+	}
+	for i, want := range []struct {
+		algo    string
+		mb      int
+		pytorch float64
+	}{{"protonet", 1, 100}, {"protonet", 2, 0}, {"maml", 1, 0}, {"maml", 2, 50}} {
+		r := doc.Results[i]
+		if r.Algo != want.algo || r.MetaBatch != want.mb || r.PyTorch != want.pytorch || !(r.TasksPS > 0) || r.Resident {
+			t.Errorf("row %d: %+v, want %s meta-batch %d beside PyTorch's %g", i, r, want.algo, want.mb, want.pytorch)
+		}
+		if want.pytorch > 0 && math.Abs(r.SpeedUp-r.TasksPS/want.pytorch) > 1e-9 {
+			t.Errorf("row %d: speed-up %g, want %g", i, r.SpeedUp, r.TasksPS/want.pytorch)
+		}
+	}
+
+	code, out, _ = runCmd("bench", "--meta-batch", "1,2", "--dim", "8", "--hidden", "8", "--steps", "2", "--warmup", "0", "--repeats", "1", "--compare", ref)
+	if code != 0 || !strings.Contains(out, "PyTorch tasks/s") || !strings.Contains(out, "speed-up") {
+		t.Errorf("table sweep: exit %d\n%s", code, out)
+	}
+	for _, bad := range []string{filepath.Join(t.TempDir(), "missing.json"), writeTemp(t, "not json"), writeTemp(t, `{"results": []}`)} {
+		if code, _, errs := runCmd("bench", "--compare", bad, "--steps", "1"); code == 0 || !strings.Contains(errs, "--compare") {
+			t.Errorf("--compare %s: exit %d, %s", bad, code, errs)
+		}
+	}
+	if code, _, _ := runCmd("bench", "--meta-batch", "1,x"); code != 2 {
+		t.Errorf("bad --meta-batch list: exit %d, want 2", code)
+	}
+}
+
+func writeTemp(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f.json")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -1021,3 +1021,30 @@ func BenchmarkProtoNetStepOnDevice(b *testing.B) {
 		})
 	}
 }
+
+// TestTimeDevice times queued work with events and passes f's error on.
+func TestTimeDevice(t *testing.T) {
+	b := gpu(t)
+	d := b.Dev()
+	x, err := d.Alloc(1 << 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Free(x)
+	ms, err := b.TimeDevice(func() error {
+		for range 10 {
+			if err := d.Scale(x, 1.5); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || !(ms >= 0) {
+		t.Errorf("TimeDevice = %g ms, %v", ms, err)
+	}
+	want := errors.New("stop")
+	if _, err := b.TimeDevice(func() error { return want }); !errors.Is(err, want) {
+		t.Errorf("TimeDevice passed on %v, want %v", err, want)
+	}
+	var _ kernels.DeviceTimer = b
+}

@@ -473,6 +473,49 @@ func (d Dev) ReduceSum(out, x Buffer, scale float32) error {
 	})
 }
 
+// TimeDevice implements kernels.DeviceTimer with two events on the default
+// stream around the work f queues.
+func (b *Backend) TimeDevice(f func() error) (float64, error) {
+	var start, end cu.Event
+	err := b.do(func() error {
+		var err error
+		if start, err = cu.MakeEvent(cu.DefaultEvent); err != nil {
+			return classify("cuEventCreate", err)
+		}
+		if end, err = cu.MakeEvent(cu.DefaultEvent); err != nil {
+			return classify("cuEventCreate", err)
+		}
+		return classify("cuEventRecord", start.Record(cu.Stream{}))
+	})
+	defer b.do(func() error {
+		for _, e := range []*cu.Event{&start, &end} {
+			if *e != (cu.Event{}) {
+				_ = cu.DestroyEvent(e)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := f(); err != nil {
+		return 0, err
+	}
+	var ms float64
+	err = b.do(func() error {
+		if err := end.Record(cu.Stream{}); err != nil {
+			return classify("cuEventRecord", err)
+		}
+		if err := end.Synchronize(); err != nil {
+			return classify("cuEventSynchronize", err)
+		}
+		var err error
+		ms, err = start.Elapsed(end)
+		return classify("cuEventElapsedTime", err)
+	})
+	return ms, err
+}
+
 // The launches behind the host-slice and Dev methods; the caller holds the
 // backend and has checked the shapes.
 

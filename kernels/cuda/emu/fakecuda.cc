@@ -25,6 +25,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
@@ -389,6 +390,40 @@ API CUresult cuMemsetD32(CUdeviceptr dst, unsigned int v, size_t n) {
     if (CUresult r = check_range("cuMemsetD32", dst, n * 4)) return r;
     unsigned int* p = (unsigned int*)(uintptr_t)dst;
     for (size_t i = 0; i < n; i++) p[i] = v;
+    return CUDA_SUCCESS;
+}
+
+// Events: the emulation runs every launch to completion before it returns,
+// so an event's time is the moment it is recorded.
+struct FakeEvent {
+    std::chrono::steady_clock::time_point at;
+    bool recorded;
+};
+
+API CUresult cuEventCreate(CUevent* e, unsigned int) {
+    if (CUresult r = ready()) return r;
+    *e = (CUevent) new FakeEvent{{}, false};
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuEventRecord(CUevent e, CUstream) {
+    FakeEvent* f = (FakeEvent*)e;
+    f->at = std::chrono::steady_clock::now();
+    f->recorded = true;
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuEventSynchronize(CUevent) { return ready(); }
+
+API CUresult cuEventElapsedTime(float* ms, CUevent start, CUevent end) {
+    FakeEvent *a = (FakeEvent*)start, *b = (FakeEvent*)end;
+    if (!a->recorded || !b->recorded) return CUDA_ERROR_INVALID_HANDLE;
+    *ms = std::chrono::duration<float, std::milli>(b->at - a->at).count();
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuEventDestroy_v2(CUevent e) {
+    delete (FakeEvent*)e;
     return CUDA_SUCCESS;
 }
 
