@@ -456,6 +456,7 @@ func TestAdversarialBatch(t *testing.T) {
 	clean := make([][]float32, len(b))
 	for i, ep := range b {
 		clean[i] = append([]float32(nil), ep.QueryX...)
+		ep.Source = make([]float32, toyDim) // as if drawn from a pool
 	}
 	const eps, mix = float32(0.05), 0.4
 	if err := AdversarialBatch(ig, b, eps, s, mix, rand.New(rand.NewPCG(1, 1))); err != nil {
@@ -476,6 +477,9 @@ func TestAdversarialBatch(t *testing.T) {
 		}
 		if changed == 0 || changed > want {
 			t.Errorf("episode %d: %d rows changed, want %d", i, changed, want)
+		}
+		if ep.Source != nil {
+			t.Errorf("episode %d: perturbed in place but still claims its pool's rows", i)
 		}
 	}
 	if _, err := l.MetaStep(b); err != nil {

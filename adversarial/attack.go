@@ -103,6 +103,7 @@ func AdversarialBatch(ig train.InputGradienter, b datasets.Batch, eps float32, s
 		for _, r := range rows {
 			FGSM(ep.QueryX[r*d:(r+1)*d], g[r*d:(r+1)*d], eps, s)
 		}
+		ep.Source = nil // the query rows are no longer the pool's
 	}
 	return nil
 }

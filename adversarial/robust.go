@@ -116,6 +116,7 @@ func score(ctx context.Context, l train.Learner, eps []*datasets.Episode, pertur
 		}
 		work := *ep
 		work.QueryX = append([]float32(nil), ep.QueryX...)
+		work.Source = nil
 		if err := perturb(i, &work); err != nil {
 			return nil, fmt.Errorf("episode %d: %w", i, err)
 		}

@@ -22,6 +22,16 @@ type Episode struct {
 	// sampler's SamplerConfig.Categories, or -1 when that list does not name
 	// it (or is empty). Auxiliary category heads learn from it.
 	WayCategory []int32
+
+	// Source and Rows say where the features came from, for learners that
+	// keep a pool's matrix on a device and move only row numbers: Rows
+	// [Ways*Shots + Ways*Queries] are the rows of Source (a pool's X,
+	// row-major of width Dim) copied into SupportX and then QueryX. Source
+	// is nil when the features are not, or no longer, those rows (synthetic
+	// episodes, or ones perturbed in place); whoever changes the features
+	// must clear it.
+	Source []float32
+	Rows   []int32
 }
 
 // NewEpisode allocates the buffers of an episode of the given shape.
@@ -35,6 +45,7 @@ func NewEpisode(ways, shots, queries, dim int) *Episode {
 		Classes:     make([]int, ways),
 		NormalWay:   -1,
 		WayCategory: make([]int32, ways),
+		Rows:        make([]int32, ways*(shots+queries)),
 	}
 	for w := range ep.WayCategory {
 		ep.WayCategory[w] = -1

@@ -264,6 +264,8 @@ func (s *Sampler) checkEpisode(ep *Episode) error {
 		return fmt.Errorf("sampler: episode Classes has %d entries; its shape needs %d", len(ep.Classes), c.Ways)
 	case len(ep.WayCategory) != c.Ways:
 		return fmt.Errorf("sampler: episode WayCategory has %d entries; its shape needs %d", len(ep.WayCategory), c.Ways)
+	case len(ep.Rows) != ns+nq:
+		return fmt.Errorf("sampler: episode Rows has %d entries; its shape needs %d", len(ep.Rows), ns+nq)
 	}
 	return nil
 }
@@ -339,8 +341,9 @@ func (s *Sampler) touch() {
 }
 
 // copyRows copies the picked rows into ep, way-major: of each way's picks the
-// first Shots are support and the rest query.
+// first Shots are support and the rest query; it records them in Rows.
 func (s *Sampler) copyRows(ep *Episode) {
+	ep.Source = s.pool.X
 	shots, queries, dim := s.cfg.Shots, s.cfg.Queries, ep.Dim
 	need := shots + queries
 	x := s.pool.X
@@ -352,10 +355,12 @@ func (s *Sampler) copyRows(ep *Episode) {
 				i := w*shots + k
 				copy(ep.SupportX[i*dim:(i+1)*dim], src)
 				ep.SupportY[i] = int32(w)
+				ep.Rows[i] = r
 			} else {
 				i := w*queries + k - shots
 				copy(ep.QueryX[i*dim:(i+1)*dim], src)
 				ep.QueryY[i] = int32(w)
+				ep.Rows[ep.Ways*shots+i] = r
 			}
 		}
 	}

@@ -654,3 +654,31 @@ func TestSamplerWayCategory(t *testing.T) {
 		t.Errorf("short WayCategory: error %v, want one naming WayCategory", err)
 	}
 }
+
+func TestSamplerRecordsRows(t *testing.T) {
+	p := testPool(t, 5, names(6), sizes(6, 12))
+	s := mustSampler(t, p, SamplerConfig{Ways: 3, Shots: 2, Queries: 3, MetaBatch: 1, Seed: 9})
+	ep := s.NewEpisode()
+	for range 20 {
+		if err := s.Next(ep); err != nil {
+			t.Fatal(err)
+		}
+		if len(ep.Source) != len(p.X) || &ep.Source[0] != &p.X[0] {
+			t.Fatal("Source is not the pool's matrix")
+		}
+		ns := ep.Ways * ep.Shots
+		for i, r := range ep.Rows {
+			x, row := ep.SupportX, i
+			if i >= ns {
+				x, row = ep.QueryX, i-ns
+			}
+			if !slices.Equal(x[row*p.Dim:(row+1)*p.Dim], p.X[int(r)*p.Dim:(int(r)+1)*p.Dim]) {
+				t.Fatalf("row %d of the episode is not matrix row %d", i, r)
+			}
+		}
+	}
+	ep.Rows = ep.Rows[:3]
+	if err := s.Next(ep); err == nil || !strings.Contains(err.Error(), "Rows") {
+		t.Errorf("short Rows: %v", err)
+	}
+}

@@ -357,6 +357,13 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	labels := make([]int32, ep.Ways*ep.Queries)
 	scores := make([]float32, ep.Ways*ep.Queries*ep.Ways)
 
+	if pu, ok := learner.(train.PoolUser); ok {
+		// A device learner keeps the training file's matrix on the device
+		// and receives the meta-train episodes as row numbers.
+		if err := pu.UsePool(split.Train.X); err != nil {
+			return nil, err
+		}
+	}
 	adv, err := newAdversary(p, split, learner, seed)
 	if err != nil {
 		return nil, err

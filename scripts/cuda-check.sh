@@ -150,9 +150,17 @@ emulate() {
     sweep=$(LD_LIBRARY_PATH=$lib "$tmp/metaids" bench --backend cuda "${extra[@]}" --meta-batch 1,3 --steps 2 --warmup 0 \
       --repeats 1 --format json 2>"$tmp/sweep.err") || { cat "$tmp/sweep.err" >&2; die "$mode sweep on cuda (emulated)"; }
     [[ $(grep -c '"device_resident": true' <<<"$sweep") == $(grep -c '"meta_batch"' <<<"$sweep") ]] &&
-      grep -q '"device_ms_per_step": [0-9]' <<<"$sweep" || { echo "$sweep" >&2; die "$mode sweep on cuda (emulated) was not device-resident and timed"; }
+      grep -q '"device_ms_per_step": [0-9]' <<<"$sweep" && grep -q '"device_pool": true' <<<"$sweep" ||
+      { echo "$sweep" >&2; die "$mode sweep on cuda (emulated) was not device-resident, fed from a device pool and timed"; }
   done
   say "meta-batch sweeps (training, evaluation) device-resident and timed on the emulation"
+
+  # A real run trains device-resident from the training file's matrix on the device.
+  LD_LIBRARY_PATH=$lib "$tmp/metaids" run experiments/nsl-kdd/protonet-5way5shot.yaml --device cuda --seeds 1 --out "$tmp/run" \
+    --set episodes.train_steps=4 --set episodes.val_every=2 --set episodes.val_episodes=2 --set episodes.test_episodes=2 \
+    >"$tmp/run.log" 2>&1 || { tail -n 20 "$tmp/run.log" >&2; die "metaids run --device cuda (emulated)"; }
+  grep -q '"backend": "cuda"' "$tmp"/run/*/seed-1/summary.json || die "metaids run --device cuda (emulated) did not record the cuda backend"
+  say "metaids run --device cuda on the emulation"
 
   expect_refusal "$lib" 'no usable CUDA device: cuInit: CUDA_ERROR_NO_DEVICE' METAIDS_FAKECUDA_INIT=100
   expect_refusal "$lib" 'no usable CUDA device: the driver reports no CUDA device' METAIDS_FAKECUDA_DEVICES=0

@@ -57,6 +57,9 @@ type BenchResult struct {
 	// (the device learners); DeviceBytes is the device memory they held.
 	DeviceResident bool  `json:"device_resident"`
 	DeviceBytes    int64 `json:"device_bytes,omitempty"`
+	// DevicePool is set when the episodes reached the device as row
+	// numbers of a pool matrix kept there.
+	DevicePool bool `json:"device_pool,omitempty"`
 	// DeviceMSPerStep is the device time per meta-step (median over
 	// repeats) on a backend with a device timer: stream time from the first
 	// to the last queued operation of a repeat, idle gaps included.
@@ -104,6 +107,14 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 			}
 			batches[i] = append(batches[i], ep)
 		}
+	}
+	if pu, ok := l.(PoolUser); ok {
+		// As in a run, the episodes are rows of a pool matrix that a
+		// device learner keeps on its device.
+		if err := pu.UsePool(poolOf(batches)); err != nil {
+			return r, err
+		}
+		r.DevicePool = true
 	}
 	step := 0
 	r.AllStepsSec = make([]float64, 0, o.Repeats)
@@ -205,6 +216,28 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		return r, fmt.Errorf("bench: loss became NaN")
 	}
 	return r, nil
+}
+
+// poolOf stacks the rows of every episode into one matrix and makes each
+// episode's Source and Rows point into it, as a sampler's do.
+func poolOf(batches []datasets.Batch) []float32 {
+	var x []float32
+	n := int32(0)
+	for _, b := range batches {
+		for _, ep := range b {
+			x = append(append(x, ep.SupportX...), ep.QueryX...)
+			for i := range ep.Rows {
+				ep.Rows[i] = n
+				n++
+			}
+		}
+	}
+	for _, b := range batches {
+		for _, ep := range b {
+			ep.Source = x
+		}
+	}
+	return x
 }
 
 func median(x []float64) float64 {

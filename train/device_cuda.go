@@ -83,6 +83,14 @@ type devLearner struct {
 	hx        []float32
 	hys, hyq  []int32
 
+	// A pool matrix kept on the device (UsePool), and the row numbers of a
+	// staged batch drawn from it.
+	pool     cuda.Buffer
+	poolHost []float32
+	rows     cuda.Buffer
+	hrows    []int32
+	fromPool int // batches staged by gathering, for tests and benchmarks
+
 	loss  cuda.Buffer // [1]
 	hloss []float32
 
@@ -120,6 +128,7 @@ func (d *devLearner) build() error {
 	d.ys, d.yq = d.alloc(B*ns), d.alloc(B*nq)
 	d.hx = make([]float32, B*(ns+nq)*s.Dim)
 	d.hys, d.hyq = make([]int32, B*ns), make([]int32, B*nq)
+	d.rows, d.hrows = d.alloc(B*(ns+nq)), make([]int32, B*(ns+nq))
 	d.loss, d.hloss = d.alloc(1), make([]float32, 1)
 	if d.cfg.Algo == "protonet" {
 		d.proto = newDevProto(d)
@@ -137,6 +146,10 @@ func (d *devLearner) build() error {
 // The host twin stays usable with the parameters of the last sync.
 func (d *devLearner) Close() error {
 	err := d.sync()
+	if !d.pool.IsNil() {
+		d.bufs = append(d.bufs, d.pool)
+		d.pool, d.poolHost = cuda.Buffer{}, nil
+	}
 	for _, b := range d.bufs {
 		if e := d.dev.Free(b); err == nil {
 			err = e
@@ -188,25 +201,80 @@ func (d *devLearner) sync() error {
 	return nil
 }
 
-// stage uploads a checked batch.
+// UsePool implements PoolUser: it uploads x, a pool matrix of rows of the
+// learner's input width, replacing any earlier one.
+func (d *devLearner) UsePool(x []float32) error {
+	if len(x) == 0 || len(x)%d.shape.Dim != 0 {
+		return fmt.Errorf("UsePool: %d values are not rows of width %d", len(x), d.shape.Dim)
+	}
+	if len(d.bufs) == 0 {
+		return fmt.Errorf("%s: UsePool after Close", d.cfg.Algo)
+	}
+	if !d.pool.IsNil() {
+		_ = d.dev.Free(d.pool)
+		d.bytes -= 4 * int64(d.pool.Len())
+		d.pool, d.poolHost = cuda.Buffer{}, nil
+	}
+	buf, err := d.dev.Alloc(len(x))
+	if err != nil {
+		return err
+	}
+	if err := d.dev.Upload(buf, x); err != nil {
+		_ = d.dev.Free(buf)
+		return err
+	}
+	d.pool, d.poolHost = buf, x
+	d.bytes += 4 * int64(len(x))
+	return nil
+}
+
+// drawnFromPool reports whether every episode's features are rows of the
+// device's pool matrix.
+func (d *devLearner) drawnFromPool(b datasets.Batch) bool {
+	if d.poolHost == nil {
+		return false
+	}
+	for _, ep := range b {
+		if len(ep.Source) != len(d.poolHost) || &ep.Source[0] != &d.poolHost[0] || len(ep.Rows) != len(ep.SupportY)+len(ep.QueryY) {
+			return false
+		}
+	}
+	return true
+}
+
+// stage puts a checked batch on the device: by row numbers gathered from
+// the pool matrix when it was drawn from it, else by copying its features.
 func (d *devLearner) stage(b datasets.Batch) error {
 	s := d.shape
 	ns, nq, B := s.Ways*s.Shots, s.Ways*s.Queries, len(b)
-	q0 := B * ns * s.Dim
 	for i, ep := range b {
-		copy(d.hx[i*ns*s.Dim:], ep.SupportX)
-		copy(d.hx[q0+i*nq*s.Dim:], ep.QueryX)
 		copy(d.hys[i*ns:], ep.SupportY)
 		copy(d.hyq[i*nq:], ep.QueryY)
-	}
-	n := B * (ns + nq) * s.Dim
-	if err := d.dev.Upload(d.x.Slice(0, n), d.hx[:n]); err != nil {
-		return err
 	}
 	if err := d.dev.UploadInt32(d.ys.Slice(0, B*ns), d.hys[:B*ns]); err != nil {
 		return err
 	}
-	return d.dev.UploadInt32(d.yq.Slice(0, B*nq), d.hyq[:B*nq])
+	if err := d.dev.UploadInt32(d.yq.Slice(0, B*nq), d.hyq[:B*nq]); err != nil {
+		return err
+	}
+	n := B * (ns + nq)
+	if d.drawnFromPool(b) {
+		for i, ep := range b {
+			copy(d.hrows[i*ns:], ep.Rows[:ns])
+			copy(d.hrows[B*ns+i*nq:], ep.Rows[ns:])
+		}
+		if err := d.dev.UploadInt32(d.rows.Slice(0, n), d.hrows[:n]); err != nil {
+			return err
+		}
+		d.fromPool++
+		return d.dev.GatherRows(d.x.Slice(0, n*s.Dim), d.pool, d.rows.Slice(0, n), n, s.Dim)
+	}
+	q0 := B * ns * s.Dim
+	for i, ep := range b {
+		copy(d.hx[i*ns*s.Dim:], ep.SupportX)
+		copy(d.hx[q0+i*nq*s.Dim:], ep.QueryX)
+	}
+	return d.dev.Upload(d.x.Slice(0, n*s.Dim), d.hx[:n*s.Dim])
 }
 
 // MetaStep runs the step on the device: gradient, optimiser update, and

@@ -230,6 +230,91 @@ func TestDevicePredictBatchMatchesHost(t *testing.T) {
 	}
 }
 
+// devPool is a pool of 6 classes of 20 Gaussian rows each.
+func devPool(t *testing.T, dim int) *datasets.Pool {
+	t.Helper()
+	syn, err := NewSynthetic(6, dim, dim, 1, 1, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &datasets.Pool{Dim: dim}
+	ep := datasets.NewEpisode(6, 20, 0, dim)
+	if err := syn.Fill(ep, 0, 6); err != nil {
+		t.Fatal(err)
+	}
+	p.X = ep.SupportX
+	for c := 0; c < 6; c++ {
+		cl := datasets.Class{Name: fmt.Sprintf("c%d", c), Category: "test"}
+		for r := 0; r < 20; r++ {
+			cl.Rows = append(cl.Rows, int32(c*20+r))
+		}
+		p.Classes = append(p.Classes, cl)
+	}
+	return p
+}
+
+// TestDevicePoolGather trains two device learners on the same episodes,
+// one fed row numbers gathered from its pool matrix on the device, the
+// other the features: they must agree bit for bit.
+func TestDevicePoolGather(t *testing.T) {
+	be := gpuBackend(t)
+	pool := devPool(t, devShape.Dim)
+	for _, algo := range []string{"protonet", "maml"} {
+		cfg := devConfig(algo, "tanh")
+		a, err := New(cfg, devShape, be)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := New(cfg, devShape, be)
+		if err != nil {
+			t.Fatal(err)
+		}
+		da, db := a.(*devLearner), b.(*devLearner)
+		defer da.Close()
+		defer db.Close()
+		if err := a.(PoolUser).UsePool(pool.X); err != nil {
+			t.Fatal(err)
+		}
+		s, err := datasets.NewSampler(pool, datasets.SamplerConfig{Ways: devShape.Ways, Shots: devShape.Shots, Queries: devShape.Queries, MetaBatch: devShape.MetaBatch, Seed: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch := s.NewBatch()
+		for step := 0; step < 3; step++ {
+			if err := s.NextBatch(batch); err != nil {
+				t.Fatal(err)
+			}
+			la, err := a.MetaStep(batch[:2+step%2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			lb, err := b.MetaStep(batch[:2+step%2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if la != lb {
+				t.Fatalf("%s step %d: loss %g gathered on the device, %g uploaded", algo, step, la, lb)
+			}
+		}
+		if da.fromPool != 3 || db.fromPool != 0 {
+			t.Errorf("%s: %d and %d batches gathered, want 3 and 0", algo, da.fromPool, db.fromPool)
+		}
+		// An episode whose features changed in place is uploaded.
+		batch[0].Source = nil
+		if _, err := a.MetaStep(batch); err != nil {
+			t.Fatal(err)
+		}
+		if da.fromPool != 3 {
+			t.Errorf("%s: a batch with a changed episode was gathered", algo)
+		}
+	}
+	l, _ := New(devConfig("protonet", "relu"), devShape, be)
+	defer l.(*devLearner).Close()
+	if err := l.(PoolUser).UsePool(make([]float32, devShape.Dim+1)); err == nil {
+		t.Error("UsePool with a ragged matrix")
+	}
+}
+
 func TestDeviceFallsBackToHost(t *testing.T) {
 	be := gpuBackend(t)
 	for _, edit := range []func(*Config){

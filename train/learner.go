@@ -44,6 +44,14 @@ type BatchPredictor interface {
 	PredictBatch(b datasets.Batch, labels []int32) error
 }
 
+// PoolUser is a learner that can keep a pool's matrix on its device (the
+// device-resident learners): episodes drawn from it (Episode.Source is x)
+// then reach the device as row numbers, and their features are gathered
+// there.
+type PoolUser interface {
+	UsePool(x []float32) error
+}
+
 // Factory builds a learner; cfg and shape are already validated and be is
 // never nil.
 type Factory func(cfg Config, shape Shape, be kernels.Backend) (Learner, error)

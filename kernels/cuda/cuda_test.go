@@ -1048,3 +1048,27 @@ func TestTimeDevice(t *testing.T) {
 	}
 	var _ kernels.DeviceTimer = b
 }
+
+// TestGatherRows copies rows, repeats included, at sizes that are not
+// multiples of the block size, and empty.
+func TestGatherRows(t *testing.T) {
+	d := newDev(t)
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, c := range []struct{ srcRows, n, dim int }{{37, 50, 13}, {1, 1, 1}, {5, 0, 7}, {300, 1000, 122}} {
+		src := randn(r, c.srcRows*c.dim)
+		rows := make([]int32, c.n)
+		for i := range rows {
+			rows[i] = int32(r.IntN(c.srcRows))
+		}
+		dst := d.buf(make([]float32, c.n*c.dim))
+		d.ok(d.GatherRows(dst, d.buf(src), d.ints(rows), c.n, c.dim))
+		got := d.get(dst)
+		for i, row := range rows {
+			for j := 0; j < c.dim; j++ {
+				if got[i*c.dim+j] != src[int(row)*c.dim+j] {
+					t.Fatalf("%+v: dst[%d,%d] = %g, want src[%d,%d] = %g", c, i, j, got[i*c.dim+j], row, j, src[int(row)*c.dim+j])
+				}
+			}
+		}
+	}
+}
