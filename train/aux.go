@@ -281,17 +281,20 @@ func (a *auxHeads[T]) predict(ep *datasets.Episode, p []T, attack []float32, cat
 		C := a.cat.classes()
 		logits := a.cat.forward(p, emb, nq)
 		for r := range category {
-			row := logits[r*C : r*C+C]
-			best := 0
-			for j, v := range row {
-				if v > row[best] {
-					best = j
-				}
-			}
-			category[r] = int32(best)
+			category[r] = int32(argmax(logits[r*C : r*C+C]))
 		}
 	}
 	return nil
+}
+
+// auxStep adds the heads' loss gradient on every row of b, through the
+// encoder, into g and returns their weighted loss (0 without heads): for
+// learners whose own pass does not embed every row.
+func (l *base[T]) auxStep(b datasets.Batch, g []T) (float64, error) {
+	if l.aux == nil {
+		return 0, nil
+	}
+	return l.aux.step(b, l.params, g)
 }
 
 // PredictAux implements AuxPredictor for every learner with an encoder.

@@ -61,18 +61,7 @@ func TestAuxMetaGradientFiniteDifferences(t *testing.T) {
 			if c.dist != "" {
 				cfg.Distance = c.dist
 			}
-			e := mustNew(t, cfg, tiny).(engine)
-			b := withAuxLabels(tinyBatch(t, tiny, 2, 3))
-			p := make([]float64, e.numParams())
-			e.getParams(p)
-			g := make([]float64, len(p))
-			if _, err := e.metaGrad(b, g); err != nil {
-				t.Fatal(err)
-			}
-			fd := fdGrad(p, metaLoss(t, e, b))
-			if r := relErr(g, fd); r > 1e-5 || math.IsNaN(r) {
-				t.Fatalf("relative error %.3g between analytic and finite-difference gradient", r)
-			}
+			g := checkMetaGradFD(t, mustNew(t, cfg, tiny).(engine), withAuxLabels(tinyBatch(t, tiny, 2, 3)))
 			// The heads' own parameters get gradient too.
 			plain := ModelCost(tinyConfig(c.algo, c.act, c.inner), tiny).Params
 			if c.hidden != nil {

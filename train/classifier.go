@@ -374,12 +374,7 @@ func (n *clfNet[T]) predict(x []float32, rows int, labels []int32, probs []float
 	logits := n.ps.out()
 	for r := 0; r < rows; r++ {
 		l := logits[r*C : r*C+C]
-		best := 0
-		for j, v := range l {
-			if v > l[best] {
-				best = j
-			}
-		}
+		best := argmax(l)
 		labels[r] = int32(best)
 		if probs == nil {
 			continue

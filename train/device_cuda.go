@@ -392,16 +392,23 @@ func (d *devLearner) QueryInputGrad(ep *datasets.Episode, gx []float32) (float64
 type devPass struct{ z, a, dz []cuda.Buffer }
 
 func (d *devLearner) newPass(rows int) *devPass {
-	p := &devPass{}
+	z, a, dz := d.layerBufs(rows)
+	return &devPass{z: z, a: a, dz: dz}
+}
+
+// layerBufs allocates per layer a buffer for pre-activations, one for
+// outputs (the same buffer for the linear head) and one for gradients,
+// rows by the layer's width each.
+func (d *devLearner) layerBufs(rows int) (pre, post, grad []cuda.Buffer) {
 	for _, l := range d.m.layers {
 		z := d.alloc(rows * l.out)
 		a := z
 		if l.act {
 			a = d.alloc(rows * l.out)
 		}
-		p.z, p.a, p.dz = append(p.z, z), append(p.a, a), append(p.dz, d.alloc(rows*l.out))
+		pre, post, grad = append(pre, z), append(post, a), append(grad, d.alloc(rows*l.out))
 	}
-	return p
+	return pre, post, grad
 }
 
 // devRop holds the directional derivatives of a pass (Hessian-vector
@@ -409,16 +416,8 @@ func (d *devLearner) newPass(rows int) *devPass {
 type devRop struct{ rz, ra, rdz []cuda.Buffer }
 
 func (d *devLearner) newRop(rows int) *devRop {
-	r := &devRop{}
-	for _, l := range d.m.layers {
-		rz := d.alloc(rows * l.out)
-		ra := rz
-		if l.act {
-			ra = d.alloc(rows * l.out)
-		}
-		r.rz, r.ra, r.rdz = append(r.rz, rz), append(r.ra, ra), append(r.rdz, d.alloc(rows*l.out))
-	}
-	return r
+	rz, ra, rdz := d.layerBufs(rows)
+	return &devRop{rz: rz, ra: ra, rdz: rdz}
 }
 
 func (d *devLearner) act() cuda.Activation { return cuda.Activation(d.m.act) }

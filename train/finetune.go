@@ -85,14 +85,8 @@ func (l *finetune[T]) metaGrads(b datasets.Batch, g []T) (float64, error) {
 	C := l.cfg.PretrainClasses
 	loss := softmaxCE(l.ps.out(), l.y[:n], n, C, l.prob, l.dlog)
 	backward(l.m, l.params, x, l.ps, l.sc, l.dlog[:n*C], g)
-	if l.aux != nil {
-		al, err := l.aux.step(b, l.params, g)
-		if err != nil {
-			return 0, err
-		}
-		loss += al
-	}
-	return loss, nil
+	al, err := l.auxStep(b, g)
+	return loss + al, err
 }
 
 func (l *finetune[T]) Predict(ep *datasets.Episode, labels []int32, scores []float32) error {

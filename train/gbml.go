@@ -131,15 +131,8 @@ func (l *gbml[T]) metaGrads(b datasets.Batch, g []T) (float64, error) {
 	for _, ep := range b {
 		loss += l.task(ep, g, inv)
 	}
-	loss /= float64(len(b))
-	if l.aux != nil {
-		al, err := l.aux.step(b, l.params, g)
-		if err != nil {
-			return 0, err
-		}
-		loss += al
-	}
-	return loss, nil
+	al, err := l.auxStep(b, g)
+	return loss/float64(len(b)) + al, err
 }
 
 // trainSet returns the inner-loop data of ep: the support set, or for

@@ -88,6 +88,23 @@ func metaLoss(t testing.TB, e engine, b datasets.Batch) func([]float64) float64 
 	}
 }
 
+// checkMetaGradFD compares e's meta-gradient of b with central finite
+// differences of its loss, and returns the gradient.
+func checkMetaGradFD(t *testing.T, e engine, b datasets.Batch) []float64 {
+	t.Helper()
+	p := make([]float64, e.numParams())
+	e.getParams(p)
+	g := make([]float64, len(p))
+	if _, err := e.metaGrad(b, g); err != nil {
+		t.Fatal(err)
+	}
+	fd := fdGrad(p, metaLoss(t, e, b))
+	if r := relErr(g, fd); r > 1e-5 || math.IsNaN(r) {
+		t.Fatalf("relative error %.3g between analytic and finite-difference meta-gradient\nanalytic %v\nfd       %v", r, g[:8], fd[:8])
+	}
+	return g
+}
+
 func TestMetaGradientFiniteDifferences(t *testing.T) {
 	cases := []struct {
 		algo, act, dist string
@@ -122,18 +139,7 @@ func TestMetaGradientFiniteDifferences(t *testing.T) {
 			if c.dist != "" {
 				cfg.Distance = c.dist
 			}
-			e := mustNew(t, cfg, tiny).(engine)
-			b := tinyBatch(t, tiny, 2, 3)
-			p := make([]float64, e.numParams())
-			e.getParams(p)
-			g := make([]float64, len(p))
-			if _, err := e.metaGrad(b, g); err != nil {
-				t.Fatal(err)
-			}
-			fd := fdGrad(p, metaLoss(t, e, b))
-			if r := relErr(g, fd); r > 1e-5 || math.IsNaN(r) {
-				t.Fatalf("relative error %.3g between analytic and finite-difference meta-gradient\nanalytic %v\nfd       %v", r, g[:8], fd[:8])
-			}
+			checkMetaGradFD(t, mustNew(t, cfg, tiny).(engine), tinyBatch(t, tiny, 2, 3))
 		})
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/metaids/metaids/datasets"
 )
 
 func mustGraph(t testing.TB, c Config, s Shape) Learner {
@@ -359,30 +357,10 @@ func benchGraph(b *testing.B, algo string, inner int) {
 				c := DefaultConfig(algo)
 				c.InnerSteps = inner
 				s := benchShape(mb)
-				build := New
 				if eng == "graph" {
-					build = NewGraph
+					c.Engine = "gorgonia"
 				}
-				l, err := build(c, s, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				syn, _ := NewSynthetic(20, s.Dim, 8, 1, 1, 1)
-				var batch datasets.Batch
-				for range mb {
-					ep := datasets.NewEpisode(s.Ways, s.Shots, s.Queries, s.Dim)
-					syn.Fill(ep, 0, 20)
-					batch = append(batch, ep)
-				}
-				l.MetaStep(batch)
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
-					if _, err := l.MetaStep(batch); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "steps/s")
+				benchSteps(b, c, s)
 			})
 		}
 	}

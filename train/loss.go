@@ -58,12 +58,7 @@ func softmaxCERop[T Float](prob, rlogits, rd []T, rows, C int) {
 func logSoftmax[T Float](logits []T, rows, C int, scores []float32, labels []int32) {
 	for r := 0; r < rows; r++ {
 		l := logits[r*C : r*C+C]
-		best := 0
-		for j, v := range l {
-			if v > l[best] {
-				best = j
-			}
-		}
+		best := argmax(l)
 		mx := float64(l[best])
 		var sum float64
 		for _, v := range l {
@@ -75,6 +70,17 @@ func logSoftmax[T Float](logits []T, rows, C int, scores []float32, labels []int
 		}
 		labels[r] = int32(best)
 	}
+}
+
+// argmax is the index of the first largest value of x.
+func argmax[T Float](x []T) int {
+	best := 0
+	for j, v := range x {
+		if v > x[best] {
+			best = j
+		}
+	}
+	return best
 }
 
 // protoState holds the prototype computation of one episode.
