@@ -75,8 +75,11 @@ type Backend struct {
 }
 
 const (
-	numStage = 5
+	numStage = 6 // stage slots 0-4: the host-slice methods' operands; 5: splitSlot
 	maxArgs  = 20
+
+	// splitSlot holds the partial results of split reductions.
+	splitSlot = 5
 )
 
 var _ kernels.Backend = (*Backend)(nil)

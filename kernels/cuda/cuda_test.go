@@ -378,6 +378,9 @@ func TestGemm(t *testing.T) {
 		{1, 1, 1, 1, 0, false, 0}, {33, 65, 17, 1, 0, false, 0}, {75, 64, 122, 1, 0, false, 1},
 		{25, 64, 122, 3, 0, true, 0}, {31, 5, 64, 4, 3, false, 0.5}, {64, 122, 300, 2, 1, false, 1},
 		{5, 3, 0, 2, 0, false, 0.5}, {0, 3, 4, 2, 0, false, 0}, {3, 0, 4, 2, 0, false, 0}, {3, 4, 5, 0, 0, false, 0},
+		// Long K over few output tiles: split into chunks (with a shorter
+		// last one), unless C is padded or beta is neither 0 nor 1.
+		{5, 7, 3000, 1, 0, false, 0}, {122, 64, 2049, 1, 0, false, 1}, {3, 3, 700, 1, 2, false, 0}, {4, 4, 800, 1, 0, false, 0.5},
 	}
 	for _, c := range cases {
 		for _, ta := range []bool{false, true} {
@@ -493,6 +496,36 @@ func TestBiasAddColSum(t *testing.T) {
 			dd := d.buf(dst)
 			d.ok(d.ColSum(dd, d.buf(x), batch, rows, cols, stride, acc))
 			compare(t, fmt.Sprint("ColSum ", rows, acc), d.get(dd), want, mag)
+		}
+	}
+}
+
+// TestColSumSplit sums many rows of few columns, which runs split (see
+// splitK), with and without a shorter last chunk.
+func TestColSumSplit(t *testing.T) {
+	d := newDev(t)
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, rows := range []int{600, 5001, 25600} {
+		for _, cols := range []int{3, 64} {
+			for _, acc := range []bool{false, true} {
+				x, dst := randn(r, rows*cols), randn(r, cols)
+				want, mag := append([]float32(nil), dst...), make([]float64, cols)
+				for c := 0; c < cols; c++ {
+					var s, m float64
+					for k := 0; k < rows; k++ {
+						v := float64(x[k*cols+c])
+						s, m = s+v, m+math.Abs(v)
+					}
+					if acc {
+						s += float64(dst[c])
+						m += math.Abs(float64(dst[c]))
+					}
+					want[c], mag[c] = float32(s), m
+				}
+				dd := d.buf(dst)
+				d.ok(d.ColSum(dd, d.buf(x), 1, rows, cols, 0, acc))
+				compare(t, fmt.Sprint("ColSum ", rows, "x", cols, acc), d.get(dd), want, mag)
+			}
 		}
 	}
 }

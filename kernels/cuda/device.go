@@ -585,6 +585,13 @@ func (b *Backend) adamStep(p, g, m, v Buffer, t int, hp kernels.AdamParams) erro
 }
 
 func (b *Backend) gemm(g Gemm) error {
+	if s := splitK(g); s > 1 {
+		return b.gemmSplitK(g, s)
+	}
+	return b.gemmLaunch(g)
+}
+
+func (b *Backend) gemmLaunch(g Gemm) error {
 	const tile = 32
 	grid := dim3{(g.N + tile - 1) / tile, min((g.M+tile-1)/tile, maxGridYZ), min(g.Batch, maxGridYZ)}
 	return b.launch(kSgemmBatched, grid, dim3{16, 16, 1},
@@ -594,12 +601,103 @@ func (b *Backend) gemm(g Gemm) error {
 		ptrArg(g.C), intArg(g.LDC), longArg(g.StrideC), intArg(g.Batch))
 }
 
+// Reductions along a long dimension with little else to spread over blocks
+// (a weight gradient sums over every row of a meta-batch: K in the
+// thousands, a few 32x32 output tiles) would leave most of the GPU idle and
+// each block looping over K. They run split instead: partial results of
+// chunks of the long dimension into a workspace, in parallel, then a column
+// sum of the partials, in a fixed order, so results stay deterministic.
+const (
+	splitBlocks = 256 // blocks a split reduction aims for
+	splitChunk  = 256 // shortest chunk worth a block
+)
+
+// splitK returns how many chunks of K to compute g's product in (1: no
+// split). Only single products with beta 0 or 1 and a contiguous C split.
+func splitK(g Gemm) int {
+	tiles := ((g.M + 31) / 32) * ((g.N + 31) / 32)
+	if g.Batch != 1 || g.LDC != g.N || (g.Beta != 0 && g.Beta != 1) || tiles >= splitBlocks/4 || g.K < 2*splitChunk {
+		return 1
+	}
+	return min(g.K/splitChunk, (splitBlocks+tiles-1)/tiles)
+}
+
+// gemmSplitK computes g as s partial products over chunks of K, then sums
+// them into C.
+func (b *Backend) gemmSplitK(g Gemm, s int) error {
+	kc := (g.K + s - 1) / s
+	full, rem := g.K/kc, g.K%kc
+	parts := full
+	if rem > 0 {
+		parts++
+	}
+	mn := g.M * g.N
+	ws, err := b.staged(splitSlot, parts*mn)
+	if err != nil {
+		return err
+	}
+	// Where chunk z of K starts, in elements, in A and B.
+	stepA, stepB := kc, kc*g.LDB
+	if g.TransA {
+		stepA = kc * g.LDA
+	}
+	if g.TransB {
+		stepB = kc
+	}
+	part := g
+	part.Beta, part.C, part.LDC, part.StrideC = 0, ws, g.N, mn
+	part.K, part.Batch, part.StrideA, part.StrideB = kc, full, stepA, stepB
+	if err := b.gemmLaunch(part); err != nil {
+		return err
+	}
+	if rem > 0 {
+		last := part
+		last.K, last.Batch = rem, 1
+		last.A = g.A.Slice(full*stepA, g.A.n)
+		last.B = g.B.Slice(full*stepB, g.B.n)
+		last.C = ws.Slice(full*mn, parts*mn)
+		if err := b.gemmLaunch(last); err != nil {
+			return err
+		}
+	}
+	return b.colSumLaunch(g.C, ws, 1, parts, mn, 0, g.Beta == 1)
+}
+
 func (b *Backend) biasAdd(z, bias Buffer, batch, rows, cols, biasStride int) error {
 	return b.launch(kBiasAdd, b.grid1(z.n), block1,
 		ptrArg(z), ptrArg(bias), intArg(batch), intArg(rows), intArg(cols), longArg(biasStride))
 }
 
 func (b *Backend) colSum(dst, x Buffer, batch, rows, cols, dstStride int, accumulate bool) error {
+	blocks := (cols + 31) / 32
+	if batch != 1 || blocks >= splitBlocks/4 || rows < 2*splitChunk {
+		return b.colSumLaunch(dst, x, batch, rows, cols, dstStride, accumulate)
+	}
+	// Few columns over many rows: sum chunks of rows in parallel, then the
+	// chunks' sums (see splitK).
+	s := min(rows/splitChunk, (splitBlocks+blocks-1)/blocks)
+	rc := (rows + s - 1) / s
+	full, rem := rows/rc, rows%rc
+	parts := full
+	if rem > 0 {
+		parts++
+	}
+	ws, err := b.staged(splitSlot, parts*cols)
+	if err != nil {
+		return err
+	}
+	if err := b.colSumLaunch(ws, x, full, rc, cols, cols, false); err != nil {
+		return err
+	}
+	if rem > 0 {
+		if err := b.colSumLaunch(ws.Slice(full*cols, parts*cols), x.Slice(full*rc*cols, x.n), 1, rem, cols, 0, false); err != nil {
+			return err
+		}
+	}
+	return b.colSumLaunch(dst, ws, 1, parts, cols, dstStride, accumulate)
+}
+
+func (b *Backend) colSumLaunch(dst, x Buffer, batch, rows, cols, dstStride int, accumulate bool) error {
 	grid := dim3{(cols + 31) / 32, min(batch, maxGridYZ), 1}
 	return b.launch(kColSum, grid, dim3{32, 8, 1},
 		ptrArg(dst), ptrArg(x), intArg(batch), intArg(rows), intArg(cols), longArg(dstStride), boolArg(accumulate))
