@@ -308,6 +308,9 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	if err != nil {
 		return nil, err
 	}
+	if c, ok := learner.(io.Closer); ok {
+		defer c.Close() // a device learner's GPU memory
+	}
 	var pre *PretrainStats
 	if p.Pretrain != nil {
 		if pre, err = r.pretrain(ctx, p, split, learner, be, seed); err != nil {

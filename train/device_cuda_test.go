@@ -341,11 +341,23 @@ func TestDeviceFallsBackToHost(t *testing.T) {
 	if dl.DeviceBytes() <= 0 {
 		t.Errorf("DeviceBytes %d", dl.DeviceBytes())
 	}
+	b := tinyBatch(t, devShape, 2, 1)
+	if _, err := l.MetaStep(b); err != nil {
+		t.Fatal(err)
+	}
 	if err := dl.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.MetaStep(tinyBatch(t, devShape, 1, 1)); err == nil {
+	if _, err := l.MetaStep(b); err == nil {
 		t.Error("MetaStep after Close")
+	}
+	// Close synced the step: the host twin predicts with it.
+	nq := devShape.Ways * devShape.Queries
+	if err := l.Predict(b[0], make([]int32, nq), make([]float32, nq*devShape.Ways)); err != nil {
+		t.Errorf("Predict after Close: %v", err)
+	}
+	if dl.base.steps != 1 || dl.stale {
+		t.Errorf("after Close: %d steps, stale %v", dl.base.steps, dl.stale)
 	}
 }
 
