@@ -250,18 +250,28 @@ func writeMultitaskPlot(dir, run string, s *MultitaskSummary) error {
 	return eval.PlotConfusion(filepath.Join(dir, "multitask_category"), run+": category head on meta-test (row-normalised)", s.Category.Classes, c, true)
 }
 
-// auxCategories is the category list of a run's category head and samplers:
-// the meta-train pool's categories. It checks that the heads can learn.
+// auxCategories is the category list of a run's category head and samplers.
 func auxCategories(p plan, split *datasets.Split) ([]string, error) {
-	aux := p.Learner.Aux
+	return MultitaskCategories(p.Learner.Aux, p.Episodes.NormalClass, split.Train)
+}
+
+// MultitaskCategories returns the category list of the auxiliary heads of
+// aux, the categories of the meta-train pool (nil without heads), and
+// checks that the heads can learn from it: the binary head needs the normal
+// class (normalClass, "normal" when empty), the category head two
+// categories.
+func MultitaskCategories(aux train.AuxConfig, normalClass string, trainPool *datasets.Pool) ([]string, error) {
 	if !aux.Enabled() {
 		return nil, nil
 	}
-	normal := cmp.Or(p.Episodes.NormalClass, datasets.DefaultNormalClass)
-	if aux.BinaryWeight > 0 && split.Train.ClassIndex(normal) < 0 {
+	if trainPool == nil {
+		return nil, fmt.Errorf("multitask: the meta-train pool is empty")
+	}
+	normal := cmp.Or(normalClass, datasets.DefaultNormalClass)
+	if aux.BinaryWeight > 0 && trainPool.ClassIndex(normal) < 0 {
 		return nil, fmt.Errorf("multitask.binary_weight: the meta-train pool has no %q class, so the attack-vs-normal head has nothing to learn from", normal)
 	}
-	cats := split.Train.Categories()
+	cats := trainPool.Categories()
 	if aux.CategoryWeight > 0 && len(cats) < 2 {
 		return nil, fmt.Errorf("multitask.category_weight: the meta-train classes span %d category (%s); the category head needs at least 2",
 			len(cats), strings.Join(cats, ", "))

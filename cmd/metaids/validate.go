@@ -273,5 +273,8 @@ func deepCheck(s *experiments.Spec, cache map[string]deepResult) (string, error)
 			return classes, fmt.Errorf("%s pool: %w", pl.name, err)
 		}
 	}
+	if _, err := experiments.MultitaskCategories(s.LearnerConfig(0).Aux, "", sp.Train); err != nil {
+		return classes, err
+	}
 	return classes, nil
 }

@@ -136,4 +136,25 @@ func TestValidateDeep(t *testing.T) {
 	if !strings.Contains(stderr, filepath.Join(dir, "five.yaml")+": run five: "+want) || rows[0]["status"] != "error: "+want {
 		t.Errorf("five-way run: %v\nstderr:\n%s", rows[0], stderr)
 	}
+
+	// A category head over meta-train classes of one category: every
+	// training attack mapped to dos, and no normal traffic.
+	var cats strings.Builder
+	for _, a := range []string{"back", "land", "neptune", "pod", "smurf", "teardrop", "ipsweep", "nmap", "portsweep", "satan",
+		"ftp_write", "guess_passwd", "imap", "multihop", "phf", "spy", "warezclient", "warezmaster",
+		"buffer_overflow", "loadmodule", "perl", "rootkit"} {
+		cats.WriteString(a + ",dos\n")
+	}
+	catFile := filepath.Join(t.TempDir(), "cats.csv")
+	if err := os.WriteFile(catFile, []byte(cats.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir = writeSpecs(t, map[string]string{
+		"onecat.yaml": "dataset: {name: nsl-kdd, categories: " + catFile + "}\nsplit: {normal: false}\nepisodes: {ways: 3}\nmultitask: {category_weight: 1}\n",
+	})
+	code, out, stderr = run(t, "validate", dir, "--deep", "--format", "json")
+	want = "multitask.category_weight: the meta-train classes span 1 category (dos); the category head needs at least 2"
+	if rows := validateRows(t, out); code != 1 || len(rows) != 1 || rows[0]["status"] != "error: "+want {
+		t.Errorf("exit %d, rows %v\nstderr:\n%s", code, rows, stderr)
+	}
 }
