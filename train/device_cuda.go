@@ -13,8 +13,10 @@ import (
 
 // Device-resident learners: with the cuda backend, ProtoNet (Euclidean),
 // MAML and FOMAML keep their parameters, optimiser state and every
-// activation on the GPU. A meta-step copies the episodes' features and
-// labels to the device and the loss back; nothing else crosses. The fused
+// activation on the GPU. A meta-step copies the episodes' labels and either
+// their features or, for episodes drawn from a pool whose matrix is on the
+// device (UsePool), their row numbers to the device, and the loss back;
+// nothing else crosses. The fused
 // CPU learner each is built around keeps a host copy of the parameters,
 // refreshed only when something reads it, and does what the device learners
 // do not: prediction, checkpoints, embeddings and input gradients.
