@@ -106,8 +106,8 @@ func (h *auxHead[T]) forward(p, emb []T, n int) []T {
 }
 
 // auxHeads are a learner's auxiliary heads and the encoder pass that feeds
-// them. Their parameters follow every other parameter of the learner, so a
-// learner with no heads has exactly the layout it had before they existed.
+// them. Their parameters follow every other parameter of the learner, so the
+// rest of the layout does not depend on them.
 type auxHeads[T Float] struct {
 	cfg    AuxConfig
 	enc    *mlp // the learner's encoder: a prefix of its parameter vector
