@@ -643,9 +643,10 @@ func (p *devProto) grads(B int) error {
 	scale := 1 / float32(B*nq)
 	return run(
 		p.logits(B),
-		d.dev.SoftmaxXent(p.qloss.Slice(0, B*nq), p.prob.Slice(0, B*nq*W), dlog, dist, d.yq.Slice(0, B*nq), B*nq, W, scale),
+		// A negative scale makes dlog the gradient with respect to the
+		// distances (logits = -dist) rather than the logits.
+		d.dev.SoftmaxXent(p.qloss.Slice(0, B*nq), p.prob.Slice(0, B*nq*W), dlog, dist, d.yq.Slice(0, B*nq), B*nq, W, -scale),
 		d.dev.ReduceSum(d.loss, p.qloss.Slice(0, B*nq), scale),
-		d.dev.Scale(dlog, -1), // the gradient with respect to the distances
 		d.dev.Zero(gemb),
 		d.dev.Zero(gprot),
 		d.dev.PairwiseSqDistGrad(gemb.Slice(B*ns*h, rows*h), gprot, dlog, embQ, proto, B, nq, W, h),
