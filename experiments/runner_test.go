@@ -31,6 +31,22 @@ func testPlan(t *testing.T, algo string) plan {
 	}
 }
 
+// runSpec parses a one-run spec and runs it into a fresh folder, failing
+// the test on any error; it returns the run summary and the folder.
+func runSpec(t *testing.T, text, file string) (*RunSummary, string) {
+	t.Helper()
+	specs, err := Parse([]byte(text), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	s, err := NewRunner(RunOptions{OutDir: out, Log: &bytes.Buffer{}}).Run(context.Background(), specs[0])
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return s, out
+}
+
 func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
 	out := t.TempDir()
 	var log bytes.Buffer
@@ -141,22 +157,14 @@ func must[T any](v T, err error) T {
 }
 
 func TestSupervisedTrack(t *testing.T) {
-	specs, err := Parse([]byte(`
+	s, out := runSpec(t, `
 name: sup
 dataset: {name: nsl-kdd}
 split: {protocol: supervised}
 supervised: {labels: category, test_files: [KDDTest-21, KDDTest+], epochs: 1, batch_size: 512}
 model: {hidden: [8]}
 seeds: [1, 2]
-`), "sup.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	s, err := NewRunner(RunOptions{OutDir: out, Log: &bytes.Buffer{}}).Run(context.Background(), specs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+`, "sup.yaml")
 	if s.Protocol != "supervised" || len(s.Supervised) != 2 || s.Supervised[0].TestFile != "KDDTest-21" || s.Supervised[1].Records != 22544 {
 		t.Fatalf("summary %+v", s.Supervised)
 	}
@@ -186,7 +194,7 @@ seeds: [1, 2]
 
 func TestPretrainAndDetection(t *testing.T) {
 	for _, rule := range []string{"far", "f1"} {
-		specs, err := Parse([]byte(`
+		s, out := runSpec(t, `
 name: threats
 dataset: {name: nsl-kdd}
 split: {val_fraction: 0.4, min_records: 20}
@@ -194,15 +202,7 @@ episodes: {normal_way: true, meta_batch: 2, train_steps: 20, val_every: 10, val_
 pretrain: {objective: mask, epochs: 1, batch_size: 1024}
 detection: {method: mahalanobis, threshold: `+rule+`, max_normal: 2000}
 seeds: [3]
-`), "threats.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := t.TempDir()
-		s, err := NewRunner(RunOptions{OutDir: out, Log: &bytes.Buffer{}}).Run(context.Background(), specs[0])
-		if err != nil {
-			t.Fatalf("%s: %v", rule, err)
-		}
+`, "threats.yaml")
 		res, err := readSeedResult(filepath.Join(out, "threats", "seed-3"))
 		if err != nil {
 			t.Fatal(err)
@@ -255,22 +255,14 @@ func TestThreatOptionChecks(t *testing.T) {
 }
 
 func TestAdversarialTrainingAndRobustness(t *testing.T) {
-	specs, err := Parse([]byte(`
+	s, out := runSpec(t, `
 name: adv
 dataset: {name: nsl-kdd}
 split: {val_fraction: 0.4, min_records: 20}
 episodes: {normal_way: true, meta_batch: 2, train_steps: 10, val_every: 5, val_episodes: 3, test_episodes: 5}
 adversarial: {train_eps: 0.05, eval_budgets: [0.02, 0.1], pgd_steps: 3, eval_episodes: 6}
 seeds: [1, 2]
-`), "adv.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	s, err := NewRunner(RunOptions{OutDir: out, Log: &bytes.Buffer{}}).Run(context.Background(), specs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+`, "adv.yaml")
 	if s.Variant != "adversarial-0.05" || s.Label() != "protonet + adversarial-0.05" {
 		t.Errorf("variant %q", s.Variant)
 	}

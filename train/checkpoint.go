@@ -220,14 +220,7 @@ func (l *base[T]) restore(h ckptHeader, p []byte) (map[string][]byte, error) {
 	case h.Moments != (l.opt.m != nil):
 		return nil, fmt.Errorf("%w: optimiser state does not match %s", ErrCheckpoint, l.cfg.Optimizer.Name)
 	}
-	size := 4
-	if h.DType == "float64" {
-		size = 8
-	}
-	need := h.NumParams * size
-	if h.Moments {
-		need *= 3
-	}
+	need := stateSize(h.DType, h.NumParams, h.Moments)
 	for _, b := range h.Extra {
 		if b.Len < 0 {
 			return nil, fmt.Errorf("%w: negative blob length", ErrCheckpoint)
@@ -243,12 +236,32 @@ func (l *base[T]) restore(h ckptHeader, p []byte) (map[string][]byte, error) {
 		p = readFloats(p, l.opt.v)
 	}
 	l.opt.t, l.steps = h.OptStep, h.Steps
-	extra := make(map[string][]byte, len(h.Extra))
-	for _, b := range h.Extra {
+	return readBlobs(p, h.Extra), nil
+}
+
+// stateSize is the bytes of a checkpoint's numeric state: nParams values of
+// dtype, three times over with Adam's moments.
+func stateSize(dtype string, nParams int, moments bool) int {
+	size := 4
+	if dtype == "float64" {
+		size = 8
+	}
+	n := nParams * size
+	if moments {
+		n *= 3
+	}
+	return n
+}
+
+// readBlobs copies the extra blobs, in header order, out of p (checked to
+// hold them).
+func readBlobs(p []byte, blobs []ckptBlob) map[string][]byte {
+	extra := make(map[string][]byte, len(blobs))
+	for _, b := range blobs {
 		extra[b.Name] = bytes.Clone(p[:b.Len])
 		p = p[b.Len:]
 	}
-	return extra, nil
+	return extra
 }
 
 func readFloats[T Float](p []byte, dst []T) []byte {

@@ -57,10 +57,8 @@ func (c ClassifierConfig) Validate() error {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("classifier config %s: %s", field, fmt.Sprintf(format, args...))
 	}
-	for i, h := range c.Hidden {
-		if h < 1 {
-			return bad("Hidden", "layer %d has width %d, want >= 1", i, h)
-		}
+	if err := checkWidths(c.Hidden, bad); err != nil {
+		return err
 	}
 	if _, err := parseActivation(c.Activation); err != nil {
 		return bad("Activation", "%v", err)
@@ -433,21 +431,10 @@ func weightedCE[T Float](logits []T, labels []int32, rows, C int, w []float64, p
 		}
 		l := logits[r*C : r*C+C]
 		p := prob[r*C : r*C+C]
-		mx := l[0]
-		for _, v := range l[1:] {
-			mx = max(mx, v)
-		}
-		var sum float64
-		for j, v := range l {
-			e := math.Exp(float64(v - mx))
-			p[j] = T(e)
-			sum += e
-		}
-		is := 1 / sum
+		mx, sum := softmaxRow(l, p)
 		coef := T(wr / wsum)
 		d := dlogits[r*C : r*C+C]
 		for j := range p {
-			p[j] = T(float64(p[j]) * is)
 			d[j] = p[j] * coef
 		}
 		d[y] -= coef
@@ -564,14 +551,7 @@ func LoadClassifier(r io.Reader, be kernels.Backend) (*Classifier, map[string][]
 	if n := newMLP(h.Dim, h.Config.Hidden, h.Classes, act).nParam; h.NumParams != n {
 		return fail("%d parameters, the configured model has %d", h.NumParams, n)
 	}
-	size := 4
-	if h.DType == "float64" {
-		size = 8
-	}
-	need := h.NumParams * size
-	if h.Moments {
-		need *= 3
-	}
+	need := stateSize(h.DType, h.NumParams, h.Moments)
 	for _, b := range h.Extra {
 		if b.Len < 0 || b.Len > len(p) {
 			return fail("blob %q has length %d", b.Name, b.Len)
@@ -594,10 +574,5 @@ func LoadClassifier(r io.Reader, be kernels.Backend) (*Classifier, map[string][]
 			c.net.setWeights(h.Weights)
 		}
 	}
-	extra := make(map[string][]byte, len(h.Extra))
-	for _, b := range h.Extra {
-		extra[b.Name] = bytes.Clone(p[:b.Len])
-		p = p[b.Len:]
-	}
-	return c, extra, nil
+	return c, readBlobs(p, h.Extra), nil
 }

@@ -132,10 +132,8 @@ func (c Config) Validate() error {
 	if len(c.Hidden) == 0 && c.Algo != "nearest-centroid" {
 		return bad("Hidden", "need at least one hidden layer")
 	}
-	for i, h := range c.Hidden {
-		if h < 1 {
-			return bad("Hidden", "layer %d has width %d, want >= 1", i, h)
-		}
+	if err := checkWidths(c.Hidden, bad); err != nil {
+		return err
 	}
 	switch c.Engine {
 	case "", "fused":
@@ -185,6 +183,16 @@ func (c Config) Validate() error {
 			return bad("Aux", "nearest-centroid has no encoder for auxiliary heads")
 		case c.Engine == "gorgonia":
 			return bad("Aux", "auxiliary heads are implemented by the fused engine only")
+		}
+	}
+	return nil
+}
+
+// checkWidths reports, through bad, a hidden layer narrower than 1.
+func checkWidths(hidden []int, bad func(field, format string, args ...any) error) error {
+	for i, h := range hidden {
+		if h < 1 {
+			return bad("Hidden", "layer %d has width %d, want >= 1", i, h)
 		}
 	}
 	return nil

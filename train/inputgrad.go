@@ -58,25 +58,11 @@ func rowsOf[T Float](m *mlp, ps *pass[T], lo, n int) *pass[T] {
 }
 
 // backwardInput back-propagates dout (the loss gradient with respect to the
-// network output) to the network input: dX = dZ1·W1ᵀ for the first layer.
-// It skips the parameter gradients and returns dX [rows, in], which lives
-// in s.da until the scratch is used again.
+// network output) to the network input, skipping the parameter gradients,
+// and returns dX [rows, in], which lives in s.da until the scratch is used
+// again.
 func backwardInput[T Float](m *mlp, w []T, ps *pass[T], s *scratch[T], dout []T) []T {
-	n := ps.rows
-	d := dout
-	for i := len(m.layers) - 1; i >= 0; i-- {
-		l := m.layers[i]
-		dz := ps.dz[i][:n*l.out]
-		if l.act {
-			actGrad(m.act, dz, d[:n*l.out], ps.z[i], ps.a[i])
-		} else {
-			copy(dz, d[:n*l.out])
-		}
-		// dz is a copy, so writing s.da (which d may alias) is safe.
-		matMulTB(s.da[:n*l.in], dz, w[l.w:l.b], s.wt, n, l.out, l.in, false)
-		d = s.da
-	}
-	return d[:n*m.layers[0].in]
+	return backprop(m, w, nil, ps, s, dout, nil, true)
 }
 
 // storeGrad writes src into the float32 gradient dst.

@@ -10,20 +10,7 @@ func softmaxCE[T Float](logits []T, labels []int32, rows, C int, prob, dlogits [
 	for r := 0; r < rows; r++ {
 		l := logits[r*C : r*C+C]
 		p := prob[r*C : r*C+C]
-		mx := l[0]
-		for _, v := range l[1:] {
-			mx = max(mx, v)
-		}
-		var sum float64
-		for j, v := range l {
-			e := math.Exp(float64(v - mx))
-			p[j] = T(e)
-			sum += e
-		}
-		is := 1 / sum
-		for j := range p {
-			p[j] = T(float64(p[j]) * is)
-		}
+		mx, sum := softmaxRow(l, p)
 		y := labels[r]
 		loss += -(float64(l[y]-mx) - math.Log(sum))
 		d := dlogits[r*C : r*C+C]
@@ -33,6 +20,26 @@ func softmaxCE[T Float](logits []T, labels []int32, rows, C int, prob, dlogits [
 		d[y] -= inv
 	}
 	return loss / float64(rows)
+}
+
+// softmaxRow writes the softmax of the logits l into p and returns the
+// largest logit and the sum of exp(l-max) (the row's log-sum-exp is
+// max + log(sum)).
+func softmaxRow[T Float](l, p []T) (mx T, sum float64) {
+	mx = l[0]
+	for _, v := range l[1:] {
+		mx = max(mx, v)
+	}
+	for j, v := range l {
+		e := math.Exp(float64(v - mx))
+		p[j] = T(e)
+		sum += e
+	}
+	is := 1 / sum
+	for j := range p {
+		p[j] = T(float64(p[j]) * is)
+	}
+	return mx, sum
 }
 
 // softmaxCERop writes the directional derivative of dlogits given that of

@@ -99,17 +99,24 @@ type pass[T Float] struct {
 
 func newPass[T Float](m *mlp, rows int) *pass[T] {
 	p := &pass[T]{rows: rows}
+	p.z, p.a, p.dz = layerBuffers[T](m, rows)
+	return p
+}
+
+// layerBuffers allocates per layer a buffer for pre-activations, one for
+// outputs (the same buffer for the linear head, which has no activation)
+// and one for gradients, rows by the layer's width each: a pass, or the
+// R-op derivatives of one.
+func layerBuffers[T Float](m *mlp, rows int) (pre, post, grad [][]T) {
 	for _, l := range m.layers {
 		z := make([]T, rows*l.out)
 		a := z
 		if l.act {
 			a = make([]T, rows*l.out)
 		}
-		p.z = append(p.z, z)
-		p.a = append(p.a, a)
-		p.dz = append(p.dz, make([]T, rows*l.out))
+		pre, post, grad = append(pre, z), append(post, a), append(grad, make([]T, rows*l.out))
 	}
-	return p
+	return pre, post, grad
 }
 
 func (p *pass[T]) out() []T { return p.a[len(p.a)-1] }
@@ -130,16 +137,7 @@ func newScratch[T Float](m *mlp, rows int, rop bool) *scratch[T] {
 	s.wt = make([]T, m.width*m.width)
 	if rop {
 		s.rda = make([]T, rows*m.width)
-		for _, l := range m.layers {
-			rz := make([]T, rows*l.out)
-			ra := rz
-			if l.act {
-				ra = make([]T, rows*l.out)
-			}
-			s.rz = append(s.rz, rz)
-			s.ra = append(s.ra, ra)
-			s.rdz = append(s.rdz, make([]T, rows*l.out))
-		}
+		s.rz, s.ra, s.rdz = layerBuffers[T](m, rows)
 	}
 	return s
 }
@@ -163,6 +161,14 @@ func forward[T Float](m *mlp, w, x []T, ps *pass[T], s *scratch[T]) {
 // network output) and accumulates the parameter gradient into g. It leaves
 // dz in ps for later R-op passes.
 func backward[T Float](m *mlp, w, x []T, ps *pass[T], s *scratch[T], dout, g []T) {
+	backprop(m, w, x, ps, s, dout, g, false)
+}
+
+// backprop is backward with a choice: the parameter gradient accumulates
+// into g unless g is nil, and with toInput the gradient is carried through
+// the first layer to the input and returned, dX [rows, in], which lives in
+// s.da until the scratch is used again.
+func backprop[T Float](m *mlp, w, x []T, ps *pass[T], s *scratch[T], dout, g []T, toInput bool) []T {
 	n := ps.rows
 	d := dout
 	for i := len(m.layers) - 1; i >= 0; i-- {
@@ -173,17 +179,24 @@ func backward[T Float](m *mlp, w, x []T, ps *pass[T], s *scratch[T], dout, g []T
 		} else {
 			copy(dz, d[:n*l.out])
 		}
-		in := x
-		if i > 0 {
-			in = ps.a[i-1]
+		if g != nil {
+			in := x
+			if i > 0 {
+				in = ps.a[i-1]
+			}
+			matMulTAW(g[l.w:l.b], in[:n*l.in], dz, s.wt, n, l.in, l.out)
+			colSum(g[l.b:l.b+l.out], dz, n, l.out)
 		}
-		matMulTAW(g[l.w:l.b], in[:n*l.in], dz, s.wt, n, l.in, l.out)
-		colSum(g[l.b:l.b+l.out], dz, n, l.out)
-		if i > 0 {
+		if i > 0 || toInput {
+			// dz is a copy, so writing s.da (which d may alias) is safe.
 			matMulTB(s.da[:n*l.in], dz, w[l.w:l.b], s.wt, n, l.out, l.in, false)
 			d = s.da
 		}
 	}
+	if !toInput {
+		return nil
+	}
+	return d[:n*m.layers[0].in]
 }
 
 // rForward computes the directional derivatives rz, ra of the pre-activations

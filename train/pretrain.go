@@ -71,10 +71,8 @@ func (c PretrainConfig) Validate() error {
 	if len(c.Hidden) == 0 {
 		return bad("Hidden", "need at least one hidden layer (the encoder)")
 	}
-	for i, h := range c.Hidden {
-		if h < 1 {
-			return bad("Hidden", "layer %d has width %d, want >= 1", i, h)
-		}
+	if err := checkWidths(c.Hidden, bad); err != nil {
+		return err
 	}
 	if _, err := parseActivation(c.Activation); err != nil {
 		return bad("Activation", "%v", err)
