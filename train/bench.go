@@ -121,20 +121,20 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	nq := s.Ways * s.Queries
 	labels, scores := make([]int32, s.MetaBatch*nq), make([]float32, nq*s.Ways)
 	bp, _ := l.(BatchPredictor)
-	// evaluate classifies a batch's queries, and counts the right ones so
-	// that FinalLoss can report the accuracy (as 1 - accuracy).
+	// evaluate classifies a batch's queries into labels; the error rate of
+	// the last batch is counted after the timing (errorRate).
 	evaluate := func(b datasets.Batch) error {
 		if bp != nil {
-			if err := bp.PredictBatch(b, labels); err != nil {
+			return bp.PredictBatch(b, labels)
+		}
+		for i, ep := range b {
+			if err := l.Predict(ep, labels[i*nq:(i+1)*nq], scores); err != nil {
 				return err
 			}
-		} else {
-			for i, ep := range b {
-				if err := l.Predict(ep, labels[i*nq:(i+1)*nq], scores); err != nil {
-					return err
-				}
-			}
 		}
+		return nil
+	}
+	errorRate := func(b datasets.Batch) float64 {
 		right := 0
 		for i, ep := range b {
 			for q, y := range ep.QueryY {
@@ -143,8 +143,7 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 				}
 			}
 		}
-		r.FinalLoss = 1 - float64(right)/float64(len(labels))
-		return nil
+		return 1 - float64(right)/float64(len(labels))
 	}
 	run := func(n int) error {
 		for range n {
@@ -196,6 +195,9 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	runtime.KeepAlive(l)
 	runtime.KeepAlive(batches)
 
+	if o.Eval {
+		r.FinalLoss = errorRate(batches[(step-1)%len(batches)])
+	}
 	r.Algo, r.Shape, r.Hidden, r.InnerSteps, r.Eval = o.Config.Algo, s, slices.Clone(o.Config.Hidden), o.Config.InnerSteps, o.Eval
 	r.Backend = "cpu"
 	if o.Backend != nil {
