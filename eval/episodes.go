@@ -120,16 +120,18 @@ func attackAUROC(in EpisodeInput) float64 {
 // Summaries returns each metric's mean and 95% confidence interval over the
 // episodes, keyed by MetricNames; NaN episodes (no normal way) are skipped.
 func (e *Evaluation) Summaries() map[string]Summary {
-	out := make(map[string]Summary, len(MetricNames))
-	for m, name := range MetricNames {
-		var xs []float64
-		for _, ep := range e.Episodes {
-			if v := ep.Values()[m]; !math.IsNaN(v) {
-				xs = append(xs, v)
+	cols := make([][]float64, len(MetricNames))
+	for _, ep := range e.Episodes {
+		for m, v := range ep.Values() {
+			if !math.IsNaN(v) {
+				cols[m] = append(cols[m], v)
 			}
 		}
-		if len(xs) > 0 {
-			out[name] = MeanCI(xs)
+	}
+	out := make(map[string]Summary, len(MetricNames))
+	for m, name := range MetricNames {
+		if len(cols[m]) > 0 {
+			out[name] = MeanCI(cols[m])
 		}
 	}
 	return out
