@@ -64,14 +64,22 @@ type Backend struct {
 	desc      string
 	maxBlocks int // grid cap for grid-stride kernels
 	closed    bool
+	graphs    bool // GraphsVar's setting
 
 	// stage holds the host-slice methods' operands on the device.
 	stage [numStage]Buffer
 
-	// argv holds a launch's arguments and argp points at them, as
-	// cuLaunchKernel wants; kept here so launches do not allocate.
+	// argv holds a launch's arguments, kept here so that launches do not
+	// allocate.
 	argv [maxArgs]uint64
-	argp [maxArgs]unsafe.Pointer
+
+	// rec is the graph being recorded (Dev.Record), or nil.
+	rec *recording
+	// pinned lists the page-locked host buffers (Dev.AllocHost).
+	pinned []HostBuffer
+	// retired holds split scratch space outgrown while graphs may still
+	// use it, freed at Close.
+	retired []Buffer
 }
 
 const (
@@ -91,6 +99,10 @@ var errClosed = errors.New("cuda: backend closed")
 // with memory to spare, and loads the kernels. Its errors wrap ErrNoDriver,
 // ErrNoDevice or ErrOutOfMemory where one of them is the reason.
 func Open() (*Backend, error) {
+	graphs, err := graphsSetting()
+	if err != nil {
+		return nil, err
+	}
 	if err := initError(); err != nil {
 		return nil, err
 	}
@@ -126,9 +138,7 @@ func Open() (*Backend, error) {
 		dev:       dev,
 		desc:      fmt.Sprintf("%s (%.1f GiB, compute %d.%d, %d SMs)", name, float64(total)/(1<<30), major, minor, sms),
 		maxBlocks: max(sms, 1) * 32,
-	}
-	for i := range b.argp {
-		b.argp[i] = unsafe.Pointer(&b.argv[i])
+		graphs:    graphs,
 	}
 
 	// The context is current per OS thread: stay on this one until done.
@@ -183,6 +193,11 @@ func (b *Backend) start(name string) error {
 // release frees what Open and the methods acquired; the caller has the
 // context current.
 func (b *Backend) release() {
+	b.releaseHost()
+	for _, x := range b.retired {
+		_ = cu.MemFree(x.ptr)
+	}
+	b.retired = nil
 	for i := range b.stage {
 		if b.stage[i].ptr != 0 {
 			_ = cu.MemFree(b.stage[i].ptr)
@@ -261,17 +276,6 @@ var block1 = dim3{threads, 1, 1}
 // over what lies beyond.
 const maxGridYZ = 65535
 
-func (b *Backend) launch(k kernel, grid, block dim3, args ...uint64) error {
-	if len(args) > maxArgs {
-		panic(fmt.Sprintf("cuda: kernel %s: %d arguments, at most %d", k, len(args), maxArgs))
-	}
-	n := copy(b.argv[:], args)
-	if err := b.fn[k].Launch(grid.x, grid.y, grid.z, block.x, block.y, block.z, 0, cu.NoStream, b.argp[:n]); err != nil {
-		return classify("launching "+k.String(), err)
-	}
-	return nil
-}
-
 // Kernel arguments, each in an 8-byte slot: the driver reads as many bytes
 // as the parameter has, from the slot's start (little-endian).
 func ptrArg(x Buffer) uint64 { return uint64(x.ptr) }
@@ -288,6 +292,11 @@ func floatArg(v float32) uint64 { return uint64(math.Float32bits(v)) }
 // staged returns stage slot i sized to n elements, growing it as needed.
 func (b *Backend) staged(i, n int) (Buffer, error) {
 	if b.stage[i].n < n {
+		if i == splitSlot && b.stage[i].ptr != 0 {
+			// A recorded graph may use it.
+			b.retired = append(b.retired, b.stage[i])
+			b.stage[i] = Buffer{}
+		}
 		if b.stage[i].ptr != 0 {
 			if err := cu.MemFree(b.stage[i].ptr); err != nil {
 				return Buffer{}, classify("cuMemFree", err)
@@ -312,25 +321,11 @@ func (b *Backend) put(i int, src []float32) (Buffer, error) {
 	if err != nil {
 		return Buffer{}, err
 	}
-	return x, b.upload(x, unsafe.Pointer(unsafe.SliceData(src)), len(src))
-}
-
-func (b *Backend) upload(dst Buffer, src unsafe.Pointer, n int) error {
-	if n == 0 {
-		return nil
-	}
-	return classify("cuMemcpyHtoD", cu.MemcpyHtoD(dst.ptr, src, int64(n)*4))
-}
-
-func (b *Backend) download(dst unsafe.Pointer, src Buffer, n int) error {
-	if n == 0 {
-		return nil
-	}
-	return classify("cuMemcpyDtoH", cu.MemcpyDtoH(dst, src.ptr, int64(n)*4))
+	return x, b.copyIn(x, unsafe.Pointer(unsafe.SliceData(src)), len(src))
 }
 
 func (b *Backend) get(dst []float32, src Buffer) error {
-	return b.download(unsafe.Pointer(unsafe.SliceData(dst)), src, len(dst))
+	return b.copyOut(unsafe.Pointer(unsafe.SliceData(dst)), src, len(dst))
 }
 
 // must panics with a driver failure in a method that cannot return it.

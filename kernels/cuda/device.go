@@ -84,32 +84,37 @@ func (d Dev) Free(x Buffer) error {
 	if x.ptr == 0 {
 		return nil
 	}
-	return d.b.do(func() error { return classify("cuMemFree", cu.MemFree(x.ptr)) })
+	return d.b.do(func() error {
+		if d.b.rec != nil {
+			return fmt.Errorf("%w: Free", errRecording)
+		}
+		return classify("cuMemFree", cu.MemFree(x.ptr))
+	})
 }
 
 // Upload copies src into dst, which must have len(src) elements.
 func (d Dev) Upload(dst Buffer, src []float32) error {
 	need("Upload", "dst", dst, len(src))
-	return d.b.do(func() error { return d.b.upload(dst, unsafe.Pointer(unsafe.SliceData(src)), len(src)) })
+	return d.b.do(func() error { return d.b.copyIn(dst, unsafe.Pointer(unsafe.SliceData(src)), len(src)) })
 }
 
 // UploadInt32 copies labels into dst, which must have len(src) elements.
 func (d Dev) UploadInt32(dst Buffer, src []int32) error {
 	need("UploadInt32", "dst", dst, len(src))
-	return d.b.do(func() error { return d.b.upload(dst, unsafe.Pointer(unsafe.SliceData(src)), len(src)) })
+	return d.b.do(func() error { return d.b.copyIn(dst, unsafe.Pointer(unsafe.SliceData(src)), len(src)) })
 }
 
 // Download copies src, which must have len(dst) elements, into dst, after
 // the work queued before it.
 func (d Dev) Download(dst []float32, src Buffer) error {
 	need("Download", "src", src, len(dst))
-	return d.b.do(func() error { return d.b.download(unsafe.Pointer(unsafe.SliceData(dst)), src, len(dst)) })
+	return d.b.do(func() error { return d.b.copyOut(unsafe.Pointer(unsafe.SliceData(dst)), src, len(dst)) })
 }
 
 // DownloadInt32 copies src, which must have len(dst) elements, into dst.
 func (d Dev) DownloadInt32(dst []int32, src Buffer) error {
 	need("DownloadInt32", "src", src, len(dst))
-	return d.b.do(func() error { return d.b.download(unsafe.Pointer(unsafe.SliceData(dst)), src, len(dst)) })
+	return d.b.do(func() error { return d.b.copyOut(unsafe.Pointer(unsafe.SliceData(dst)), src, len(dst)) })
 }
 
 // Copy copies src into dst, of equal lengths, on the device.
@@ -118,7 +123,7 @@ func (d Dev) Copy(dst, src Buffer) error {
 	if src.n == 0 {
 		return nil
 	}
-	return d.b.do(func() error { return classify("cuMemcpyDtoD", cu.MemcpyDtoD(dst.ptr, src.ptr, int64(src.n)*4)) })
+	return d.b.do(func() error { return d.b.copyOnDevice(dst, src) })
 }
 
 // Zero sets x to zeros.
@@ -126,12 +131,17 @@ func (d Dev) Zero(x Buffer) error {
 	if x.n == 0 {
 		return nil
 	}
-	return d.b.do(func() error { return classify("cuMemsetD32", cu.MemsetD32(x.ptr, 0, int64(x.n))) })
+	return d.b.do(func() error { return d.b.zero(x) })
 }
 
 // Sync waits for the queued work and returns the first error it met.
 func (d Dev) Sync() error {
-	return d.b.do(func() error { return classify("cuCtxSynchronize", cu.Synchronize()) })
+	return d.b.do(func() error {
+		if d.b.rec != nil {
+			return fmt.Errorf("%w: Sync", errRecording)
+		}
+		return classify("cuCtxSynchronize", cu.Synchronize())
+	})
 }
 
 // PairwiseSqDist writes dst[b,q,n] = sum_d (x[b,q,d]-y[b,n,d])^2 for
@@ -496,6 +506,9 @@ func (d Dev) ReduceSum(out, x Buffer, scale float32) error {
 func (b *Backend) TimeDevice(f func() error) (float64, error) {
 	var start, end cu.Event
 	err := b.do(func() error {
+		if b.rec != nil {
+			return fmt.Errorf("%w: TimeDevice", errRecording)
+		}
 		var err error
 		if start, err = cu.MakeEvent(cu.DefaultEvent); err != nil {
 			return classify("cuEventCreate", err)
@@ -539,7 +552,7 @@ func (b *Backend) TimeDevice(f func() error) (float64, error) {
 
 func (b *Backend) pairwiseSqDist(dst, x, y Buffer, B, Q, N, D int) error {
 	if D == 0 {
-		return classify("cuMemsetD32", cu.MemsetD32(dst.ptr, 0, int64(dst.n)))
+		return b.zero(dst)
 	}
 	const tile = 16
 	grid := dim3{(N + tile - 1) / tile, min((Q+tile-1)/tile, maxGridYZ), min(B, maxGridYZ)}

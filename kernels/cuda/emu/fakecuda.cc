@@ -300,38 +300,51 @@ API CUresult cuModuleGetFunction(CUfunction* f, CUmodule, const char* name) {
     return CUDA_ERROR_NOT_FOUND;
 }
 
+// launch_ok checks a launch's shape against the hardware's limits.
+static bool launch_ok(size_t i, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                      unsigned shared, void** params, void** extra) {
+    if (gx < 1 || gy < 1 || gz < 1 || bx < 1 || by < 1 || bz < 1 || gx > 0x7fffffffu || gy > 65535 ||
+        gz > 65535 || bx > 1024 || by > 1024 || bz > 64 || (unsigned long)bx * by * bz > 1024 || shared != 0 ||
+        extra != NULL || params == NULL) {
+        fprintf(stderr, "fakecuda: %s: bad launch grid (%u,%u,%u) block (%u,%u,%u) shared %u\n", kernels()[i].name,
+                gx, gy, gz, bx, by, bz, shared);
+        return false;
+    }
+    return true;
+}
+
+// run_kernel runs kernel i's body, bound to its arguments, over the grid.
+static CUresult run_kernel(size_t i, uint3 grid, uint3 block, const std::function<void()>& body) {
+    const char* name = kernels()[i].name;
+    fiber_body = body;
+    gridDim = grid;
+    blockDim = block;
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) {
+                blockIdx = uint3{x, y, z};
+                if (!run_block()) {
+                    fprintf(stderr, "fakecuda: %s: __syncthreads not reached by every thread of block (%u,%u,%u)\n",
+                            name, x, y, z);
+                    return CUDA_ERROR_LAUNCH_FAILED;
+                }
+            }
+    fiber_body = nullptr;
+    if (!red_zones_ok()) {
+        fprintf(stderr, "fakecuda: %s wrote out of bounds\n", name);
+        return CUDA_ERROR_LAUNCH_FAILED;
+    }
+    return CUDA_SUCCESS;
+}
+
 API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                             unsigned bz, unsigned shared, CUstream, void** params, void** extra) {
     if (CUresult r = ready()) return r;
     const auto& k = kernels();
     const uintptr_t i = (uintptr_t)f;
     if (i < 1 || i > k.size()) return CUDA_ERROR_INVALID_HANDLE;
-    if (gx < 1 || gy < 1 || gz < 1 || bx < 1 || by < 1 || bz < 1 || gx > 0x7fffffffu || gy > 65535 ||
-        gz > 65535 || bx > 1024 || by > 1024 || bz > 64 || (unsigned long)bx * by * bz > 1024 || shared != 0 ||
-        extra != NULL || params == NULL) {
-        fprintf(stderr, "fakecuda: %s: bad launch grid (%u,%u,%u) block (%u,%u,%u) shared %u\n", k[i - 1].name, gx,
-                gy, gz, bx, by, bz, shared);
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    fiber_body = k[i - 1].bind(params);
-    gridDim = uint3{gx, gy, gz};
-    blockDim = uint3{bx, by, bz};
-    for (unsigned z = 0; z < gz; z++)
-        for (unsigned y = 0; y < gy; y++)
-            for (unsigned x = 0; x < gx; x++) {
-                blockIdx = uint3{x, y, z};
-                if (!run_block()) {
-                    fprintf(stderr, "fakecuda: %s: __syncthreads not reached by every thread of block (%u,%u,%u)\n",
-                            k[i - 1].name, x, y, z);
-                    return CUDA_ERROR_LAUNCH_FAILED;
-                }
-            }
-    fiber_body = nullptr;
-    if (!red_zones_ok()) {
-        fprintf(stderr, "fakecuda: %s wrote out of bounds\n", k[i - 1].name);
-        return CUDA_ERROR_LAUNCH_FAILED;
-    }
-    return CUDA_SUCCESS;
+    if (!launch_ok(i - 1, gx, gy, gz, bx, by, bz, shared, params, extra)) return CUDA_ERROR_INVALID_VALUE;
+    return run_kernel(i - 1, uint3{gx, gy, gz}, uint3{bx, by, bz}, k[i - 1].bind(params));
 }
 
 API CUresult cuMemAlloc(CUdeviceptr* p, size_t size) {
@@ -425,6 +438,157 @@ API CUresult cuEventElapsedTime(float* ms, CUevent start, CUevent end) {
 
 API CUresult cuEventDestroy_v2(CUevent e) {
     delete (FakeEvent*)e;
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuCtxGetCurrent(CUcontext* ctx) {
+    if (CUresult r = ready()) return r;
+    *ctx = (CUcontext)(uintptr_t)0x1000;
+    return CUDA_SUCCESS;
+}
+
+// Page-locked host memory: plain memory, remembered so that a graph's
+// copies can insist on it (a real graph copies pageable memory too, but
+// the backend promises not to).
+static std::map<uintptr_t, size_t> host_allocs;  // start -> size
+
+API CUresult cuMemHostAlloc(void** p, size_t n, unsigned int flags) {
+    if (CUresult r = ready()) return r;
+    if (n == 0 || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    *p = malloc(n);
+    if (!*p) return CUDA_ERROR_OUT_OF_MEMORY;
+    memset(*p, 0x7f, n);  // not zero, as device memory
+    host_allocs[(uintptr_t)*p] = n;
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuMemFreeHost(void* p) {
+    auto it = host_allocs.find((uintptr_t)p);
+    if (it == host_allocs.end()) return CUDA_ERROR_INVALID_VALUE;
+    host_allocs.erase(it);
+    free(p);
+    return CUDA_SUCCESS;
+}
+
+static bool pinned(const void* p, size_t n) {
+    auto it = host_allocs.upper_bound((uintptr_t)p);
+    if (it == host_allocs.begin()) return false;
+    --it;
+    return (uintptr_t)p + n <= it->first + it->second;
+}
+
+// Graphs: a node is the work it will do, kept in the order added; that is
+// a valid order for any graph, since a node's dependencies come before it.
+// Nodes check their operands when added and again when they run.
+struct FakeGraph {
+    std::vector<std::function<CUresult()>> nodes;
+};
+
+static CUresult add_node(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t ndeps,
+                         std::function<CUresult()> work) {
+    FakeGraph* fg = (FakeGraph*)g;
+    if (!fg || !out || (ndeps > 0 && !deps)) return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < ndeps; i++) {
+        uintptr_t d = (uintptr_t)deps[i];
+        if (d < 1 || d > fg->nodes.size()) return CUDA_ERROR_INVALID_VALUE;
+    }
+    fg->nodes.push_back(std::move(work));
+    *out = (CUgraphNode)(uintptr_t)fg->nodes.size();
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuGraphCreate(CUgraph* g, unsigned int flags) {
+    if (CUresult r = ready()) return r;
+    if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    *g = (CUgraph) new FakeGraph;
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuGraphDestroy(CUgraph g) {
+    delete (FakeGraph*)g;
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuGraphAddKernelNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t ndeps,
+                                  const CUDA_KERNEL_NODE_PARAMS* p) {
+    const auto& k = kernels();
+    const uintptr_t i = (uintptr_t)p->func;
+    if (i < 1 || i > k.size()) return CUDA_ERROR_INVALID_HANDLE;
+    if (!launch_ok(i - 1, p->gridDimX, p->gridDimY, p->gridDimZ, p->blockDimX, p->blockDimY, p->blockDimZ,
+                   p->sharedMemBytes, p->kernelParams, p->extra))
+        return CUDA_ERROR_INVALID_VALUE;
+    // The arguments are read now, as the driver copies them.
+    auto body = k[i - 1].bind(p->kernelParams);
+    uint3 grid{p->gridDimX, p->gridDimY, p->gridDimZ}, block{p->blockDimX, p->blockDimY, p->blockDimZ};
+    return add_node(out, g, deps, ndeps, [=] { return run_kernel(i - 1, grid, block, body); });
+}
+
+API CUresult cuGraphAddMemcpyNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t ndeps,
+                                  const CUDA_MEMCPY3D* p, CUcontext) {
+    // One-dimensional copies only, as the backend makes them.
+    const size_t n = p->WidthInBytes;
+    if (p->Height != 1 || p->Depth != 1 || p->srcXInBytes || p->srcY || p->srcZ || p->dstXInBytes || p->dstY ||
+        p->dstZ || n == 0) {
+        fprintf(stderr, "fakecuda: cuGraphAddMemcpyNode: only one-dimensional copies are emulated\n");
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    const bool src_host = p->srcMemoryType == CU_MEMORYTYPE_HOST, dst_host = p->dstMemoryType == CU_MEMORYTYPE_HOST;
+    if ((!src_host && p->srcMemoryType != CU_MEMORYTYPE_DEVICE) ||
+        (!dst_host && p->dstMemoryType != CU_MEMORYTYPE_DEVICE) || (src_host && dst_host)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    const void* src = src_host ? p->srcHost : (const void*)(uintptr_t)p->srcDevice;
+    void* dst = dst_host ? p->dstHost : (void*)(uintptr_t)p->dstDevice;
+    auto check = [=]() -> CUresult {
+        if (src_host ? !pinned(src, n) : check_range("graph copy source", (CUdeviceptr)(uintptr_t)src, n) != 0) {
+            if (src_host) fprintf(stderr, "fakecuda: graph copy from pageable host memory\n");
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        if (dst_host ? !pinned(dst, n) : check_range("graph copy destination", (CUdeviceptr)(uintptr_t)dst, n) != 0) {
+            if (dst_host) fprintf(stderr, "fakecuda: graph copy to pageable host memory\n");
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+        return CUDA_SUCCESS;
+    };
+    if (CUresult r = check()) return r;
+    return add_node(out, g, deps, ndeps, [=]() -> CUresult {
+        if (CUresult r = check()) return r;
+        memmove(dst, src, n);
+        return CUDA_SUCCESS;
+    });
+}
+
+API CUresult cuGraphAddMemsetNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t ndeps,
+                                  const CUDA_MEMSET_NODE_PARAMS* p, CUcontext) {
+    if (p->elementSize != 4 || p->height != 1 || p->width == 0) return CUDA_ERROR_INVALID_VALUE;
+    const CUdeviceptr dst = p->dst;
+    const size_t n = p->width;
+    const unsigned v = p->value;
+    if (CUresult r = check_range("graph memset", dst, 4 * n)) return r;
+    return add_node(out, g, deps, ndeps, [=]() -> CUresult {
+        if (CUresult r = check_range("graph memset", dst, 4 * n)) return r;
+        unsigned* q = (unsigned*)(uintptr_t)dst;
+        for (size_t i = 0; i < n; i++) q[i] = v;
+        return CUDA_SUCCESS;
+    });
+}
+
+// An executable graph is a copy of the graph's nodes at instantiation.
+API CUresult cuGraphInstantiateWithFlags(CUgraphExec* e, CUgraph g, unsigned long long flags) {
+    if (!g || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    *e = (CUgraphExec) new FakeGraph(*(FakeGraph*)g);
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuGraphLaunch(CUgraphExec e, CUstream) {
+    if (CUresult r = ready()) return r;
+    for (auto& node : ((FakeGraph*)e)->nodes)
+        if (CUresult r = node()) return r;
+    return CUDA_SUCCESS;
+}
+
+API CUresult cuGraphExecDestroy(CUgraphExec e) {
+    delete (FakeGraph*)e;
     return CUDA_SUCCESS;
 }
 
