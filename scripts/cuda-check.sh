@@ -150,10 +150,16 @@ emulate() {
     sweep=$(LD_LIBRARY_PATH=$lib "$tmp/metaids" bench --backend cuda "${extra[@]}" --meta-batch 1,3 --steps 2 --warmup 0 \
       --repeats 1 --format json 2>"$tmp/sweep.err") || { cat "$tmp/sweep.err" >&2; die "$mode sweep on cuda (emulated)"; }
     [[ $(grep -c '"device_resident": true' <<<"$sweep") == $(grep -c '"meta_batch"' <<<"$sweep") ]] &&
+      [[ $(grep -c '"cuda_graphs": true' <<<"$sweep") == $(grep -c '"meta_batch"' <<<"$sweep") ]] &&
       grep -q '"device_ms_per_step": [0-9]' <<<"$sweep" && grep -q '"device_pool": true' <<<"$sweep" ||
-      { echo "$sweep" >&2; die "$mode sweep on cuda (emulated) was not device-resident, fed from a device pool and timed"; }
+      { echo "$sweep" >&2; die "$mode sweep on cuda (emulated) was not device-resident, replayed as graphs, fed from a device pool and timed"; }
   done
-  say "meta-batch sweeps (training, evaluation) device-resident and timed on the emulation"
+  # Without graphs, every kernel is launched from the host.
+  sweep=$(METAIDS_CUDA_GRAPHS=0 LD_LIBRARY_PATH=$lib "$tmp/metaids" bench --backend cuda --algo protonet --meta-batch 2 --steps 2 \
+    --warmup 0 --repeats 1 --format json 2>"$tmp/sweep.err") || { cat "$tmp/sweep.err" >&2; die "sweep without graphs on cuda (emulated)"; }
+  grep -q '"device_resident": true' <<<"$sweep" && ! grep -q '"cuda_graphs"' <<<"$sweep" ||
+    { echo "$sweep" >&2; die "METAIDS_CUDA_GRAPHS=0 did not turn graphs off"; }
+  say "meta-batch sweeps (training, evaluation) device-resident, replayed as graphs and timed on the emulation"
 
   # A real run trains device-resident from the training file's matrix on the device.
   LD_LIBRARY_PATH=$lib "$tmp/metaids" run experiments/nsl-kdd/protonet-5way5shot.yaml --device cuda --seeds 1 --out "$tmp/run" \
@@ -167,6 +173,7 @@ emulate() {
   expect_refusal "$lib" 'no usable CUDA device: .* compute capability 7.5' METAIDS_FAKECUDA_CC=75
   expect_refusal "$lib" 'out of GPU memory' METAIDS_FAKECUDA_FREE_MIB=64
   expect_refusal "$lib" 'no usable NVIDIA driver: cuInit: CUDA_ERROR_UNKNOWN' METAIDS_FAKECUDA_INIT=999
+  expect_refusal "$lib" 'cuda: METAIDS_CUDA_GRAPHS="maybe": want 1' METAIDS_CUDA_GRAPHS=maybe
 }
 
 ptx() {

@@ -60,6 +60,9 @@ type BenchResult struct {
 	// DevicePool is set when the episodes reached the device as row
 	// numbers of a pool matrix kept there.
 	DevicePool bool `json:"device_pool,omitempty"`
+	// CUDAGraphs is set when the device learner replayed recorded steps
+	// (one graph launch a step) rather than launching every kernel.
+	CUDAGraphs bool `json:"cuda_graphs,omitempty"`
 	// DeviceMSPerStep is the device time per meta-step (median over
 	// repeats) on a backend with a device timer: stream time from the first
 	// to the last queued operation of a repeat, idle gaps included.
@@ -86,6 +89,9 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	}
 	if d, ok := l.(interface{ DeviceBytes() int64 }); ok {
 		r.DeviceResident, r.DeviceBytes = true, d.DeviceBytes()
+	}
+	if g, ok := l.(interface{ UsesGraphs() bool }); ok {
+		r.CUDAGraphs = g.UsesGraphs()
 	}
 	timer, _ := o.Backend.(kernels.DeviceTimer)
 	var deviceMS []float64

@@ -80,27 +80,55 @@ type devLearner struct {
 	stale bool
 
 	// The staged meta-batch: the support rows of every task, then their
-	// query rows, and the way labels.
-	x, ys, yq cuda.Buffer
-	hx        []float32
-	hys, hyq  []int32
+	// query rows (x), and the way labels. For B tasks, lab holds the
+	// support labels, the query labels and, for a batch drawn from the pool,
+	// the row numbers, one after another, so that one copy brings them;
+	// ys, yq and rows are its parts for the batch staged last. The host
+	// sides are page-locked, which a recorded step copies from.
+	x, lab, ys, yq, rows cuda.Buffer
+	hx, hlab             cuda.HostBuffer
 
-	// A pool matrix kept on the device (UsePool), and the row numbers of a
-	// staged batch drawn from it.
+	// A pool matrix kept on the device (UsePool).
 	pool     cuda.Buffer
 	poolHost []float32
-	rows     cuda.Buffer
-	hrows    []int32
 	fromPool int // batches staged by gathering, for tests and benchmarks
 
 	loss  cuda.Buffer // [1]
-	hloss []float32
+	hloss cuda.HostBuffer
+
+	// graphs holds the recorded steps by what they do and their batch's
+	// shape, when the backend replays graphs (cuda.GraphsVar).
+	graphs   map[graphKey]*cuda.Graph
+	useGraph bool
 
 	step  func(tasks int) error // writes grad and loss for the staged batch
 	proto *devProto             // ProtoNet's step, which also classifies batches
 	bufs  []cuda.Buffer         // every allocation, for Close
+	host  []cuda.HostBuffer     // every page-locked buffer, for Close
 	bytes int64
 	err   error // the first allocation failure
+}
+
+// graphKey names a recorded operation: a meta-step or a classification,
+// of a batch of tasks gathered from the pool or copied.
+type graphKey struct {
+	classify bool
+	tasks    int
+	fromPool bool
+}
+
+// allocHost returns n page-locked float32s and remembers them.
+func (d *devLearner) allocHost(n int) cuda.HostBuffer {
+	if n == 0 || d.err != nil {
+		return cuda.HostBuffer{}
+	}
+	h, err := d.dev.AllocHost(n)
+	if err != nil {
+		d.err = err
+		return cuda.HostBuffer{}
+	}
+	d.host = append(d.host, h)
+	return h
 }
 
 // alloc returns a zeroed device buffer of n float32s and remembers it.
@@ -126,12 +154,11 @@ func (d *devLearner) build() error {
 		d.mom, d.vel = d.alloc(n), d.alloc(n)
 	}
 	ns, nq, B := s.Ways*s.Shots, s.Ways*s.Queries, s.MetaBatch
-	d.x = d.alloc(B * (ns + nq) * s.Dim)
-	d.ys, d.yq = d.alloc(B*ns), d.alloc(B*nq)
-	d.hx = make([]float32, B*(ns+nq)*s.Dim)
-	d.hys, d.hyq = make([]int32, B*ns), make([]int32, B*nq)
-	d.rows, d.hrows = d.alloc(B*(ns+nq)), make([]int32, B*(ns+nq))
-	d.loss, d.hloss = d.alloc(1), make([]float32, 1)
+	d.x, d.hx = d.alloc(B*(ns+nq)*s.Dim), d.allocHost(B*(ns+nq)*s.Dim)
+	d.lab, d.hlab = d.alloc(2*B*(ns+nq)), d.allocHost(2*B*(ns+nq))
+	d.loss, d.hloss = d.alloc(1), d.allocHost(1)
+	d.useGraph = d.dev.Graphs()
+	d.graphs = map[graphKey]*cuda.Graph{}
 	if d.cfg.Algo == "protonet" {
 		d.proto = newDevProto(d)
 		d.step = d.proto.grads
@@ -148,6 +175,15 @@ func (d *devLearner) build() error {
 // The host twin stays usable with the parameters of the last sync.
 func (d *devLearner) Close() error {
 	err := d.sync()
+	if e := d.freeGraphs(); err == nil {
+		err = e
+	}
+	for _, h := range d.host {
+		if e := d.dev.FreeHost(h); err == nil {
+			err = e
+		}
+	}
+	d.host = nil
 	if !d.pool.IsNil() {
 		d.bufs = append(d.bufs, d.pool)
 		d.pool, d.poolHost = cuda.Buffer{}, nil
@@ -160,6 +196,21 @@ func (d *devLearner) Close() error {
 	d.bufs, d.bytes = nil, 0
 	return err
 }
+
+// freeGraphs forgets the recorded steps.
+func (d *devLearner) freeGraphs() error {
+	var err error
+	for k, g := range d.graphs {
+		if e := d.dev.FreeGraph(g); err == nil {
+			err = e
+		}
+		delete(d.graphs, k)
+	}
+	return err
+}
+
+// UsesGraphs reports whether the learner replays recorded steps.
+func (d *devLearner) UsesGraphs() bool { return d.useGraph }
 
 // DeviceBytes is the device memory the learner holds.
 func (d *devLearner) DeviceBytes() int64 { return d.bytes }
@@ -212,6 +263,10 @@ func (d *devLearner) UsePool(x []float32) error {
 	if len(d.bufs) == 0 {
 		return fmt.Errorf("%s: UsePool after Close", d.cfg.Algo)
 	}
+	// The recorded steps gather from the pool being replaced.
+	if err := d.freeGraphs(); err != nil {
+		return err
+	}
 	if !d.pool.IsNil() {
 		_ = d.dev.Free(d.pool)
 		d.bytes -= 4 * int64(d.pool.Len())
@@ -244,39 +299,70 @@ func (d *devLearner) drawnFromPool(b datasets.Batch) bool {
 	return true
 }
 
-// stage puts a checked batch on the device: by row numbers gathered from
-// the pool matrix when it was drawn from it, else by copying its features.
-func (d *devLearner) stage(b datasets.Batch) error {
+// stageHost lays a checked batch out in the page-locked buffers and points
+// ys, yq and rows at its parts of lab. It reports whether the batch is
+// gathered from the pool (only the row numbers are laid out) or copied.
+func (d *devLearner) stageHost(b datasets.Batch) (fromPool bool) {
 	s := d.shape
 	ns, nq, B := s.Ways*s.Shots, s.Ways*s.Queries, len(b)
-	for i, ep := range b {
-		copy(d.hys[i*ns:], ep.SupportY)
-		copy(d.hyq[i*nq:], ep.QueryY)
-	}
-	if err := d.dev.UploadInt32(d.ys.Slice(0, B*ns), d.hys[:B*ns]); err != nil {
-		return err
-	}
-	if err := d.dev.UploadInt32(d.yq.Slice(0, B*nq), d.hyq[:B*nq]); err != nil {
-		return err
-	}
 	n := B * (ns + nq)
-	if d.drawnFromPool(b) {
-		for i, ep := range b {
-			copy(d.hrows[i*ns:], ep.Rows[:ns])
-			copy(d.hrows[B*ns+i*nq:], ep.Rows[ns:])
-		}
-		if err := d.dev.UploadInt32(d.rows.Slice(0, n), d.hrows[:n]); err != nil {
-			return err
-		}
-		d.fromPool++
-		return d.dev.GatherRows(d.x.Slice(0, n*s.Dim), d.pool, d.rows.Slice(0, n), n, s.Dim)
-	}
-	q0 := B * ns * s.Dim
+	lab := d.hlab.Int32()
 	for i, ep := range b {
-		copy(d.hx[i*ns*s.Dim:], ep.SupportX)
-		copy(d.hx[q0+i*nq*s.Dim:], ep.QueryX)
+		copy(lab[i*ns:], ep.SupportY)
+		copy(lab[B*ns+i*nq:], ep.QueryY)
 	}
-	return d.dev.Upload(d.x.Slice(0, n*s.Dim), d.hx[:n*s.Dim])
+	d.ys, d.yq = d.lab.Slice(0, B*ns), d.lab.Slice(B*ns, n)
+	if d.drawnFromPool(b) {
+		rows := lab[n:]
+		for i, ep := range b {
+			copy(rows[i*ns:], ep.Rows[:ns])
+			copy(rows[B*ns+i*nq:], ep.Rows[ns:])
+		}
+		d.rows = d.lab.Slice(n, 2*n)
+		d.fromPool++
+		return true
+	}
+	x, q0 := d.hx.Float32(), B*ns*s.Dim
+	for i, ep := range b {
+		copy(x[i*ns*s.Dim:], ep.SupportX)
+		copy(x[q0+i*nq*s.Dim:], ep.QueryX)
+	}
+	return false
+}
+
+// stageDevice queues the copy of the batch stageHost laid out for B tasks,
+// and its gather from the pool.
+func (d *devLearner) stageDevice(B int, fromPool bool) error {
+	s := d.shape
+	n := B * (s.Ways*s.Shots + s.Ways*s.Queries)
+	if fromPool {
+		return run(
+			d.dev.UploadInt32(d.lab.Slice(0, 2*n), d.hlab.Int32()[:2*n]),
+			d.dev.GatherRows(d.x.Slice(0, n*s.Dim), d.pool, d.rows, n, s.Dim),
+		)
+	}
+	return run(
+		d.dev.UploadInt32(d.lab.Slice(0, n), d.hlab.Int32()[:n]),
+		d.dev.Upload(d.x.Slice(0, n*s.Dim), d.hx.Float32()[:n*s.Dim]),
+	)
+}
+
+// replay runs f (which queues device work) for the staged batch: recorded
+// on first use for its key and replayed from then on when the learner uses
+// graphs, else directly.
+func (d *devLearner) replay(key graphKey, f func() error) error {
+	if !d.useGraph {
+		return f()
+	}
+	g := d.graphs[key]
+	if g == nil {
+		var err error
+		if g, err = d.dev.Record(f); err != nil {
+			return fmt.Errorf("recording the device step (%s=0 runs without graphs): %w", cuda.GraphsVar, err)
+		}
+		d.graphs[key] = g
+	}
+	return d.dev.Launch(g)
 }
 
 // MetaStep runs the step on the device: gradient, optimiser update, and
@@ -288,10 +374,10 @@ func (d *devLearner) MetaStep(b datasets.Batch) (float64, error) {
 	if err := d.base.checkBatch(b); err != nil {
 		return 0, err
 	}
-	if err := d.stage(b); err != nil {
-		return 0, err
-	}
-	if err := d.step(len(b)); err != nil {
+	B, fromPool := len(b), d.stageHost(b)
+	if err := d.replay(graphKey{tasks: B, fromPool: fromPool}, func() error {
+		return run(d.stageDevice(B, fromPool), d.step(B))
+	}); err != nil {
 		return 0, err
 	}
 	o, opt := d.cfg.Optimizer, &d.base.opt
@@ -310,11 +396,11 @@ func (d *devLearner) MetaStep(b datasets.Batch) (float64, error) {
 		return 0, err
 	}
 	d.stale = true
-	if err := d.dev.Download(d.hloss, d.loss); err != nil {
+	if err := d.dev.Download(d.hloss.Float32(), d.loss); err != nil {
 		return 0, err
 	}
 	d.base.steps++
-	loss := float64(d.hloss[0])
+	loss := float64(d.hloss.Float32()[0])
 	if loss != loss || loss > 1e300 || loss < -1e300 {
 		return loss, fmt.Errorf("%s step %d: loss is %g", d.cfg.Algo, d.base.steps, loss)
 	}
@@ -337,10 +423,13 @@ func (d *devLearner) PredictBatch(b datasets.Batch, labels []int32) error {
 	if len(labels) != len(b)*nq {
 		return fmt.Errorf("PredictBatch: %d labels for %d episodes of %d queries", len(labels), len(b), nq)
 	}
-	if err := d.stage(b); err != nil {
+	B, fromPool := len(b), d.stageHost(b)
+	if err := d.replay(graphKey{classify: true, tasks: B, fromPool: fromPool}, func() error {
+		return run(d.stageDevice(B, fromPool), d.proto.classify(B))
+	}); err != nil {
 		return err
 	}
-	return d.proto.classify(len(b), labels)
+	return d.dev.DownloadInt32(labels, d.proto.pred.Slice(0, B*d.shape.Ways*d.shape.Queries))
 }
 
 // The rest reads the host twin, brought up to date first.
@@ -618,17 +707,14 @@ func (p *devProto) logits(B int) error {
 	)
 }
 
-// classify writes the staged batch's predicted ways into labels.
-func (p *devProto) classify(B int, labels []int32) error {
+// classify queues the staged batch's predicted ways into pred.
+func (p *devProto) classify(B int) error {
 	d, s := p.d, p.d.shape
 	nq, W := s.Ways*s.Queries, s.Ways
-	if err := run(
+	return run(
 		p.logits(B),
 		d.dev.LogSoftmax(p.prob.Slice(0, B*nq*W), p.pred.Slice(0, B*nq), p.dist.Slice(0, B*nq*W), B*nq, W),
-	); err != nil {
-		return err
-	}
-	return d.dev.DownloadInt32(labels, p.pred.Slice(0, B*nq))
+	)
 }
 
 func (p *devProto) grads(B int) error {

@@ -46,7 +46,7 @@ func devConfig(algo, act string) Config {
 // deviceGrad is the device learner's meta-gradient of b, without a step.
 func deviceGrad(t *testing.T, l *devLearner, b datasets.Batch) ([]float32, float64) {
 	t.Helper()
-	if err := l.stage(b); err != nil {
+	if err := l.stageDevice(len(b), l.stageHost(b)); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.step(len(b)); err != nil {
@@ -56,10 +56,11 @@ func deviceGrad(t *testing.T, l *devLearner, b datasets.Batch) ([]float32, float
 	if err := l.dev.Download(g, l.grad); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.dev.Download(l.hloss, l.loss); err != nil {
+	loss := make([]float32, 1)
+	if err := l.dev.Download(loss, l.loss); err != nil {
 		t.Fatal(err)
 	}
-	return g, float64(l.hloss[0])
+	return g, float64(loss[0])
 }
 
 func relErr32(a []float32, b []float64) float64 {
@@ -315,6 +316,109 @@ func TestDevicePoolGather(t *testing.T) {
 	}
 }
 
+// TestDeviceGraphsMatchDirect trains a learner that replays recorded steps
+// and one that launches every kernel, on the same batches of changing
+// sizes, gathered and uploaded, with the pool replaced midway: losses,
+// parameters and batch predictions must agree bit for bit.
+func TestDeviceGraphsMatchDirect(t *testing.T) {
+	be := gpuBackend(t)
+	if !be.Dev().Graphs() {
+		t.Skipf("%s turns graphs off", cuda.GraphsVar)
+	}
+	pool := devPool(t, devShape.Dim)
+	for _, algo := range []string{"protonet", "maml", "fomaml"} {
+		cfg := devConfig(algo, "relu")
+		var ls [2]*devLearner
+		for i := range ls {
+			l, err := New(cfg, devShape, be)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ls[i] = l.(*devLearner)
+			defer ls[i].Close()
+		}
+		graph, direct := ls[0], ls[1]
+		direct.useGraph = false
+		var s *datasets.Sampler
+		var batch datasets.Batch
+		nq := devShape.Ways * devShape.Queries
+		for step := 0; step < 8; step++ {
+			if step == 0 || step == 5 {
+				// From step 5 on, episodes come from another pool matrix:
+				// the recorded gathers must not read the old one.
+				p := pool
+				if step == 5 {
+					p = &datasets.Pool{Dim: pool.Dim, Classes: pool.Classes, X: make([]float32, len(pool.X))}
+					for i, v := range pool.X {
+						p.X[i] = 2*v + 1
+					}
+				}
+				for _, l := range ls {
+					if err := l.UsePool(p.X); err != nil {
+						t.Fatal(err)
+					}
+					if len(l.graphs) != 0 {
+						t.Fatalf("%s: %d recorded steps kept across UsePool", algo, len(l.graphs))
+					}
+				}
+				var err error
+				s, err = datasets.NewSampler(p, datasets.SamplerConfig{Ways: devShape.Ways, Shots: devShape.Shots, Queries: devShape.Queries, MetaBatch: devShape.MetaBatch, Seed: 8})
+				if err != nil {
+					t.Fatal(err)
+				}
+				batch = s.NewBatch()
+			}
+			if err := s.NextBatch(batch); err != nil {
+				t.Fatal(err)
+			}
+			b := batch[:1+step%devShape.MetaBatch]
+			if step%4 == 3 {
+				for _, ep := range b {
+					ep.Source = nil // uploaded, not gathered
+				}
+			}
+			var loss [2]float64
+			for i, l := range ls {
+				var err error
+				if loss[i], err = l.MetaStep(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if loss[0] != loss[1] {
+				t.Fatalf("%s step %d: loss %g replayed, %g launched", algo, step, loss[0], loss[1])
+			}
+			if algo == "protonet" {
+				var pred [2][]int32
+				for i, l := range ls {
+					pred[i] = make([]int32, len(b)*nq)
+					if err := l.PredictBatch(b, pred[i]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if fmt.Sprint(pred[0]) != fmt.Sprint(pred[1]) {
+					t.Fatalf("step %d: predictions %v replayed, %v launched", step, pred[0], pred[1])
+				}
+			}
+		}
+		for _, l := range ls {
+			if err := l.sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, p := range graph.base.params {
+			if p != direct.base.params[i] {
+				t.Fatalf("%s: parameter %d is %g replayed, %g launched", algo, i, p, direct.base.params[i])
+			}
+		}
+		if len(graph.graphs) < 3 || len(direct.graphs) != 0 {
+			t.Errorf("%s: %d and %d recorded steps, want several and none", algo, len(graph.graphs), len(direct.graphs))
+		}
+		if graph.fromPool == 0 || graph.fromPool == 8 {
+			t.Errorf("%s: %d of 8 batches gathered, want some but not all", algo, graph.fromPool)
+		}
+	}
+}
+
 func TestDeviceFallsBackToHost(t *testing.T) {
 	be := gpuBackend(t)
 	for _, edit := range []func(*Config){
@@ -362,30 +466,41 @@ func TestDeviceFallsBackToHost(t *testing.T) {
 }
 
 // BenchmarkDeviceMetaStep is the device-resident meta-step for the speed
-// target's shape (5-way 5-shot 15-query, 122 features, hidden 64) across
-// meta-batch sizes, in tasks per second.
+// target's shape (5-way 5-shot 15-query, 122 features, hidden 64, one inner
+// step) across meta-batch sizes, in tasks per second, replayed as a graph
+// and launched kernel by kernel.
 func BenchmarkDeviceMetaStep(b *testing.B) {
 	be := gpuBackend(b)
 	for _, algo := range []string{"protonet", "maml"} {
 		for _, mb := range []int{1, 16, 256, 1024} {
-			b.Run(fmt.Sprintf("%s/mb%d", algo, mb), func(b *testing.B) {
-				cfg := DefaultConfig(algo)
-				s := benchShape(mb)
-				l, err := New(cfg, s, be)
-				if err != nil {
-					b.Fatal(err)
+			for _, graphs := range []bool{true, false} {
+				if graphs && !be.Dev().Graphs() {
+					continue
 				}
-				defer l.(*devLearner).Close()
-				batch := tinyBatch(b, s, mb, 1)
-				l.MetaStep(batch)
-				b.ResetTimer()
-				for b.Loop() {
-					if _, err := l.MetaStep(batch); err != nil {
+				b.Run(fmt.Sprintf("%s/mb%d/graphs=%v", algo, mb, graphs), func(b *testing.B) {
+					cfg := DefaultConfig(algo)
+					cfg.InnerSteps = 1 // as bench/pytorch_bench.py and metaids bench
+					s := benchShape(mb)
+					l, err := New(cfg, s, be)
+					if err != nil {
 						b.Fatal(err)
 					}
-				}
-				b.ReportMetric(float64(b.N*mb)/b.Elapsed().Seconds(), "tasks/s")
-			})
+					defer l.(*devLearner).Close()
+					l.(*devLearner).useGraph = graphs
+					batch := tinyBatch(b, s, mb, 1)
+					l.MetaStep(batch)
+					b.ResetTimer()
+					for b.Loop() {
+						if _, err := l.MetaStep(batch); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(b.N*mb)/b.Elapsed().Seconds(), "tasks/s")
+					for _, g := range l.(*devLearner).graphs {
+						b.ReportMetric(float64(g.Nodes()), "nodes/graph")
+					}
+				})
+			}
 		}
 	}
 }

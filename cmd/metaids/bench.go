@@ -158,6 +158,7 @@ func singleBench(e *env, outFormat eval.Format, run benchRun, engine string, war
 	if r.DeviceResident {
 		t.Rows = append(t.Rows,
 			[]string{"device-resident", "yes"},
+			[]string{"CUDA graphs", yesNo(r.CUDAGraphs)},
 			[]string{"device memory (MiB)", strconv.FormatFloat(float64(r.DeviceBytes)/(1<<20), 'f', 1, 64)})
 	}
 	if r.DeviceMSPerStep > 0 {
@@ -241,7 +242,18 @@ func sweepBench(e *env, outFormat eval.Format, runs []benchRun, ref map[string]f
 	}
 	t.Notes = []string{fmt.Sprintf("median of %d repeats of %d meta-steps after %d warm-up steps, on seeded synthetic episodes; "+
 		"device ms/step: stream time per step, idle gaps included", repeats, steps, warmup)}
+	if runs[0].err == nil && runs[0].res.DeviceResident {
+		t.Notes = append(t.Notes, "device steps replayed as CUDA graphs: "+yesNo(runs[0].res.CUDAGraphs)+
+			" (METAIDS_CUDA_GRAPHS=0 launches every kernel)")
+	}
 	return t.Render(e.stdout, outFormat)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 // rateName and lossName label the measurement of a training or an
