@@ -191,7 +191,8 @@ device() {
   "$GO" test -c -tags "$tag" -o .device/train.test ./train
   "$GO" build -tags "$tag" -o .device/metaids ./cmd/metaids
   say "built .device/kernels.test, .device/train.test and .device/metaids; on the GPU machine run:"
-  say "  scripts/gpu-run.sh (tests, the meta-batch sweep against PyTorch, profiles; logs in \$OUT)"
+  say "  scripts/gpu-run.sh (tests, sweeps against PyTorch, benchmarks), then scripts/gpu-run.sh profile (ncu,"
+  say "  compute-sanitizer); logs in results/gpu/<mode>/, packed into \$OUT/gpu-<mode>.tar.gz when OUT is set"
 }
 
 case ${1:-check} in

@@ -1,74 +1,134 @@
 #!/usr/bin/env bash
 # Runs everything that needs a GPU, on the GPU machine, from a work tree that holds the binaries
-# `make cuda-device` built into .device/: the CUDA kernel tests, the device-learner tests, the
-# meta-batch sweeps of metaids bench (training for protonet and maml, evaluation for protonet)
-# and bench/pytorch_bench.py on the same GPU, then the two side by side. Every log and JSON goes
-# to $OUT (default results/gpu), so one call brings back all there is to record in BENCHMARKS.md.
+# `make cuda-device` built into .device/.
 #
-# usage: scripts/gpu-run.sh [quick]   quick: fewer steps and meta-batch sizes, to check the setup
+# usage: scripts/gpu-run.sh [measure|quick|profile]
+#   measure (default)  the CUDA kernel tests and the device-learner tests; bench/pytorch_bench.py
+#                      (episodes on the device, then copied from the host); the meta-batch sweeps of
+#                      metaids bench (training for protonet and maml against PyTorch, the same with
+#                      METAIDS_CUDA_GRAPHS=0, evaluation for protonet); go test -bench. ~5 minutes.
+#   quick              the same with fewer steps and meta-batch sizes, to check the setup.
+#   profile            ncu over one meta-step of each learner at meta-batch 256, then the kernel tests
+#                      under compute-sanitizer (memcheck, and racecheck for the shared-memory
+#                      kernels), which find what the CPU emulation cannot. ~5 minutes.
+#
+# Logs and JSON go to a work folder (default results/gpu/<mode>). Where $OUT is set (a folder that
+# is fetched back, and only a few files), they are also packed into $OUT/gpu-<mode>.tar.gz, with
+# the summary beside it in $OUT/gpu-<mode>.log. Each step has a time limit, so that one hang does
+# not cost the rest.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
-out=${OUT:-results/gpu}
-mkdir -p "$out"
-say() { echo "gpu-run: $*" | tee -a "$out/gpu-run.log" >&2; }
+mode=${1:-measure}
+case $mode in
+  measure | quick | profile) ;;
+  *) echo "gpu-run: unknown mode $mode (measure, quick, profile)" >&2; exit 2 ;;
+esac
+work=$here/results/gpu/$mode
+rm -rf "$work"
+mkdir -p "$work"
+say() { echo "gpu-run: $*" | tee -a "$work/summary.log" >&2; }
+
+pack() {
+  if [[ -n ${OUT:-} ]]; then
+    tar czf "$OUT/gpu-$mode.tar.gz" -C "$work" . && cp "$work/summary.log" "$OUT/gpu-$mode.log"
+  fi
+}
+trap pack EXIT
 
 for b in .device/kernels.test .device/train.test .device/metaids; do
   [[ -x $b ]] || { say "missing $b: run make cuda-device first"; exit 1; }
 done
 
+# The whole run ends within GPU_RUN_BUDGET seconds (default 540, inside a 10-minute call), so that
+# the logs are packed before a caller's limit kills it.
+deadline=$((SECONDS + ${GPU_RUN_BUDGET:-540}))
+
+# step NAME LIMIT_S CMD...: runs CMD with stdout to $work/NAME and stderr to $work/NAME.err, for at
+# most LIMIT_S seconds and what is left of the budget.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local left=$((deadline - SECONDS - 10))
+  if ((left < 10)); then
+    say "$name: skipped, out of time"
+    return 124
+  fi
+  ((limit > left)) && limit=$left
+  local t0=$SECONDS
+  timeout "$limit" "$@" >"$work/$name" 2>"$work/$name.err"
+  local rc=$?
+  say "$name: exit $rc in $((SECONDS - t0)) s"
+  return $rc
+}
+
+nvidia-smi >"$work/nvidia-smi.txt" 2>&1 || say "nvidia-smi failed"
+say "$(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>/dev/null)"
+
+if [[ $mode == profile ]]; then
+  if ! command -v ncu >/dev/null; then
+    say "no ncu on this machine"
+    exit 1
+  fi
+  for algo in protonet maml; do
+    # Skip the warm-up steps' launches; one step of protonet is ~20 kernels, of maml ~60.
+    step "ncu-$algo.csv" 150 ncu --target-processes all --launch-skip 300 --launch-count 70 --csv --page details \
+      .device/metaids bench --device cuda --algo "$algo" --meta-batch 256 --steps 20 --warmup 5 --repeats 1
+  done
+  (cd kernels/cuda && step memcheck.log 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    ../../.device/kernels.test -test.count=1)
+  (cd kernels/cuda && step racecheck.log 90 compute-sanitizer --tool racecheck --error-exitcode 9 \
+    ../../.device/kernels.test -test.count=1 -test.run 'Gemm|ColSum|Softmax|ReduceSum|ClassMean|Pairwise')
+  say "done"
+  exit 0
+fi
+
 sizes=1,2,4,8,16,32,64,128,256,512,1024
+ab_sizes=1,16,256,1024
 steps=(--steps 50 --warmup 10 --repeats 5)
-if [[ ${1:-} == quick ]]; then
+if [[ $mode == quick ]]; then
   sizes=1,16,256
+  ab_sizes=256
   steps=(--steps 5 --warmup 2 --repeats 2)
 fi
 
-nvidia-smi >"$out/nvidia-smi.txt" 2>&1 || say "nvidia-smi failed (see $out/nvidia-smi.txt)"
+(cd kernels/cuda && step kernels-test.log 120 ../../.device/kernels.test -test.v -test.count=1)
+say "kernel tests: $(grep -c -- '--- PASS' "$work/kernels-test.log") passed, $(grep -c -- '--- FAIL' "$work/kernels-test.log") failed, $(grep -c -- '--- SKIP' "$work/kernels-test.log") skipped"
+(cd train && step train-test.log 120 ../.device/train.test -test.run Device -test.v -test.count=1)
+say "device learner tests: $(grep -c -- '^--- PASS' "$work/train-test.log") passed, $(grep -c -- '^--- FAIL' "$work/train-test.log") failed"
 
-say "kernel tests"
-(cd kernels/cuda && ../../.device/kernels.test -test.v -test.count=1) >"$out/kernels-test.log" 2>&1
-say "kernel tests: exit $? ($(grep -c -- '--- PASS' "$out/kernels-test.log") passed, $(grep -c -- '--- FAIL' "$out/kernels-test.log") failed, $(grep -c -- '--- SKIP' "$out/kernels-test.log") skipped)"
-
-say "device learner tests"
-(cd train && ../.device/train.test -test.run Device -test.v -test.count=1) >"$out/train-test.log" 2>&1
-say "device learner tests: exit $? ($(grep -c -- '^--- PASS' "$out/train-test.log") passed, $(grep -c -- '^--- FAIL' "$out/train-test.log") failed)"
-
-say "PyTorch baseline"
-python3 bench/pytorch_bench.py --algo protonet,maml --meta-batch "$sizes" "${steps[@]}" \
-  >"$out/pytorch.json" 2>"$out/pytorch.log"
-say "PyTorch baseline: exit $?"
-python3 bench/pytorch_bench.py --algo protonet,maml --meta-batch "$sizes" "${steps[@]}" --host-data \
-  >"$out/pytorch-host-data.json" 2>"$out/pytorch-host-data.log"
-say "PyTorch baseline with host data: exit $?"
+export PYTHONUNBUFFERED=1
+step pytorch.json 150 python3 bench/pytorch_bench.py --algo protonet,maml --meta-batch "$sizes" "${steps[@]}"
+step pytorch-host-data.json 150 python3 bench/pytorch_bench.py --algo protonet,maml --meta-batch "$sizes" "${steps[@]}" --host-data
 
 compare=()
-[[ -s $out/pytorch.json ]] && compare=(--compare "$out/pytorch.json")
-say "metaids training sweep"
-.device/metaids bench --device cuda --algo protonet,maml --meta-batch "$sizes" "${steps[@]}" --format json \
-  >"$out/metaids-train.json" 2>"$out/metaids-train.log"
-say "metaids training sweep: exit $?"
-.device/metaids bench --device cuda --algo protonet,maml --meta-batch "$sizes" "${steps[@]}" "${compare[@]}" \
-  >"$out/metaids-train.txt" 2>>"$out/metaids-train.log"
-say "metaids evaluation sweep"
-.device/metaids bench --device cuda --eval --algo protonet --meta-batch "$sizes" "${steps[@]}" --format json \
-  >"$out/metaids-eval.json" 2>"$out/metaids-eval.log"
-say "metaids evaluation sweep: exit $?"
-.device/metaids bench --device cuda --eval --algo protonet --meta-batch "$sizes" "${steps[@]}" \
-  >"$out/metaids-eval.txt" 2>>"$out/metaids-eval.log"
+[[ -s $work/pytorch.json ]] && compare=(--compare "$work/pytorch.json")
+step metaids-train.json 120 .device/metaids bench --device cuda --algo protonet,maml --meta-batch "$sizes" "${steps[@]}" \
+  "${compare[@]}" --format json
+METAIDS_CUDA_GRAPHS=0 step metaids-train-nographs.json 90 .device/metaids bench --device cuda --algo protonet,maml \
+  --meta-batch "$ab_sizes" "${steps[@]}" "${compare[@]}" --format json
+step metaids-eval.json 90 .device/metaids bench --device cuda --eval --algo protonet,maml --meta-batch "$sizes" "${steps[@]}" \
+  --format json
+# One line per learner and size, for the log.
+for f in metaids-train.json metaids-train-nographs.json metaids-eval.json; do
+  [[ -s $work/$f ]] || continue
+  python3 - "$work/$f" <<'EOF' | tee -a "$work/summary.log" >&2
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for r in doc["results"]:
+    if "error" in r:
+        print(f"  {sys.argv[1].rsplit('/', 1)[-1]} {r['algo']} mb {r['meta_batch']}: {r['error']}")
+        continue
+    su = f", PyTorch {r['pytorch_tasks_per_sec']:.0f} ({r['speed_up']:.2f}x)" if r.get("pytorch_tasks_per_sec") else ""
+    print(f"  {sys.argv[1].rsplit('/', 1)[-1]} {r['algo']} mb {r['meta_batch']}: {r['tasks_per_sec']:.0f}/s, "
+          f"device {r.get('device_ms_per_step', 0):.3f} ms/step, {r.get('device_bytes', 0) / 2**20:.1f} MiB, "
+          f"graphs {r.get('cuda_graphs', False)}{su}")
+EOF
+done
 
-say "device benchmarks (go test -bench)"
-(cd train && ../.device/train.test -test.run '^$' -test.bench Device -test.benchtime 2s) >"$out/train-bench.log" 2>&1
-(cd kernels/cuda && ../../.device/kernels.test -test.run '^$' -test.bench . -test.benchtime 1s) >"$out/kernels-bench.log" 2>&1
-
-if command -v ncu >/dev/null && [[ ${1:-} != quick ]]; then
-  say "kernel profile of one meta-step at meta-batch 256 (ncu)"
-  for algo in protonet maml; do
-    ncu --target-processes all --launch-skip 200 --launch-count 60 --csv --page details \
-      .device/metaids bench --device cuda --algo "$algo" --meta-batch 256 --steps 20 --warmup 5 --repeats 1 \
-      >"$out/ncu-$algo.csv" 2>"$out/ncu-$algo.log"
-    say "ncu $algo: exit $?"
-  done
-fi
-say "done; results in $out"
+benchtime=2s
+[[ $mode == quick ]] && benchtime=200ms
+(cd train && step train-bench.log 150 ../.device/train.test -test.run '^$' -test.bench Device -test.benchtime $benchtime)
+(cd kernels/cuda && step kernels-bench.log 90 ../../.device/kernels.test -test.run '^$' -test.bench . -test.benchtime 1s)
+say "done"
