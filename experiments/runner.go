@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -381,6 +382,22 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	var lossSum float64
 	lossN := 0
 	lastVal := math.NaN()
+	// A Pipeliner's losses arrive after their steps, in order; lossStep
+	// numbers them. Its steps are all in before a curve point is taken, so
+	// the curve is what MetaStep would have given.
+	pl, _ := learner.(train.Pipeliner)
+	lossStep := 0
+	addLosses := func(losses ...float64) error {
+		for _, loss := range losses {
+			lossStep++
+			if math.IsNaN(loss) || math.IsInf(loss, 0) {
+				return fmt.Errorf("meta-train loss is %v at step %d (lower optimizer.lr or set optimizer.clip_norm)", loss, lossStep)
+			}
+			lossSum += loss
+			lossN++
+		}
+		return nil
+	}
 	trainStart := time.Now()
 	var trainTime time.Duration
 	for step := 1; step <= ep.TrainSteps; step++ {
@@ -393,17 +410,28 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		if err := adv.perturb(batch); err != nil {
 			return nil, err
 		}
-		loss, err := learner.MetaStep(batch)
-		if err != nil {
-			return nil, err
+		if pl != nil {
+			losses, err := pl.QueueStep(batch)
+			if err := cmp.Or(addLosses(losses...), err); err != nil {
+				return nil, err
+			}
+		} else {
+			loss, err := learner.MetaStep(batch)
+			if err != nil {
+				return nil, err
+			}
+			if err := addLosses(loss); err != nil {
+				return nil, err
+			}
 		}
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return nil, fmt.Errorf("meta-train loss is %v at step %d (lower optimizer.lr or set optimizer.clip_norm)", loss, step)
-		}
-		lossSum += loss
-		lossN++
 		validate := len(valEpisodes) > 0 && (step%ep.ValEvery == 0 || step == ep.TrainSteps)
 		if step%logEvery == 0 || validate {
+			if pl != nil {
+				losses, err := pl.Drain()
+				if err := cmp.Or(addLosses(losses...), err); err != nil {
+					return nil, err
+				}
+			}
 			pt := CurvePoint{Step: step, TrainLoss: lossSum / float64(lossN), ValAccuracy: math.NaN(), ValCI: math.NaN()}
 			lossSum, lossN = 0, 0
 			if validate {
@@ -429,6 +457,12 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 				status += fmt.Sprintf("  val acc %.3f (best %.3f @%d)", lastVal, res.Train.BestValAccuracy, res.Train.BestStep)
 			}
 			bar.Update(step, status)
+		}
+	}
+	if pl != nil {
+		losses, err := pl.Drain()
+		if err := cmp.Or(addLosses(losses...), err); err != nil {
+			return nil, err
 		}
 	}
 	trainTime += time.Since(trainStart)

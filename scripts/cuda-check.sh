@@ -149,10 +149,11 @@ emulate() {
     [[ $mode == eval ]] && extra=(--eval --algo protonet) || extra=(--algo protonet,maml)
     sweep=$(LD_LIBRARY_PATH=$lib "$tmp/metaids" bench --backend cuda "${extra[@]}" --meta-batch 1,3 --steps 2 --warmup 0 \
       --repeats 1 --format json 2>"$tmp/sweep.err") || { cat "$tmp/sweep.err" >&2; die "$mode sweep on cuda (emulated)"; }
+    [[ $mode == eval || $(grep -c '"pipelined": true' <<<"$sweep") == $(grep -c '"meta_batch"' <<<"$sweep") ]] &&
     [[ $(grep -c '"device_resident": true' <<<"$sweep") == $(grep -c '"meta_batch"' <<<"$sweep") ]] &&
       [[ $(grep -c '"cuda_graphs": true' <<<"$sweep") == $(grep -c '"meta_batch"' <<<"$sweep") ]] &&
       grep -q '"device_ms_per_step": [0-9]' <<<"$sweep" && grep -q '"device_pool": true' <<<"$sweep" ||
-      { echo "$sweep" >&2; die "$mode sweep on cuda (emulated) was not device-resident, replayed as graphs, fed from a device pool and timed"; }
+      { echo "$sweep" >&2; die "$mode sweep on cuda (emulated) was not device-resident, replayed as graphs, queued, fed from a device pool and timed"; }
   done
   # Without graphs, every kernel is launched from the host.
   sweep=$(METAIDS_CUDA_GRAPHS=0 LD_LIBRARY_PATH=$lib "$tmp/metaids" bench --backend cuda --algo protonet --meta-batch 2 --steps 2 \

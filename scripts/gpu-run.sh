@@ -123,7 +123,7 @@ for r in doc["results"]:
     su = f", PyTorch {r['pytorch_tasks_per_sec']:.0f} ({r['speed_up']:.2f}x)" if r.get("pytorch_tasks_per_sec") else ""
     print(f"  {sys.argv[1].rsplit('/', 1)[-1]} {r['algo']} mb {r['meta_batch']}: {r['tasks_per_sec']:.0f}/s, "
           f"device {r.get('device_ms_per_step', 0):.3f} ms/step, {r.get('device_bytes', 0) / 2**20:.1f} MiB, "
-          f"graphs {r.get('cuda_graphs', False)}{su}")
+          f"graphs {r.get('cuda_graphs', False)}, queued {r.get('pipelined', False)}{su}")
 EOF
 done
 

@@ -63,6 +63,9 @@ type BenchResult struct {
 	// CUDAGraphs is set when the device learner replayed recorded steps
 	// (one graph launch a step) rather than launching every kernel.
 	CUDAGraphs bool `json:"cuda_graphs,omitempty"`
+	// Pipelined is set when the steps were queued (Pipeliner), the device
+	// running behind the host, each repeat waiting for its last step.
+	Pipelined bool `json:"pipelined,omitempty"`
 	// DeviceMSPerStep is the device time per meta-step (median over
 	// repeats) on a backend with a device timer: stream time from the first
 	// to the last queued operation of a repeat, idle gaps included.
@@ -151,21 +154,38 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		}
 		return 1 - float64(right)/float64(len(labels))
 	}
+	pl, _ := l.(Pipeliner)
+	r.Pipelined = pl != nil && !o.Eval
 	run := func(n int) error {
 		for range n {
 			b := batches[step%len(batches)]
 			step++
-			if o.Eval {
+			switch {
+			case o.Eval:
 				if err := evaluate(b); err != nil {
 					return err
 				}
-				continue
+			case pl != nil:
+				if _, err := pl.QueueStep(b); err != nil {
+					return err
+				}
+			default:
+				loss, err := l.MetaStep(b)
+				if err != nil {
+					return err
+				}
+				r.FinalLoss = loss
 			}
-			loss, err := l.MetaStep(b)
+		}
+		if pl != nil && !o.Eval {
+			// The repeat ends when its last step has run.
+			losses, err := pl.Drain()
 			if err != nil {
 				return err
 			}
-			r.FinalLoss = loss
+			if len(losses) > 0 {
+				r.FinalLoss = losses[len(losses)-1]
+			}
 		}
 		return nil
 	}

@@ -83,18 +83,22 @@ type devLearner struct {
 	// query rows (x), and the way labels. For B tasks, lab holds the
 	// support labels, the query labels and, for a batch drawn from the pool,
 	// the row numbers, one after another, so that one copy brings them;
-	// ys, yq and rows are its parts for the batch staged last. The host
-	// sides are page-locked, which a recorded step copies from.
+	// ys, yq and rows are its parts for the batch staged last.
 	x, lab, ys, yq, rows cuda.Buffer
-	hx, hlab             cuda.HostBuffer
+
+	// Host staging, a slot per meta-step in flight (QueueStep), and the
+	// steps in flight, oldest first. ready holds the losses of finished
+	// steps not yet returned; out is what QueueStep and Drain return.
+	slots      [maxInFlight]stageSlot
+	inFlight   []queuedStep
+	ready, out []float64
 
 	// A pool matrix kept on the device (UsePool).
 	pool     cuda.Buffer
 	poolHost []float32
 	fromPool int // batches staged by gathering, for tests and benchmarks
 
-	loss  cuda.Buffer // [1]
-	hloss cuda.HostBuffer
+	loss cuda.Buffer // [1]
 
 	// graphs holds the recorded steps by what they do and their batch's
 	// shape, when the backend replays graphs (cuda.GraphsVar).
@@ -110,12 +114,30 @@ type devLearner struct {
 }
 
 // graphKey names a recorded operation: a meta-step or a classification,
-// of a batch of tasks gathered from the pool or copied.
+// of a batch of tasks gathered from the pool or copied, staged in a slot.
 type graphKey struct {
 	classify bool
 	tasks    int
 	fromPool bool
+	slot     int
 }
+
+// maxInFlight is how many meta-steps QueueStep lets the device run behind
+// the host: two, so that the host lays out one batch while the device runs
+// the step before.
+const maxInFlight = 2
+
+// stageSlot is page-locked memory a step is staged in and its loss comes
+// back to (what a recorded step copies from and to), and an event marking
+// the end of the step's work. hx, for batches that are not gathered from
+// the pool, is allocated on first use.
+type stageSlot struct {
+	hx, hlab, hloss cuda.HostBuffer
+	done            *cuda.Event
+}
+
+// queuedStep is a meta-step in flight: its slot and its number.
+type queuedStep struct{ slot, step int }
 
 // allocHost returns n page-locked float32s and remembers them.
 func (d *devLearner) allocHost(n int) cuda.HostBuffer {
@@ -146,7 +168,7 @@ func (d *devLearner) alloc(n int) cuda.Buffer {
 	return b
 }
 
-func (d *devLearner) build() error {
+func (d *devLearner) build() (err error) {
 	s := d.shape
 	n := len(d.base.params)
 	d.params, d.grad = d.alloc(n), d.alloc(n)
@@ -154,9 +176,14 @@ func (d *devLearner) build() error {
 		d.mom, d.vel = d.alloc(n), d.alloc(n)
 	}
 	ns, nq, B := s.Ways*s.Shots, s.Ways*s.Queries, s.MetaBatch
-	d.x, d.hx = d.alloc(B*(ns+nq)*s.Dim), d.allocHost(B*(ns+nq)*s.Dim)
-	d.lab, d.hlab = d.alloc(2*B*(ns+nq)), d.allocHost(2*B*(ns+nq))
-	d.loss, d.hloss = d.alloc(1), d.allocHost(1)
+	d.x, d.lab, d.loss = d.alloc(B*(ns+nq)*s.Dim), d.alloc(2*B*(ns+nq)), d.alloc(1)
+	for i := range d.slots {
+		sl := &d.slots[i]
+		sl.hlab, sl.hloss = d.allocHost(2*B*(ns+nq)), d.allocHost(1)
+		if sl.done, err = d.dev.NewEvent(); err != nil {
+			return err
+		}
+	}
 	d.useGraph = d.dev.Graphs()
 	d.graphs = map[graphKey]*cuda.Graph{}
 	if d.cfg.Algo == "protonet" {
@@ -184,6 +211,12 @@ func (d *devLearner) Close() error {
 		}
 	}
 	d.host = nil
+	for i := range d.slots {
+		if e := d.dev.FreeEvent(d.slots[i].done); err == nil {
+			err = e
+		}
+		d.slots[i] = stageSlot{}
+	}
 	if !d.pool.IsNil() {
 		d.bufs = append(d.bufs, d.pool)
 		d.pool, d.poolHost = cuda.Buffer{}, nil
@@ -235,6 +268,9 @@ func (d *devLearner) upload() error {
 
 // sync brings the host copy up to date after device steps.
 func (d *devLearner) sync() error {
+	if err := d.settle(); err != nil {
+		return err
+	}
 	if !d.stale || len(d.bufs) == 0 {
 		return nil
 	}
@@ -264,6 +300,9 @@ func (d *devLearner) UsePool(x []float32) error {
 		return fmt.Errorf("%s: UsePool after Close", d.cfg.Algo)
 	}
 	// The recorded steps gather from the pool being replaced.
+	if err := d.settle(); err != nil {
+		return err
+	}
 	if err := d.freeGraphs(); err != nil {
 		return err
 	}
@@ -299,14 +338,14 @@ func (d *devLearner) drawnFromPool(b datasets.Batch) bool {
 	return true
 }
 
-// stageHost lays a checked batch out in the page-locked buffers and points
-// ys, yq and rows at its parts of lab. It reports whether the batch is
-// gathered from the pool (only the row numbers are laid out) or copied.
-func (d *devLearner) stageHost(b datasets.Batch) (fromPool bool) {
-	s := d.shape
+// stageHost lays a checked batch out in slot k's page-locked buffers and
+// points ys, yq and rows at its parts of lab. It reports whether the batch
+// is gathered from the pool (only the row numbers are laid out) or copied.
+func (d *devLearner) stageHost(b datasets.Batch, k int) (fromPool bool, err error) {
+	s, sl := d.shape, &d.slots[k]
 	ns, nq, B := s.Ways*s.Shots, s.Ways*s.Queries, len(b)
 	n := B * (ns + nq)
-	lab := d.hlab.Int32()
+	lab := sl.hlab.Int32()
 	for i, ep := range b {
 		copy(lab[i*ns:], ep.SupportY)
 		copy(lab[B*ns+i*nq:], ep.QueryY)
@@ -320,30 +359,35 @@ func (d *devLearner) stageHost(b datasets.Batch) (fromPool bool) {
 		}
 		d.rows = d.lab.Slice(n, 2*n)
 		d.fromPool++
-		return true
+		return true, nil
 	}
-	x, q0 := d.hx.Float32(), B*ns*s.Dim
+	if sl.hx.Float32() == nil {
+		if sl.hx = d.allocHost(d.x.Len()); d.err != nil {
+			return false, d.err
+		}
+	}
+	x, q0 := sl.hx.Float32(), B*ns*s.Dim
 	for i, ep := range b {
 		copy(x[i*ns*s.Dim:], ep.SupportX)
 		copy(x[q0+i*nq*s.Dim:], ep.QueryX)
 	}
-	return false
+	return false, nil
 }
 
-// stageDevice queues the copy of the batch stageHost laid out for B tasks,
-// and its gather from the pool.
-func (d *devLearner) stageDevice(B int, fromPool bool) error {
-	s := d.shape
+// stageDevice queues the copy of the batch stageHost laid out in slot k
+// for B tasks, and its gather from the pool.
+func (d *devLearner) stageDevice(B int, fromPool bool, k int) error {
+	s, sl := d.shape, &d.slots[k]
 	n := B * (s.Ways*s.Shots + s.Ways*s.Queries)
 	if fromPool {
 		return run(
-			d.dev.UploadInt32(d.lab.Slice(0, 2*n), d.hlab.Int32()[:2*n]),
+			d.dev.UploadInt32(d.lab.Slice(0, 2*n), sl.hlab.Int32()[:2*n]),
 			d.dev.GatherRows(d.x.Slice(0, n*s.Dim), d.pool, d.rows, n, s.Dim),
 		)
 	}
 	return run(
-		d.dev.UploadInt32(d.lab.Slice(0, n), d.hlab.Int32()[:n]),
-		d.dev.Upload(d.x.Slice(0, n*s.Dim), d.hx.Float32()[:n*s.Dim]),
+		d.dev.UploadInt32(d.lab.Slice(0, n), sl.hlab.Int32()[:n]),
+		d.dev.Upload(d.x.Slice(0, n*s.Dim), sl.hx.Float32()[:n*s.Dim]),
 	)
 }
 
@@ -365,24 +409,79 @@ func (d *devLearner) replay(key graphKey, f func() error) error {
 	return d.dev.Launch(g)
 }
 
-// MetaStep runs the step on the device: gradient, optimiser update, and
-// the loss back to the host.
+// MetaStep runs the step on the device (gradient, optimiser update) and
+// returns its loss. Losses of steps queued before (QueueStep) are kept for
+// the next Drain.
 func (d *devLearner) MetaStep(b datasets.Batch) (float64, error) {
+	if err := d.settle(); err != nil {
+		return 0, err
+	}
+	if err := d.queue(b); err != nil {
+		return 0, err
+	}
+	err := d.settle()
+	if len(d.ready) == 0 {
+		return 0, err
+	}
+	loss := d.ready[len(d.ready)-1]
+	d.ready = d.ready[:len(d.ready)-1]
+	return loss, err
+}
+
+// QueueStep implements Pipeliner: it queues the step on b and returns as
+// soon as b is staged, with the losses of earlier steps that finished.
+// With graphs the device runs up to maxInFlight steps behind the host;
+// without, each step finishes before QueueStep returns.
+func (d *devLearner) QueueStep(b datasets.Batch) ([]float64, error) {
+	err := d.queue(b)
+	return d.takeReady(), err
+}
+
+// Drain implements Pipeliner: it waits for the queued steps and returns
+// the losses not returned yet.
+func (d *devLearner) Drain() ([]float64, error) {
+	err := d.settle()
+	return d.takeReady(), err
+}
+
+func (d *devLearner) takeReady() []float64 {
+	d.out = append(d.out[:0], d.ready...)
+	d.ready = d.ready[:0]
+	return d.out
+}
+
+// queue stages b in the slot after the newest step in flight (waiting for
+// the step that used it before) and queues the step: the recorded copy,
+// gradient and loss copy, the optimiser update, and the slot's event.
+func (d *devLearner) queue(b datasets.Batch) error {
 	if len(d.bufs) == 0 {
-		return 0, fmt.Errorf("%s: MetaStep after Close", d.cfg.Algo)
+		return fmt.Errorf("%s: MetaStep after Close", d.cfg.Algo)
 	}
 	if err := d.base.checkBatch(b); err != nil {
-		return 0, err
+		return err
 	}
-	B, fromPool := len(b), d.stageHost(b)
-	if err := d.replay(graphKey{tasks: B, fromPool: fromPool}, func() error {
-		return run(d.stageDevice(B, fromPool), d.step(B))
+	k := 0
+	if n := len(d.inFlight); n > 0 {
+		k = (d.inFlight[n-1].slot + 1) % maxInFlight
+	}
+	if len(d.inFlight) == maxInFlight {
+		if err := d.finishOldest(); err != nil {
+			return err
+		}
+	}
+	B := len(b)
+	fromPool, err := d.stageHost(b, k)
+	if err != nil {
+		return err
+	}
+	hloss := d.slots[k].hloss.Float32()
+	if err := d.replay(graphKey{tasks: B, fromPool: fromPool, slot: k}, func() error {
+		return run(d.stageDevice(B, fromPool, k), d.step(B), d.dev.Download(hloss, d.loss))
 	}); err != nil {
-		return 0, err
+		return err
 	}
 	o, opt := d.cfg.Optimizer, &d.base.opt
 	opt.t++
-	var err error
 	switch o.Name {
 	case "sgd":
 		err = d.dev.SGDStep(d.params, d.grad, float32(o.LR), float32(o.WeightDecay))
@@ -393,18 +492,42 @@ func (d *devLearner) MetaStep(b datasets.Batch) (float64, error) {
 		})
 	}
 	if err != nil {
-		return 0, err
+		return err
 	}
 	d.stale = true
-	if err := d.dev.Download(d.hloss.Float32(), d.loss); err != nil {
-		return 0, err
-	}
 	d.base.steps++
-	loss := float64(d.hloss.Float32()[0])
-	if loss != loss || loss > 1e300 || loss < -1e300 {
-		return loss, fmt.Errorf("%s step %d: loss is %g", d.cfg.Algo, d.base.steps, loss)
+	if err := d.dev.Mark(d.slots[k].done); err != nil {
+		return err
 	}
-	return loss, nil
+	d.inFlight = append(d.inFlight, queuedStep{slot: k, step: d.base.steps})
+	return nil
+}
+
+// finishOldest waits for the oldest step in flight and moves its loss to
+// ready; a loss that is not finite is an error naming the step.
+func (d *devLearner) finishOldest() error {
+	q := d.inFlight[0]
+	d.inFlight = append(d.inFlight[:0], d.inFlight[1:]...)
+	sl := &d.slots[q.slot]
+	if err := d.dev.Wait(sl.done); err != nil {
+		return err
+	}
+	loss := float64(sl.hloss.Float32()[0])
+	d.ready = append(d.ready, loss)
+	if loss != loss || loss > 1e300 || loss < -1e300 {
+		return fmt.Errorf("%s step %d: loss is %g", d.cfg.Algo, q.step, loss)
+	}
+	return nil
+}
+
+// settle waits for every step in flight.
+func (d *devLearner) settle() error {
+	for len(d.inFlight) > 0 {
+		if err := d.finishOldest(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PredictBatch implements BatchPredictor for ProtoNet: every episode of b
@@ -423,9 +546,17 @@ func (d *devLearner) PredictBatch(b datasets.Batch, labels []int32) error {
 	if len(labels) != len(b)*nq {
 		return fmt.Errorf("PredictBatch: %d labels for %d episodes of %d queries", len(labels), len(b), nq)
 	}
-	B, fromPool := len(b), d.stageHost(b)
+	// Slot 0, free once the steps in flight are done.
+	if err := d.settle(); err != nil {
+		return err
+	}
+	B := len(b)
+	fromPool, err := d.stageHost(b, 0)
+	if err != nil {
+		return err
+	}
 	if err := d.replay(graphKey{classify: true, tasks: B, fromPool: fromPool}, func() error {
-		return run(d.stageDevice(B, fromPool), d.proto.classify(B))
+		return run(d.stageDevice(B, fromPool, 0), d.proto.classify(B))
 	}); err != nil {
 		return err
 	}
@@ -449,6 +580,9 @@ func (d *devLearner) SaveCheckpoint(w io.Writer, extra map[string][]byte) error 
 }
 
 func (d *devLearner) LoadCheckpoint(r io.Reader) (map[string][]byte, error) {
+	if err := d.settle(); err != nil {
+		return nil, err
+	}
 	blobs, err := d.Learner.LoadCheckpoint(r)
 	if err != nil {
 		return nil, err

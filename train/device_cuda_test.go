@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 
@@ -46,7 +47,11 @@ func devConfig(algo, act string) Config {
 // deviceGrad is the device learner's meta-gradient of b, without a step.
 func deviceGrad(t *testing.T, l *devLearner, b datasets.Batch) ([]float32, float64) {
 	t.Helper()
-	if err := l.stageDevice(len(b), l.stageHost(b)); err != nil {
+	fromPool, err := l.stageHost(b, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.stageDevice(len(b), fromPool, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.step(len(b)); err != nil {
@@ -415,6 +420,120 @@ func TestDeviceGraphsMatchDirect(t *testing.T) {
 		}
 		if graph.fromPool == 0 || graph.fromPool == 8 {
 			t.Errorf("%s: %d of 8 batches gathered, want some but not all", algo, graph.fromPool)
+		}
+	}
+}
+
+// TestDevicePipeline queues steps (QueueStep, Drain) on one learner and
+// takes them one by one (MetaStep) on another: the same losses in the same
+// order, each once, and the same parameters, bit for bit, with reads of
+// the learner (predictions, checkpoints) while steps are in flight. A
+// step's loss arrives after the step has been queued, and a loss that is
+// not finite is reported with its step.
+func TestDevicePipeline(t *testing.T) {
+	be := gpuBackend(t)
+	pool := devPool(t, devShape.Dim)
+	for _, algo := range []string{"protonet", "maml"} {
+		cfg := devConfig(algo, "tanh")
+		var ls [2]*devLearner
+		for i := range ls {
+			l, err := New(cfg, devShape, be)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ls[i] = l.(*devLearner)
+			defer ls[i].Close()
+			if err := ls[i].UsePool(pool.X); err != nil {
+				t.Fatal(err)
+			}
+		}
+		queued, stepped := ls[0], ls[1]
+		s, err := datasets.NewSampler(pool, datasets.SamplerConfig{Ways: devShape.Ways, Shots: devShape.Shots, Queries: devShape.Queries, MetaBatch: devShape.MetaBatch, Seed: 9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch := s.NewBatch()
+		var got, want []float64
+		nq := devShape.Ways * devShape.Queries
+		for step := 0; step < 9; step++ {
+			if err := s.NextBatch(batch); err != nil {
+				t.Fatal(err)
+			}
+			b := batch[:1+step%devShape.MetaBatch]
+			if step%3 == 2 {
+				for _, ep := range b {
+					ep.Source = nil
+				}
+			}
+			losses, err := queued.QueueStep(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if step == 0 && len(losses) != 0 {
+				t.Errorf("%s: the first QueueStep returned %d losses, want none (its step is in flight)", algo, len(losses))
+			}
+			got = append(got, losses...)
+			loss, err := stepped.MetaStep(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, loss)
+			switch step {
+			case 4: // a read waits for the steps in flight; their losses are kept
+				var ckpt bytes.Buffer
+				if err := queued.SaveCheckpoint(&ckpt, nil); err != nil {
+					t.Fatal(err)
+				}
+				if algo == "protonet" {
+					labels := make([]int32, len(b)*nq)
+					if err := queued.PredictBatch(b, labels); err != nil {
+						t.Fatal(err)
+					}
+				}
+			case 6:
+				losses, err := queued.Drain()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, losses...)
+			}
+		}
+		losses, err := queued.Drain()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, losses...)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: queued losses %v, stepped %v", algo, got, want)
+		}
+		if losses, err := queued.Drain(); len(losses) != 0 || err != nil {
+			t.Errorf("%s: a second Drain gave %v, %v", algo, losses, err)
+		}
+		for _, l := range ls {
+			if err := l.sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, p := range queued.base.params {
+			if p != stepped.base.params[i] {
+				t.Fatalf("%s: parameter %d is %g queued, %g stepped", algo, i, p, stepped.base.params[i])
+			}
+		}
+
+		// A diverged step: its loss is NaN, reported with the step's number.
+		nan := make([]float32, len(queued.base.params))
+		for i := range nan {
+			nan[i] = float32(math.NaN())
+		}
+		if err := queued.dev.Upload(queued.params, nan); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := queued.QueueStep(batch); err != nil {
+			t.Fatalf("%s: queueing a step reported %v before it ran", algo, err)
+		}
+		_, err = queued.Drain()
+		if want := fmt.Sprintf("step %d: loss is NaN", queued.base.steps); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Drain after a diverged step = %v, want an error with %q", algo, err, want)
 		}
 	}
 }

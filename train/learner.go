@@ -52,6 +52,20 @@ type PoolUser interface {
 	UsePool(x []float32) error
 }
 
+// Pipeliner is a learner that can queue meta-steps without waiting for
+// each one's loss (the device-resident learners): the host stages the next
+// batch while the device runs the step before. QueueStep queues a step on
+// b (which it has copied when it returns) and returns the losses of
+// earlier steps that finished meanwhile; Drain waits for every queued step
+// and returns the losses not returned yet. Losses come in step order, each
+// once, in a slice valid until the next call; a loss that is not finite is
+// an error naming its step. Every other method waits for the queued steps
+// first, keeping their losses for the next QueueStep or Drain.
+type Pipeliner interface {
+	QueueStep(b datasets.Batch) ([]float64, error)
+	Drain() ([]float64, error)
+}
+
 // Factory builds a learner; cfg and shape are already validated and be is
 // never nil.
 type Factory func(cfg Config, shape Shape, be kernels.Backend) (Learner, error)

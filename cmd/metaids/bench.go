@@ -159,6 +159,7 @@ func singleBench(e *env, outFormat eval.Format, run benchRun, engine string, war
 		t.Rows = append(t.Rows,
 			[]string{"device-resident", "yes"},
 			[]string{"CUDA graphs", yesNo(r.CUDAGraphs)},
+			[]string{"steps queued ahead", yesNo(r.Pipelined)},
 			[]string{"device memory (MiB)", strconv.FormatFloat(float64(r.DeviceBytes)/(1<<20), 'f', 1, 64)})
 	}
 	if r.DeviceMSPerStep > 0 {
@@ -244,7 +245,7 @@ func sweepBench(e *env, outFormat eval.Format, runs []benchRun, ref map[string]f
 		"device ms/step: stream time per step, idle gaps included", repeats, steps, warmup)}
 	if runs[0].err == nil && runs[0].res.DeviceResident {
 		t.Notes = append(t.Notes, "device steps replayed as CUDA graphs: "+yesNo(runs[0].res.CUDAGraphs)+
-			" (METAIDS_CUDA_GRAPHS=0 launches every kernel)")
+			" (METAIDS_CUDA_GRAPHS=0 launches every kernel); queued ahead of the device: "+yesNo(runs[0].res.Pipelined))
 	}
 	return t.Render(e.stdout, outFormat)
 }

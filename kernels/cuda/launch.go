@@ -430,3 +430,57 @@ func driverError(op string, r C.CUresult) error {
 	}
 	return fmt.Errorf("cuda: %s: %s", op, resName(int(r)))
 }
+
+// Events.
+
+// Event marks a point in the queued work (Dev.Mark) that the host can wait
+// for (Dev.Wait): how a caller that queues work ahead knows when what it
+// queued has run.
+type Event struct{ e cu.Event }
+
+// NewEvent returns an event; it has no timing, which makes it cheaper.
+func (d Dev) NewEvent() (*Event, error) {
+	var e *Event
+	err := d.b.do(func() error {
+		ev, err := cu.MakeEvent(cu.DisableTiming)
+		if err != nil {
+			return classify("cuEventCreate", err)
+		}
+		e = &Event{ev}
+		return nil
+	})
+	return e, err
+}
+
+// Mark records e after the work queued so far.
+func (d Dev) Mark(e *Event) error {
+	return d.b.do(func() error {
+		if d.b.rec != nil {
+			return fmt.Errorf("%w: Mark", errRecording)
+		}
+		return classify("cuEventRecord", e.e.Record(cu.Stream{}))
+	})
+}
+
+// Wait blocks until the work queued before the last Mark of e has run, and
+// returns the first error that work met.
+func (d Dev) Wait(e *Event) error {
+	return d.b.do(func() error {
+		if d.b.rec != nil {
+			return fmt.Errorf("%w: Wait", errRecording)
+		}
+		return classify("cuEventSynchronize", e.e.Synchronize())
+	})
+}
+
+// FreeEvent releases e.
+func (d Dev) FreeEvent(e *Event) error {
+	if e == nil || e.e == (cu.Event{}) {
+		return nil
+	}
+	return d.b.do(func() error {
+		err := classify("cuEventDestroy", cu.DestroyEvent(&e.e))
+		e.e = cu.Event{}
+		return err
+	})
+}
