@@ -321,6 +321,22 @@ func TestDevicePoolGather(t *testing.T) {
 	}
 }
 
+// twoDevLearners builds two device learners of cfg, closed when the test
+// ends.
+func twoDevLearners(t *testing.T, cfg Config, be *cuda.Backend) (a, b *devLearner) {
+	t.Helper()
+	var ls [2]*devLearner
+	for i := range ls {
+		l, err := New(cfg, devShape, be)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls[i] = l.(*devLearner)
+		t.Cleanup(func() { ls[i].Close() })
+	}
+	return ls[0], ls[1]
+}
+
 // TestDeviceGraphsMatchDirect trains a learner that replays recorded steps
 // and one that launches every kernel, on the same batches of changing
 // sizes, gathered and uploaded, with the pool replaced midway: losses,
@@ -332,17 +348,8 @@ func TestDeviceGraphsMatchDirect(t *testing.T) {
 	}
 	pool := devPool(t, devShape.Dim)
 	for _, algo := range []string{"protonet", "maml", "fomaml"} {
-		cfg := devConfig(algo, "relu")
-		var ls [2]*devLearner
-		for i := range ls {
-			l, err := New(cfg, devShape, be)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ls[i] = l.(*devLearner)
-			defer ls[i].Close()
-		}
-		graph, direct := ls[0], ls[1]
+		graph, direct := twoDevLearners(t, devConfig(algo, "relu"), be)
+		ls := [2]*devLearner{graph, direct}
 		direct.useGraph = false
 		var s *datasets.Sampler
 		var batch datasets.Batch
@@ -434,20 +441,13 @@ func TestDevicePipeline(t *testing.T) {
 	be := gpuBackend(t)
 	pool := devPool(t, devShape.Dim)
 	for _, algo := range []string{"protonet", "maml"} {
-		cfg := devConfig(algo, "tanh")
-		var ls [2]*devLearner
-		for i := range ls {
-			l, err := New(cfg, devShape, be)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ls[i] = l.(*devLearner)
-			defer ls[i].Close()
-			if err := ls[i].UsePool(pool.X); err != nil {
+		queued, stepped := twoDevLearners(t, devConfig(algo, "tanh"), be)
+		ls := [2]*devLearner{queued, stepped}
+		for _, l := range ls {
+			if err := l.UsePool(pool.X); err != nil {
 				t.Fatal(err)
 			}
 		}
-		queued, stepped := ls[0], ls[1]
 		s, err := datasets.NewSampler(pool, datasets.SamplerConfig{Ways: devShape.Ways, Shots: devShape.Shots, Queries: devShape.Queries, MetaBatch: devShape.MetaBatch, Seed: 9})
 		if err != nil {
 			t.Fatal(err)

@@ -84,10 +84,7 @@ func (d Dev) Free(x Buffer) error {
 	if x.ptr == 0 {
 		return nil
 	}
-	return d.b.do(func() error {
-		if d.b.rec != nil {
-			return fmt.Errorf("%w: Free", errRecording)
-		}
+	return d.b.doOutside("Free", func() error {
 		return classify("cuMemFree", cu.MemFree(x.ptr))
 	})
 }
@@ -136,10 +133,7 @@ func (d Dev) Zero(x Buffer) error {
 
 // Sync waits for the queued work and returns the first error it met.
 func (d Dev) Sync() error {
-	return d.b.do(func() error {
-		if d.b.rec != nil {
-			return fmt.Errorf("%w: Sync", errRecording)
-		}
+	return d.b.doOutside("Sync", func() error {
 		return classify("cuCtxSynchronize", cu.Synchronize())
 	})
 }
@@ -505,10 +499,7 @@ func (d Dev) ReduceSum(out, x Buffer, scale float32) error {
 // stream around the work f queues.
 func (b *Backend) TimeDevice(f func() error) (float64, error) {
 	var start, end cu.Event
-	err := b.do(func() error {
-		if b.rec != nil {
-			return fmt.Errorf("%w: TimeDevice", errRecording)
-		}
+	err := b.doOutside("TimeDevice", func() error {
 		var err error
 		if start, err = cu.MakeEvent(cu.DefaultEvent); err != nil {
 			return classify("cuEventCreate", err)

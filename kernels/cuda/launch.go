@@ -243,6 +243,16 @@ func (r *recording) added(node C.CUgraphNode, res C.CUresult, what string) error
 // errRecording refuses what a recording cannot hold.
 var errRecording = errors.New("cuda: not allowed while recording a graph")
 
+// doOutside runs f as do does, refusing op while a graph is recorded.
+func (b *Backend) doOutside(op string, f func() error) error {
+	return b.do(func() error {
+		if b.rec != nil {
+			return fmt.Errorf("%w: %s", errRecording, op)
+		}
+		return f()
+	})
+}
+
 // Record runs f, which queues device operations through d, and returns
 // them as a Graph instead of running them: nothing runs until Launch.
 // Uploads and downloads in f must use page-locked host memory (AllocHost),
@@ -305,10 +315,7 @@ func (d Dev) Record(f func() error) (*Graph, error) {
 
 // Launch queues a replay of g on the default stream.
 func (d Dev) Launch(g *Graph) error {
-	return d.b.do(func() error {
-		if d.b.rec != nil {
-			return fmt.Errorf("%w: Launch", errRecording)
-		}
+	return d.b.doOutside("Launch", func() error {
 		return driverError("cuGraphLaunch", C.cuGraphLaunch(g.exec, nil))
 	})
 }
@@ -381,10 +388,7 @@ func (d Dev) FreeHost(h HostBuffer) error {
 	if h.p == nil {
 		return nil
 	}
-	return d.b.do(func() error {
-		if d.b.rec != nil {
-			return fmt.Errorf("%w: FreeHost", errRecording)
-		}
+	return d.b.doOutside("FreeHost", func() error {
 		for i, p := range d.b.pinned {
 			if p.p == h.p {
 				d.b.pinned = append(d.b.pinned[:i], d.b.pinned[i+1:]...)
@@ -454,10 +458,7 @@ func (d Dev) NewEvent() (*Event, error) {
 
 // Mark records e after the work queued so far.
 func (d Dev) Mark(e *Event) error {
-	return d.b.do(func() error {
-		if d.b.rec != nil {
-			return fmt.Errorf("%w: Mark", errRecording)
-		}
+	return d.b.doOutside("Mark", func() error {
 		return classify("cuEventRecord", e.e.Record(cu.Stream{}))
 	})
 }
@@ -465,10 +466,7 @@ func (d Dev) Mark(e *Event) error {
 // Wait blocks until the work queued before the last Mark of e has run, and
 // returns the first error that work met.
 func (d Dev) Wait(e *Event) error {
-	return d.b.do(func() error {
-		if d.b.rec != nil {
-			return fmt.Errorf("%w: Wait", errRecording)
-		}
+	return d.b.doOutside("Wait", func() error {
 		return classify("cuEventSynchronize", e.e.Synchronize())
 	})
 }
