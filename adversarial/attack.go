@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/metaids/metaids/datasets"
 	"github.com/metaids/metaids/train"
@@ -76,6 +77,9 @@ func AdversarialBatch(ig train.InputGradienter, b datasets.Batch, eps float32, s
 	if !(mix >= 0 && mix <= 1) {
 		return fmt.Errorf("adversarial: mix %g, want in [0,1]", mix)
 	}
+	// Scratch for every episode: the query gradient and the rows to perturb.
+	var g []float32
+	var rows []int
 	for i, ep := range b {
 		if err := fitsEpisode(ep, s); err != nil {
 			return fmt.Errorf("episode %d: %w", i, err)
@@ -88,19 +92,20 @@ func AdversarialBatch(ig train.InputGradienter, b datasets.Batch, eps float32, s
 		if rng == nil && k < nq {
 			return fmt.Errorf("adversarial: mixing %d of %d query rows needs a random source", k, nq)
 		}
-		g := make([]float32, len(ep.QueryX))
+		g = slices.Grow(g[:0], len(ep.QueryX))[:len(ep.QueryX)]
 		if _, err := ig.QueryInputGrad(ep, g); err != nil {
 			return fmt.Errorf("episode %d: %w", i, err)
 		}
-		rows := make([]int, nq)
+		rows = slices.Grow(rows[:0], nq)[:nq]
 		for r := range rows {
 			rows[r] = r
 		}
 		if k < nq {
-			rows = rng.Perm(nq)[:k]
+			// rng.Perm(nq)[:k], without allocating.
+			rng.Shuffle(nq, func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
 		}
 		d := ep.Dim
-		for _, r := range rows {
+		for _, r := range rows[:k] {
 			FGSM(ep.QueryX[r*d:(r+1)*d], g[r*d:(r+1)*d], eps, s)
 		}
 		ep.Source = nil // the query rows are no longer the pool's
