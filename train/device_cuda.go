@@ -687,22 +687,21 @@ func (d *devLearner) matmul(transA, transB bool, M, N, K int, a cuda.Buffer, str
 // tail is x from element i on.
 func tail(x cuda.Buffer, i int) cuda.Buffer { return x.Slice(i, x.Len()) }
 
-// forward evaluates the network on x [batch*rows, Dim].
+// forward evaluates the network on x [batch*rows, Dim]: per layer one
+// product with the bias and activation fused.
 func (d *devLearner) forward(p *devPass, w cuda.Buffer, wStride int, x cuda.Buffer, batch, rows int) error {
 	for i, l := range d.m.layers {
 		n := batch * rows * l.out
-		z := p.z[i].Slice(0, n)
-		in := input(i, x, p.a)
-		if err := run(
-			d.matmul(false, false, rows, l.out, l.in, in, rows*l.in, tail(w, l.w), wStride, z, rows*l.out, batch, false),
-			d.dev.BiasAdd(z, tail(w, l.b), batch, rows, l.out, wStride),
-		); err != nil {
-			return err
-		}
+		g := cuda.Gemm{M: rows, N: l.out, K: l.in, Alpha: 1,
+			A: input(i, x, p.a), LDA: l.in, StrideA: rows * l.in,
+			B: tail(w, l.w), LDB: l.out, StrideB: wStride,
+			C: p.z[i].Slice(0, n), LDC: l.out, StrideC: rows * l.out, Batch: batch,
+			Bias: tail(w, l.b), BiasStride: wStride}
 		if l.act {
-			if err := d.dev.Activate(d.act(), p.a[i].Slice(0, n), z); err != nil {
-				return err
-			}
+			g.Act, g.ActOut = d.act(), p.a[i].Slice(0, n)
+		}
+		if err := d.dev.GemmBatched(g); err != nil {
+			return err
 		}
 	}
 	return nil

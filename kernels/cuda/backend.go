@@ -84,7 +84,7 @@ type Backend struct {
 
 const (
 	numStage = 6 // stage slots 0-4: the host-slice methods' operands; 5: splitSlot
-	maxArgs  = 20
+	maxArgs  = 24
 
 	// splitSlot holds the partial results of split reductions.
 	splitSlot = 5

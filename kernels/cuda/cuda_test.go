@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -453,6 +454,54 @@ func TestGemm(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestGemmEpilogue checks that a product with its bias and activation fused
+// gives, to the bit, what the product, BiasAdd and Activate give one after
+// another: shared and per-task biases, every activation, transposes, a
+// split reduction, and no activation.
+func TestGemmEpilogue(t *testing.T) {
+	d := newDev(t)
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, c := range []struct{ M, N, K, batch, biasStride int }{
+		{33, 65, 17, 1, 0}, {25, 64, 122, 3, 0}, {31, 5, 64, 4, 9}, {1, 1, 1, 1, 0}, {11, 7, 700, 1, 0},
+	} {
+		for _, f := range []Activation{ReLU, LeakyReLU, Tanh, Sigmoid, -1} {
+			for _, ta := range []bool{false, true} {
+				g := Gemm{TransA: ta, M: c.M, N: c.N, K: c.K, Alpha: 1, LDA: c.K, LDB: c.N, LDC: c.N,
+					StrideA: c.M * c.K, StrideB: c.K * c.N, StrideC: c.M * c.N, Batch: c.batch}
+				if ta {
+					g.LDA = c.M
+				}
+				g.A, g.B = d.buf(randn(r, c.batch*c.M*c.K)), d.buf(randn(r, c.batch*c.K*c.N))
+				bias := d.buf(randn(r, max(c.biasStride*(c.batch-1), 0)+c.N))
+				n := c.batch * c.M * c.N
+				plain, fused := g, g
+				plain.C, fused.C = d.buf(make([]float32, n)), d.buf(make([]float32, n))
+				fused.Bias, fused.BiasStride = bias, c.biasStride
+				aPlain, aFused := d.buf(make([]float32, n)), d.buf(make([]float32, n))
+				if f >= 0 {
+					fused.Act, fused.ActOut = f, aFused
+				}
+				d.ok(d.GemmBatched(plain))
+				d.ok(d.BiasAdd(plain.C, bias, c.batch, c.M, c.N, c.biasStride))
+				if f >= 0 {
+					d.ok(d.Activate(f, aPlain, plain.C))
+				}
+				d.ok(d.GemmBatched(fused))
+				what := fmt.Sprintf("%+v act %d transA %v", c, f, ta)
+				if got, want := d.get(fused.C), d.get(plain.C); !slices.Equal(got, want) {
+					t.Errorf("%s: fused pre-activations differ from the separate calls'", what)
+				}
+				if got, want := d.get(aFused), d.get(aPlain); !slices.Equal(got, want) {
+					t.Errorf("%s: fused activations differ from the separate calls'", what)
+				}
+			}
+		}
+	}
+	if splitK(Gemm{M: 11, N: 7, K: 700, LDC: 7, Batch: 1}) < 2 {
+		t.Error("no case splits its reduction")
 	}
 }
 

@@ -204,6 +204,12 @@ func (d Dev) AdamStep(p, g, m, v Buffer, t int, hp kernels.AdamParams) error {
 // matrices and StrideA/B/C the element offsets between batch entries (0
 // shares an operand across the batch, as the meta-parameters are shared by
 // every task before the inner loop). C is not read when Beta is 0.
+//
+// A dense layer's bias and activation can ride along, saving two launches
+// and two passes over C: with Bias set, C_z[i,j] += Bias[z*BiasStride + j]
+// after the product (as BiasAdd); with ActOut set, ActOut (laid out as C)
+// = Act(C) (as Activate). The results are those of the three calls, to
+// the bit.
 type Gemm struct {
 	TransA, TransB bool
 	M, N, K        int
@@ -214,6 +220,11 @@ type Gemm struct {
 	StrideB        int
 	StrideC        int
 	Batch          int
+
+	Bias       Buffer
+	BiasStride int
+	Act        Activation
+	ActOut     Buffer
 }
 
 // GemmBatched computes g.
@@ -238,6 +249,14 @@ func (d Dev) GemmBatched(g Gemm) error {
 		extent("Dev.GemmBatched", "B", g.B, br, bc, g.LDB, g.StrideB, g.Batch)
 	}
 	extent("Dev.GemmBatched", "C", g.C, g.M, g.N, g.LDC, g.StrideC, g.Batch)
+	if !g.Bias.IsNil() {
+		checkDims("Dev.GemmBatched", g.BiasStride)
+		extent("Dev.GemmBatched", "Bias", g.Bias, 1, g.N, g.N, g.BiasStride, g.Batch)
+	}
+	if !g.ActOut.IsNil() {
+		g.Act.check("Dev.GemmBatched")
+		extent("Dev.GemmBatched", "ActOut", g.ActOut, g.M, g.N, g.LDC, g.StrideC, g.Batch)
+	}
 	return d.b.do(func() error { return d.b.gemm(g) })
 }
 
@@ -590,7 +609,21 @@ func (b *Backend) adamStep(p, g, m, v Buffer, t int, hp kernels.AdamParams) erro
 
 func (b *Backend) gemm(g Gemm) error {
 	if s := splitK(g); s > 1 {
-		return b.gemmSplitK(g, s)
+		// The epilogue runs after the partial products are summed.
+		plain := g
+		plain.Bias, plain.ActOut = Buffer{}, Buffer{}
+		if err := b.gemmSplitK(plain, s); err != nil {
+			return err
+		}
+		if !g.Bias.IsNil() {
+			if err := b.biasAdd(g.C, g.Bias, 1, g.M, g.N, 0); err != nil {
+				return err
+			}
+		}
+		if !g.ActOut.IsNil() {
+			return b.launch(kActForward, b.grid1(g.M*g.N), block1, ptrArg(g.ActOut), ptrArg(g.C), longArg(g.M*g.N), intArg(int(g.Act)))
+		}
+		return nil
 	}
 	return b.gemmLaunch(g)
 }
@@ -602,7 +635,8 @@ func (b *Backend) gemmLaunch(g Gemm) error {
 		boolArg(g.TransA), boolArg(g.TransB), intArg(g.M), intArg(g.N), intArg(g.K), floatArg(g.Alpha),
 		ptrArg(g.A), intArg(g.LDA), longArg(g.StrideA),
 		ptrArg(g.B), intArg(g.LDB), longArg(g.StrideB), floatArg(g.Beta),
-		ptrArg(g.C), intArg(g.LDC), longArg(g.StrideC), intArg(g.Batch))
+		ptrArg(g.C), intArg(g.LDC), longArg(g.StrideC), intArg(g.Batch),
+		ptrArg(g.Bias), longArg(g.BiasStride), ptrArg(g.ActOut), intArg(int(g.Act)))
 }
 
 // Reductions along a long dimension with little else to spread over blocks

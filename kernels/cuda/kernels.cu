@@ -133,6 +133,17 @@ extern "C" __global__ void adam_step(float* __restrict__ p, const float* __restr
     }
 }
 
+// act_apply is the activation kind of v: act_forward's, and the fused
+// epilogue of sgemm_batched, which must agree to the bit.
+__device__ __forceinline__ float act_apply(float v, int kind) {
+    switch (kind) {
+        case ACT_RELU: return fmaxf(v, 0.f);
+        case ACT_LEAKY_RELU: return v < 0.f ? v * LEAKY_SLOPE : v;
+        case ACT_TANH: return tanhf(v);
+        default: return 1.f / (1.f + expf(-v));
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Batched matrix product. cuBLAS is a runtime library, not part of the
 // driver API, so the backend carries its own: a 32x32 output tile per block
@@ -147,11 +158,17 @@ extern "C" __global__ void adam_step(float* __restrict__ p, const float* __restr
 // with row-major op(A) [M,K] (A itself [K,M] when transA), op(B) [K,N] (B
 // [N,K] when transB), leading dimensions lda/ldb/ldc and batch strides
 // strideA/B/C in elements (0 shares an operand across the batch). As in
-// BLAS, C is not read when beta is 0. Grid: (ceil(N/32), <=ceil(M/32), <=batch).
+// BLAS, C is not read when beta is 0. An optional epilogue (a dense layer's
+// bias and activation, fused): with bias, C_z[i,j] gets bias[z*biasStride +
+// j] added, rounded as bias_add rounds it; with actOut, actOut (laid out as
+// C) gets act_apply(C_z[i,j], actKind). Grid: (ceil(N/32), <=ceil(M/32),
+// <=batch).
 extern "C" __global__ void sgemm_batched(int transA, int transB, int M, int N, int K, float alpha,
                                          const float* __restrict__ A, int lda, long long strideA,
                                          const float* __restrict__ Bm, int ldb, long long strideB, float beta,
-                                         float* __restrict__ C, int ldc, long long strideC, int batch) {
+                                         float* __restrict__ C, int ldc, long long strideC, int batch,
+                                         const float* __restrict__ bias, long long biasStride,
+                                         float* __restrict__ actOut, int actKind) {
     __shared__ float As[GM_TILE][GM_TILE + 1];  // As[i][p]
     __shared__ float Bs[GM_TILE][GM_TILE + 1];  // Bs[p][j]
     const int tx = threadIdx.x, ty = threadIdx.y;
@@ -202,7 +219,10 @@ extern "C" __global__ void sgemm_batched(int transA, int transB, int M, int N, i
                     const int j = j0 + tx + dj * GM_THREADS;
                     if (j >= N) continue;
                     float* c = Cz + (long long)i * ldc + j;
-                    *c = beta == 0.f ? alpha * acc[di][dj] : alpha * acc[di][dj] + beta * *c;
+                    float v = beta == 0.f ? alpha * acc[di][dj] : alpha * acc[di][dj] + beta * *c;
+                    if (bias) v = __fadd_rn(v, bias[z * biasStride + j]);  // no contraction into the product
+                    *c = v;
+                    if (actOut) actOut[z * strideC + (long long)i * ldc + j] = act_apply(v, actKind);
                 }
             }
         }
@@ -258,17 +278,7 @@ extern "C" __global__ void col_sum(float* __restrict__ dst, const float* __restr
 
 // act_forward sets a = f(z).
 extern "C" __global__ void act_forward(float* __restrict__ a, const float* __restrict__ z, long long n, int kind) {
-    GRID_STRIDE(i, n) {
-        const float v = z[i];
-        float r;
-        switch (kind) {
-            case ACT_RELU: r = fmaxf(v, 0.f); break;
-            case ACT_LEAKY_RELU: r = v < 0.f ? v * LEAKY_SLOPE : v; break;
-            case ACT_TANH: r = tanhf(v); break;
-            default: r = 1.f / (1.f + expf(-v)); break;
-        }
-        a[i] = r;
-    }
+    GRID_STRIDE(i, n) { a[i] = act_apply(z[i], kind); }
 }
 
 // act_backward sets dst = d * f'(z), f' taken from z (ReLU, leaky ReLU) or

@@ -6,7 +6,7 @@ package cuda
 #include <cuda.h>
 #include <string.h>
 
-enum { metaids_max_args = 20 };
+enum { metaids_max_args = 24 }; // maxArgs
 
 // The kernel arguments arrive as 8-byte slots in vals; the driver wants an
 // array of pointers to them, built here on the C stack (it copies the
