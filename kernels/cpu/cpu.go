@@ -11,6 +11,8 @@ package cpu
 import (
 	"fmt"
 	"math"
+
+	"github.com/metaids/metaids/kernels/argcheck"
 )
 
 // Float is the set of element types the kernels accept.
@@ -23,10 +25,7 @@ type Float interface {
 // explicitly rather than through |x|²+|y|²-2x·y, which cancels badly when
 // points are close.
 func PairwiseSqDist[T Float](dst, x, y []T, B, Q, N, D int) {
-	checkDims("PairwiseSqDist", B, Q, N, D)
-	checkLen("PairwiseSqDist", "dst", len(dst), B, Q, N)
-	checkLen("PairwiseSqDist", "x", len(x), B, Q, D)
-	checkLen("PairwiseSqDist", "y", len(y), B, N, D)
+	argcheck.Pairwise("cpu.PairwiseSqDist", len(dst), len(x), len(y), B, Q, N, D)
 	if D == 0 {
 		clear(dst)
 		return
@@ -94,16 +93,7 @@ func sqDist[T Float](a, b []T) T {
 //
 // Either gx or gy may be nil to skip it.
 func PairwiseSqDistGrad[T Float](gx, gy, gout, x, y []T, B, Q, N, D int) {
-	checkDims("PairwiseSqDistGrad", B, Q, N, D)
-	checkLen("PairwiseSqDistGrad", "gout", len(gout), B, Q, N)
-	checkLen("PairwiseSqDistGrad", "x", len(x), B, Q, D)
-	checkLen("PairwiseSqDistGrad", "y", len(y), B, N, D)
-	if gx != nil {
-		checkLen("PairwiseSqDistGrad", "gx", len(gx), B, Q, D)
-	}
-	if gy != nil {
-		checkLen("PairwiseSqDistGrad", "gy", len(gy), B, N, D)
-	}
+	argcheck.PairwiseGrad("cpu.PairwiseSqDistGrad", optLen(gx), optLen(gy), len(gout), len(x), len(y), B, Q, N, D)
 	if (gx == nil && gy == nil) || D == 0 {
 		return
 	}
@@ -245,14 +235,10 @@ func sqrt[T Float](x T) T {
 	return T(math.Sqrt(float64(x)))
 }
 
-func checkDims(fn string, B, Q, N, D int) {
-	if B < 0 || Q < 0 || N < 0 || D < 0 {
-		panic(fmt.Sprintf("cpu.%s: negative size B=%d Q=%d N=%d D=%d", fn, B, Q, N, D))
+// optLen is len(s), or argcheck.Absent for nil.
+func optLen[T Float](s []T) int {
+	if s == nil {
+		return argcheck.Absent
 	}
-}
-
-func checkLen(fn, name string, got, d0, d1, d2 int) {
-	if got != d0*d1*d2 {
-		panic(fmt.Sprintf("cpu.%s: len(%s)=%d, want %d*%d*%d=%d", fn, name, got, d0, d1, d2, d0*d1*d2))
-	}
+	return len(s)
 }

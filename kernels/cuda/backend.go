@@ -14,6 +14,8 @@ import (
 
 	"github.com/metaids/metaids/kernels"
 	"gorgonia.org/cu"
+
+	"github.com/metaids/metaids/kernels/argcheck"
 )
 
 func init() {
@@ -338,9 +340,7 @@ func must(op string, err error) {
 // PairwiseSqDist is kernels.Backend's, on the GPU (copying every call).
 func (b *Backend) PairwiseSqDist(dst, x, y []float32, B, Q, N, D int) {
 	checkDims("PairwiseSqDist", B, Q, N, D)
-	checkLen("PairwiseSqDist", "dst", len(dst), B, Q, N)
-	checkLen("PairwiseSqDist", "x", len(x), B, Q, D)
-	checkLen("PairwiseSqDist", "y", len(y), B, N, D)
+	argcheck.Pairwise("cuda.PairwiseSqDist", len(dst), len(x), len(y), B, Q, N, D)
 	if len(dst) == 0 {
 		return
 	}
@@ -372,15 +372,7 @@ func (b *Backend) PairwiseSqDist(dst, x, y []float32, B, Q, N, D int) {
 // it accumulates into gx and gy, either of which may be nil.
 func (b *Backend) PairwiseSqDistGrad(gx, gy, gout, x, y []float32, B, Q, N, D int) {
 	checkDims("PairwiseSqDistGrad", B, Q, N, D)
-	checkLen("PairwiseSqDistGrad", "gout", len(gout), B, Q, N)
-	checkLen("PairwiseSqDistGrad", "x", len(x), B, Q, D)
-	checkLen("PairwiseSqDistGrad", "y", len(y), B, N, D)
-	if gx != nil {
-		checkLen("PairwiseSqDistGrad", "gx", len(gx), B, Q, D)
-	}
-	if gy != nil {
-		checkLen("PairwiseSqDistGrad", "gy", len(gy), B, N, D)
-	}
+	argcheck.PairwiseGrad("cuda.PairwiseSqDistGrad", optLen(gx), optLen(gy), len(gout), len(x), len(y), B, Q, N, D)
 	// With Q or N zero the sums are empty: nothing to add.
 	if (gx == nil && gy == nil) || B*Q*N*D == 0 {
 		return
@@ -491,10 +483,12 @@ func checkDims(fn string, dims ...int) {
 	}
 }
 
-func checkLen(fn, name string, got, d0, d1, d2 int) {
-	if got != d0*d1*d2 {
-		panic(fmt.Sprintf("cuda.%s: len(%s)=%d, want %d*%d*%d=%d", fn, name, got, d0, d1, d2, d0*d1*d2))
+// optLen is len(s), or argcheck.Absent for nil.
+func optLen(s []float32) int {
+	if s == nil {
+		return argcheck.Absent
 	}
+	return len(s)
 }
 
 // resUnsupportedPTXVersion is CUDA_ERROR_UNSUPPORTED_PTX_VERSION: the driver
