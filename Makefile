@@ -61,7 +61,7 @@ cuda-check:
 
 # Binaries for a GPU machine in .device/ (see ../shared/GPU.md).
 cuda-device:
-	bash scripts/cuda-check.sh device
+	BUILD_COMMIT=$(COMMIT) bash scripts/cuda-check.sh device
 
 vet:
 	$(GO) vet ./...

@@ -16,7 +16,8 @@
 #                                       from kernels.cu (make kernels)
 #        scripts/cuda-check.sh device   build the binaries for the GPU machine into .device/
 #                                       (see ../shared/GPU.md)
-# Environment: GO (default go), CUDA_SDK_SCRIPT (default <repo>/../shared/tools/cuda-sdk.sh).
+# Environment: GO (default go), CUDA_SDK_SCRIPT (default <repo>/../shared/tools/cuda-sdk.sh), BUILD_COMMIT
+# (the commit that device's metaids records; make cuda-device sets it).
 #
 # The tag is metaids_cuda, not cuda: under cuda, gorgonia.org/gorgonia (which train imports) builds
 # its own CUDA engine, which needs cuDNN and cuBLAS to build and to run.
@@ -188,9 +189,13 @@ ptx() {
 device() {
   load_sdk || die "CUDA SDK unavailable: $sdk_reason"
   mkdir -p .device
-  "$GO" test -c -tags "$tag" -o .device/kernels.test ./kernels/cuda
-  "$GO" test -c -tags "$tag" -o .device/train.test ./train
-  "$GO" build -tags "$tag" -o .device/metaids ./cmd/metaids
+  # Without symbol tables and debug information: what the device tool carries is limited to 64 MiB.
+  local small=(-trimpath -ldflags "-s -w")
+  "$GO" test -c -tags "$tag" "${small[@]}" -o .device/kernels.test ./kernels/cuda
+  "$GO" test -c -tags "$tag" "${small[@]}" -o .device/train.test ./train
+  "$GO" build -tags "$tag" -trimpath -ldflags "-s -w -X github.com/metaids/metaids/experiments.BuildCommit=${BUILD_COMMIT:-}" \
+    -o .device/metaids ./cmd/metaids
+  say "$(du -sh .device | cut -f1) in .device"
   say "built .device/kernels.test, .device/train.test and .device/metaids; on the GPU machine run:"
   say "  scripts/gpu-run.sh (tests, sweeps against PyTorch, benchmarks), then scripts/gpu-run.sh profile (ncu,"
   say "  compute-sanitizer); logs in results/gpu/<mode>/, packed into \$OUT/gpu-<mode>.tar.gz when OUT is set"
