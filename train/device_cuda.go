@@ -100,6 +100,8 @@ type devLearner struct {
 
 	loss cuda.Buffer // [1]
 
+	scores []float32 // PredictBatch's scratch where it predicts on the host
+
 	// graphs holds the recorded steps by what they do and their batch's
 	// shape, when the backend replays graphs (cuda.GraphsVar).
 	graphs   map[graphKey]*cuda.Graph
@@ -530,12 +532,11 @@ func (d *devLearner) settle() error {
 	return nil
 }
 
-// PredictBatch implements BatchPredictor for ProtoNet: every episode of b
-// in one pass on the device, only the predicted ways coming back.
+// PredictBatch implements BatchPredictor. ProtoNet classifies every
+// episode of b in one pass on the device, only the predicted ways coming
+// back; MAML and FOMAML, which adapt to each episode, predict episode by
+// episode on the host twin.
 func (d *devLearner) PredictBatch(b datasets.Batch, labels []int32) error {
-	if d.proto == nil {
-		return fmt.Errorf("%s: PredictBatch runs on the device for protonet only", d.cfg.Algo)
-	}
 	if len(d.bufs) == 0 {
 		return fmt.Errorf("%s: PredictBatch after Close", d.cfg.Algo)
 	}
@@ -545,6 +546,17 @@ func (d *devLearner) PredictBatch(b datasets.Batch, labels []int32) error {
 	nq := d.shape.Ways * d.shape.Queries
 	if len(labels) != len(b)*nq {
 		return fmt.Errorf("PredictBatch: %d labels for %d episodes of %d queries", len(labels), len(b), nq)
+	}
+	if d.proto == nil {
+		if len(d.scores) != nq*d.shape.Ways {
+			d.scores = make([]float32, nq*d.shape.Ways)
+		}
+		for i, ep := range b {
+			if err := d.Predict(ep, labels[i*nq:(i+1)*nq], d.scores); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	// Slot 0, free once the steps in flight are done.
 	if err := d.settle(); err != nil {

@@ -234,6 +234,27 @@ func TestDevicePredictBatchMatchesHost(t *testing.T) {
 	if err := l.(BatchPredictor).PredictBatch(b, got[:1]); err == nil {
 		t.Error("PredictBatch with a short labels slice")
 	}
+
+	// MAML adapts to each episode: on the host twin, as Predict.
+	m, err := New(devConfig("maml", "relu"), devShape, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.(*devLearner).Close()
+	if _, err := m.MetaStep(tinyBatch(t, devShape, devShape.MetaBatch, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.(BatchPredictor).PredictBatch(b, got); err != nil {
+		t.Fatal(err)
+	}
+	for i, ep := range b {
+		if err := m.Predict(ep, labels, scores); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got[i*nq:(i+1)*nq]) != fmt.Sprint(labels) {
+			t.Fatalf("maml episode %d: PredictBatch %v, Predict %v", i, got[i*nq:(i+1)*nq], labels)
+		}
+	}
 }
 
 // devPool is a pool of 6 classes of 20 Gaussian rows each.
