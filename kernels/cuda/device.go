@@ -660,15 +660,22 @@ func splitK(g Gemm) int {
 	return min(g.K/splitChunk, (splitBlocks+tiles-1)/tiles)
 }
 
-// gemmSplitK computes g as s partial products over chunks of K, then sums
-// them into C.
-func (b *Backend) gemmSplitK(g Gemm, s int) error {
-	kc := (g.K + s - 1) / s
-	full, rem := g.K/kc, g.K%kc
-	parts := full
+// chunks cuts n into about s chunks of size c: full whole ones, then a
+// shorter one of rem where rem > 0; parts in all.
+func chunks(n, s int) (c, full, rem, parts int) {
+	c = (n + s - 1) / s
+	full, rem = n/c, n%c
+	parts = full
 	if rem > 0 {
 		parts++
 	}
+	return c, full, rem, parts
+}
+
+// gemmSplitK computes g as s partial products over chunks of K, then sums
+// them into C.
+func (b *Backend) gemmSplitK(g Gemm, s int) error {
+	kc, full, rem, parts := chunks(g.K, s)
 	mn := g.M * g.N
 	ws, err := b.staged(splitSlot, parts*mn)
 	if err != nil {
@@ -713,13 +720,7 @@ func (b *Backend) colSum(dst, x Buffer, batch, rows, cols, dstStride int, accumu
 	}
 	// Few columns over many rows: sum chunks of rows in parallel, then the
 	// chunks' sums (see splitK).
-	s := min(rows/splitChunk, (splitBlocks+blocks-1)/blocks)
-	rc := (rows + s - 1) / s
-	full, rem := rows/rc, rows%rc
-	parts := full
-	if rem > 0 {
-		parts++
-	}
+	rc, full, rem, parts := chunks(rows, min(rows/splitChunk, (splitBlocks+blocks-1)/blocks))
 	ws, err := b.staged(splitSlot, parts*cols)
 	if err != nil {
 		return err
