@@ -847,8 +847,7 @@ func (p *devProto) logits(B int) error {
 	return run(
 		d.forward(p.pass, d.params, 0, d.x, 1, rows),
 		d.dev.ClassMean(p.proto.Slice(0, B*W*h), emb.Slice(0, B*ns*h), d.ys.Slice(0, B*ns), B, ns, W, h),
-		d.dev.PairwiseSqDist(dist, emb.Slice(B*ns*h, rows*h), p.proto.Slice(0, B*W*h), B, nq, W, h),
-		d.dev.Scale(dist, -1),
+		d.dev.PairwiseSqDist(dist, emb.Slice(B*ns*h, rows*h), p.proto.Slice(0, B*W*h), B, nq, W, h, -1), // the logits
 	)
 }
 
@@ -878,10 +877,11 @@ func (p *devProto) grads(B int) error {
 		// distances (logits = -dist) rather than the logits.
 		d.dev.SoftmaxXent(p.qloss.Slice(0, B*nq), p.prob.Slice(0, B*nq*W), dlog, dist, d.yq.Slice(0, B*nq), B*nq, W, -scale),
 		d.dev.ReduceSum(d.loss, p.qloss.Slice(0, B*nq), scale),
-		d.dev.Zero(gemb),
-		d.dev.Zero(gprot),
-		d.dev.PairwiseSqDistGrad(gemb.Slice(B*ns*h, rows*h), gprot, dlog, embQ, proto, B, nq, W, h),
-		d.dev.ClassMeanGrad(gemb.Slice(0, B*ns*h), gprot, d.ys.Slice(0, B*ns), B, ns, W, h),
+		// Written, not added: the query rows' and prototypes' gradients
+		// come from the distances alone, the support rows' from the
+		// prototypes alone.
+		d.dev.PairwiseSqDistGrad(gemb.Slice(B*ns*h, rows*h), gprot, dlog, embQ, proto, B, nq, W, h, false),
+		d.dev.ClassMeanGrad(gemb.Slice(0, B*ns*h), gprot, d.ys.Slice(0, B*ns), B, ns, W, h, false),
 		d.backward(p.pass, d.params, 0, d.x, 1, rows, gemb, d.grad, 0, false, p.da),
 	)
 }

@@ -361,7 +361,7 @@ func (b *Backend) PairwiseSqDist(dst, x, y []float32, B, Q, N, D int) {
 		if err != nil {
 			return err
 		}
-		if err := b.pairwiseSqDist(dd, dx, dy, B, Q, N, D); err != nil {
+		if err := b.pairwiseSqDist(dd, dx, dy, B, Q, N, D, 1); err != nil {
 			return err
 		}
 		return b.get(dst, dd)
@@ -401,7 +401,7 @@ func (b *Backend) PairwiseSqDistGrad(gx, gy, gout, x, y []float32, B, Q, N, D in
 				return err
 			}
 		}
-		if err := b.pairwiseSqDistGrad(dgx, dgy, dg, dx, dy, B, Q, N, D); err != nil {
+		if err := b.pairwiseSqDistGrad(dgx, dgy, dg, dx, dy, B, Q, N, D, true); err != nil {
 			return err
 		}
 		if gx != nil {

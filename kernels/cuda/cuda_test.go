@@ -834,8 +834,58 @@ func TestClassMean(t *testing.T) {
 			mg[i] = math.Abs(float64(demb[i])) + math.Abs(float64(wg[i]-demb[i]))
 		}
 		gd := d.buf(demb)
-		d.ok(d.ClassMeanGrad(gd, d.buf(dproto), lb, B, S, W, H))
+		d.ok(d.ClassMeanGrad(gd, d.buf(dproto), lb, B, S, W, H, true))
 		compare(t, fmt.Sprint("ClassMeanGrad ", s), d.get(gd), wg, mg)
+	}
+}
+
+// TestWrittenGradients checks that the gradients written (accumulate
+// false) into garbage are, to the bit, those added to zeros, and that
+// negated distances are the distances negated: what lets a ProtoNet step
+// skip two memsets and a scaling pass. Labels include one outside [0,W).
+func TestWrittenGradients(t *testing.T) {
+	d := newDev(t)
+	r := rand.New(rand.NewPCG(27, 28))
+	garbage := func(n int) Buffer {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(math.NaN())
+		}
+		return d.buf(x)
+	}
+	for _, s := range []shape{{3, 7, 5, 11}, {1, 1, 1, 1}, {2, 17, 3, 0}, {2, 0, 3, 4}} {
+		x, y, gout := d.buf(randn(r, s.B*s.Q*s.D)), d.buf(randn(r, s.B*s.N*s.D)), d.buf(randn(r, s.B*s.Q*s.N))
+		what := fmt.Sprint(s)
+		if s.B*s.Q*s.N > 0 {
+			dist, neg := d.buf(make([]float32, s.B*s.Q*s.N)), garbage(s.B*s.Q*s.N)
+			d.ok(d.PairwiseSqDist(dist, x, y, s.B, s.Q, s.N, s.D, 1))
+			d.ok(d.Scale(dist, -1))
+			d.ok(d.PairwiseSqDist(neg, x, y, s.B, s.Q, s.N, s.D, -1))
+			if !slices.Equal(d.get(neg), d.get(dist)) {
+				t.Errorf("%s: negated distances differ from the distances scaled by -1", what)
+			}
+		}
+		added := [2]Buffer{d.buf(make([]float32, s.B*s.Q*s.D)), d.buf(make([]float32, s.B*s.N*s.D))}
+		written := [2]Buffer{garbage(s.B * s.Q * s.D), garbage(s.B * s.N * s.D)}
+		d.ok(d.PairwiseSqDistGrad(added[0], added[1], gout, x, y, s.B, s.Q, s.N, s.D, true))
+		d.ok(d.PairwiseSqDistGrad(written[0], written[1], gout, x, y, s.B, s.Q, s.N, s.D, false))
+		for i, name := range []string{"gx", "gy"} {
+			if a, w := d.get(added[i]), d.get(written[i]); !slices.Equal(a, w) {
+				t.Errorf("%s: written %s %v, added %v", what, name, w[:min(len(w), 4)], a[:min(len(a), 4)])
+			}
+		}
+	}
+	const B, S, W, H = 2, 7, 3, 5
+	labels := make([]int32, B*S)
+	for i := range labels {
+		labels[i] = int32(i % (W + 1)) // W: outside [0,W)
+	}
+	lb, dproto := d.ints(labels), d.buf(randn(r, B*W*H))
+	added, written := d.buf(make([]float32, B*S*H)), garbage(B*S*H)
+	d.ok(d.ClassMeanGrad(added, dproto, lb, B, S, W, H, true))
+	d.ok(d.ClassMeanGrad(written, dproto, lb, B, S, W, H, false))
+	if a, w := d.get(added), d.get(written); !slices.Equal(a, w) {
+		t.Errorf("ClassMeanGrad: written %v, added %v", w, a)
 	}
 }
 
@@ -959,15 +1009,12 @@ func (s *protoStep) run(params, grad Buffer) error {
 		d.BiasAdd(s.z, bias, 1, rows, p.h, 0),
 		d.Activate(ReLU, s.a, s.z),
 		d.ClassMean(s.proto, embS, s.ys, p.B, p.S, p.W, p.h),
-		d.PairwiseSqDist(s.dist, embQ, s.proto, p.B, p.Q, p.W, p.h),
-		d.Scale(s.dist, -1), // logits
+		d.PairwiseSqDist(s.dist, embQ, s.proto, p.B, p.Q, p.W, p.h, -1), // logits
 		d.SoftmaxXent(s.loss, s.prob, s.dlog, s.dist, s.yq, p.B*p.Q, p.W, scale),
 		d.ReduceSum(s.lossSum, s.loss, scale),
 		d.Scale(s.dlog, -1), // gradient with respect to the distances
-		d.Zero(s.gemb),
-		d.Zero(s.gproto),
-		d.PairwiseSqDistGrad(s.gemb.Slice(sup, qry), s.gproto, s.dlog, embQ, s.proto, p.B, p.Q, p.W, p.h),
-		d.ClassMeanGrad(s.gemb.Slice(0, sup), s.gproto, s.ys, p.B, p.S, p.W, p.h),
+		d.PairwiseSqDistGrad(s.gemb.Slice(sup, qry), s.gproto, s.dlog, embQ, s.proto, p.B, p.Q, p.W, p.h, false),
+		d.ClassMeanGrad(s.gemb.Slice(0, sup), s.gproto, s.ys, p.B, p.S, p.W, p.h, false),
 		d.ActivationGrad(ReLU, s.dz, s.gemb, s.z, Buffer{}),
 		d.GemmBatched(Gemm{TransA: true, M: p.din, N: p.h, K: rows, Alpha: 1, A: s.x, LDA: p.din, B: s.dz, LDB: p.h, C: gW, LDC: p.h, Batch: 1}),
 		d.ColSum(gb, s.dz, 1, rows, p.h, 0, false),

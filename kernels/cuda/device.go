@@ -3,11 +3,13 @@
 package cuda
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"unsafe"
 
 	"github.com/metaids/metaids/kernels"
+	"github.com/metaids/metaids/kernels/argcheck"
 	"gorgonia.org/cu"
 )
 
@@ -138,37 +140,45 @@ func (d Dev) Sync() error {
 	})
 }
 
-// PairwiseSqDist writes dst[b,q,n] = sum_d (x[b,q,d]-y[b,n,d])^2 for
-// x [B,Q,D], y [B,N,D], dst [B,Q,N].
-func (d Dev) PairwiseSqDist(dst, x, y Buffer, B, Q, N, D int) error {
+// PairwiseSqDist writes dst[b,q,n] = scale * sum_d (x[b,q,d]-y[b,n,d])^2
+// for x [B,Q,D], y [B,N,D], dst [B,Q,N]: scale 1 gives the distances, -1
+// ProtoNet's logits, in one pass.
+func (d Dev) PairwiseSqDist(dst, x, y Buffer, B, Q, N, D int, scale float32) error {
 	checkDims("Dev.PairwiseSqDist", B, Q, N, D)
-	need("Dev.PairwiseSqDist", "dst", dst, B*Q*N)
-	need("Dev.PairwiseSqDist", "x", x, B*Q*D)
-	need("Dev.PairwiseSqDist", "y", y, B*N*D)
+	argcheck.Pairwise("cuda.Dev.PairwiseSqDist", dst.n, x.n, y.n, B, Q, N, D)
 	if dst.n == 0 {
 		return nil
 	}
-	return d.b.do(func() error { return d.b.pairwiseSqDist(dst, x, y, B, Q, N, D) })
+	return d.b.do(func() error { return d.b.pairwiseSqDist(dst, x, y, B, Q, N, D, scale) })
 }
 
-// PairwiseSqDistGrad accumulates into gx [B,Q,D] and gy [B,N,D] the
-// gradient of sum(gout*dist) for gout [B,Q,N]; either may be the zero
-// Buffer to skip it.
-func (d Dev) PairwiseSqDistGrad(gx, gy, gout, x, y Buffer, B, Q, N, D int) error {
+// PairwiseSqDistGrad adds (accumulate) or writes into gx [B,Q,D] and
+// gy [B,N,D] the gradient of sum(gout*dist) for gout [B,Q,N]; either may be
+// the zero Buffer to skip it. Writing saves zeroing them first.
+func (d Dev) PairwiseSqDistGrad(gx, gy, gout, x, y Buffer, B, Q, N, D int, accumulate bool) error {
 	checkDims("Dev.PairwiseSqDistGrad", B, Q, N, D)
-	need("Dev.PairwiseSqDistGrad", "gout", gout, B*Q*N)
-	need("Dev.PairwiseSqDistGrad", "x", x, B*Q*D)
-	need("Dev.PairwiseSqDistGrad", "y", y, B*N*D)
-	if !gx.IsNil() {
-		need("Dev.PairwiseSqDistGrad", "gx", gx, B*Q*D)
-	}
-	if !gy.IsNil() {
-		need("Dev.PairwiseSqDistGrad", "gy", gy, B*N*D)
-	}
-	if (gx.IsNil() && gy.IsNil()) || B*Q*N*D == 0 {
+	argcheck.PairwiseGrad("cuda.Dev.PairwiseSqDistGrad", optBuf(gx), optBuf(gy), gout.n, x.n, y.n, B, Q, N, D)
+	if gx.IsNil() && gy.IsNil() {
 		return nil
 	}
-	return d.b.do(func() error { return d.b.pairwiseSqDistGrad(gx, gy, gout, x, y, B, Q, N, D) })
+	return d.b.do(func() error {
+		if B*Q*N*D == 0 {
+			// Empty sums: nothing to add, zeros to write.
+			if accumulate {
+				return nil
+			}
+			return errors.Join(d.b.zero(gx), d.b.zero(gy))
+		}
+		return d.b.pairwiseSqDistGrad(gx, gy, gout, x, y, B, Q, N, D, accumulate)
+	})
+}
+
+// optBuf is x's length, or argcheck.Absent for the zero Buffer.
+func optBuf(x Buffer) int {
+	if x.IsNil() {
+		return argcheck.Absent
+	}
+	return x.n
 }
 
 // SGDStep applies p -= lr*(g + weightDecay*p).
@@ -425,10 +435,10 @@ func (d Dev) ClassMean(proto, emb, labels Buffer, B, S, W, H int) error {
 	})
 }
 
-// ClassMeanGrad accumulates ClassMean's backward pass into demb [B,S,H]:
-// each support row gets its way's prototype gradient dproto [B,W,H] over
-// the way's row count.
-func (d Dev) ClassMeanGrad(demb, dproto, labels Buffer, B, S, W, H int) error {
+// ClassMeanGrad adds (accumulate) or writes ClassMean's backward pass into
+// demb [B,S,H]: each support row gets its way's prototype gradient dproto
+// [B,W,H] over the way's row count (zero for a label outside [0,W)).
+func (d Dev) ClassMeanGrad(demb, dproto, labels Buffer, B, S, W, H int, accumulate bool) error {
 	checkDims("Dev.ClassMeanGrad", B, S, W, H)
 	need("Dev.ClassMeanGrad", "demb", demb, B*S*H)
 	need("Dev.ClassMeanGrad", "dproto", dproto, B*W*H)
@@ -438,7 +448,7 @@ func (d Dev) ClassMeanGrad(demb, dproto, labels Buffer, B, S, W, H int) error {
 	}
 	return d.b.do(func() error {
 		return d.b.launch(kClassMeanGrad, d.b.grid1(demb.n), block1, ptrArg(demb), ptrArg(dproto), ptrArg(labels),
-			intArg(B), intArg(S), intArg(W), intArg(H))
+			intArg(B), intArg(S), intArg(W), intArg(H), boolArg(accumulate))
 	})
 }
 
@@ -560,26 +570,26 @@ func (b *Backend) TimeDevice(f func() error) (float64, error) {
 // The launches behind the host-slice and Dev methods; the caller holds the
 // backend and has checked the shapes.
 
-func (b *Backend) pairwiseSqDist(dst, x, y Buffer, B, Q, N, D int) error {
+func (b *Backend) pairwiseSqDist(dst, x, y Buffer, B, Q, N, D int, scale float32) error {
 	if D == 0 {
 		return b.zero(dst)
 	}
 	const tile = 16
 	grid := dim3{(N + tile - 1) / tile, min((Q+tile-1)/tile, maxGridYZ), min(B, maxGridYZ)}
 	return b.launch(kPairwiseSqDist, grid, dim3{tile, tile, 1},
-		ptrArg(dst), ptrArg(x), ptrArg(y), intArg(B), intArg(Q), intArg(N), intArg(D))
+		ptrArg(dst), ptrArg(x), ptrArg(y), intArg(B), intArg(Q), intArg(N), intArg(D), floatArg(scale))
 }
 
-func (b *Backend) pairwiseSqDistGrad(gx, gy, gout, x, y Buffer, B, Q, N, D int) error {
+func (b *Backend) pairwiseSqDistGrad(gx, gy, gout, x, y Buffer, B, Q, N, D int, accumulate bool) error {
 	if !gx.IsNil() {
 		if err := b.launch(kPairwiseSqDistGradX, b.grid1(B*Q*D), block1,
-			ptrArg(gx), ptrArg(gout), ptrArg(x), ptrArg(y), intArg(B), intArg(Q), intArg(N), intArg(D)); err != nil {
+			ptrArg(gx), ptrArg(gout), ptrArg(x), ptrArg(y), intArg(B), intArg(Q), intArg(N), intArg(D), boolArg(accumulate)); err != nil {
 			return err
 		}
 	}
 	if !gy.IsNil() {
 		return b.launch(kPairwiseSqDistGradY, b.grid1(B*N*D), block1,
-			ptrArg(gy), ptrArg(gout), ptrArg(x), ptrArg(y), intArg(B), intArg(Q), intArg(N), intArg(D))
+			ptrArg(gy), ptrArg(gout), ptrArg(x), ptrArg(y), intArg(B), intArg(Q), intArg(N), intArg(D), boolArg(accumulate))
 	}
 	return nil
 }

@@ -31,14 +31,14 @@
 
 #define PD_TILE 16
 
-// pairwise_sqdist writes dst[b,q,n] = sum_d (x[b,q,d]-y[b,n,d])^2 for
-// x [B,Q,D], y [B,N,D], dst [B,Q,N]. Block (16,16) computes a 16x16 tile of
+// pairwise_sqdist writes dst[b,q,n] = scale * sum_d (x[b,q,d]-y[b,n,d])^2
+// for x [B,Q,D], y [B,N,D], dst [B,Q,N] (scale -1: ProtoNet's logits). Block (16,16) computes a 16x16 tile of
 // (q,n); x and y rows are staged through shared memory 16 features at a time.
 // The differences are formed explicitly, as on the CPU: |x|²+|y|²-2x·y
 // cancels badly for close points. Grid: (ceil(N/16), <=ceil(Q/16), <=B),
 // y and z strided so the host may cap them at 65535.
 extern "C" __global__ void pairwise_sqdist(float* __restrict__ dst, const float* __restrict__ x,
-                                           const float* __restrict__ y, int B, int Q, int N, int D) {
+                                           const float* __restrict__ y, int B, int Q, int N, int D, float scale) {
     __shared__ float xs[PD_TILE][PD_TILE + 1];
     __shared__ float ys[PD_TILE][PD_TILE + 1];
     const int tx = threadIdx.x, ty = threadIdx.y;
@@ -61,16 +61,17 @@ extern "C" __global__ void pairwise_sqdist(float* __restrict__ dst, const float*
                 __syncthreads();
             }
             const int q = q0 + ty, n = n0 + tx;
-            if (q < Q && n < N) dst[((long long)b * Q + q) * N + n] = acc;
+            if (q < Q && n < N) dst[((long long)b * Q + q) * N + n] = scale * acc;
         }
     }
 }
 
-// pairwise_sqdist_grad_x accumulates gx[b,q,d] += sum_n 2*gout[b,q,n]*(x[b,q,d]-y[b,n,d]).
+// pairwise_sqdist_grad_x accumulates (accumulate 1) or writes
+// gx[b,q,d] += sum_n 2*gout[b,q,n]*(x[b,q,d]-y[b,n,d]).
 // One thread per element of gx: consecutive threads read consecutive d of y.
 extern "C" __global__ void pairwise_sqdist_grad_x(float* __restrict__ gx, const float* __restrict__ gout,
                                                   const float* __restrict__ x, const float* __restrict__ y,
-                                                  int B, int Q, int N, int D) {
+                                                  int B, int Q, int N, int D, int accumulate) {
     GRID_STRIDE(i, (long long)B * Q * D) {
         const long long bq = i / D;
         const int d = (int)(i - bq * D);
@@ -80,14 +81,15 @@ extern "C" __global__ void pairwise_sqdist_grad_x(float* __restrict__ gx, const 
         const float* yb = y + b * N * D + d;
         float acc = 0.f;
         for (int n = 0; n < N; n++) acc += g[n] * (xv - yb[(long long)n * D]);
-        gx[i] += 2.f * acc;
+        gx[i] = accumulate ? gx[i] + 2.f * acc : 2.f * acc;
     }
 }
 
-// pairwise_sqdist_grad_y accumulates gy[b,n,d] += sum_q -2*gout[b,q,n]*(x[b,q,d]-y[b,n,d]).
+// pairwise_sqdist_grad_y accumulates (accumulate 1) or writes
+// gy[b,n,d] += sum_q -2*gout[b,q,n]*(x[b,q,d]-y[b,n,d]).
 extern "C" __global__ void pairwise_sqdist_grad_y(float* __restrict__ gy, const float* __restrict__ gout,
                                                   const float* __restrict__ x, const float* __restrict__ y,
-                                                  int B, int Q, int N, int D) {
+                                                  int B, int Q, int N, int D, int accumulate) {
     GRID_STRIDE(i, (long long)B * N * D) {
         const long long bn = i / D;
         const int d = (int)(i - bn * D);
@@ -98,7 +100,7 @@ extern "C" __global__ void pairwise_sqdist_grad_y(float* __restrict__ gy, const 
         const float* xb = x + b * Q * D + d;
         float acc = 0.f;
         for (int q = 0; q < Q; q++) acc += g[(long long)q * N] * (xb[(long long)q * D] - yv);
-        gy[i] -= 2.f * acc;
+        gy[i] = accumulate ? gy[i] - 2.f * acc : -(2.f * acc);
     }
 }
 
@@ -408,20 +410,26 @@ extern "C" __global__ void class_mean(float* __restrict__ proto, const float* __
     }
 }
 
-// class_mean_grad accumulates demb[b,s,h] += dproto[b,labels[b,s],h]/count,
-// count the number of rows of that label in the task.
+// class_mean_grad accumulates (accumulate 1) or writes
+// demb[b,s,h] += dproto[b,labels[b,s],h]/count, count the number of rows of
+// that label in the task.
 extern "C" __global__ void class_mean_grad(float* __restrict__ demb, const float* __restrict__ dproto,
-                                           const int* __restrict__ labels, int B, int S, int W, int H) {
+                                           const int* __restrict__ labels, int B, int S, int W, int H,
+                                           int accumulate) {
     GRID_STRIDE(i, (long long)B * S * H) {
         const long long bs = i / H;
         const int h = (int)(i - bs * H);
         const long long b = bs / S;
         const int* lb = labels + b * S;
         const int y = labels[bs];
-        if (y < 0 || y >= W) continue;  // class_mean ignores such rows too
+        if (y < 0 || y >= W) {  // class_mean ignores such rows too
+            if (!accumulate) demb[i] = 0.f;
+            continue;
+        }
         int cnt = 0;
         for (int k = 0; k < S; k++) cnt += lb[k] == y;
-        demb[i] += dproto[(b * W + y) * H + h] * (1.f / (float)cnt);
+        const float g = dproto[(b * W + y) * H + h] * (1.f / (float)cnt);
+        demb[i] = accumulate ? demb[i] + g : g;
     }
 }
 
