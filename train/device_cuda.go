@@ -732,7 +732,7 @@ func (d *devLearner) backward(p *devPass, w cuda.Buffer, wStride int, x cuda.Buf
 		var err error
 		if l.act {
 			err = d.dev.ActivationGrad(d.act(), dz, grad.Slice(0, n), p.z[i].Slice(0, n), p.a[i].Slice(0, n))
-		} else {
+		} else if dz.Ptr() != grad.Ptr() { // a linear head's dz is usually dout itself (newDevMAML)
 			err = d.dev.Copy(dz, grad.Slice(0, n))
 		}
 		in := input(i, x, p.a)
@@ -777,8 +777,8 @@ func (d *devLearner) rForward(p *devPass, r *devRop, w cuda.Buffer, wStride int,
 }
 
 // rBackward differentiates backward along v given rdout, the directional
-// derivative of the output gradient, and accumulates each task's
-// Hessian-vector product into hv (stride vStride). rda is scratch.
+// derivative of the output gradient, and writes each task's Hessian-vector
+// product into hv (stride vStride). rda is scratch.
 func (d *devLearner) rBackward(p *devPass, r *devRop, w cuda.Buffer, wStride int, v cuda.Buffer, vStride int,
 	x cuda.Buffer, batch, rows int, rdout, hv, rda cuda.Buffer) error {
 	rd := rdout
@@ -791,14 +791,15 @@ func (d *devLearner) rBackward(p *devPass, r *devRop, w cuda.Buffer, wStride int
 			calls = append(calls,
 				d.dev.ActivationGrad(d.act(), rdz, rd.Slice(0, n), p.z[i].Slice(0, n), p.a[i].Slice(0, n)),
 				d.dev.ActivationCurv(d.act(), rdz, dz, p.a[i].Slice(0, n), r.rz[i].Slice(0, n)))
-		} else {
+		} else if rdz.Ptr() != rd.Ptr() {
 			calls = append(calls, d.dev.Copy(rdz, rd.Slice(0, n)))
 		}
-		calls = append(calls, d.matmul(true, false, l.in, l.out, rows, input(i, x, p.a), rows*l.in, rdz, rows*l.out, tail(hv, l.w), vStride, batch, true))
+		// The first term of each part of hv is written, the rest added.
+		calls = append(calls, d.matmul(true, false, l.in, l.out, rows, input(i, x, p.a), rows*l.in, rdz, rows*l.out, tail(hv, l.w), vStride, batch, false))
 		if i > 0 {
 			calls = append(calls, d.matmul(true, false, l.in, l.out, rows, r.ra[i-1], rows*l.in, dz, rows*l.out, tail(hv, l.w), vStride, batch, true))
 		}
-		calls = append(calls, d.dev.ColSum(tail(hv, l.b), rdz, batch, rows, l.out, vStride, true))
+		calls = append(calls, d.dev.ColSum(tail(hv, l.b), rdz, batch, rows, l.out, vStride, false))
 		if i > 0 {
 			rd = rda.Slice(0, batch*rows*l.in)
 			calls = append(calls,
@@ -915,23 +916,26 @@ func newDevMAML(d *devLearner) *devMAML {
 	ns, nq, B, C := s.Ways*s.Shots, s.Ways*s.Queries, s.MetaBatch, s.Ways
 	K := d.cfg.InnerSteps
 	p := &devMAML{d: d, firstOrder: d.cfg.Algo == "fomaml", lr: float32(d.cfg.InnerLR), nt: d.m.nParam}
+	// The loss gradients at the (linear) head are the passes' head dz
+	// buffers themselves, which saves backward a copy.
+	out := len(d.m.layers) - 1
 	for k := 0; k < K; k++ {
 		p.fast = append(p.fast, d.alloc(B*p.nt))
 		p.gk = append(p.gk, d.alloc(B*p.nt))
 		p.steps = append(p.steps, d.newPass(B*ns))
 		p.prob = append(p.prob, d.alloc(B*ns*C))
-		p.dlog = append(p.dlog, d.alloc(B*ns*C))
+		p.dlog = append(p.dlog, p.steps[k].dz[out])
 	}
 	p.sloss = d.alloc(B * ns)
 	p.qpass = d.newPass(B * nq)
-	p.qloss, p.qprob, p.qdlog = d.alloc(B*nq), d.alloc(B*nq*C), d.alloc(B*nq*C)
+	p.qloss, p.qprob, p.qdlog = d.alloc(B*nq), d.alloc(B*nq*C), p.qpass.dz[out]
 	p.v = d.alloc(B * p.nt)
 	rows := B * max(ns, nq)
 	p.da = d.alloc(rows * d.m.width)
 	if !p.firstOrder {
 		p.w, p.hv = d.alloc(B*p.nt), d.alloc(B*p.nt)
 		p.rop = d.newRop(B * ns)
-		p.rd = d.alloc(B * ns * C)
+		p.rd = p.rop.rdz[out]
 		p.rda = d.alloc(rows * d.m.width)
 	}
 	return p
@@ -984,9 +988,7 @@ func (p *devMAML) grads(B int) error {
 			th, stride := p.theta(k, B)
 			ps := p.steps[k]
 			if err := run(
-				d.dev.Copy(w, v),
-				d.dev.Scale(w, p.lr),
-				d.dev.Zero(hv),
+				d.dev.ScaleTo(w, v, p.lr),
 				d.rForward(ps, p.rop, th, stride, w, nt, xs, B, ns),
 				d.dev.SoftmaxXentRop(rd, p.prob[k].Slice(0, B*ns*C), p.rop.ra[out].Slice(0, B*ns*C), B*ns, C, 1/float32(ns)),
 				d.rBackward(ps, p.rop, th, stride, w, nt, xs, B, ns, rd, hv, p.rda),

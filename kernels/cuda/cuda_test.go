@@ -904,6 +904,12 @@ func TestVectorOps(t *testing.T) {
 		xd, yd := d.buf(x), d.buf(y)
 		d.ok(d.Axpy(yd, xd, 1.5))
 		compare(t, fmt.Sprint("Axpy ", n), d.get(yd), wa, ma)
+		to := d.buf(make([]float32, n))
+		d.ok(d.ScaleTo(to, xd, -0.5))
+		if got := d.get(xd); !slices.Equal(got, x) {
+			t.Errorf("ScaleTo %d changed its source", n)
+		}
+		compare(t, fmt.Sprint("ScaleTo ", n), d.get(to), ws, nil)
 		d.ok(d.Scale(xd, -0.5))
 		compare(t, fmt.Sprint("Scale ", n), d.get(xd), ws, nil)
 

@@ -453,12 +453,16 @@ func (d Dev) ClassMeanGrad(demb, dproto, labels Buffer, B, S, W, H int, accumula
 }
 
 // Scale does x *= alpha.
-func (d Dev) Scale(x Buffer, alpha float32) error {
+func (d Dev) Scale(x Buffer, alpha float32) error { return d.ScaleTo(x, x, alpha) }
+
+// ScaleTo does dst = alpha*x, of equal lengths; dst may be x.
+func (d Dev) ScaleTo(dst, x Buffer, alpha float32) error {
+	need("Dev.ScaleTo", "dst", dst, x.n)
 	if x.n == 0 {
 		return nil
 	}
 	return d.b.do(func() error {
-		return d.b.launch(kScaleVec, d.b.grid1(x.n), block1, ptrArg(x), floatArg(alpha), longArg(x.n))
+		return d.b.launch(kScaleVec, d.b.grid1(x.n), block1, ptrArg(dst), ptrArg(x), floatArg(alpha), longArg(x.n))
 	})
 }
 

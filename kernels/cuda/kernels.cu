@@ -436,9 +436,9 @@ extern "C" __global__ void class_mean_grad(float* __restrict__ demb, const float
 // ---------------------------------------------------------------------------
 // Vector helpers.
 
-// scale_vec does x *= alpha.
-extern "C" __global__ void scale_vec(float* __restrict__ x, float alpha, long long n) {
-    GRID_STRIDE(i, n) { x[i] *= alpha; }
+// scale_vec does dst = alpha*x; dst may be x.
+extern "C" __global__ void scale_vec(float* dst, const float* x, float alpha, long long n) {
+    GRID_STRIDE(i, n) { dst[i] = x[i] * alpha; }
 }
 
 // axpy does y += alpha*x.
