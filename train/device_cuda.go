@@ -681,6 +681,12 @@ func input(i int, x cuda.Buffer, a []cuda.Buffer) cuda.Buffer {
 // matmul queues C (+)= op(A)·op(B) for batch tasks.
 func (d *devLearner) matmul(transA, transB bool, M, N, K int, a cuda.Buffer, strideA int, b cuda.Buffer, strideB int,
 	c cuda.Buffer, strideC, batch int, accumulate bool) error {
+	return d.dev.GemmBatched(gemmOf(transA, transB, M, N, K, a, strideA, b, strideB, c, strideC, batch, accumulate))
+}
+
+// gemmOf is matmul's product, for a caller to add an epilogue to.
+func gemmOf(transA, transB bool, M, N, K int, a cuda.Buffer, strideA int, b cuda.Buffer, strideB int,
+	c cuda.Buffer, strideC, batch int, accumulate bool) cuda.Gemm {
 	lda, ldb := K, N
 	if transA {
 		lda = M
@@ -692,8 +698,8 @@ func (d *devLearner) matmul(transA, transB bool, M, N, K int, a cuda.Buffer, str
 	if accumulate {
 		beta = 1
 	}
-	return d.dev.GemmBatched(cuda.Gemm{TransA: transA, TransB: transB, M: M, N: N, K: K, Alpha: 1, Beta: beta,
-		A: a, LDA: lda, StrideA: strideA, B: b, LDB: ldb, StrideB: strideB, C: c, LDC: N, StrideC: strideC, Batch: batch})
+	return cuda.Gemm{TransA: transA, TransB: transB, M: M, N: N, K: K, Alpha: 1, Beta: beta,
+		A: a, LDA: lda, StrideA: strideA, B: b, LDB: ldb, StrideB: strideB, C: c, LDC: N, StrideC: strideC, Batch: batch}
 }
 
 // tail is x from element i on.
@@ -704,11 +710,8 @@ func tail(x cuda.Buffer, i int) cuda.Buffer { return x.Slice(i, x.Len()) }
 func (d *devLearner) forward(p *devPass, w cuda.Buffer, wStride int, x cuda.Buffer, batch, rows int) error {
 	for i, l := range d.m.layers {
 		n := batch * rows * l.out
-		g := cuda.Gemm{M: rows, N: l.out, K: l.in, Alpha: 1,
-			A: input(i, x, p.a), LDA: l.in, StrideA: rows * l.in,
-			B: tail(w, l.w), LDB: l.out, StrideB: wStride,
-			C: p.z[i].Slice(0, n), LDC: l.out, StrideC: rows * l.out, Batch: batch,
-			Bias: tail(w, l.b), BiasStride: wStride}
+		g := gemmOf(false, false, rows, l.out, l.in, input(i, x, p.a), rows*l.in, tail(w, l.w), wStride, p.z[i].Slice(0, n), rows*l.out, batch, false)
+		g.Bias, g.BiasStride = tail(w, l.b), wStride
 		if l.act {
 			g.Act, g.ActOut = d.act(), p.a[i].Slice(0, n)
 		}
@@ -759,13 +762,16 @@ func (d *devLearner) rForward(p *devPass, r *devRop, w cuda.Buffer, wStride int,
 	for i, l := range d.m.layers {
 		n := batch * rows * l.out
 		rz := r.rz[i].Slice(0, n)
-		calls := []error{
-			d.matmul(false, false, rows, l.out, l.in, input(i, x, p.a), rows*l.in, tail(v, l.w), vStride, rz, rows*l.out, batch, false),
-		}
+		// rz = in·v_w (+ ra_{i-1}·w_w) + v_b, the bias in the last product's
+		// epilogue.
+		g := gemmOf(false, false, rows, l.out, l.in, input(i, x, p.a), rows*l.in, tail(v, l.w), vStride, rz, rows*l.out, batch, false)
+		calls := []error{}
 		if i > 0 {
-			calls = append(calls, d.matmul(false, false, rows, l.out, l.in, r.ra[i-1], rows*l.in, tail(w, l.w), wStride, rz, rows*l.out, batch, true))
+			calls = append(calls, d.dev.GemmBatched(g))
+			g = gemmOf(false, false, rows, l.out, l.in, r.ra[i-1], rows*l.in, tail(w, l.w), wStride, rz, rows*l.out, batch, true)
 		}
-		calls = append(calls, d.dev.BiasAdd(rz, tail(v, l.b), batch, rows, l.out, vStride))
+		g.Bias, g.BiasStride = tail(v, l.b), vStride
+		calls = append(calls, d.dev.GemmBatched(g))
 		if l.act {
 			calls = append(calls, d.dev.ActivationGrad(d.act(), r.ra[i].Slice(0, n), rz, p.z[i].Slice(0, n), p.a[i].Slice(0, n)))
 		}
