@@ -16,10 +16,12 @@ import (
 // activation on the GPU. A meta-step copies the episodes' labels and either
 // their features or, for episodes drawn from a pool whose matrix is on the
 // device (UsePool), their row numbers to the device, and the loss back;
-// nothing else crosses. The fused
-// CPU learner each is built around keeps a host copy of the parameters,
-// refreshed only when something reads it, and does what the device learners
-// do not: prediction, checkpoints, embeddings and input gradients.
+// nothing else crosses. Each kind of step is recorded once as a CUDA graph
+// and replayed (cuda.GraphsVar), and steps can be queued ahead of the
+// device (Pipeliner). The fused CPU learner each is built around keeps a
+// host copy of the parameters, refreshed only when something reads it, and
+// does what the device learners do not: prediction (but ProtoNet's batch
+// classification), checkpoints, embeddings and input gradients.
 
 func init() { deviceLearner = newDeviceLearner }
 
