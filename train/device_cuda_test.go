@@ -644,3 +644,36 @@ func BenchmarkDeviceMetaStep(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDeviceStaging is the host's share of a queued meta-step at the
+// bench's shape: checking a batch drawn from the device's pool and laying
+// out its labels and row numbers in page-locked memory. With steps queued,
+// the device runs the previous step meanwhile, so a step costs the longer
+// of this and the device's time.
+func BenchmarkDeviceStaging(b *testing.B) {
+	be := gpuBackend(b)
+	for _, mb := range []int{16, 256, 1024} {
+		b.Run(fmt.Sprintf("mb%d", mb), func(b *testing.B) {
+			s := benchShape(mb)
+			l, err := New(DefaultConfig("protonet"), s, be)
+			if err != nil {
+				b.Fatal(err)
+			}
+			dl := l.(*devLearner)
+			defer dl.Close()
+			batch := datasets.Batch(tinyBatch(b, s, mb, 1))
+			if err := dl.UsePool(poolOf([]datasets.Batch{batch})); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if err := dl.base.checkBatch(batch); err != nil {
+					b.Fatal(err)
+				}
+				if fromPool, err := dl.stageHost(batch, 0); err != nil || !fromPool {
+					b.Fatal(fromPool, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/step")
+		})
+	}
+}
