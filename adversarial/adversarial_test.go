@@ -485,6 +485,11 @@ func TestAdversarialBatch(t *testing.T) {
 	if _, err := l.MetaStep(b); err != nil {
 		t.Fatal(err)
 	}
+	b[0].RowsOnly = true
+	if err := AdversarialBatch(ig, b, eps, s, 1, nil); err == nil || !strings.Contains(err.Error(), "row numbers only") {
+		t.Errorf("a RowsOnly episode: %v", err)
+	}
+	b[0].RowsOnly = false
 	if err := AdversarialBatch(ig, b, eps, s, 0.5, nil); err == nil {
 		t.Error("partial mix without a random source accepted")
 	}

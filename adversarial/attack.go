@@ -154,5 +154,8 @@ func fitsEpisode(ep *datasets.Episode, s Space) error {
 	if ep == nil || ep.Dim != s.Dim() || len(ep.QueryX) != len(ep.QueryY)*ep.Dim {
 		return fmt.Errorf("adversarial: episode does not match a space of %d columns", s.Dim())
 	}
+	if ep.RowsOnly {
+		return fmt.Errorf("adversarial: episode carries row numbers only (a RowsOnly sampler's): no features to perturb")
+	}
 	return nil
 }

@@ -32,6 +32,10 @@ type Episode struct {
 	// must clear it.
 	Source []float32
 	Rows   []int32
+	// RowsOnly marks an episode drawn by a RowsOnly sampler: SupportX and
+	// QueryX were not filled, and only Source and Rows say what the features
+	// are. Learners that read features refuse such episodes.
+	RowsOnly bool
 }
 
 // NewEpisode allocates the buffers of an episode of the given shape.

@@ -31,6 +31,13 @@ type SamplerConfig struct {
 	// so that indices agree across pools.
 	Categories []string
 
+	// RowsOnly leaves the features out: episodes get their labels, classes
+	// and Rows (Source set, RowsOnly marked) but not SupportX and QueryX,
+	// for a learner that gathers the rows from the pool's matrix on its
+	// device. Copying the scattered rows is most of the sampler's work.
+	// The draws are those of a sampler without it.
+	RowsOnly bool
+
 	// Seed and Stream seed the PCG generator; the same config over the same
 	// pool gives the same episodes.
 	Seed, Stream uint64
@@ -303,7 +310,9 @@ func (s *Sampler) fill(ep *Episode) {
 		}
 		s.drawRows(s.pick[w*need:(w+1)*need], cls)
 	}
-	s.touch()
+	if !s.cfg.RowsOnly {
+		s.touch()
+	}
 	s.copyRows(ep)
 }
 
@@ -340,25 +349,29 @@ func (s *Sampler) touch() {
 	s.sink = acc
 }
 
-// copyRows copies the picked rows into ep, way-major: of each way's picks the
-// first Shots are support and the rest query; it records them in Rows.
+// copyRows copies the picked rows into ep (but for RowsOnly), way-major:
+// of each way's picks the first Shots are support and the rest query; it
+// records them in Rows.
 func (s *Sampler) copyRows(ep *Episode) {
-	ep.Source = s.pool.X
+	ep.Source, ep.RowsOnly = s.pool.X, s.cfg.RowsOnly
 	shots, queries, dim := s.cfg.Shots, s.cfg.Queries, ep.Dim
 	need := shots + queries
 	x := s.pool.X
 	for w := range ep.Ways {
 		pick := s.pick[w*need : (w+1)*need]
 		for k, r := range pick {
-			src := x[int(r)*dim : (int(r)+1)*dim]
 			if k < shots {
 				i := w*shots + k
-				copy(ep.SupportX[i*dim:(i+1)*dim], src)
+				if !ep.RowsOnly {
+					copy(ep.SupportX[i*dim:(i+1)*dim], x[int(r)*dim:(int(r)+1)*dim])
+				}
 				ep.SupportY[i] = int32(w)
 				ep.Rows[i] = r
 			} else {
 				i := w*queries + k - shots
-				copy(ep.QueryX[i*dim:(i+1)*dim], src)
+				if !ep.RowsOnly {
+					copy(ep.QueryX[i*dim:(i+1)*dim], x[int(r)*dim:(int(r)+1)*dim])
+				}
 				ep.QueryY[i] = int32(w)
 				ep.Rows[ep.Ways*shots+i] = r
 			}

@@ -32,9 +32,9 @@ func benchmarkPool(b *testing.B) *Pool {
 	return benchPool
 }
 
-func benchmarkSampler(b *testing.B, metaBatch int) {
+func benchmarkSampler(b *testing.B, metaBatch int, rowsOnly bool) {
 	p := benchmarkPool(b)
-	s, err := NewSampler(p, SamplerConfig{Ways: 5, Shots: 5, Queries: 15, MetaBatch: metaBatch, NormalWay: true, Seed: 1})
+	s, err := NewSampler(p, SamplerConfig{Ways: 5, Shots: 5, Queries: 15, MetaBatch: metaBatch, NormalWay: true, Seed: 1, RowsOnly: rowsOnly})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -66,4 +66,9 @@ func BenchmarkSampler5Way5Shot15Query(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "episodes/s")
 }
 
-func BenchmarkSampler5Way5Shot15QueryMetaBatch4(b *testing.B) { benchmarkSampler(b, 4) }
+func BenchmarkSampler5Way5Shot15QueryMetaBatch4(b *testing.B) { benchmarkSampler(b, 4, false) }
+
+// BenchmarkSamplerRowsOnly draws meta-batches of 256 for a device learner,
+// without copying features, against the same with them.
+func BenchmarkSamplerRowsOnlyMetaBatch256(b *testing.B) { benchmarkSampler(b, 256, true) }
+func BenchmarkSamplerMetaBatch256(b *testing.B)         { benchmarkSampler(b, 256, false) }

@@ -682,3 +682,47 @@ func TestSamplerRecordsRows(t *testing.T) {
 		t.Errorf("short Rows: %v", err)
 	}
 }
+
+// TestSamplerRowsOnly draws with and without RowsOnly from the same seed:
+// the same rows, labels and classes, the features left as they were and the
+// episode marked; a full draw into the same episode clears the mark.
+func TestSamplerRowsOnly(t *testing.T) {
+	p := testPool(t, 5, append(names(6), "normal"), []int{12, 9, 30, 8, 15, 11, 40})
+	cfg := SamplerConfig{Ways: 3, Shots: 2, Queries: 3, MetaBatch: 2, NormalWay: true, Replacement: true, Seed: 5}
+	full := mustSampler(t, p, cfg)
+	cfg.RowsOnly = true
+	rows := mustSampler(t, p, cfg)
+	fb, rb := full.NewBatch(), rows.NewBatch()
+	for _, ep := range rb {
+		for i := range ep.SupportX {
+			ep.SupportX[i] = -7
+		}
+	}
+	for range 30 {
+		if err := full.NextBatch(fb); err != nil {
+			t.Fatal(err)
+		}
+		if err := rows.NextBatch(rb); err != nil {
+			t.Fatal(err)
+		}
+		for i := range fb {
+			f, r := fb[i], rb[i]
+			if !slices.Equal(f.Rows, r.Rows) || !slices.Equal(f.SupportY, r.SupportY) || !slices.Equal(f.QueryY, r.QueryY) ||
+				!slices.Equal(f.Classes, r.Classes) || f.NormalWay != r.NormalWay || !slices.Equal(f.WayCategory, r.WayCategory) {
+				t.Fatalf("episode %d: RowsOnly drew other rows or labels than the full sampler", i)
+			}
+			if !r.RowsOnly || f.RowsOnly || &r.Source[0] != &p.X[0] {
+				t.Fatalf("episode %d: RowsOnly %v (full %v), Source the pool's %v", i, r.RowsOnly, f.RowsOnly, &r.Source[0] == &p.X[0])
+			}
+			if r.SupportX[0] != -7 {
+				t.Fatalf("episode %d: RowsOnly copied features", i)
+			}
+		}
+	}
+	if err := full.NextBatch(rb); err != nil {
+		t.Fatal(err)
+	}
+	if rb[0].RowsOnly {
+		t.Error("a full draw into a RowsOnly episode left it marked")
+	}
+}

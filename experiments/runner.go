@@ -318,6 +318,11 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 			return nil, err
 		}
 	}
+	// A device learner gathers the meta-train rows from the matrix it keeps
+	// (UsePool below): the sampler need not copy them, unless adversarial
+	// training perturbs them on the host. Same draws either way.
+	_, onDevice := learner.(train.PoolUser)
+	rowsOnly := onDevice && p.Adversarial.TrainEps == 0
 	sampler := func(pool *datasets.Pool, name string, stream uint64) (*datasets.Sampler, error) {
 		if pool == nil {
 			return nil, fmt.Errorf("the %s pool is empty", name)
@@ -326,6 +331,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 			Ways: ep.Ways, Shots: ep.Shots, Queries: ep.Queries, MetaBatch: ep.MetaBatch,
 			NormalWay: ep.NormalWay, NormalClass: ep.NormalClass, Replacement: ep.Replacement,
 			Categories: categories, Seed: seed, Stream: stream,
+			RowsOnly: rowsOnly && stream == streamTrain,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%s pool: %w", name, err)

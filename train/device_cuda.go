@@ -335,7 +335,7 @@ func (d *devLearner) drawnFromPool(b datasets.Batch) bool {
 		return false
 	}
 	for _, ep := range b {
-		if len(ep.Source) != len(d.poolHost) || &ep.Source[0] != &d.poolHost[0] || len(ep.Rows) != len(ep.SupportY)+len(ep.QueryY) {
+		if ep == nil || len(ep.Source) != len(d.poolHost) || &ep.Source[0] != &d.poolHost[0] || len(ep.Rows) != len(ep.SupportY)+len(ep.QueryY) {
 			return false
 		}
 	}
@@ -461,7 +461,7 @@ func (d *devLearner) queue(b datasets.Batch) error {
 	if len(d.bufs) == 0 {
 		return fmt.Errorf("%s: MetaStep after Close", d.cfg.Algo)
 	}
-	if err := d.base.checkBatch(b); err != nil {
+	if err := d.base.checkBatchFor(b, d.drawnFromPool(b)); err != nil {
 		return err
 	}
 	k := 0
@@ -542,7 +542,7 @@ func (d *devLearner) PredictBatch(b datasets.Batch, labels []int32) error {
 	if len(d.bufs) == 0 {
 		return fmt.Errorf("%s: PredictBatch after Close", d.cfg.Algo)
 	}
-	if err := d.base.checkBatch(b); err != nil {
+	if err := d.base.checkBatchFor(b, d.proto != nil && d.drawnFromPool(b)); err != nil {
 		return err
 	}
 	nq := d.shape.Ways * d.shape.Queries

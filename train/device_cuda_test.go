@@ -559,6 +559,53 @@ func TestDevicePipeline(t *testing.T) {
 	}
 }
 
+// TestDeviceRowsOnly trains a device learner on episodes from a RowsOnly
+// sampler and another on the same draws with features: equal losses, bit
+// for bit. A RowsOnly batch not from the learner's pool is refused.
+func TestDeviceRowsOnly(t *testing.T) {
+	be := gpuBackend(t)
+	pool := devPool(t, devShape.Dim)
+	for _, algo := range []string{"protonet", "maml"} {
+		rowsL, fullL := twoDevLearners(t, devConfig(algo, "tanh"), be)
+		var batches [2]datasets.Batch
+		var samplers [2]*datasets.Sampler
+		for i, l := range []*devLearner{rowsL, fullL} {
+			if err := l.UsePool(pool.X); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			samplers[i], err = datasets.NewSampler(pool, datasets.SamplerConfig{Ways: devShape.Ways, Shots: devShape.Shots,
+				Queries: devShape.Queries, MetaBatch: devShape.MetaBatch, Seed: 6, RowsOnly: i == 0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			batches[i] = samplers[i].NewBatch()
+		}
+		for step := 0; step < 4; step++ {
+			var loss [2]float64
+			for i, l := range []*devLearner{rowsL, fullL} {
+				if err := samplers[i].NextBatch(batches[i]); err != nil {
+					t.Fatal(err)
+				}
+				var err error
+				if loss[i], err = l.MetaStep(batches[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if loss[0] != loss[1] {
+				t.Fatalf("%s step %d: loss %g from row numbers only, %g with features", algo, step, loss[0], loss[1])
+			}
+		}
+		if !batches[0][0].RowsOnly || rowsL.fromPool != 4 {
+			t.Fatalf("%s: the RowsOnly batches were not gathered (%d of 4)", algo, rowsL.fromPool)
+		}
+		batches[0][0].Source = nil
+		if _, err := rowsL.MetaStep(batches[0]); err == nil || !strings.Contains(err.Error(), "row numbers only") {
+			t.Errorf("%s: a RowsOnly batch off the pool: %v", algo, err)
+		}
+	}
+}
+
 func TestDeviceFallsBackToHost(t *testing.T) {
 	be := gpuBackend(t)
 	for _, edit := range []func(*Config){

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/metaids/metaids/datasets"
@@ -281,6 +282,32 @@ func TestProtoNetLogitsMatchPerClassLoop(t *testing.T) {
 					t.Fatalf("%s: logit[%d,%d] = %g, per-class loop gives %g", dist, q, w, got[q*s.Ways+w], want)
 				}
 			}
+		}
+	}
+}
+
+// TestRowsOnlyRefused: a learner that reads features refuses episodes that
+// carry row numbers only, naming why, for every use of an episode.
+func TestRowsOnlyRefused(t *testing.T) {
+	s := Shape{Ways: 3, Shots: 2, Queries: 3, MetaBatch: 2, Dim: 6}
+	for _, algo := range []string{"protonet", "maml"} {
+		l := mustNew(t, DefaultConfig(algo), s)
+		b := tinyBatch(t, s, 2, 3)
+		b[1].RowsOnly = true
+		const want = "row numbers only"
+		if _, err := l.MetaStep(b); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s MetaStep: %v, want an error with %q", algo, err, want)
+		}
+		nq := s.Ways * s.Queries
+		if err := l.Predict(b[1], make([]int32, nq), make([]float32, nq*s.Ways)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s Predict: %v, want an error with %q", algo, err, want)
+		}
+		if _, err := l.(InputGradienter).QueryInputGrad(b[1], make([]float32, nq*s.Dim)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s QueryInputGrad: %v, want an error with %q", algo, err, want)
+		}
+		b[1].RowsOnly = false
+		if _, err := l.MetaStep(b); err != nil {
+			t.Errorf("%s MetaStep on the same batch with features: %v", algo, err)
 		}
 	}
 }

@@ -246,20 +246,41 @@ func (l *base[T]) metaGrad(b datasets.Batch, g []float64) (float64, error) {
 	return loss, err
 }
 
-func (l *base[T]) checkBatch(b datasets.Batch) error {
+func (l *base[T]) checkBatch(b datasets.Batch) error { return l.checkBatchFor(b, false) }
+
+// checkBatchFor is checkBatch for a learner that, with rowsOnly, takes
+// episodes without features (a device learner gathering them).
+func (l *base[T]) checkBatchFor(b datasets.Batch, rowsOnly bool) error {
 	if len(b) == 0 || len(b) > l.shape.MetaBatch {
 		return fmt.Errorf("%s: meta-batch of %d episodes, want 1..%d: %w", l.name, len(b), l.shape.MetaBatch, ErrShape)
 	}
+	check := checkEpisode
+	if rowsOnly {
+		check = checkEpisodeShape
+	}
 	for i, ep := range b {
-		if err := checkEpisode(ep, l.shape); err != nil {
+		if err := check(ep, l.shape); err != nil {
 			return fmt.Errorf("%s: episode %d: %w", l.name, i, err)
 		}
 	}
 	return nil
 }
 
-// checkEpisode verifies that ep has the learner's shape and valid labels.
+// checkEpisode verifies that ep has the learner's shape, valid labels and
+// features (not only row numbers).
 func checkEpisode(ep *datasets.Episode, s Shape) error {
+	if err := checkEpisodeShape(ep, s); err != nil {
+		return err
+	}
+	if ep.RowsOnly {
+		return fmt.Errorf("episode carries row numbers only (a RowsOnly sampler's), and this learner reads features: %w", ErrShape)
+	}
+	return nil
+}
+
+// checkEpisodeShape verifies that ep has the learner's shape and valid
+// labels.
+func checkEpisodeShape(ep *datasets.Episode, s Shape) error {
 	if ep == nil {
 		return fmt.Errorf("nil episode: %w", ErrShape)
 	}
@@ -309,6 +330,7 @@ func checkPredictArgs(ep *datasets.Episode, s Shape, labels []int32, scores []fl
 	if err := checkEpisode(ep, s); err != nil {
 		return err
 	}
+
 	nq := s.Ways * s.Queries
 	if len(labels) != nq || len(scores) != nq*s.Ways {
 		return fmt.Errorf("predict: got %d labels and %d scores, want %d and %d", len(labels), len(scores), nq, nq*s.Ways)

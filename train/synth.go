@@ -49,7 +49,7 @@ func (s *Synthetic) Fill(ep *datasets.Episode, lo, hi int) error {
 		ep.Classes[w] = lo + perm[w]
 	}
 	ep.NormalWay = -1
-	ep.Source = nil
+	ep.Source, ep.RowsOnly = nil, false
 	fill := func(x []float32, y []int32, per int) {
 		for w := 0; w < ep.Ways; w++ {
 			mean := s.means[ep.Classes[w]]
