@@ -168,7 +168,14 @@ emulate() {
     --set episodes.train_steps=4 --set episodes.val_every=2 --set episodes.val_episodes=2 --set episodes.test_episodes=2 \
     >"$tmp/run.log" 2>&1 || { tail -n 20 "$tmp/run.log" >&2; die "metaids run --device cuda (emulated)"; }
   grep -q '"backend": "cuda"' "$tmp"/run/*/seed-1/summary.json || die "metaids run --device cuda (emulated) did not record the cuda backend"
-  say "metaids run --device cuda on the emulation"
+  # Launching every kernel instead of replaying graphs changes nothing: the same curve, the same test episodes.
+  METAIDS_CUDA_GRAPHS=0 LD_LIBRARY_PATH=$lib "$tmp/metaids" run experiments/nsl-kdd/protonet-5way5shot.yaml --device cuda --seeds 1 \
+    --out "$tmp/run-nographs" --set episodes.train_steps=4 --set episodes.val_every=2 --set episodes.val_episodes=2 \
+    --set episodes.test_episodes=2 >"$tmp/run.log" 2>&1 || { tail -n 20 "$tmp/run.log" >&2; die "metaids run --device cuda without graphs (emulated)"; }
+  for f in curve.csv episodes.csv; do
+    cmp -s "$tmp"/run/*/seed-1/$f "$tmp"/run-nographs/*/seed-1/$f || die "metaids run --device cuda: $f differs with METAIDS_CUDA_GRAPHS=0"
+  done
+  say "metaids run --device cuda on the emulation, the same curve and test episodes with and without graphs"
 
   expect_refusal "$lib" 'no usable CUDA device: cuInit: CUDA_ERROR_NO_DEVICE' METAIDS_FAKECUDA_INIT=100
   expect_refusal "$lib" 'no usable CUDA device: the driver reports no CUDA device' METAIDS_FAKECUDA_DEVICES=0
