@@ -6,7 +6,8 @@
 #   measure (default)  the CUDA kernel tests and the device-learner tests; bench/pytorch_bench.py
 #                      (episodes on the device, then copied from the host); the meta-batch sweeps of
 #                      metaids bench (training for protonet and maml against PyTorch, the same with
-#                      METAIDS_CUDA_GRAPHS=0, evaluation for protonet); go test -bench. ~5 minutes.
+#                      METAIDS_CUDA_GRAPHS=0, evaluation); a NSL-KDD experiment with metaids run on
+#                      the GPU and on the CPU; go test -bench. ~5 minutes.
 #   quick              the same with fewer steps and meta-batch sizes, to check the setup.
 #   profile            ncu over one meta-step of each learner at meta-batch 256, then the kernel tests
 #                      under compute-sanitizer (memcheck, and racecheck for the shared-memory
@@ -124,6 +125,17 @@ for r in doc["results"]:
     print(f"  {sys.argv[1].rsplit('/', 1)[-1]} {r['algo']} mb {r['meta_batch']}: {r['tasks_per_sec']:.0f}/s, "
           f"device {r.get('device_ms_per_step', 0):.3f} ms/step, {r.get('device_bytes', 0) / 2**20:.1f} MiB, "
           f"graphs {r.get('cuda_graphs', False)}, queued {r.get('pipelined', False)}{su}")
+EOF
+done
+
+# A real experiment end to end (sampling, validation, testing included), on the GPU and on the CPU.
+for dev in cuda cpu; do
+  step "run-$dev.log" 90 .device/metaids run experiments/nsl-kdd/protonet-5way5shot.yaml --device "$dev" --seeds 1 \
+    --out "$work/run-$dev" && python3 - "$work/run-$dev" "$dev" <<'EOF' | tee -a "$work/summary.log" >&2
+import glob, json, sys
+s = json.load(open(glob.glob(sys.argv[1] + "/*/seed-1/summary.json")[0]))
+print(f"  metaids run on {sys.argv[2]}: train {s['train']['tasks_per_sec']:.0f} tasks/s over {s['train']['steps']} steps, "
+      f"test {s['test']['episodes_per_sec']:.0f} episodes/s, accuracy {s['metrics']['accuracy']['Mean']:.4f}")
 EOF
 done
 
