@@ -354,12 +354,28 @@ func (d *devLearner) stageHost(b datasets.Batch, k int) (fromPool bool, err erro
 		copy(lab[i*ns:], ep.SupportY)
 		copy(lab[B*ns+i*nq:], ep.QueryY)
 	}
+	// Checked here, side by side, rather than episode by episode.
+	if !allIn(lab[:n], int32(s.Ways)) {
+		for i, ep := range b {
+			if err := checkLabels(ep, s); err != nil {
+				return false, fmt.Errorf("%s: episode %d: %w", d.cfg.Algo, i, err)
+			}
+		}
+	}
 	d.ys, d.yq = d.lab.Slice(0, B*ns), d.lab.Slice(B*ns, n)
 	if d.drawnFromPool(b) {
-		rows := lab[n:]
+		rows, poolRows := lab[n:2*n], int32(len(d.poolHost)/s.Dim)
 		for i, ep := range b {
 			copy(rows[i*ns:], ep.Rows[:ns])
 			copy(rows[B*ns+i*nq:], ep.Rows[ns:])
+		}
+		// The device reads wherever a row number points.
+		if !allIn(rows, poolRows) {
+			for i, ep := range b {
+				if !allIn(ep.Rows, poolRows) {
+					return false, fmt.Errorf("%s: episode %d: a row number outside the pool's %d rows: %w", d.cfg.Algo, i, poolRows, ErrShape)
+				}
+			}
 		}
 		d.rows = d.lab.Slice(n, 2*n)
 		d.fromPool++
@@ -461,7 +477,7 @@ func (d *devLearner) queue(b datasets.Batch) error {
 	if len(d.bufs) == 0 {
 		return fmt.Errorf("%s: MetaStep after Close", d.cfg.Algo)
 	}
-	if err := d.base.checkBatchFor(b, d.drawnFromPool(b)); err != nil {
+	if err := d.base.checkBatchLayout(b, d.drawnFromPool(b)); err != nil {
 		return err
 	}
 	k := 0
@@ -542,7 +558,11 @@ func (d *devLearner) PredictBatch(b datasets.Batch, labels []int32) error {
 	if len(d.bufs) == 0 {
 		return fmt.Errorf("%s: PredictBatch after Close", d.cfg.Algo)
 	}
-	if err := d.base.checkBatchFor(b, d.proto != nil && d.drawnFromPool(b)); err != nil {
+	if d.proto == nil {
+		if err := d.base.checkBatch(b); err != nil {
+			return err
+		}
+	} else if err := d.base.checkBatchLayout(b, d.drawnFromPool(b)); err != nil {
 		return err
 	}
 	nq := d.shape.Ways * d.shape.Queries

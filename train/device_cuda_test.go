@@ -599,6 +599,14 @@ func TestDeviceRowsOnly(t *testing.T) {
 		if !batches[0][0].RowsOnly || rowsL.fromPool != 4 {
 			t.Fatalf("%s: the RowsOnly batches were not gathered (%d of 4)", algo, rowsL.fromPool)
 		}
+		batches[0][0].Rows[3] = int32(len(pool.X) / pool.Dim)
+		if _, err := rowsL.MetaStep(batches[0]); err == nil || !strings.Contains(err.Error(), "outside the pool") {
+			t.Errorf("%s: a row number past the pool: %v", algo, err)
+		}
+		batches[0][0].Rows[3] = -1
+		if _, err := rowsL.MetaStep(batches[0]); err == nil || !strings.Contains(err.Error(), "outside the pool") {
+			t.Errorf("%s: a negative row number: %v", algo, err)
+		}
 		batches[0][0].Source = nil
 		if _, err := rowsL.MetaStep(batches[0]); err == nil || !strings.Contains(err.Error(), "row numbers only") {
 			t.Errorf("%s: a RowsOnly batch off the pool: %v", algo, err)
@@ -713,7 +721,7 @@ func BenchmarkDeviceStaging(b *testing.B) {
 				b.Fatal(err)
 			}
 			for b.Loop() {
-				if err := dl.base.checkBatch(batch); err != nil {
+				if err := dl.base.checkBatchLayout(batch, true); err != nil {
 					b.Fatal(err)
 				}
 				if fromPool, err := dl.stageHost(batch, 0); err != nil || !fromPool {

@@ -246,41 +246,53 @@ func (l *base[T]) metaGrad(b datasets.Batch, g []float64) (float64, error) {
 	return loss, err
 }
 
-func (l *base[T]) checkBatch(b datasets.Batch) error { return l.checkBatchFor(b, false) }
-
-// checkBatchFor is checkBatch for a learner that, with rowsOnly, takes
-// episodes without features (a device learner gathering them).
-func (l *base[T]) checkBatchFor(b datasets.Batch, rowsOnly bool) error {
-	if len(b) == 0 || len(b) > l.shape.MetaBatch {
-		return fmt.Errorf("%s: meta-batch of %d episodes, want 1..%d: %w", l.name, len(b), l.shape.MetaBatch, ErrShape)
-	}
-	check := checkEpisode
-	if rowsOnly {
-		check = checkEpisodeShape
+func (l *base[T]) checkBatch(b datasets.Batch) error {
+	if err := l.checkBatchLayout(b, false); err != nil {
+		return err
 	}
 	for i, ep := range b {
-		if err := check(ep, l.shape); err != nil {
+		if err := checkLabels(ep, l.shape); err != nil {
 			return fmt.Errorf("%s: episode %d: %w", l.name, i, err)
 		}
 	}
 	return nil
 }
 
-// checkEpisode verifies that ep has the learner's shape, valid labels and
-// features (not only row numbers).
-func checkEpisode(ep *datasets.Episode, s Shape) error {
-	if err := checkEpisodeShape(ep, s); err != nil {
-		return err
+// checkBatchLayout is checkBatch but for the labels, which a device learner
+// checks once they are laid out side by side; with rowsOnly it takes
+// episodes without features (gathered on the device).
+func (l *base[T]) checkBatchLayout(b datasets.Batch, rowsOnly bool) error {
+	if len(b) == 0 || len(b) > l.shape.MetaBatch {
+		return fmt.Errorf("%s: meta-batch of %d episodes, want 1..%d: %w", l.name, len(b), l.shape.MetaBatch, ErrShape)
 	}
-	if ep.RowsOnly {
-		return fmt.Errorf("episode carries row numbers only (a RowsOnly sampler's), and this learner reads features: %w", ErrShape)
+	for i, ep := range b {
+		err := checkEpisodeLayout(ep, l.shape)
+		if err == nil && ep.RowsOnly && !rowsOnly {
+			err = errRowsOnly
+		}
+		if err != nil {
+			return fmt.Errorf("%s: episode %d: %w", l.name, i, err)
+		}
 	}
 	return nil
 }
 
-// checkEpisodeShape verifies that ep has the learner's shape and valid
-// labels.
-func checkEpisodeShape(ep *datasets.Episode, s Shape) error {
+var errRowsOnly = fmt.Errorf("episode carries row numbers only (a RowsOnly sampler's), and this learner reads features: %w", ErrShape)
+
+// checkEpisode verifies that ep has the learner's shape, valid labels and
+// features (not only row numbers).
+func checkEpisode(ep *datasets.Episode, s Shape) error {
+	if err := checkEpisodeLayout(ep, s); err != nil {
+		return err
+	}
+	if ep.RowsOnly {
+		return errRowsOnly
+	}
+	return checkLabels(ep, s)
+}
+
+// checkEpisodeLayout verifies that ep has the learner's shape.
+func checkEpisodeLayout(ep *datasets.Episode, s Shape) error {
 	if ep == nil {
 		return fmt.Errorf("nil episode: %w", ErrShape)
 	}
@@ -292,8 +304,13 @@ func checkEpisodeShape(ep *datasets.Episode, s Shape) error {
 	if len(ep.SupportX) != ns*s.Dim || len(ep.SupportY) != ns || len(ep.QueryX) != nq*s.Dim || len(ep.QueryY) != nq {
 		return fmt.Errorf("episode buffers have the wrong lengths: %w", ErrShape)
 	}
+	return nil
+}
+
+// checkLabels verifies that ep's labels are ways.
+func checkLabels(ep *datasets.Episode, s Shape) error {
 	for _, ys := range [][]int32{ep.SupportY, ep.QueryY} {
-		if labelsIn(ys, int32(s.Ways)) {
+		if allIn(ys, int32(s.Ways)) {
 			continue
 		}
 		for i, y := range ys {
@@ -305,11 +322,12 @@ func checkEpisodeShape(ep *datasets.Episode, s Shape) error {
 	return nil
 }
 
-// labelsIn reports whether every label is in [0,ways), without a branch
-// per label: y | (ways-1-y) is negative exactly when y is outside. Every
-// meta-step checks every label of its batch (25,600 at meta-batch 256).
-func labelsIn(ys []int32, ways int32) bool {
-	top := ways - 1
+// allIn reports whether every value (a label, a row number) is in [0,n),
+// without a branch per value: y | (n-1-y) is negative exactly when y is
+// outside. Every meta-step checks every label of its batch (25,600 at
+// meta-batch 256).
+func allIn(ys []int32, n int32) bool {
+	top := n - 1
 	// Four independent chains, as the compiler does not unroll.
 	var m0, m1, m2, m3 int32
 	i := 0
