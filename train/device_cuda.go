@@ -95,6 +95,9 @@ type devLearner struct {
 	inFlight   []queuedStep
 	ready, out []float64
 
+	// in is the staged batch's input (stageDevice).
+	in devInput
+
 	// A pool matrix kept on the device (UsePool).
 	pool     cuda.Buffer
 	poolHost []float32
@@ -395,20 +398,48 @@ func (d *devLearner) stageHost(b datasets.Batch, k int) (fromPool bool, err erro
 }
 
 // stageDevice queues the copy of the batch stageHost laid out in slot k
-// for B tasks, and its gather from the pool.
+// for B tasks and points in at its rows: the pool's that rows names (the
+// first layer reads them there), or the features copied into x.
 func (d *devLearner) stageDevice(B int, fromPool bool, k int) error {
 	s, sl := d.shape, &d.slots[k]
 	n := B * (s.Ways*s.Shots + s.Ways*s.Queries)
 	if fromPool {
-		return run(
-			d.dev.UploadInt32(d.lab.Slice(0, 2*n), sl.hlab.Int32()[:2*n]),
-			d.dev.GatherRows(d.x.Slice(0, n*s.Dim), d.pool, d.rows, n, s.Dim),
-		)
+		d.in = devInput{x: d.pool, idx: d.rows}
+		return d.dev.UploadInt32(d.lab.Slice(0, 2*n), sl.hlab.Int32()[:2*n])
 	}
+	d.in = devInput{x: d.x.Slice(0, n*s.Dim)}
 	return run(
 		d.dev.UploadInt32(d.lab.Slice(0, n), sl.hlab.Int32()[:n]),
-		d.dev.Upload(d.x.Slice(0, n*s.Dim), sl.hx.Float32()[:n*s.Dim]),
+		d.dev.Upload(d.in.x, sl.hx.Float32()[:n*s.Dim]),
 	)
+}
+
+// devInput is the network's input for a staged batch: the rows of x in
+// order, or, with idx, the rows of x that idx names (the pool's, which the
+// first layer's products read through idx rather than gathering them).
+type devInput struct{ x, idx cuda.Buffer }
+
+// rows is the input's rows [lo, hi), of width dim.
+func (in devInput) rows(lo, hi, dim int) devInput {
+	if in.idx.IsNil() {
+		return devInput{x: in.x.Slice(lo*dim, hi*dim)}
+	}
+	return devInput{x: in.x, idx: in.idx.Slice(lo, hi)}
+}
+
+// withInput makes layer i's input the A operand of g, a product over
+// tasks of rows rows each: the network's input x for the first layer, the
+// previous layer's output a[i-1] after it.
+func withInput(g cuda.Gemm, i int, x devInput, a []cuda.Buffer, rows int) cuda.Gemm {
+	switch {
+	case i > 0:
+		g.A = a[i-1]
+	case x.idx.IsNil():
+		g.A = x.x
+	default:
+		g.A, g.StrideA, g.ARows, g.ARowsStride = x.x, 0, x.idx, rows
+	}
+	return g
 }
 
 // replay runs f (which queues device work) for the staged batch: recorded
@@ -691,15 +722,6 @@ func run(calls ...error) error {
 	return nil
 }
 
-// input returns layer i's input: x for the first layer, else the previous
-// layer's output (or its R-op derivative).
-func input(i int, x cuda.Buffer, a []cuda.Buffer) cuda.Buffer {
-	if i == 0 {
-		return x
-	}
-	return a[i-1]
-}
-
 // matmul queues C (+)= op(A)·op(B) for batch tasks.
 func (d *devLearner) matmul(transA, transB bool, M, N, K int, a cuda.Buffer, strideA int, b cuda.Buffer, strideB int,
 	c cuda.Buffer, strideC, batch int, accumulate bool) error {
@@ -729,10 +751,11 @@ func tail(x cuda.Buffer, i int) cuda.Buffer { return x.Slice(i, x.Len()) }
 
 // forward evaluates the network on x [batch*rows, Dim]: per layer one
 // product with the bias and activation fused.
-func (d *devLearner) forward(p *devPass, w cuda.Buffer, wStride int, x cuda.Buffer, batch, rows int) error {
+func (d *devLearner) forward(p *devPass, w cuda.Buffer, wStride int, x devInput, batch, rows int) error {
 	for i, l := range d.m.layers {
 		n := batch * rows * l.out
-		g := gemmOf(false, false, rows, l.out, l.in, input(i, x, p.a), rows*l.in, tail(w, l.w), wStride, p.z[i].Slice(0, n), rows*l.out, batch, false)
+		g := gemmOf(false, false, rows, l.out, l.in, cuda.Buffer{}, rows*l.in, tail(w, l.w), wStride, p.z[i].Slice(0, n), rows*l.out, batch, false)
+		g = withInput(g, i, x, p.a, rows)
 		g.Bias, g.BiasStride = tail(w, l.b), wStride
 		if l.act {
 			g.Act, g.ActOut = d.act(), p.a[i].Slice(0, n)
@@ -747,7 +770,7 @@ func (d *devLearner) forward(p *devPass, w cuda.Buffer, wStride int, x cuda.Buff
 // backward back-propagates dout (the loss gradient at the output) and
 // writes (or accumulates) each task's parameter gradient into g at stride
 // gStride. da is scratch of the widest layer input.
-func (d *devLearner) backward(p *devPass, w cuda.Buffer, wStride int, x cuda.Buffer, batch, rows int,
+func (d *devLearner) backward(p *devPass, w cuda.Buffer, wStride int, x devInput, batch, rows int,
 	dout, g cuda.Buffer, gStride int, accumulate bool, da cuda.Buffer) error {
 	grad := dout
 	for i := len(d.m.layers) - 1; i >= 0; i-- {
@@ -760,9 +783,9 @@ func (d *devLearner) backward(p *devPass, w cuda.Buffer, wStride int, x cuda.Buf
 		} else if dz.Ptr() != grad.Ptr() { // a linear head's dz is usually dout itself (newDevMAML)
 			err = d.dev.Copy(dz, grad.Slice(0, n))
 		}
-		in := input(i, x, p.a)
+		gw := gemmOf(true, false, l.in, l.out, rows, cuda.Buffer{}, rows*l.in, dz, rows*l.out, tail(g, l.w), gStride, batch, accumulate)
 		if err := run(err,
-			d.matmul(true, false, l.in, l.out, rows, in, rows*l.in, dz, rows*l.out, tail(g, l.w), gStride, batch, accumulate),
+			d.dev.GemmBatched(withInput(gw, i, x, p.a, rows)),
 			d.dev.ColSum(tail(g, l.b), dz, batch, rows, l.out, gStride, accumulate),
 		); err != nil {
 			return err
@@ -780,13 +803,14 @@ func (d *devLearner) backward(p *devPass, w cuda.Buffer, wStride int, x cuda.Buf
 // rForward computes the directional derivatives of p's pre-activations and
 // outputs along the per-task parameter direction v (stride vStride).
 func (d *devLearner) rForward(p *devPass, r *devRop, w cuda.Buffer, wStride int, v cuda.Buffer, vStride int,
-	x cuda.Buffer, batch, rows int) error {
+	x devInput, batch, rows int) error {
 	for i, l := range d.m.layers {
 		n := batch * rows * l.out
 		rz := r.rz[i].Slice(0, n)
 		// rz = in·v_w (+ ra_{i-1}·w_w) + v_b, the bias in the last product's
 		// epilogue.
-		g := gemmOf(false, false, rows, l.out, l.in, input(i, x, p.a), rows*l.in, tail(v, l.w), vStride, rz, rows*l.out, batch, false)
+		g := gemmOf(false, false, rows, l.out, l.in, cuda.Buffer{}, rows*l.in, tail(v, l.w), vStride, rz, rows*l.out, batch, false)
+		g = withInput(g, i, x, p.a, rows)
 		calls := []error{}
 		if i > 0 {
 			calls = append(calls, d.dev.GemmBatched(g))
@@ -808,7 +832,7 @@ func (d *devLearner) rForward(p *devPass, r *devRop, w cuda.Buffer, wStride int,
 // derivative of the output gradient, and writes each task's Hessian-vector
 // product into hv (stride vStride). rda is scratch.
 func (d *devLearner) rBackward(p *devPass, r *devRop, w cuda.Buffer, wStride int, v cuda.Buffer, vStride int,
-	x cuda.Buffer, batch, rows int, rdout, hv, rda cuda.Buffer) error {
+	x devInput, batch, rows int, rdout, hv, rda cuda.Buffer) error {
 	rd := rdout
 	for i := len(d.m.layers) - 1; i >= 0; i-- {
 		l := d.m.layers[i]
@@ -823,7 +847,8 @@ func (d *devLearner) rBackward(p *devPass, r *devRop, w cuda.Buffer, wStride int
 			calls = append(calls, d.dev.Copy(rdz, rd.Slice(0, n)))
 		}
 		// The first term of each part of hv is written, the rest added.
-		calls = append(calls, d.matmul(true, false, l.in, l.out, rows, input(i, x, p.a), rows*l.in, rdz, rows*l.out, tail(hv, l.w), vStride, batch, false))
+		gw := gemmOf(true, false, l.in, l.out, rows, cuda.Buffer{}, rows*l.in, rdz, rows*l.out, tail(hv, l.w), vStride, batch, false)
+		calls = append(calls, d.dev.GemmBatched(withInput(gw, i, x, p.a, rows)))
 		if i > 0 {
 			calls = append(calls, d.matmul(true, false, l.in, l.out, rows, r.ra[i-1], rows*l.in, dz, rows*l.out, tail(hv, l.w), vStride, batch, true))
 		}
@@ -874,7 +899,7 @@ func (p *devProto) logits(B int) error {
 	emb := p.pass.a[len(d.m.layers)-1]
 	dist := p.dist.Slice(0, B*nq*W)
 	return run(
-		d.forward(p.pass, d.params, 0, d.x, 1, rows),
+		d.forward(p.pass, d.params, 0, d.in, 1, rows),
 		d.dev.ClassMean(p.proto.Slice(0, B*W*h), emb.Slice(0, B*ns*h), d.ys.Slice(0, B*ns), B, ns, W, h),
 		d.dev.PairwiseSqDist(dist, emb.Slice(B*ns*h, rows*h), p.proto.Slice(0, B*W*h), B, nq, W, h, -1), // the logits
 	)
@@ -911,7 +936,7 @@ func (p *devProto) grads(B int) error {
 		// prototypes alone.
 		d.dev.PairwiseSqDistGrad(gemb.Slice(B*ns*h, rows*h), gprot, dlog, embQ, proto, B, nq, W, h, false),
 		d.dev.ClassMeanGrad(gemb.Slice(0, B*ns*h), gprot, d.ys.Slice(0, B*ns), B, ns, W, h, false),
-		d.backward(p.pass, d.params, 0, d.x, 1, rows, gemb, d.grad, 0, false, p.da),
+		d.backward(p.pass, d.params, 0, d.in, 1, rows, gemb, d.grad, 0, false, p.da),
 	)
 }
 
@@ -981,7 +1006,7 @@ func (p *devMAML) grads(B int) error {
 	d, s := p.d, p.d.shape
 	ns, nq, C := s.Ways*s.Shots, s.Ways*s.Queries, s.Ways
 	K, nt := len(p.steps), p.nt
-	xs, xq := d.x.Slice(0, B*ns*s.Dim), tail(d.x, B*ns*s.Dim)
+	xs, xq := d.in.rows(0, B*ns, s.Dim), d.in.rows(B*ns, B*(ns+nq), s.Dim)
 	ys, yq := d.ys.Slice(0, B*ns), d.yq.Slice(0, B*nq)
 	out := len(d.m.layers) - 1
 	for k := 0; k < K; k++ {

@@ -662,8 +662,8 @@ func TestDeviceFallsBackToHost(t *testing.T) {
 
 // BenchmarkDeviceMetaStep is the device-resident meta-step for the speed
 // target's shape (5-way 5-shot 15-query, 122 features, hidden 64, one inner
-// step) across meta-batch sizes, in tasks per second, replayed as a graph
-// and launched kernel by kernel.
+// step, episodes drawn from a pool on the device) across meta-batch sizes,
+// in tasks per second, replayed as a graph and launched kernel by kernel.
 func BenchmarkDeviceMetaStep(b *testing.B) {
 	be := gpuBackend(b)
 	for _, algo := range []string{"protonet", "maml"} {
@@ -682,7 +682,11 @@ func BenchmarkDeviceMetaStep(b *testing.B) {
 					}
 					defer l.(*devLearner).Close()
 					l.(*devLearner).useGraph = graphs
+					// As in a run: rows of a pool matrix kept on the device.
 					batch := tinyBatch(b, s, mb, 1)
+					if err := l.(PoolUser).UsePool(poolOf([]datasets.Batch{batch})); err != nil {
+						b.Fatal(err)
+					}
 					l.MetaStep(batch)
 					b.ResetTimer()
 					for b.Loop() {

@@ -839,6 +839,63 @@ func TestClassMean(t *testing.T) {
 	}
 }
 
+// TestGemmRows checks products that read A's rows through ARows against
+// the same products on the rows gathered first, bit for bit: per-task
+// rows from one shared matrix, transposed (a weight gradient) and not, a
+// split reduction, and an epilogue.
+func TestGemmRows(t *testing.T) {
+	d := newDev(t)
+	r := rand.New(rand.NewPCG(29, 30))
+	const poolRows = 57
+	for _, c := range []struct {
+		rows, cols, n, batch int
+		transA, epilogue     bool
+	}{
+		{37, 13, 7, 3, false, false}, {37, 13, 7, 3, false, true}, {37, 13, 7, 3, true, false},
+		{700, 11, 7, 1, true, false}, {5, 122, 64, 2, false, true}, {1, 1, 1, 1, true, false},
+	} {
+		pool := d.buf(randn(r, poolRows*c.cols))
+		idx := make([]int32, c.batch*c.rows)
+		for i := range idx {
+			idx[i] = int32(r.IntN(poolRows))
+		}
+		rows := d.ints(idx)
+		gathered := d.buf(make([]float32, len(idx)*c.cols))
+		d.ok(d.GatherRows(gathered, pool, rows, len(idx), c.cols))
+		var g Gemm
+		if c.transA { // C [cols,n] = Xᵀ·Y over the rows
+			g = Gemm{TransA: true, M: c.cols, N: c.n, K: c.rows, Alpha: 1, LDA: c.cols, StrideA: c.rows * c.cols,
+				B: d.buf(randn(r, c.batch*c.rows*c.n)), LDB: c.n, StrideB: c.rows * c.n, LDC: c.n, StrideC: c.cols * c.n, Batch: c.batch}
+		} else { // C [rows,n] = X·W, W shared
+			g = Gemm{M: c.rows, N: c.n, K: c.cols, Alpha: 1, LDA: c.cols, StrideA: c.rows * c.cols,
+				B: d.buf(randn(r, c.cols*c.n)), LDB: c.n, LDC: c.n, StrideC: c.rows * c.n, Batch: c.batch}
+		}
+		if c.epilogue {
+			g.Bias, g.Act = d.buf(randn(r, c.n)), Tanh
+		}
+		nc := c.batch * g.M * g.N
+		plain, indexed := g, g
+		plain.A, plain.C = gathered, d.buf(make([]float32, nc))
+		indexed.A, indexed.StrideA, indexed.ARows, indexed.ARowsStride = pool, 0, rows, c.rows
+		indexed.C = d.buf(make([]float32, nc))
+		if c.epilogue {
+			plain.ActOut, indexed.ActOut = d.buf(make([]float32, nc)), d.buf(make([]float32, nc))
+		}
+		d.ok(d.GemmBatched(plain))
+		d.ok(d.GemmBatched(indexed))
+		what := fmt.Sprintf("%+v", c)
+		if !slices.Equal(d.get(indexed.C), d.get(plain.C)) {
+			t.Errorf("%s: the product through row numbers differs from the one on gathered rows", what)
+		}
+		if c.epilogue && !slices.Equal(d.get(indexed.ActOut), d.get(plain.ActOut)) {
+			t.Errorf("%s: the activations through row numbers differ", what)
+		}
+	}
+	if splitK(Gemm{TransA: true, M: 11, N: 7, K: 700, LDC: 7, Batch: 1}) < 2 {
+		t.Error("no case splits its reduction")
+	}
+}
+
 // TestWrittenGradients checks that the gradients written (accumulate
 // false) into garbage are, to the bit, those added to zeros, and that
 // negated distances are the distances negated: what lets a ProtoNet step

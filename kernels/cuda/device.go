@@ -235,6 +235,13 @@ type Gemm struct {
 	BiasStride int
 	Act        Activation
 	ActOut     Buffer
+
+	// ARows, when set, names A's rows: stored row r of A_z is row
+	// ARows[z*ARowsStride + r] of A_z (int32), so that a product reads
+	// the rows of a device matrix a meta-batch draws without gathering
+	// them first. The caller guarantees that every index is a row of A.
+	ARows       Buffer
+	ARowsStride int
 }
 
 // GemmBatched computes g.
@@ -255,7 +262,13 @@ func (d Dev) GemmBatched(g Gemm) error {
 		br, bc = g.N, g.K
 	}
 	if g.K > 0 {
-		extent("Dev.GemmBatched", "A", g.A, ar, ac, g.LDA, g.StrideA, g.Batch)
+		if g.ARows.IsNil() {
+			extent("Dev.GemmBatched", "A", g.A, ar, ac, g.LDA, g.StrideA, g.Batch)
+		} else {
+			checkDims("Dev.GemmBatched", g.ARowsStride)
+			extent("Dev.GemmBatched", "ARows", g.ARows, 1, ar, ar, g.ARowsStride, g.Batch)
+			extent("Dev.GemmBatched", "A", g.A, 1, ac, g.LDA, g.StrideA, g.Batch) // a row at least
+		}
 		extent("Dev.GemmBatched", "B", g.B, br, bc, g.LDB, g.StrideB, g.Batch)
 	}
 	extent("Dev.GemmBatched", "C", g.C, g.M, g.N, g.LDC, g.StrideC, g.Batch)
@@ -650,7 +663,8 @@ func (b *Backend) gemmLaunch(g Gemm) error {
 		ptrArg(g.A), intArg(g.LDA), longArg(g.StrideA),
 		ptrArg(g.B), intArg(g.LDB), longArg(g.StrideB), floatArg(g.Beta),
 		ptrArg(g.C), intArg(g.LDC), longArg(g.StrideC), intArg(g.Batch),
-		ptrArg(g.Bias), longArg(g.BiasStride), ptrArg(g.ActOut), intArg(int(g.Act)))
+		ptrArg(g.Bias), longArg(g.BiasStride), ptrArg(g.ActOut), intArg(int(g.Act)),
+		ptrArg(g.ARows), longArg(g.ARowsStride))
 }
 
 // Reductions along a long dimension with little else to spread over blocks
@@ -695,17 +709,21 @@ func (b *Backend) gemmSplitK(g Gemm, s int) error {
 	if err != nil {
 		return err
 	}
-	// Where chunk z of K starts, in elements, in A and B.
-	stepA, stepB := kc, kc*g.LDB
+	// Where chunk z of K starts, in elements, in A (or, for A's rows named
+	// by ARows, in ARows) and B.
+	stepA, stepRows, stepB := kc, 0, kc*g.LDB
 	if g.TransA {
 		stepA = kc * g.LDA
+		if !g.ARows.IsNil() {
+			stepA, stepRows = 0, kc
+		}
 	}
 	if g.TransB {
 		stepB = kc
 	}
 	part := g
 	part.Beta, part.C, part.LDC, part.StrideC = 0, ws, g.N, mn
-	part.K, part.Batch, part.StrideA, part.StrideB = kc, full, stepA, stepB
+	part.K, part.Batch, part.StrideA, part.StrideB, part.ARowsStride = kc, full, stepA, stepB, stepRows
 	if err := b.gemmLaunch(part); err != nil {
 		return err
 	}
@@ -713,6 +731,7 @@ func (b *Backend) gemmSplitK(g Gemm, s int) error {
 		last := part
 		last.K, last.Batch = rem, 1
 		last.A = g.A.Slice(full*stepA, g.A.n)
+		last.ARows = g.ARows.Slice(full*stepRows, g.ARows.n)
 		last.B = g.B.Slice(full*stepB, g.B.n)
 		last.C = ws.Slice(full*mn, parts*mn)
 		if err := b.gemmLaunch(last); err != nil {

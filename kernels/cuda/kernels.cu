@@ -159,8 +159,11 @@ __device__ __forceinline__ float act_apply(float v, int kind) {
 //   C_z[i,j] = alpha * sum_p op(A_z)[i,p] * op(B_z)[p,j] + beta * C_z[i,j]
 // with row-major op(A) [M,K] (A itself [K,M] when transA), op(B) [K,N] (B
 // [N,K] when transB), leading dimensions lda/ldb/ldc and batch strides
-// strideA/B/C in elements (0 shares an operand across the batch). As in
-// BLAS, C is not read when beta is 0. An optional epilogue (a dense layer's
+// strideA/B/C in elements (0 shares an operand across the batch). With
+// arows, stored row r of A_z is row arows[z*arowsStride + r] of A_z: the
+// product reads the rows of a matrix kept on the device (the pool) that a
+// meta-batch names, without gathering them first. As in BLAS, C is not
+// read when beta is 0. An optional epilogue (a dense layer's
 // bias and activation, fused): with bias, C_z[i,j] gets bias[z*biasStride +
 // j] added, rounded as bias_add rounds it; with actOut, actOut (laid out as
 // C) gets act_apply(C_z[i,j], actKind). Grid: (ceil(N/32), <=ceil(M/32),
@@ -170,7 +173,8 @@ extern "C" __global__ void sgemm_batched(int transA, int transB, int M, int N, i
                                          const float* __restrict__ Bm, int ldb, long long strideB, float beta,
                                          float* __restrict__ C, int ldc, long long strideC, int batch,
                                          const float* __restrict__ bias, long long biasStride,
-                                         float* __restrict__ actOut, int actKind) {
+                                         float* __restrict__ actOut, int actKind,
+                                         const int* __restrict__ arows, long long arowsStride) {
     __shared__ float As[GM_TILE][GM_TILE + 1];  // As[i][p]
     __shared__ float Bs[GM_TILE][GM_TILE + 1];  // Bs[p][j]
     const int tx = threadIdx.x, ty = threadIdx.y;
@@ -178,6 +182,7 @@ extern "C" __global__ void sgemm_batched(int transA, int transB, int M, int N, i
     const int j0 = blockIdx.x * GM_TILE;
     for (int z = blockIdx.z; z < batch; z += gridDim.z) {
         const float* Az = A + z * strideA;
+        const int* rz = arows ? arows + z * arowsStride : 0;
         const float* Bz = Bm + z * strideB;
         float* Cz = C + z * strideC;
         for (int i0 = blockIdx.y * GM_TILE; i0 < M; i0 += gridDim.y * GM_TILE) {
@@ -189,10 +194,10 @@ extern "C" __global__ void sgemm_batched(int transA, int transB, int M, int N, i
                     const int r = e / GM_TILE, c = e % GM_TILE;
                     if (!transA) {  // A [M,K]: row i0+r, column p0+c
                         const int i = i0 + r, p = p0 + c;
-                        As[r][c] = (i < M && p < K) ? Az[(long long)i * lda + p] : 0.f;
+                        As[r][c] = (i < M && p < K) ? Az[(long long)(rz ? rz[i] : i) * lda + p] : 0.f;
                     } else {  // A [K,M]: row p0+r, column i0+c
                         const int p = p0 + r, i = i0 + c;
-                        As[c][r] = (i < M && p < K) ? Az[(long long)p * lda + i] : 0.f;
+                        As[c][r] = (i < M && p < K) ? Az[(long long)(rz ? rz[p] : p) * lda + i] : 0.f;
                     }
                     if (!transB) {  // B [K,N]: row p0+r, column j0+c
                         const int p = p0 + r, j = j0 + c;
