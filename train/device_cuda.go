@@ -82,7 +82,8 @@ type devLearner struct {
 	stale bool
 
 	// The staged meta-batch: the support rows of every task, then their
-	// query rows (x), and the way labels. For B tasks, lab holds the
+	// query rows (x, allocated when a batch not drawn from the pool first
+	// needs it), and the way labels. For B tasks, lab holds the
 	// support labels, the query labels and, for a batch drawn from the pool,
 	// the row numbers, one after another, so that one copy brings them;
 	// ys, yq and rows are its parts for the batch staged last.
@@ -183,7 +184,8 @@ func (d *devLearner) build() (err error) {
 		d.mom, d.vel = d.alloc(n), d.alloc(n)
 	}
 	ns, nq, B := s.Ways*s.Shots, s.Ways*s.Queries, s.MetaBatch
-	d.x, d.lab, d.loss = d.alloc(B*(ns+nq)*s.Dim), d.alloc(2*B*(ns+nq)), d.alloc(1)
+	// x, for batches not drawn from the pool, is allocated on first use.
+	d.lab, d.loss = d.alloc(2*B*(ns+nq)), d.alloc(1)
 	for i := range d.slots {
 		sl := &d.slots[i]
 		sl.hlab, sl.hloss = d.allocHost(2*B*(ns+nq)), d.allocHost(1)
@@ -385,7 +387,7 @@ func (d *devLearner) stageHost(b datasets.Batch, k int) (fromPool bool, err erro
 		return true, nil
 	}
 	if sl.hx.Float32() == nil {
-		if sl.hx = d.allocHost(d.x.Len()); d.err != nil {
+		if sl.hx = d.allocHost(s.MetaBatch * (ns + nq) * s.Dim); d.err != nil {
 			return false, d.err
 		}
 	}
@@ -406,6 +408,11 @@ func (d *devLearner) stageDevice(B int, fromPool bool, k int) error {
 	if fromPool {
 		d.in = devInput{x: d.pool, idx: d.rows}
 		return d.dev.UploadInt32(d.lab.Slice(0, 2*n), sl.hlab.Int32()[:2*n])
+	}
+	if d.x.IsNil() {
+		if d.x = d.alloc(s.MetaBatch * (s.Ways*s.Shots + s.Ways*s.Queries) * s.Dim); d.err != nil {
+			return d.err
+		}
 	}
 	d.in = devInput{x: d.x.Slice(0, n*s.Dim)}
 	return run(
