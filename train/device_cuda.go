@@ -102,7 +102,7 @@ type devLearner struct {
 	// A pool matrix kept on the device (UsePool).
 	pool     cuda.Buffer
 	poolHost []float32
-	fromPool int // batches staged by gathering, for tests and benchmarks
+	fromPool int // batches staged from the pool, for tests and benchmarks
 
 	loss cuda.Buffer // [1]
 
@@ -122,7 +122,7 @@ type devLearner struct {
 }
 
 // graphKey names a recorded operation: a meta-step or a classification,
-// of a batch of tasks gathered from the pool or copied, staged in a slot.
+// of a batch of tasks drawn from the pool or copied, staged in a slot.
 type graphKey struct {
 	classify bool
 	tasks    int
@@ -137,8 +137,8 @@ const maxInFlight = 2
 
 // stageSlot is page-locked memory a step is staged in and its loss comes
 // back to (what a recorded step copies from and to), and an event marking
-// the end of the step's work. hx, for batches that are not gathered from
-// the pool, is allocated on first use.
+// the end of the step's work. hx, for batches that are not drawn from the
+// pool, is allocated on first use.
 type stageSlot struct {
 	hx, hlab, hloss cuda.HostBuffer
 	done            *cuda.Event
@@ -308,7 +308,7 @@ func (d *devLearner) UsePool(x []float32) error {
 	if len(d.bufs) == 0 {
 		return fmt.Errorf("%s: UsePool after Close", d.cfg.Algo)
 	}
-	// The recorded steps gather from the pool being replaced.
+	// The recorded steps read the pool being replaced.
 	if err := d.settle(); err != nil {
 		return err
 	}
@@ -348,9 +348,9 @@ func (d *devLearner) drawnFromPool(b datasets.Batch) bool {
 }
 
 // stageHost lays a checked batch out in slot k's page-locked buffers and
-// points ys, yq and rows at its parts of lab. It reports whether the batch
-// is gathered from the pool (only the row numbers are laid out) or copied.
-func (d *devLearner) stageHost(b datasets.Batch, k int) (fromPool bool, err error) {
+// points ys, yq and rows at its parts of lab: for a batch drawn from the
+// pool (drawnFromPool) the row numbers, else the features.
+func (d *devLearner) stageHost(b datasets.Batch, k int, fromPool bool) error {
 	s, sl := d.shape, &d.slots[k]
 	ns, nq, B := s.Ways*s.Shots, s.Ways*s.Queries, len(b)
 	n := B * (ns + nq)
@@ -363,12 +363,12 @@ func (d *devLearner) stageHost(b datasets.Batch, k int) (fromPool bool, err erro
 	if !allIn(lab[:n], int32(s.Ways)) {
 		for i, ep := range b {
 			if err := checkLabels(ep, s); err != nil {
-				return false, fmt.Errorf("%s: episode %d: %w", d.cfg.Algo, i, err)
+				return fmt.Errorf("%s: episode %d: %w", d.cfg.Algo, i, err)
 			}
 		}
 	}
 	d.ys, d.yq = d.lab.Slice(0, B*ns), d.lab.Slice(B*ns, n)
-	if d.drawnFromPool(b) {
+	if fromPool {
 		rows, poolRows := lab[n:2*n], int32(len(d.poolHost)/s.Dim)
 		for i, ep := range b {
 			copy(rows[i*ns:], ep.Rows[:ns])
@@ -378,17 +378,17 @@ func (d *devLearner) stageHost(b datasets.Batch, k int) (fromPool bool, err erro
 		if !allIn(rows, poolRows) {
 			for i, ep := range b {
 				if !allIn(ep.Rows, poolRows) {
-					return false, fmt.Errorf("%s: episode %d: a row number outside the pool's %d rows: %w", d.cfg.Algo, i, poolRows, ErrShape)
+					return fmt.Errorf("%s: episode %d: a row number outside the pool's %d rows: %w", d.cfg.Algo, i, poolRows, ErrShape)
 				}
 			}
 		}
 		d.rows = d.lab.Slice(n, 2*n)
 		d.fromPool++
-		return true, nil
+		return nil
 	}
 	if sl.hx.Float32() == nil {
 		if sl.hx = d.allocHost(s.MetaBatch * (ns + nq) * s.Dim); d.err != nil {
-			return false, d.err
+			return d.err
 		}
 	}
 	x, q0 := sl.hx.Float32(), B*ns*s.Dim
@@ -396,7 +396,7 @@ func (d *devLearner) stageHost(b datasets.Batch, k int) (fromPool bool, err erro
 		copy(x[i*ns*s.Dim:], ep.SupportX)
 		copy(x[q0+i*nq*s.Dim:], ep.QueryX)
 	}
-	return false, nil
+	return nil
 }
 
 // stageDevice queues the copy of the batch stageHost laid out in slot k
@@ -515,7 +515,8 @@ func (d *devLearner) queue(b datasets.Batch) error {
 	if len(d.bufs) == 0 {
 		return fmt.Errorf("%s: MetaStep after Close", d.cfg.Algo)
 	}
-	if err := d.base.checkBatchLayout(b, d.drawnFromPool(b)); err != nil {
+	fromPool := d.drawnFromPool(b)
+	if err := d.base.checkBatchLayout(b, fromPool); err != nil {
 		return err
 	}
 	k := 0
@@ -528,8 +529,7 @@ func (d *devLearner) queue(b datasets.Batch) error {
 		}
 	}
 	B := len(b)
-	fromPool, err := d.stageHost(b, k)
-	if err != nil {
+	if err := d.stageHost(b, k, fromPool); err != nil {
 		return err
 	}
 	hloss := d.slots[k].hloss.Float32()
@@ -540,6 +540,7 @@ func (d *devLearner) queue(b datasets.Batch) error {
 	}
 	o, opt := d.cfg.Optimizer, &d.base.opt
 	opt.t++
+	var err error
 	switch o.Name {
 	case "sgd":
 		err = d.dev.SGDStep(d.params, d.grad, float32(o.LR), float32(o.WeightDecay))
@@ -596,18 +597,14 @@ func (d *devLearner) PredictBatch(b datasets.Batch, labels []int32) error {
 	if len(d.bufs) == 0 {
 		return fmt.Errorf("%s: PredictBatch after Close", d.cfg.Algo)
 	}
-	if d.proto == nil {
-		if err := d.base.checkBatch(b); err != nil {
-			return err
-		}
-	} else if err := d.base.checkBatchLayout(b, d.drawnFromPool(b)); err != nil {
-		return err
-	}
 	nq := d.shape.Ways * d.shape.Queries
 	if len(labels) != len(b)*nq {
 		return fmt.Errorf("PredictBatch: %d labels for %d episodes of %d queries", len(labels), len(b), nq)
 	}
 	if d.proto == nil {
+		if err := d.base.checkBatch(b); err != nil {
+			return err
+		}
 		if len(d.scores) != nq*d.shape.Ways {
 			d.scores = make([]float32, nq*d.shape.Ways)
 		}
@@ -618,13 +615,16 @@ func (d *devLearner) PredictBatch(b datasets.Batch, labels []int32) error {
 		}
 		return nil
 	}
+	fromPool := d.drawnFromPool(b)
+	if err := d.base.checkBatchLayout(b, fromPool); err != nil {
+		return err
+	}
 	// Slot 0, free once the steps in flight are done.
 	if err := d.settle(); err != nil {
 		return err
 	}
 	B := len(b)
-	fromPool, err := d.stageHost(b, 0)
-	if err != nil {
+	if err := d.stageHost(b, 0, fromPool); err != nil {
 		return err
 	}
 	if err := d.replay(graphKey{classify: true, tasks: B, fromPool: fromPool}, func() error {
@@ -818,18 +818,20 @@ func (d *devLearner) rForward(p *devPass, r *devRop, w cuda.Buffer, wStride int,
 		// epilogue.
 		g := gemmOf(false, false, rows, l.out, l.in, cuda.Buffer{}, rows*l.in, tail(v, l.w), vStride, rz, rows*l.out, batch, false)
 		g = withInput(g, i, x, p.a, rows)
-		calls := []error{}
 		if i > 0 {
-			calls = append(calls, d.dev.GemmBatched(g))
+			if err := d.dev.GemmBatched(g); err != nil {
+				return err
+			}
 			g = gemmOf(false, false, rows, l.out, l.in, r.ra[i-1], rows*l.in, tail(w, l.w), wStride, rz, rows*l.out, batch, true)
 		}
 		g.Bias, g.BiasStride = tail(v, l.b), vStride
-		calls = append(calls, d.dev.GemmBatched(g))
-		if l.act {
-			calls = append(calls, d.dev.ActivationGrad(d.act(), r.ra[i].Slice(0, n), rz, p.z[i].Slice(0, n), p.a[i].Slice(0, n)))
-		}
-		if err := run(calls...); err != nil {
+		if err := d.dev.GemmBatched(g); err != nil {
 			return err
+		}
+		if l.act {
+			if err := d.dev.ActivationGrad(d.act(), r.ra[i].Slice(0, n), rz, p.z[i].Slice(0, n), p.a[i].Slice(0, n)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -47,8 +47,8 @@ func devConfig(algo, act string) Config {
 // deviceGrad is the device learner's meta-gradient of b, without a step.
 func deviceGrad(t *testing.T, l *devLearner, b datasets.Batch) ([]float32, float64) {
 	t.Helper()
-	fromPool, err := l.stageHost(b, 0)
-	if err != nil {
+	fromPool := l.drawnFromPool(b)
+	if err := l.stageHost(b, 0, fromPool); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.stageDevice(len(b), fromPool, 0); err != nil {
@@ -724,12 +724,16 @@ func BenchmarkDeviceStaging(b *testing.B) {
 			if err := dl.UsePool(poolOf([]datasets.Batch{batch})); err != nil {
 				b.Fatal(err)
 			}
-			for b.Loop() {
-				if err := dl.base.checkBatchLayout(batch, true); err != nil {
+			if !dl.drawnFromPool(batch) {
+				b.Fatal("the batch is not drawn from the device pool")
+			}
+			for b.Loop() { // as queue does
+				fromPool := dl.drawnFromPool(batch)
+				if err := dl.base.checkBatchLayout(batch, fromPool); err != nil {
 					b.Fatal(err)
 				}
-				if fromPool, err := dl.stageHost(batch, 0); err != nil || !fromPool {
-					b.Fatal(fromPool, err)
+				if err := dl.stageHost(batch, 0, fromPool); err != nil {
+					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/step")
