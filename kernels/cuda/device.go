@@ -329,9 +329,7 @@ func (d Dev) Activate(f Activation, a, z Buffer) error {
 	if z.n == 0 {
 		return nil
 	}
-	return d.b.do(func() error {
-		return d.b.launch(kActForward, d.b.grid1(z.n), block1, ptrArg(a), ptrArg(z), longArg(z.n), intArg(int(f)))
-	})
+	return d.b.do(func() error { return d.b.activate(f, a, z) })
 }
 
 // ActivationGrad sets dst = g * f'(z), where f' is read from z (ReLU, leaky
@@ -648,11 +646,15 @@ func (b *Backend) gemm(g Gemm) error {
 			}
 		}
 		if !g.ActOut.IsNil() {
-			return b.launch(kActForward, b.grid1(g.M*g.N), block1, ptrArg(g.ActOut), ptrArg(g.C), longArg(g.M*g.N), intArg(int(g.Act)))
+			return b.activate(g.Act, g.ActOut.Slice(0, g.M*g.N), g.C.Slice(0, g.M*g.N))
 		}
 		return nil
 	}
 	return b.gemmLaunch(g)
+}
+
+func (b *Backend) activate(f Activation, a, z Buffer) error {
+	return b.launch(kActForward, b.grid1(z.n), block1, ptrArg(a), ptrArg(z), longArg(z.n), intArg(int(f)))
 }
 
 func (b *Backend) gemmLaunch(g Gemm) error {

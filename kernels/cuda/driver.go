@@ -41,12 +41,7 @@ static void metaids_error_name(int r, const char **name) {
 */
 import "C"
 
-import (
-	"errors"
-	"fmt"
-
-	"gorgonia.org/cu"
-)
+import "fmt"
 
 // CUresult values the reasons are told from. The driver's headers define
 // them; cu's table of names predates some (stub library: 34).
@@ -109,8 +104,20 @@ func classify(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, cu.OutOfMemory) {
-		return fmt.Errorf("%w: %s: %s", ErrOutOfMemory, op, errName(err))
+	if code, ok := resultCode(err); ok {
+		return driverError(op, C.CUresult(code))
 	}
-	return fmt.Errorf("cuda: %s: %s", op, errName(err))
+	return fmt.Errorf("cuda: %s: %v", op, err)
+}
+
+// driverError turns a CUresult into an error naming op, wrapping
+// ErrOutOfMemory where that is the reason.
+func driverError(op string, r C.CUresult) error {
+	switch int(r) {
+	case 0:
+		return nil
+	case resOutOfMemory:
+		return fmt.Errorf("%w: %s: %s", ErrOutOfMemory, op, resName(int(r)))
+	}
+	return fmt.Errorf("cuda: %s: %s", op, resName(int(r)))
 }

@@ -264,10 +264,7 @@ func (b *Backend) doOutside(op string, f func() error) error {
 // the backend keeps until Close) must outlive the Graph.
 func (d Dev) Record(f func() error) (*Graph, error) {
 	b := d.b
-	if err := b.do(func() error {
-		if b.rec != nil {
-			return fmt.Errorf("%w: Record inside Record", errRecording)
-		}
+	if err := b.doOutside("Record", func() error {
 		var g C.CUgraph
 		if err := driverError("cuGraphCreate", C.cuGraphCreate(&g, 0)); err != nil {
 			return err
@@ -280,13 +277,7 @@ func (d Dev) Record(f func() error) (*Graph, error) {
 	defer func() {
 		// A shape panic in f must not leave the backend recording.
 		if p := recover(); p != nil {
-			_ = b.do(func() error {
-				if b.rec != nil {
-					C.cuGraphDestroy(b.rec.graph)
-					b.rec = nil
-				}
-				return nil
-			})
+			_ = b.do(func() error { b.discardRecording(); return nil })
 			panic(p)
 		}
 	}()
@@ -294,19 +285,19 @@ func (d Dev) Record(f func() error) (*Graph, error) {
 	var out *Graph
 	err := b.do(func() error {
 		r := b.rec
-		b.rec = nil
 		if ferr == nil {
 			ferr = r.err
 		}
 		if ferr != nil {
-			C.cuGraphDestroy(r.graph)
+			b.discardRecording()
 			return ferr
 		}
 		var exec C.CUgraphExec
 		if err := driverError("cuGraphInstantiateWithFlags", C.cuGraphInstantiateWithFlags(&exec, r.graph, 0)); err != nil {
-			C.cuGraphDestroy(r.graph)
+			b.discardRecording()
 			return err
 		}
+		b.rec = nil
 		out = &Graph{graph: r.graph, exec: exec, nodes: r.nodes}
 		return nil
 	})
@@ -399,12 +390,17 @@ func (d Dev) FreeHost(h HostBuffer) error {
 	})
 }
 
-// releaseHost frees the page-locked buffers and an unfinished recording.
-func (b *Backend) releaseHost() {
+// discardRecording ends the recording under way, if any, keeping nothing.
+func (b *Backend) discardRecording() {
 	if b.rec != nil {
 		C.cuGraphDestroy(b.rec.graph)
 		b.rec = nil
 	}
+}
+
+// releaseHost frees the page-locked buffers and an unfinished recording.
+func (b *Backend) releaseHost() {
+	b.discardRecording()
 	for _, h := range b.pinned {
 		C.cuMemFreeHost(h.p)
 	}
@@ -421,18 +417,6 @@ func (b *Backend) pinnedOrError(what string, p unsafe.Pointer, n int) error {
 		}
 	}
 	return fmt.Errorf("%w: %s from pageable host memory (a graph copies page-locked memory from AllocHost)", errRecording, what)
-}
-
-// driverError turns a CUresult into an error naming op, wrapping
-// ErrOutOfMemory where that is the reason.
-func driverError(op string, r C.CUresult) error {
-	switch int(r) {
-	case 0:
-		return nil
-	case resOutOfMemory:
-		return fmt.Errorf("%w: %s: %s", ErrOutOfMemory, op, resName(int(r)))
-	}
-	return fmt.Errorf("cuda: %s: %s", op, resName(int(r)))
 }
 
 // Events.
