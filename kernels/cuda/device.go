@@ -488,24 +488,6 @@ func (d Dev) Axpy(y, x Buffer, alpha float32) error {
 	})
 }
 
-// GatherRows copies n rows of width dim from src into dst: dst[r,:] =
-// src[rows[r],:], rows an int32 buffer of n row numbers (each < src.Len()/dim;
-// the kernel does not check them).
-func (d Dev) GatherRows(dst, src, rows Buffer, n, dim int) error {
-	checkDims("Dev.GatherRows", n, dim)
-	need("Dev.GatherRows", "dst", dst, n*dim)
-	need("Dev.GatherRows", "rows", rows, n)
-	if n*dim == 0 {
-		return nil
-	}
-	if src.n%dim != 0 {
-		panic(fmt.Sprintf("cuda.Dev.GatherRows: src has %d elements, not rows of %d", src.n, dim))
-	}
-	return d.b.do(func() error {
-		return d.b.launch(kGatherRows, d.b.grid1(n*dim), block1, ptrArg(dst), ptrArg(src), ptrArg(rows), longArg(n), intArg(dim))
-	})
-}
-
 // InnerUpdate writes MAML's fast weights for a meta-batch of tasks:
 //
 //	wf[b,i] = w[b*wStride + i] - lr_i * g[b,i],  lr_i = lrVec[i], or lr if lrVec is nil

@@ -451,17 +451,6 @@ extern "C" __global__ void axpy(float* __restrict__ y, const float* __restrict__
     GRID_STRIDE(i, n) { y[i] += alpha * x[i]; }
 }
 
-// gather_rows copies rows of a device-resident matrix: dst[r,:] =
-// src[rows[r],:] for r < n, both of width dim. Episodes drawn from a pool
-// whose matrix lives on the device cross the bus as row numbers only.
-extern "C" __global__ void gather_rows(float* __restrict__ dst, const float* __restrict__ src,
-                                       const int* __restrict__ rows, long long n, int dim) {
-    GRID_STRIDE(i, n * dim) {
-        const long long r = i / dim;
-        dst[i] = src[(long long)rows[r] * dim + (i - r * dim)];
-    }
-}
-
 // inner_update writes MAML's fast weights for a meta-batch:
 //   wf[b,i] = w[b*wStride + i] - lr_i * g[b,i],  lr_i = lrVec ? lrVec[i] : lr
 // for b < batch, i < n; wStride 0 starts every task from the shared weights.

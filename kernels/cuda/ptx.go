@@ -80,7 +80,6 @@ const (
 	kClassMeanGrad
 	kScaleVec
 	kAxpy
-	kGatherRows
 	kInnerUpdate
 	kReduceSum
 	numKernels
@@ -107,7 +106,6 @@ var kernelNames = [numKernels]string{
 	kClassMeanGrad:       "class_mean_grad",
 	kScaleVec:            "scale_vec",
 	kAxpy:                "axpy",
-	kGatherRows:          "gather_rows",
 	kInnerUpdate:         "inner_update",
 	kReduceSum:           "reduce_sum",
 }

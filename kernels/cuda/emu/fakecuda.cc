@@ -145,7 +145,6 @@ static const std::vector<Kernel>& kernels() {
         kernel("class_mean_grad", class_mean_grad),
         kernel("scale_vec", scale_vec),
         kernel("axpy", axpy),
-        kernel("gather_rows", gather_rows),
         kernel("inner_update", inner_update),
         kernel("reduce_sum", reduce_sum),
     };
