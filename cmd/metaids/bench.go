@@ -116,7 +116,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if len(runs) == 1 && ref == nil {
 		return singleBench(e, outFormat, runs[0], *engine, *warmup)
 	}
-	return sweepBench(e, outFormat, runs, ref, be, *steps, *warmup, *repeats)
+	return sweepBench(e, outFormat, runs, ref, be, *evalMode, *steps, *warmup, *repeats)
 }
 
 // benchRun is one learner and meta-batch of a bench.
@@ -160,7 +160,7 @@ func singleBench(e *env, outFormat eval.Format, run benchRun, engine string, war
 			[]string{"device-resident", "yes"},
 			[]string{"CUDA graphs", yesNo(r.CUDAGraphs)},
 			[]string{"steps queued ahead", yesNo(r.Pipelined)},
-			[]string{"device memory (MiB)", strconv.FormatFloat(float64(r.DeviceBytes)/(1<<20), 'f', 1, 64)})
+			[]string{"device memory (MiB)", mib(r.DeviceBytes)})
 	}
 	if r.DeviceMSPerStep > 0 {
 		t.Rows = append(t.Rows, []string{"device ms/step", strconv.FormatFloat(r.DeviceMSPerStep, 'f', 3, 64)})
@@ -181,7 +181,7 @@ type sweepRecord struct {
 
 // sweepBench prints one row per learner and meta-batch: JSON shaped like
 // bench/pytorch_bench.py's ({"env", "results"}), or a table.
-func sweepBench(e *env, outFormat eval.Format, runs []benchRun, ref map[string]float64, be kernels.Backend, steps, warmup, repeats int) error {
+func sweepBench(e *env, outFormat eval.Format, runs []benchRun, ref map[string]float64, be kernels.Backend, evalMode bool, steps, warmup, repeats int) error {
 	var recs []sweepRecord
 	for i := range runs {
 		r := &runs[i]
@@ -210,7 +210,7 @@ func sweepBench(e *env, outFormat eval.Format, runs []benchRun, ref map[string]f
 	t := &eval.Table{
 		Title: fmt.Sprintf("metaids bench: %d-way %d-shot %d-query, dim %d, hidden %v, on %s (%s)",
 			s.Ways, s.Shots, s.Queries, s.Dim, runs[0].cfg.Hidden, be.Name(), be.Device()),
-		Header: []string{"learner", "meta-batch", rateName(runs[0].res.Eval), "steps/s", "device ms/step", "device MiB", lossName(runs[0].res.Eval)},
+		Header: []string{"learner", "meta-batch", rateName(evalMode), "steps/s", "device ms/step", "device MiB", lossName(evalMode)},
 	}
 	if ref != nil {
 		t.Header = append(t.Header, "PyTorch tasks/s", "speed-up")
@@ -226,7 +226,7 @@ func sweepBench(e *env, outFormat eval.Format, runs []benchRun, ref map[string]f
 				dms = strconv.FormatFloat(r.DeviceMSPerStep, 'f', 3, 64)
 			}
 			if r.DeviceResident {
-				dmib = strconv.FormatFloat(float64(r.DeviceBytes)/(1<<20), 'f', 1, 64)
+				dmib = mib(r.DeviceBytes)
 			}
 			row = append(row, strconv.FormatFloat(r.TasksPerSec, 'f', 0, 64), strconv.FormatFloat(r.StepsPerSec, 'f', 1, 64),
 				dms, dmib, strconv.FormatFloat(r.FinalLoss, 'f', 4, 64))
@@ -249,6 +249,8 @@ func sweepBench(e *env, outFormat eval.Format, runs []benchRun, ref map[string]f
 	}
 	return t.Render(e.stdout, outFormat)
 }
+
+func mib(bytes int64) string { return strconv.FormatFloat(float64(bytes)/(1<<20), 'f', 1, 64) }
 
 func yesNo(b bool) string {
 	if b {
