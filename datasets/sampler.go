@@ -33,7 +33,7 @@ type SamplerConfig struct {
 
 	// RowsOnly leaves the features out: episodes get their labels, classes
 	// and Rows (Source set, RowsOnly marked) but not SupportX and QueryX,
-	// for a learner that gathers the rows from the pool's matrix on its
+	// for a learner that reads the rows from the pool's matrix on its
 	// device. Copying the scattered rows is most of the sampler's work.
 	// The draws are those of a sampler without it.
 	RowsOnly bool

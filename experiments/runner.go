@@ -318,10 +318,10 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 			return nil, err
 		}
 	}
-	// A device learner gathers the meta-train rows from the matrix it keeps
+	// A device learner reads the meta-train rows from the matrix it keeps
 	// (UsePool below): the sampler need not copy them, unless adversarial
 	// training perturbs them on the host. Same draws either way.
-	_, onDevice := learner.(train.PoolUser)
+	pu, onDevice := learner.(train.PoolUser)
 	rowsOnly := onDevice && p.Adversarial.TrainEps == 0
 	sampler := func(pool *datasets.Pool, name string, stream uint64) (*datasets.Sampler, error) {
 		if pool == nil {
@@ -367,7 +367,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	labels := make([]int32, ep.Ways*ep.Queries)
 	scores := make([]float32, ep.Ways*ep.Queries*ep.Ways)
 
-	if pu, ok := learner.(train.PoolUser); ok {
+	if onDevice {
 		// A device learner keeps the training file's matrix on the device
 		// and receives the meta-train episodes as row numbers.
 		if err := pu.UsePool(split.Train.X); err != nil {
@@ -404,6 +404,10 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		}
 		return nil
 	}
+	drain := func() error {
+		losses, err := pl.Drain()
+		return cmp.Or(addLosses(losses...), err)
+	}
 	trainStart := time.Now()
 	var trainTime time.Duration
 	for step := 1; step <= ep.TrainSteps; step++ {
@@ -433,8 +437,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		validate := len(valEpisodes) > 0 && (step%ep.ValEvery == 0 || step == ep.TrainSteps)
 		if step%logEvery == 0 || validate {
 			if pl != nil {
-				losses, err := pl.Drain()
-				if err := cmp.Or(addLosses(losses...), err); err != nil {
+				if err := drain(); err != nil {
 					return nil, err
 				}
 			}
@@ -466,8 +469,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		}
 	}
 	if pl != nil {
-		losses, err := pl.Drain()
-		if err := cmp.Or(addLosses(losses...), err); err != nil {
+		if err := drain(); err != nil {
 			return nil, err
 		}
 	}

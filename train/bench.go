@@ -177,7 +177,7 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 				r.FinalLoss = loss
 			}
 		}
-		if pl != nil && !o.Eval {
+		if r.Pipelined {
 			// The repeat ends when its last step has run.
 			losses, err := pl.Drain()
 			if err != nil {

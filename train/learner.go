@@ -46,8 +46,8 @@ type BatchPredictor interface {
 
 // PoolUser is a learner that can keep a pool's matrix on its device (the
 // device-resident learners): episodes drawn from it (Episode.Source is x)
-// then reach the device as row numbers, and their features are gathered
-// there.
+// then reach the device as row numbers, and the device reads their
+// features there.
 type PoolUser interface {
 	UsePool(x []float32) error
 }
