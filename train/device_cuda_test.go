@@ -474,6 +474,15 @@ func TestDevicePipeline(t *testing.T) {
 			t.Fatal(err)
 		}
 		batch := s.NewBatch()
+		// Another batch to classify while steps are in flight.
+		s2, err := datasets.NewSampler(pool, datasets.SamplerConfig{Ways: devShape.Ways, Shots: devShape.Shots, Queries: devShape.Queries, MetaBatch: devShape.MetaBatch, Seed: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := s2.NewBatch()
+		if err := s2.NextBatch(other); err != nil {
+			t.Fatal(err)
+		}
 		var got, want []float64
 		nq := devShape.Ways * devShape.Queries
 		for step := 0; step < 9; step++ {
@@ -494,6 +503,15 @@ func TestDevicePipeline(t *testing.T) {
 				t.Errorf("%s: the first QueueStep returned %d losses, want none (its step is in flight)", algo, len(losses))
 			}
 			got = append(got, losses...)
+			var predicted []int32
+			if step == 4 && algo == "protonet" {
+				// With steps in flight (the two learners share one stream, so this
+				// comes before the other's step): it stages its batch where they did.
+				predicted = make([]int32, len(other)*nq)
+				if err := queued.PredictBatch(other, predicted); err != nil {
+					t.Fatal(err)
+				}
+			}
 			loss, err := stepped.MetaStep(b)
 			if err != nil {
 				t.Fatal(err)
@@ -501,15 +519,18 @@ func TestDevicePipeline(t *testing.T) {
 			want = append(want, loss)
 			switch step {
 			case 4: // a read waits for the steps in flight; their losses are kept
+				if algo == "protonet" {
+					labels := make([]int32, len(other)*nq)
+					if err := stepped.PredictBatch(other, labels); err != nil {
+						t.Fatal(err)
+					}
+					if fmt.Sprint(predicted) != fmt.Sprint(labels) {
+						t.Errorf("%s: predictions with steps in flight %v, after each step %v", algo, predicted, labels)
+					}
+				}
 				var ckpt bytes.Buffer
 				if err := queued.SaveCheckpoint(&ckpt, nil); err != nil {
 					t.Fatal(err)
-				}
-				if algo == "protonet" {
-					labels := make([]int32, len(b)*nq)
-					if err := queued.PredictBatch(b, labels); err != nil {
-						t.Fatal(err)
-					}
 				}
 			case 6:
 				losses, err := queued.Drain()

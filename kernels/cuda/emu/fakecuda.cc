@@ -11,6 +11,17 @@
 // one allocation, launch shapes are checked against the hardware limits,
 // and a __syncthreads that not every thread of a block reaches is an error.
 //
+// The stream is as asynchronous as a real one may be, and then some: work
+// that a GPU would run behind the host's back (launches, graph launches,
+// memsets, device-to-device copies, event records) is queued and runs only
+// when the host waits for it (a synchronous copy, cuCtxSynchronize,
+// cuEventSynchronize, a free). So a host buffer rewritten before the copy
+// that reads it has run, or read before the copy that fills it, gives
+// wrong numbers here as it can on a GPU. A failure in queued work is
+// reported by the next call that waits, and by every call after, as on a
+// GPU. METAIDS_FAKECUDA_EAGER=1 runs each piece of work at once instead,
+// which reports a failing kernel at its launch.
+//
 // Environment, to rehearse failures: METAIDS_FAKECUDA_INIT=<CUresult> makes
 // cuInit fail with it, METAIDS_FAKECUDA_DEVICES=<n> sets the device count,
 // METAIDS_FAKECUDA_CC=<major*10+minor> the compute capability,
@@ -26,8 +37,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -191,6 +204,40 @@ static bool red_zones_ok() {
     return true;
 }
 
+
+// ---------------------------------------------------------------------------
+// The stream: work queued in order, run when the host waits for it.
+
+static std::deque<std::function<CUresult()>> queued;
+static CUresult sticky = CUDA_SUCCESS;  // the first failure of queued work
+
+// run_queued runs the queued work in order until done() holds or nothing is
+// left; a failure sticks, dropping the rest as a failed context does.
+static CUresult run_queued(const std::function<bool()>& done) {
+    while (sticky == CUDA_SUCCESS && !queued.empty() && !done()) {
+        auto work = std::move(queued.front());
+        queued.pop_front();
+        if (CUresult r = work()) {
+            sticky = r;
+            queued.clear();
+        }
+    }
+    return sticky;
+}
+
+static CUresult run_all() {
+    return run_queued([] { return false; });
+}
+
+// enqueue queues work on the stream (or runs it at once with
+// METAIDS_FAKECUDA_EAGER=1).
+static CUresult enqueue(std::function<CUresult()> work) {
+    if (sticky) return sticky;
+    queued.push_back(std::move(work));
+    static const bool eager = env_int("METAIDS_FAKECUDA_EAGER", 0) != 0;
+    return eager ? run_all() : CUDA_SUCCESS;
+}
+
 static bool inited;
 static const char* module_image;
 
@@ -217,6 +264,7 @@ API CUresult cuGetErrorName(CUresult r, const char** name) {
         case CUDA_ERROR_OUT_OF_MEMORY: *name = "CUDA_ERROR_OUT_OF_MEMORY"; break;
         case CUDA_ERROR_NOT_FOUND: *name = "CUDA_ERROR_NOT_FOUND"; break;
         case CUDA_ERROR_LAUNCH_FAILED: *name = "CUDA_ERROR_LAUNCH_FAILED"; break;
+        case CUDA_ERROR_NOT_READY: *name = "CUDA_ERROR_NOT_READY"; break;
         default: *name = NULL; return CUDA_ERROR_INVALID_VALUE;
     }
     return CUDA_SUCCESS;
@@ -262,9 +310,17 @@ API CUresult cuDevicePrimaryCtxRetain(CUcontext* ctx, CUdevice) {
     return CUDA_SUCCESS;
 }
 
-API CUresult cuDevicePrimaryCtxRelease(CUdevice) { return CUDA_SUCCESS; }
+API CUresult cuDevicePrimaryCtxRelease(CUdevice) {
+    run_all();
+    return CUDA_SUCCESS;
+}
+
 API CUresult cuCtxSetCurrent(CUcontext) { return ready(); }
-API CUresult cuCtxSynchronize(void) { return ready(); }
+
+API CUresult cuCtxSynchronize(void) {
+    if (CUresult r = ready()) return r;
+    return run_all();
+}
 
 API CUresult cuMemGetInfo(size_t* free_, size_t* total) {
     *total = (size_t)8 << 30;
@@ -281,7 +337,10 @@ API CUresult cuModuleLoadData(CUmodule* mod, const void* image) {
     return CUDA_SUCCESS;
 }
 
-API CUresult cuModuleUnload(CUmodule) { return CUDA_SUCCESS; }
+API CUresult cuModuleUnload(CUmodule) {
+    run_all();
+    return CUDA_SUCCESS;
+}
 
 // cuModuleGetFunction finds a kernel that the PTX declares and the emulation
 // has.
@@ -343,7 +402,10 @@ API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
     const uintptr_t i = (uintptr_t)f;
     if (i < 1 || i > k.size()) return CUDA_ERROR_INVALID_HANDLE;
     if (!launch_ok(i - 1, gx, gy, gz, bx, by, bz, shared, params, extra)) return CUDA_ERROR_INVALID_VALUE;
-    return run_kernel(i - 1, uint3{gx, gy, gz}, uint3{bx, by, bz}, k[i - 1].bind(params));
+    // The arguments are read now, as the driver copies them; the kernel runs later.
+    auto body = k[i - 1].bind(params);
+    uint3 grid{gx, gy, gz}, block{bx, by, bz};
+    return enqueue([=] { return run_kernel(i - 1, grid, block, body); });
 }
 
 API CUresult cuMemAlloc(CUdeviceptr* p, size_t size) {
@@ -365,9 +427,11 @@ API CUresult cuMemAlloc(CUdeviceptr* p, size_t size) {
     return CUDA_SUCCESS;
 }
 
+// A free waits for the work queued before it, as the driver's does.
 API CUresult cuMemFree(CUdeviceptr p) {
     auto it = allocs.find((uintptr_t)p);
     if (it == allocs.end()) return CUDA_ERROR_INVALID_VALUE;
+    if (CUresult r = run_all()) return r;
     bool ok = red_zones_ok();
     munmap(it->second.map, it->second.map_len);
     allocs.erase(it);
@@ -380,14 +444,17 @@ static CUresult check_range(const char* op, CUdeviceptr p, size_t n) {
     return CUDA_ERROR_INVALID_VALUE;
 }
 
+// The synchronous copies to and from the host wait for the queued work.
 API CUresult cuMemcpyHtoD(CUdeviceptr dst, const void* src, size_t n) {
     if (CUresult r = check_range("cuMemcpyHtoD", dst, n)) return r;
+    if (CUresult r = run_all()) return r;
     memcpy((void*)(uintptr_t)dst, src, n);
     return CUDA_SUCCESS;
 }
 
 API CUresult cuMemcpyDtoH(void* dst, CUdeviceptr src, size_t n) {
     if (CUresult r = check_range("cuMemcpyDtoH", src, n)) return r;
+    if (CUresult r = run_all()) return r;
     memcpy(dst, (const void*)(uintptr_t)src, n);
     return CUDA_SUCCESS;
 }
@@ -395,48 +462,81 @@ API CUresult cuMemcpyDtoH(void* dst, CUdeviceptr src, size_t n) {
 API CUresult cuMemcpyDtoD(CUdeviceptr dst, CUdeviceptr src, size_t n) {
     if (CUresult r = check_range("cuMemcpyDtoD", dst, n)) return r;
     if (CUresult r = check_range("cuMemcpyDtoD", src, n)) return r;
-    memmove((void*)(uintptr_t)dst, (const void*)(uintptr_t)src, n);
-    return CUDA_SUCCESS;
+    return enqueue([=] {
+        memmove((void*)(uintptr_t)dst, (const void*)(uintptr_t)src, n);
+        return CUDA_SUCCESS;
+    });
 }
 
 API CUresult cuMemsetD32(CUdeviceptr dst, unsigned int v, size_t n) {
     if (CUresult r = check_range("cuMemsetD32", dst, n * 4)) return r;
-    unsigned int* p = (unsigned int*)(uintptr_t)dst;
-    for (size_t i = 0; i < n; i++) p[i] = v;
-    return CUDA_SUCCESS;
+    return enqueue([=] {
+        unsigned int* p = (unsigned int*)(uintptr_t)dst;
+        for (size_t i = 0; i < n; i++) p[i] = v;
+        return CUDA_SUCCESS;
+    });
 }
 
-// Events: the emulation runs every launch to completion before it returns,
-// so an event's time is the moment it is recorded.
+// Events: a record is queued work that stamps the time it runs. An event
+// lives until it is destroyed and no record of it is queued any more.
 struct FakeEvent {
     std::chrono::steady_clock::time_point at;
-    bool recorded;
+    bool recorded;  // cuEventRecord was called
+    bool done;      // the newest record has run
+    int queued;     // records queued and not yet run
+    bool destroyed;
 };
 
 API CUresult cuEventCreate(CUevent* e, unsigned int) {
     if (CUresult r = ready()) return r;
-    *e = (CUevent) new FakeEvent{{}, false};
+    *e = (CUevent) new FakeEvent{{}, false, false, 0, false};
     return CUDA_SUCCESS;
 }
 
 API CUresult cuEventRecord(CUevent e, CUstream) {
     FakeEvent* f = (FakeEvent*)e;
-    f->at = std::chrono::steady_clock::now();
+    if (!f || f->destroyed) return CUDA_ERROR_INVALID_HANDLE;
     f->recorded = true;
+    f->done = false;
+    f->queued++;
+    if (CUresult r = enqueue([f] {
+            f->queued--;
+            if (f->destroyed) {
+                if (f->queued == 0) delete f;
+                return CUDA_SUCCESS;
+            }
+            f->at = std::chrono::steady_clock::now();
+            f->done = f->queued == 0;  // an older record of a re-recorded event does not count
+            return CUDA_SUCCESS;
+        })) {
+        f->queued--;
+        return r;
+    }
     return CUDA_SUCCESS;
 }
 
-API CUresult cuEventSynchronize(CUevent) { return ready(); }
+// cuEventSynchronize runs the queued work up to the event's newest record.
+API CUresult cuEventSynchronize(CUevent e) {
+    if (CUresult r = ready()) return r;
+    FakeEvent* f = (FakeEvent*)e;
+    if (!f || f->destroyed) return CUDA_ERROR_INVALID_HANDLE;
+    if (!f->recorded) return CUDA_SUCCESS;
+    return run_queued([f] { return f->done; });
+}
 
 API CUresult cuEventElapsedTime(float* ms, CUevent start, CUevent end) {
     FakeEvent *a = (FakeEvent*)start, *b = (FakeEvent*)end;
     if (!a->recorded || !b->recorded) return CUDA_ERROR_INVALID_HANDLE;
+    if (!a->done || !b->done) return CUDA_ERROR_NOT_READY;
     *ms = std::chrono::duration<float, std::milli>(b->at - a->at).count();
     return CUDA_SUCCESS;
 }
 
 API CUresult cuEventDestroy_v2(CUevent e) {
-    delete (FakeEvent*)e;
+    FakeEvent* f = (FakeEvent*)e;
+    if (!f || f->destroyed) return CUDA_ERROR_INVALID_HANDLE;
+    f->destroyed = true;
+    if (f->queued == 0) delete f;
     return CUDA_SUCCESS;
 }
 
@@ -464,6 +564,7 @@ API CUresult cuMemHostAlloc(void** p, size_t n, unsigned int flags) {
 API CUresult cuMemFreeHost(void* p) {
     auto it = host_allocs.find((uintptr_t)p);
     if (it == host_allocs.end()) return CUDA_ERROR_INVALID_VALUE;
+    if (CUresult r = run_all()) return r;
     host_allocs.erase(it);
     free(p);
     return CUDA_SUCCESS;
@@ -481,6 +582,11 @@ static bool pinned(const void* p, size_t n) {
 // Nodes check their operands when added and again when they run.
 struct FakeGraph {
     std::vector<std::function<CUresult()>> nodes;
+};
+
+// An executable graph's nodes, shared with its queued launches.
+struct FakeExec {
+    std::shared_ptr<const std::vector<std::function<CUresult()>>> nodes;
 };
 
 static CUresult add_node(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t ndeps,
@@ -575,19 +681,26 @@ API CUresult cuGraphAddMemsetNode(CUgraphNode* out, CUgraph g, const CUgraphNode
 // An executable graph is a copy of the graph's nodes at instantiation.
 API CUresult cuGraphInstantiateWithFlags(CUgraphExec* e, CUgraph g, unsigned long long flags) {
     if (!g || flags != 0) return CUDA_ERROR_INVALID_VALUE;
-    *e = (CUgraphExec) new FakeGraph(*(FakeGraph*)g);
+    *e = (CUgraphExec) new FakeExec{std::make_shared<std::vector<std::function<CUresult()>>>(((FakeGraph*)g)->nodes)};
     return CUDA_SUCCESS;
 }
 
+// A launch is queued: its copies read and write host memory when it runs.
 API CUresult cuGraphLaunch(CUgraphExec e, CUstream) {
     if (CUresult r = ready()) return r;
-    for (auto& node : ((FakeGraph*)e)->nodes)
-        if (CUresult r = node()) return r;
-    return CUDA_SUCCESS;
+    if (!e) return CUDA_ERROR_INVALID_VALUE;
+    auto nodes = ((FakeExec*)e)->nodes;
+    return enqueue([nodes] {
+        for (auto& node : *nodes)
+            if (CUresult r = node()) return r;
+        return CUDA_SUCCESS;
+    });
 }
 
+// Destroying an executable graph with launches queued is allowed: they
+// keep its nodes.
 API CUresult cuGraphExecDestroy(CUgraphExec e) {
-    delete (FakeGraph*)e;
+    delete (FakeExec*)e;
     return CUDA_SUCCESS;
 }
 
