@@ -64,6 +64,7 @@ check() {
   "$GO" test -c -tags "$tag" -o "$tmp/kernels.test" ./kernels/cuda || die "go test -c -tags $tag ./kernels/cuda"
   "$GO" test -c -tags "$tag" -o "$tmp/train.test" ./train || die "go test -c -tags $tag ./train"
   "$GO" build -tags "$tag" -o "$tmp/metaids" ./cmd/metaids || die "go build -tags $tag ./cmd/metaids"
+  assemble
 
   # The toolkit's stub libcuda fails cuInit with CUDA_ERROR_STUB_LIBRARY, like a broken driver:
   # run the build against it to check that it starts and degrades as it should.
@@ -87,6 +88,26 @@ check() {
 }
 
 bench=(bench --steps 5 --warmup 0 --repeats 1 --format json)
+
+# assemble runs the committed PTX through ptxas for Ampere and Hopper, as the driver's JIT compiler
+# does when the backend loads it (which the emulation does not): it must assemble, and no kernel may
+# spill registers or keep a stack frame.
+assemble() {
+  local ptxas=$CUDA_SDK_ROOT/usr/bin/ptxas arch regs=0 n
+  [[ -x $ptxas ]] || die "no ptxas at $ptxas"
+  for arch in sm_80 sm_90; do
+    "$ptxas" -arch=$arch -v -o "$tmp/kernels.$arch.cubin" kernels/cuda/kernels.ptx >"$tmp/ptxas.log" 2>&1 ||
+      { cat "$tmp/ptxas.log" >&2; die "ptxas -arch=$arch kernels/cuda/kernels.ptx"; }
+    if grep -qE '[1-9][0-9]* bytes (stack frame|spill)' "$tmp/ptxas.log"; then
+      grep -E -B2 '[1-9][0-9]* bytes (stack frame|spill)' "$tmp/ptxas.log" >&2
+      die "ptxas -arch=$arch: a kernel spills registers or uses a stack frame"
+    fi
+    n=$(awk '/Used [0-9]+ registers/ { for (i = 1; i < NF; i++) if ($(i+1) ~ /^registers/ && $i + 0 > m) m = $i + 0 } END { print m + 0 }' "$tmp/ptxas.log")
+    ((n > regs)) && regs=$n
+  done
+  ((regs > 0)) || { cat "$tmp/ptxas.log" >&2; die "ptxas reported no register counts"; }
+  say "the PTX assembles for sm_80 and sm_90 without spills (at most $regs registers a thread)"
+}
 
 # expect_refusal LIBDIR TEXT [VAR=VALUE...]: metaids bench --backend cuda must fail saying TEXT.
 expect_refusal() {
