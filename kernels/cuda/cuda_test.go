@@ -1242,3 +1242,71 @@ func TestTimeDevice(t *testing.T) {
 	}
 	var _ kernels.DeviceTimer = b
 }
+
+// TestOperandsMustNotAlias checks that a Dev method refuses an output that
+// overlaps another operand (the kernels' pointers are __restrict__), by one
+// element or more, and accepts neighbours and the in-place uses it allows.
+func TestOperandsMustNotAlias(t *testing.T) {
+	d := newDev(t)
+	x := d.buf(make([]float32, 64))
+	labels := d.ints(make([]int32, 64))
+	s := func(i, j int) Buffer { return x.Slice(i, j) }
+	gemm := func(a, b, c, act Buffer) Gemm {
+		return Gemm{M: 2, N: 2, K: 2, Alpha: 1, A: a, B: b, C: c, LDA: 2, LDB: 2, LDC: 2, Batch: 1, Act: Tanh, ActOut: act}
+	}
+	adam := kernels.AdamParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	for _, c := range []struct {
+		name string
+		call func() error
+		want string // "" for accepted
+	}{
+		{"axpy, neighbours", func() error { return d.Axpy(s(0, 8), s(8, 16), 1) }, ""},
+		{"axpy, one element", func() error { return d.Axpy(s(0, 8), s(7, 15), 1) }, "y overlaps x"},
+		{"scale in place", func() error { return d.ScaleTo(s(0, 8), s(0, 8), 2) }, ""},
+		{"scale shifted", func() error { return d.ScaleTo(s(1, 9), s(0, 8), 2) }, "dst overlaps x"},
+		{"copy", func() error { return d.Copy(s(0, 8), s(4, 12)) }, "dst overlaps src"},
+		{"sgd", func() error { return d.SGDStep(s(0, 8), s(0, 8), 0.1, 0) }, "p overlaps g"},
+		{"adam moments", func() error { return d.AdamStep(s(0, 8), s(8, 16), s(16, 24), s(20, 28), 1, adam) }, "m overlaps v"},
+		{"adam", func() error { return d.AdamStep(s(0, 8), s(8, 16), s(16, 24), s(24, 32), 1, adam) }, ""},
+		{"activation", func() error { return d.Activate(Tanh, s(0, 8), s(4, 12)) }, "a overlaps z"},
+		{"activation grad in place", func() error { return d.ActivationGrad(Tanh, s(0, 8), s(0, 8), Buffer{}, s(8, 16)) }, ""},
+		{"activation grad, a", func() error { return d.ActivationGrad(Tanh, s(0, 8), s(0, 8), Buffer{}, s(7, 15)) }, "dst overlaps a"},
+		{"activation grad, z unread", func() error { return d.ActivationGrad(Tanh, s(0, 8), s(0, 8), s(0, 8), s(8, 16)) }, ""},
+		{"activation grad, g shifted", func() error { return d.ActivationGrad(ReLU, s(0, 8), s(4, 12), s(16, 24), Buffer{}) }, "dst overlaps g"},
+		{"curvature", func() error { return d.ActivationCurv(Tanh, s(0, 8), s(8, 16), s(16, 24), s(0, 8)) }, "dst overlaps rz"},
+		{"gemm", func() error { return d.GemmBatched(gemm(s(0, 4), s(4, 8), s(8, 12), s(12, 16))) }, ""},
+		{"gemm, C over A", func() error { return d.GemmBatched(gemm(s(0, 4), s(4, 8), s(3, 7), s(12, 16))) }, "C overlaps A"},
+		{"gemm, activations over C", func() error { return d.GemmBatched(gemm(s(0, 4), s(4, 8), s(8, 12), s(8, 12))) }, "C overlaps ActOut"},
+		{"gemm, activations over B", func() error { return d.GemmBatched(gemm(s(0, 4), s(4, 8), s(8, 12), s(4, 8))) }, "ActOut overlaps B"},
+		{"softmax", func() error { return d.SoftmaxXent(s(0, 2), s(2, 6), s(2, 6), s(6, 10), labels.Slice(0, 2), 2, 2, 1) }, "prob overlaps dlogits"},
+		{"softmax rop", func() error { return d.SoftmaxXentRop(s(0, 4), s(4, 8), s(3, 7), 2, 2, 1) }, "rd overlaps rlogits"},
+		{"log-softmax", func() error { return d.LogSoftmax(s(0, 4), labels.Slice(0, 2), s(0, 4), 2, 2) }, "out overlaps logits"},
+		{"class means", func() error { return d.ClassMean(s(0, 4), s(2, 10), labels.Slice(0, 4), 1, 4, 2, 2) }, "proto overlaps emb"},
+		{"class mean grad", func() error { return d.ClassMeanGrad(s(0, 8), s(6, 10), labels.Slice(0, 4), 1, 4, 2, 2, false) }, "demb overlaps dproto"},
+		{"inner update", func() error { return d.InnerUpdate(s(0, 8), s(4, 8), 0, s(8, 16), Buffer{}, 0.1, 4, 2) }, "wf overlaps w"},
+		{"inner update, shared w", func() error { return d.InnerUpdate(s(0, 8), s(8, 12), 0, s(12, 20), Buffer{}, 0.1, 4, 2) }, ""},
+		{"sum", func() error { return d.ReduceSum(s(3, 4), s(0, 8), 1) }, "out overlaps x"},
+		{"column sums", func() error { return d.ColSum(s(0, 4), s(3, 11), 1, 2, 4, 0, false) }, "dst overlaps x"},
+		{"distances", func() error { return d.PairwiseSqDist(s(0, 4), s(4, 8), s(3, 7), 1, 2, 2, 2, 1) }, "dst overlaps y"},
+		{"distance grads", func() error {
+			return d.PairwiseSqDistGrad(s(0, 4), s(2, 6), s(8, 12), s(12, 16), s(16, 20), 1, 2, 2, 2, false)
+		}, "gx overlaps gy"},
+	} {
+		var got string
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					got = fmt.Sprint(r)
+				}
+			}()
+			d.ok(c.call())
+		}()
+		switch {
+		case c.want == "" && got != "":
+			t.Errorf("%s: refused: %s", c.name, got)
+		case c.want != "" && !strings.Contains(got, c.want):
+			t.Errorf("%s: got %q, want a panic with %q", c.name, got, c.want)
+		}
+	}
+	d.ok(d.Sync())
+}

@@ -50,8 +50,9 @@ func (x Buffer) Slice(i, j int) Buffer {
 // Operations are queued on the default stream and return without waiting
 // for the GPU; an error from a kernel's execution surfaces at the next call
 // that waits (Download, Sync). Shape errors are programming errors and
-// panic, as in kernels/cpu. Operations with nothing to compute launch
-// nothing.
+// panic, as in kernels/cpu; so does an output that overlaps another
+// operand, except where a method says it may. Operations with nothing to
+// compute launch nothing.
 type Dev struct{ b *Backend }
 
 // Dev returns the device-resident interface of b.
@@ -119,6 +120,7 @@ func (d Dev) DownloadInt32(dst []int32, src Buffer) error {
 // Copy copies src into dst, of equal lengths, on the device.
 func (d Dev) Copy(dst, src Buffer) error {
 	need("Copy", "dst", dst, src.n)
+	apart("Copy", 1, whole("dst", dst), whole("src", src))
 	if src.n == 0 {
 		return nil
 	}
@@ -146,6 +148,7 @@ func (d Dev) Sync() error {
 func (d Dev) PairwiseSqDist(dst, x, y Buffer, B, Q, N, D int, scale float32) error {
 	checkDims("Dev.PairwiseSqDist", B, Q, N, D)
 	argcheck.Pairwise("cuda.Dev.PairwiseSqDist", dst.n, x.n, y.n, B, Q, N, D)
+	apart("Dev.PairwiseSqDist", 1, whole("dst", dst), whole("x", x), whole("y", y))
 	if dst.n == 0 {
 		return nil
 	}
@@ -158,6 +161,7 @@ func (d Dev) PairwiseSqDist(dst, x, y Buffer, B, Q, N, D int, scale float32) err
 func (d Dev) PairwiseSqDistGrad(gx, gy, gout, x, y Buffer, B, Q, N, D int, accumulate bool) error {
 	checkDims("Dev.PairwiseSqDistGrad", B, Q, N, D)
 	argcheck.PairwiseGrad("cuda.Dev.PairwiseSqDistGrad", optBuf(gx), optBuf(gy), gout.n, x.n, y.n, B, Q, N, D)
+	apart("Dev.PairwiseSqDistGrad", 2, whole("gx", gx), whole("gy", gy), whole("gout", gout), whole("x", x), whole("y", y))
 	if gx.IsNil() && gy.IsNil() {
 		return nil
 	}
@@ -184,6 +188,7 @@ func optBuf(x Buffer) int {
 // SGDStep applies p -= lr*(g + weightDecay*p).
 func (d Dev) SGDStep(p, g Buffer, lr, weightDecay float32) error {
 	need("Dev.SGDStep", "g", g, p.n)
+	apart("Dev.SGDStep", 1, whole("p", p), whole("g", g))
 	if p.n == 0 {
 		return nil
 	}
@@ -195,6 +200,7 @@ func (d Dev) AdamStep(p, g, m, v Buffer, t int, hp kernels.AdamParams) error {
 	need("Dev.AdamStep", "g", g, p.n)
 	need("Dev.AdamStep", "m", m, p.n)
 	need("Dev.AdamStep", "v", v, p.n)
+	apart("Dev.AdamStep", 3, whole("p", p), whole("m", m), whole("v", v), whole("g", g))
 	if t < 1 {
 		panic(fmt.Sprintf("cuda.Dev.AdamStep: step t=%d, want t >= 1", t))
 	}
@@ -280,6 +286,19 @@ func (d Dev) GemmBatched(g Gemm) error {
 		g.Act.check("Dev.GemmBatched")
 		extent("Dev.GemmBatched", "ActOut", g.ActOut, g.M, g.N, g.LDC, g.StrideC, g.Batch)
 	}
+	a := strided("A", g.A, ar, ac, g.LDA, g.StrideA, g.Batch)
+	if !g.ARows.IsNil() {
+		a = whole("A", g.A) // wherever the row numbers point
+	}
+	if g.K == 0 {
+		a, g.B = span{}, Buffer{}
+	}
+	apart("Dev.GemmBatched", 2,
+		strided("C", g.C, g.M, g.N, g.LDC, g.StrideC, g.Batch),
+		strided("ActOut", g.ActOut, g.M, g.N, g.LDC, g.StrideC, g.Batch),
+		a, strided("B", g.B, br, bc, g.LDB, g.StrideB, g.Batch),
+		strided("Bias", g.Bias, 1, g.N, g.N, g.BiasStride, g.Batch),
+		strided("ARows", g.ARows, 1, ar, ar, g.ARowsStride, g.Batch))
 	return d.b.do(func() error { return d.b.gemm(g) })
 }
 
@@ -291,6 +310,7 @@ func (d Dev) BiasAdd(z, bias Buffer, batch, rows, cols, biasStride int) error {
 		return nil
 	}
 	extent("Dev.BiasAdd", "bias", bias, 1, cols, cols, biasStride, batch)
+	apart("Dev.BiasAdd", 1, whole("z", z), strided("bias", bias, 1, cols, cols, biasStride, batch))
 	return d.b.do(func() error { return d.b.biasAdd(z, bias, batch, rows, cols, biasStride) })
 }
 
@@ -303,6 +323,7 @@ func (d Dev) ColSum(dst, x Buffer, batch, rows, cols, dstStride int, accumulate 
 		return nil
 	}
 	extent("Dev.ColSum", "dst", dst, 1, cols, cols, dstStride, batch)
+	apart("Dev.ColSum", 1, strided("dst", dst, 1, cols, cols, dstStride, batch), whole("x", x))
 	return d.b.do(func() error { return d.b.colSum(dst, x, batch, rows, cols, dstStride, accumulate) })
 }
 
@@ -326,6 +347,7 @@ func (f Activation) check(op string) {
 func (d Dev) Activate(f Activation, a, z Buffer) error {
 	f.check("Dev.Activate")
 	need("Dev.Activate", "a", a, z.n)
+	apart("Dev.Activate", 1, whole("a", a), whole("z", z))
 	if z.n == 0 {
 		return nil
 	}
@@ -338,11 +360,18 @@ func (d Dev) Activate(f Activation, a, z Buffer) error {
 func (d Dev) ActivationGrad(f Activation, dst, g, z, a Buffer) error {
 	f.check("Dev.ActivationGrad")
 	need("Dev.ActivationGrad", "g", g, dst.n)
+	read := whole("a", a) // f' is read from a or z, not both
 	if f == ReLU || f == LeakyReLU {
 		need("Dev.ActivationGrad", "z", z, dst.n)
+		read = whole("z", z)
 	} else {
 		need("Dev.ActivationGrad", "a", a, dst.n)
 	}
+	gs := whole("g", g)
+	if g == dst {
+		gs = span{} // in place, element by element
+	}
+	apart("Dev.ActivationGrad", 1, whole("dst", dst), gs, read)
 	if dst.n == 0 {
 		return nil
 	}
@@ -364,6 +393,7 @@ func (d Dev) ActivationCurv(f Activation, dst, dz, a, rz Buffer) error {
 	need("Dev.ActivationCurv", "dz", dz, dst.n)
 	need("Dev.ActivationCurv", "a", a, dst.n)
 	need("Dev.ActivationCurv", "rz", rz, dst.n)
+	apart("Dev.ActivationCurv", 1, whole("dst", dst), whole("dz", dz), whole("a", a), whole("rz", rz))
 	return d.b.do(func() error {
 		return d.b.launch(kActCurv, d.b.grid1(dst.n), block1,
 			ptrArg(dst), ptrArg(dz), ptrArg(a), ptrArg(rz), longArg(dst.n), intArg(int(f)))
@@ -381,6 +411,8 @@ func (d Dev) SoftmaxXent(loss, prob, dlogits, logits, labels Buffer, rows, C int
 	need("Dev.SoftmaxXent", "dlogits", dlogits, rows*C)
 	need("Dev.SoftmaxXent", "logits", logits, rows*C)
 	need("Dev.SoftmaxXent", "labels", labels, rows)
+	apart("Dev.SoftmaxXent", 3, whole("loss", loss), whole("prob", prob), whole("dlogits", dlogits),
+		whole("logits", logits), whole("labels", labels))
 	if rows == 0 {
 		return nil
 	}
@@ -400,6 +432,7 @@ func (d Dev) SoftmaxXentRop(rd, prob, rlogits Buffer, rows, C int, scale float32
 	need("Dev.SoftmaxXentRop", "rd", rd, rows*C)
 	need("Dev.SoftmaxXentRop", "prob", prob, rows*C)
 	need("Dev.SoftmaxXentRop", "rlogits", rlogits, rows*C)
+	apart("Dev.SoftmaxXentRop", 1, whole("rd", rd), whole("prob", prob), whole("rlogits", rlogits))
 	if rows*C == 0 {
 		return nil
 	}
@@ -416,6 +449,7 @@ func (d Dev) LogSoftmax(out, labels, logits Buffer, rows, C int) error {
 	need("Dev.LogSoftmax", "out", out, rows*C)
 	need("Dev.LogSoftmax", "labels", labels, rows)
 	need("Dev.LogSoftmax", "logits", logits, rows*C)
+	apart("Dev.LogSoftmax", 2, whole("out", out), whole("labels", labels), whole("logits", logits))
 	if rows == 0 {
 		return nil
 	}
@@ -437,6 +471,7 @@ func (d Dev) ClassMean(proto, emb, labels Buffer, B, S, W, H int) error {
 	need("Dev.ClassMean", "proto", proto, B*W*H)
 	need("Dev.ClassMean", "emb", emb, B*S*H)
 	need("Dev.ClassMean", "labels", labels, B*S)
+	apart("Dev.ClassMean", 1, whole("proto", proto), whole("emb", emb), whole("labels", labels))
 	if proto.n == 0 {
 		return nil
 	}
@@ -454,6 +489,7 @@ func (d Dev) ClassMeanGrad(demb, dproto, labels Buffer, B, S, W, H int, accumula
 	need("Dev.ClassMeanGrad", "demb", demb, B*S*H)
 	need("Dev.ClassMeanGrad", "dproto", dproto, B*W*H)
 	need("Dev.ClassMeanGrad", "labels", labels, B*S)
+	apart("Dev.ClassMeanGrad", 1, whole("demb", demb), whole("dproto", dproto), whole("labels", labels))
 	if demb.n == 0 {
 		return nil
 	}
@@ -469,6 +505,9 @@ func (d Dev) Scale(x Buffer, alpha float32) error { return d.ScaleTo(x, x, alpha
 // ScaleTo does dst = alpha*x, of equal lengths; dst may be x.
 func (d Dev) ScaleTo(dst, x Buffer, alpha float32) error {
 	need("Dev.ScaleTo", "dst", dst, x.n)
+	if dst != x {
+		apart("Dev.ScaleTo", 1, whole("dst", dst), whole("x", x))
+	}
 	if x.n == 0 {
 		return nil
 	}
@@ -480,6 +519,7 @@ func (d Dev) ScaleTo(dst, x Buffer, alpha float32) error {
 // Axpy does y += alpha*x.
 func (d Dev) Axpy(y, x Buffer, alpha float32) error {
 	need("Dev.Axpy", "x", x, y.n)
+	apart("Dev.Axpy", 1, whole("y", y), whole("x", x))
 	if y.n == 0 {
 		return nil
 	}
@@ -504,6 +544,7 @@ func (d Dev) InnerUpdate(wf, w Buffer, wStride int, g, lrVec Buffer, lr float32,
 		return nil
 	}
 	extent("Dev.InnerUpdate", "w", w, 1, n, n, wStride, batch)
+	apart("Dev.InnerUpdate", 1, whole("wf", wf), strided("w", w, 1, n, n, wStride, batch), whole("g", g), whole("lrVec", lrVec))
 	return d.b.do(func() error {
 		return d.b.launch(kInnerUpdate, d.b.grid1(wf.n), block1, ptrArg(wf), ptrArg(w), longArg(wStride),
 			ptrArg(g), ptrArg(lrVec), floatArg(lr), longArg(n), intArg(batch))
@@ -516,6 +557,7 @@ func (d Dev) ReduceSum(out, x Buffer, scale float32) error {
 	if out.n < 1 {
 		panic("cuda.Dev.ReduceSum: empty out")
 	}
+	apart("Dev.ReduceSum", 1, whole("out", out.Slice(0, 1)), whole("x", x))
 	return d.b.do(func() error {
 		return d.b.launch(kReduceSum, dim3{1, 1, 1}, dim3{256, 1, 1}, ptrArg(out), ptrArg(x), longArg(x.n), floatArg(scale))
 	})
@@ -778,5 +820,50 @@ func extent(op, name string, x Buffer, rows, cols, ld, stride, batch int) {
 	last := (batch-1)*stride + (rows-1)*ld + cols
 	if x.n < last {
 		panic(fmt.Sprintf("cuda.%s: %s has %d elements, the shape needs %d", op, name, x.n, last))
+	}
+}
+
+// The kernels take their pointers __restrict__, so an output that overlaps
+// another operand is undefined on a GPU: nvcc may read inputs through the
+// read-only cache or move loads past stores, where the emulation would
+// still compute in order. The Dev methods check for it.
+
+// span is the part of a buffer an operation reads or writes: n elements
+// from x's start.
+type span struct {
+	name string
+	x    Buffer
+	n    int
+}
+
+// whole is all of x.
+func whole(name string, x Buffer) span { return span{name, x, x.n} }
+
+// strided is the elements of batch row-major [rows,cols] matrices with row
+// stride ld, stride elements apart (as extent checks), from x's start.
+func strided(name string, x Buffer, rows, cols, ld, stride, batch int) span {
+	if x.IsNil() || rows == 0 || cols == 0 || batch == 0 {
+		return span{name: name}
+	}
+	return span{name, x, (batch-1)*stride + (rows-1)*ld + cols}
+}
+
+func (a span) overlaps(b span) bool {
+	if a.x.IsNil() || b.x.IsNil() || a.n == 0 || b.n == 0 {
+		return false
+	}
+	a0, b0 := uint64(a.x.ptr), uint64(b.x.ptr)
+	return a0 < b0+4*uint64(b.n) && b0 < a0+4*uint64(a.n)
+}
+
+// apart panics if one of the first outs operands, which op writes,
+// overlaps any other.
+func apart(op string, outs int, ops ...span) {
+	for i := range outs {
+		for j := range ops {
+			if (j > i || j >= outs) && ops[i].overlaps(ops[j]) {
+				panic(fmt.Sprintf("cuda.%s: %s overlaps %s (the kernel's operands must not alias)", op, ops[i].name, ops[j].name))
+			}
+		}
 	}
 }
