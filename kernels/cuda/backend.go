@@ -275,8 +275,9 @@ func (b *Backend) grid1(n int) dim3 {
 var block1 = dim3{threads, 1, 1}
 
 // maxGridYZ is the limit on a grid's y and z extents; the kernels stride
-// over what lies beyond.
-const maxGridYZ = 65535
+// over what lies beyond. A variable so that a test can lower it and check
+// the striding at small sizes.
+var maxGridYZ = 65535
 
 // Kernel arguments, each in an 8-byte slot: the driver reads as many bytes
 // as the parameter has, from the slot's start (little-endian).

@@ -1310,3 +1310,31 @@ func TestOperandsMustNotAlias(t *testing.T) {
 	}
 	d.ok(d.Sync())
 }
+
+// TestGridStriding lowers the cap on grids' y and z extents so that the
+// kernels that stride over tasks and row tiles beyond it (a meta-batch or
+// a row count past 65,535 of them) do so at test sizes: the results must
+// be those of a grid that covers everything, to the bit.
+func TestGridStriding(t *testing.T) {
+	d := newDev(t)
+	r := rand.New(rand.NewPCG(21, 22))
+	const B, Q, N, D = 5, 70, 20, 40 // 5 tasks, 5 and 3 row tiles of 16 and 32
+	x, y := d.buf(randn(r, B*Q*D)), d.buf(randn(r, B*N*D))
+	bias := d.buf(randn(r, B*N))
+	run := func(limit int) [][]float32 {
+		defer func(old int) { maxGridYZ = old }(maxGridYZ)
+		maxGridYZ = limit
+		dist, c, act, sums := d.buf(make([]float32, B*Q*N)), d.buf(make([]float32, B*Q*N)), d.buf(make([]float32, B*Q*N)), d.buf(make([]float32, B*D))
+		d.ok(d.PairwiseSqDist(dist, x, y, B, Q, N, D, 1))
+		d.ok(d.GemmBatched(Gemm{TransB: true, M: Q, N: N, K: D, Alpha: 1, A: x, B: y, C: c, LDA: D, LDB: D, LDC: N,
+			StrideA: Q * D, StrideB: N * D, StrideC: Q * N, Batch: B, Bias: bias, BiasStride: N, Act: Tanh, ActOut: act}))
+		d.ok(d.ColSum(sums, x, B, Q, D, D, false))
+		return [][]float32{d.get(dist), d.get(c), d.get(act), d.get(sums)}
+	}
+	want, got := run(maxGridYZ), run(2)
+	for i, name := range []string{"PairwiseSqDist", "GemmBatched", "GemmBatched's activations", "ColSum"} {
+		if !slices.Equal(got[i], want[i]) {
+			t.Errorf("%s: a grid capped at 2 in y and z gives other results than a full one", name)
+		}
+	}
+}

@@ -22,6 +22,9 @@
 // GPU. METAIDS_FAKECUDA_EAGER=1 runs each piece of work at once instead,
 // which reports a failing kernel at its launch.
 //
+// METAIDS_FAKECUDA_ORDER=reverse runs blocks, and each block's threads
+// between barriers, last first (see reversed).
+//
 // Environment, to rehearse failures: METAIDS_FAKECUDA_INIT=<CUresult> makes
 // cuInit fail with it, METAIDS_FAKECUDA_DEVICES=<n> sets the device count,
 // METAIDS_FAKECUDA_CC=<major*10+minor> the compute capability,
@@ -89,6 +92,19 @@ static uint3 thread_of(int i) {
     return t;
 }
 
+// reversed reports METAIDS_FAKECUDA_ORDER=reverse: blocks, and a block's
+// threads between barriers, run last first. A race between threads that
+// the usual order happens to get right (a read of shared memory before the
+// barrier that orders it after a write, one thread's write over what another
+// still reads, blocks that write the same output) then shows.
+static bool reversed() {
+    static const bool r = [] {
+        const char* v = getenv("METAIDS_FAKECUDA_ORDER");
+        return v && strcmp(v, "reverse") == 0;
+    }();
+    return r;
+}
+
 // run_block runs the current block's threads to completion; it returns
 // false if they disagree on a barrier.
 static bool run_block() {
@@ -104,7 +120,8 @@ static bool run_block() {
         makecontext(&fiber_ctx[i], fiber_main, 0);
     }
     for (;;) {
-        for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n; j++) {
+            const int i = reversed() ? n - 1 - j : j;
             if (fiber_state[i] == DONE) continue;
             fiber_state[i] = READY;
             cur_fiber = i;
@@ -377,16 +394,17 @@ static CUresult run_kernel(size_t i, uint3 grid, uint3 block, const std::functio
     fiber_body = body;
     gridDim = grid;
     blockDim = block;
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
-                blockIdx = uint3{x, y, z};
-                if (!run_block()) {
-                    fprintf(stderr, "fakecuda: %s: __syncthreads not reached by every thread of block (%u,%u,%u)\n",
-                            name, x, y, z);
-                    return CUDA_ERROR_LAUNCH_FAILED;
-                }
-            }
+    const uint64_t blocks = (uint64_t)grid.x * grid.y * grid.z;
+    for (uint64_t j = 0; j < blocks; j++) {
+        const uint64_t b = reversed() ? blocks - 1 - j : j;
+        blockIdx = uint3{(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y),
+                         (unsigned)(b / ((uint64_t)grid.x * grid.y))};
+        if (!run_block()) {
+            fprintf(stderr, "fakecuda: %s: __syncthreads not reached by every thread of block (%u,%u,%u)\n", name,
+                    blockIdx.x, blockIdx.y, blockIdx.z);
+            return CUDA_ERROR_LAUNCH_FAILED;
+        }
+    }
     fiber_body = nullptr;
     if (!red_zones_ok()) {
         fprintf(stderr, "fakecuda: %s wrote out of bounds\n", name);
