@@ -14,8 +14,10 @@ the tasks' rows through the encoder; MAML gives every task its own copy of
 the weights (an expand of the shared ones) and uses batched matrix products,
 so one inner gradient covers all tasks. Episodes are synthetic (Gaussian
 classes), drawn on the device in advance from a pool, so the timing covers
-the meta-step and not data loading; --host-data instead copies each step's
-episodes from pinned host memory, as a Go learner fed from the host would.
+the meta-step and not data loading; --host-data instead keeps the pool on the
+host and gathers each step's episodes into page-locked staging (two sets,
+each reused once its copy is done) that is copied to the GPU asynchronously,
+as metaids' device learners do with features that are not on the device.
 
 Output is JSON on stdout: the environment, then one record per algorithm
 and meta-batch size with tasks/s (the median over repeats), steps/s, the
@@ -77,19 +79,33 @@ class Episodes:
         self.xq = xq.reshape(n, w * q, d).to(store)
         self.ys = torch.arange(w).repeat_interleave(s).expand(n, -1).contiguous().to(store)
         self.yq = torch.arange(w).repeat_interleave(q).expand(n, -1).contiguous().to(store)
-        if a.host_data:
-            self.xs, self.xq = self.xs.pin_memory(), self.xq.pin_memory()
-            self.ys, self.yq = self.ys.pin_memory(), self.yq.pin_memory()
+        # With --host-data on a GPU, each batch is gathered into page-locked
+        # staging and copied asynchronously, as metaids' device learners do:
+        # two sets, the host filling one while the other's copy may still run.
+        self.staged = a.host_data and device.type == "cuda"
+        self.slots, self.turn = {}, 0
         self.n, self.device, self.next = n, device, 0
 
     def batch(self, b):
         """The next b tasks (wrapping around the pool), on the device."""
-        idx = (torch.arange(b) + self.next) % self.n
+        pool = (self.xs, self.ys, self.xq, self.yq)
+        idx = (torch.arange(b, device=self.xs.device) + self.next) % self.n  # where the pool is: no copy
         self.next = (self.next + b) % self.n
+        if not self.staged:
+            return [t[idx] for t in pool]
+        if b not in self.slots:
+            self.slots[b] = [[[torch.empty((b, *t.shape[1:]), dtype=t.dtype, pin_memory=True) for t in pool], None]
+                             for _ in range(2)]
+        slot = self.slots[b][self.turn]
+        self.turn ^= 1
+        if slot[1] is not None:
+            slot[1].synchronize()  # its copies have finished: the buffers may be refilled
         out = []
-        for t in (self.xs, self.ys, self.xq, self.yq):
-            t = t[idx.to(t.device)]
-            out.append(t.to(self.device, non_blocking=True))
+        for t, buf in zip(pool, slot[0]):
+            torch.index_select(t, 0, idx, out=buf)
+            out.append(buf.to(self.device, non_blocking=True))
+        slot[1] = torch.cuda.Event()
+        slot[1].record()
         return out
 
 
