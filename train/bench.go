@@ -70,6 +70,9 @@ type BenchResult struct {
 	// repeats) on a backend with a device timer: stream time from the first
 	// to the last queued operation of a repeat, idle gaps included.
 	DeviceMSPerStep float64 `json:"device_ms_per_step,omitempty"`
+	// EvalOnHost is set when a device learner evaluated on its host twin
+	// (MAML and FOMAML adapt to each episode there): no device time then.
+	EvalOnHost bool `json:"eval_on_host,omitempty"`
 }
 
 // Bench measures meta-training throughput on seeded synthetic episodes, so
@@ -97,6 +100,9 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		r.CUDAGraphs = g.UsesGraphs()
 	}
 	timer, _ := o.Backend.(kernels.DeviceTimer)
+	if d, ok := l.(interface{ PredictsOnDevice() bool }); ok && o.Eval && !d.PredictsOnDevice() {
+		r.EvalOnHost, timer = true, nil
+	}
 	var deviceMS []float64
 	s := o.Shape
 	classes := max(2*s.Ways, 20)

@@ -635,6 +635,10 @@ func (d *devLearner) PredictBatch(b datasets.Batch, labels []int32) error {
 	return d.dev.DownloadInt32(labels, d.proto.pred.Slice(0, B*d.shape.Ways*d.shape.Queries))
 }
 
+// PredictsOnDevice reports whether PredictBatch classifies on the device
+// (ProtoNet) rather than on the host twin (MAML, FOMAML).
+func (d *devLearner) PredictsOnDevice() bool { return d.proto != nil }
+
 // The rest reads the host twin, brought up to date first.
 
 func (d *devLearner) Predict(ep *datasets.Episode, labels []int32, scores []float32) error {

@@ -4,6 +4,7 @@ package train
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -759,5 +760,24 @@ func BenchmarkDeviceStaging(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/step")
 		})
+	}
+}
+
+// TestDeviceBenchEval checks what the evaluation bench says of device
+// learners: ProtoNet classifies on the device and is timed there; MAML
+// adapts on the host twin, which the result says, with no device time.
+func TestDeviceBenchEval(t *testing.T) {
+	be := gpuBackend(t)
+	for _, algo := range []string{"protonet", "maml"} {
+		r, err := Bench(context.Background(), BenchOptions{Config: devConfig(algo, "relu"), Shape: devShape, Backend: be,
+			Steps: 2, Repeats: 1, Threads: 1, Seed: 1, Eval: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		onHost := algo == "maml"
+		if !r.DeviceResident || r.EvalOnHost != onHost || (r.DeviceMSPerStep > 0) == onHost {
+			t.Errorf("%s: device-resident %v, evaluated on the host %v (want %v), device ms/step %g",
+				algo, r.DeviceResident, r.EvalOnHost, onHost, r.DeviceMSPerStep)
+		}
 	}
 }

@@ -161,6 +161,9 @@ func singleBench(e *env, outFormat eval.Format, run benchRun, engine string, war
 			[]string{"CUDA graphs", yesNo(r.CUDAGraphs)},
 			[]string{"steps queued ahead", yesNo(r.Pipelined)},
 			[]string{"device memory (MiB)", mib(r.DeviceBytes)})
+		if r.EvalOnHost {
+			t.Rows = append(t.Rows, []string{"evaluated on", "the host twin (adapts to each episode there)"})
+		}
 	}
 	if r.DeviceMSPerStep > 0 {
 		t.Rows = append(t.Rows, []string{"device ms/step", strconv.FormatFloat(r.DeviceMSPerStep, 'f', 3, 64)})
