@@ -267,38 +267,28 @@ func (d Dev) GemmBatched(g Gemm) error {
 	if g.TransB {
 		br, bc = g.N, g.K
 	}
+	var a, b, rows, bias, act span // what the product reads and writes besides C
 	if g.K > 0 {
 		if g.ARows.IsNil() {
-			extent("Dev.GemmBatched", "A", g.A, ar, ac, g.LDA, g.StrideA, g.Batch)
+			a = extent("Dev.GemmBatched", "A", g.A, ar, ac, g.LDA, g.StrideA, g.Batch)
 		} else {
 			checkDims("Dev.GemmBatched", g.ARowsStride)
-			extent("Dev.GemmBatched", "ARows", g.ARows, 1, ar, ar, g.ARowsStride, g.Batch)
+			rows = extent("Dev.GemmBatched", "ARows", g.ARows, 1, ar, ar, g.ARowsStride, g.Batch)
 			extent("Dev.GemmBatched", "A", g.A, 1, ac, g.LDA, g.StrideA, g.Batch) // a row at least
+			a = whole("A", g.A)                                                   // wherever the row numbers point
 		}
-		extent("Dev.GemmBatched", "B", g.B, br, bc, g.LDB, g.StrideB, g.Batch)
+		b = extent("Dev.GemmBatched", "B", g.B, br, bc, g.LDB, g.StrideB, g.Batch)
 	}
-	extent("Dev.GemmBatched", "C", g.C, g.M, g.N, g.LDC, g.StrideC, g.Batch)
+	c := extent("Dev.GemmBatched", "C", g.C, g.M, g.N, g.LDC, g.StrideC, g.Batch)
 	if !g.Bias.IsNil() {
 		checkDims("Dev.GemmBatched", g.BiasStride)
-		extent("Dev.GemmBatched", "Bias", g.Bias, 1, g.N, g.N, g.BiasStride, g.Batch)
+		bias = extent("Dev.GemmBatched", "Bias", g.Bias, 1, g.N, g.N, g.BiasStride, g.Batch)
 	}
 	if !g.ActOut.IsNil() {
 		g.Act.check("Dev.GemmBatched")
-		extent("Dev.GemmBatched", "ActOut", g.ActOut, g.M, g.N, g.LDC, g.StrideC, g.Batch)
+		act = extent("Dev.GemmBatched", "ActOut", g.ActOut, g.M, g.N, g.LDC, g.StrideC, g.Batch)
 	}
-	a := strided("A", g.A, ar, ac, g.LDA, g.StrideA, g.Batch)
-	if !g.ARows.IsNil() {
-		a = whole("A", g.A) // wherever the row numbers point
-	}
-	if g.K == 0 {
-		a, g.B = span{}, Buffer{}
-	}
-	apart("Dev.GemmBatched", 2,
-		strided("C", g.C, g.M, g.N, g.LDC, g.StrideC, g.Batch),
-		strided("ActOut", g.ActOut, g.M, g.N, g.LDC, g.StrideC, g.Batch),
-		a, strided("B", g.B, br, bc, g.LDB, g.StrideB, g.Batch),
-		strided("Bias", g.Bias, 1, g.N, g.N, g.BiasStride, g.Batch),
-		strided("ARows", g.ARows, 1, ar, ar, g.ARowsStride, g.Batch))
+	apart("Dev.GemmBatched", 2, c, act, a, b, bias, rows)
 	return d.b.do(func() error { return d.b.gemm(g) })
 }
 
@@ -309,8 +299,7 @@ func (d Dev) BiasAdd(z, bias Buffer, batch, rows, cols, biasStride int) error {
 	if z.n == 0 {
 		return nil
 	}
-	extent("Dev.BiasAdd", "bias", bias, 1, cols, cols, biasStride, batch)
-	apart("Dev.BiasAdd", 1, whole("z", z), strided("bias", bias, 1, cols, cols, biasStride, batch))
+	apart("Dev.BiasAdd", 1, whole("z", z), extent("Dev.BiasAdd", "bias", bias, 1, cols, cols, biasStride, batch))
 	return d.b.do(func() error { return d.b.biasAdd(z, bias, batch, rows, cols, biasStride) })
 }
 
@@ -322,8 +311,7 @@ func (d Dev) ColSum(dst, x Buffer, batch, rows, cols, dstStride int, accumulate 
 	if batch*cols == 0 {
 		return nil
 	}
-	extent("Dev.ColSum", "dst", dst, 1, cols, cols, dstStride, batch)
-	apart("Dev.ColSum", 1, strided("dst", dst, 1, cols, cols, dstStride, batch), whole("x", x))
+	apart("Dev.ColSum", 1, extent("Dev.ColSum", "dst", dst, 1, cols, cols, dstStride, batch), whole("x", x))
 	return d.b.do(func() error { return d.b.colSum(dst, x, batch, rows, cols, dstStride, accumulate) })
 }
 
@@ -543,8 +531,8 @@ func (d Dev) InnerUpdate(wf, w Buffer, wStride int, g, lrVec Buffer, lr float32,
 	if wf.n == 0 {
 		return nil
 	}
-	extent("Dev.InnerUpdate", "w", w, 1, n, n, wStride, batch)
-	apart("Dev.InnerUpdate", 1, whole("wf", wf), strided("w", w, 1, n, n, wStride, batch), whole("g", g), whole("lrVec", lrVec))
+	apart("Dev.InnerUpdate", 1, whole("wf", wf), extent("Dev.InnerUpdate", "w", w, 1, n, n, wStride, batch),
+		whole("g", g), whole("lrVec", lrVec))
 	return d.b.do(func() error {
 		return d.b.launch(kInnerUpdate, d.b.grid1(wf.n), block1, ptrArg(wf), ptrArg(w), longArg(wStride),
 			ptrArg(g), ptrArg(lrVec), floatArg(lr), longArg(n), intArg(batch))
@@ -809,10 +797,11 @@ func need(op, name string, x Buffer, n int) {
 }
 
 // extent panics unless x holds batch row-major [rows,cols] matrices with
-// row stride ld, stride elements apart.
-func extent(op, name string, x Buffer, rows, cols, ld, stride, batch int) {
+// row stride ld, stride elements apart, and returns the span they cover
+// from x's start (for apart).
+func extent(op, name string, x Buffer, rows, cols, ld, stride, batch int) span {
 	if rows == 0 || cols == 0 || batch == 0 {
-		return
+		return span{name: name}
 	}
 	if ld < cols {
 		panic(fmt.Sprintf("cuda.%s: %s: leading dimension %d < %d columns", op, name, ld, cols))
@@ -821,6 +810,7 @@ func extent(op, name string, x Buffer, rows, cols, ld, stride, batch int) {
 	if x.n < last {
 		panic(fmt.Sprintf("cuda.%s: %s has %d elements, the shape needs %d", op, name, x.n, last))
 	}
+	return span{name, x, last}
 }
 
 // The kernels take their pointers __restrict__, so an output that overlaps
@@ -838,15 +828,6 @@ type span struct {
 
 // whole is all of x.
 func whole(name string, x Buffer) span { return span{name, x, x.n} }
-
-// strided is the elements of batch row-major [rows,cols] matrices with row
-// stride ld, stride elements apart (as extent checks), from x's start.
-func strided(name string, x Buffer, rows, cols, ld, stride, batch int) span {
-	if x.IsNil() || rows == 0 || cols == 0 || batch == 0 {
-		return span{name: name}
-	}
-	return span{name, x, (batch-1)*stride + (rows-1)*ld + cols}
-}
 
 func (a span) overlaps(b span) bool {
 	if a.x.IsNil() || b.x.IsNil() || a.n == 0 || b.n == 0 {
