@@ -153,7 +153,7 @@ func singleBench(e *env, outFormat eval.Format, run benchRun, engine string, war
 			{"heap growth (bytes)", strconv.FormatInt(int64(r.HeapGrowth), 10)},
 			{lossName(r.Eval), strconv.FormatFloat(r.FinalLoss, 'f', 4, 64)},
 		},
-		Notes: []string{fmt.Sprintf("median of %d repeats of %d meta-steps after %d warm-up steps, on seeded synthetic episodes", r.Repeats, r.Steps, warmup)},
+		Notes: []string{benchNote(r.Repeats, r.Steps, warmup)},
 	}
 	if r.DeviceResident {
 		t.Rows = append(t.Rows,
@@ -244,13 +244,17 @@ func sweepBench(e *env, outFormat eval.Format, runs []benchRun, ref map[string]f
 		}
 		t.Rows = append(t.Rows, row)
 	}
-	t.Notes = []string{fmt.Sprintf("median of %d repeats of %d meta-steps after %d warm-up steps, on seeded synthetic episodes; "+
-		"device ms/step: stream time per step, idle gaps included", repeats, steps, warmup)}
+	t.Notes = []string{benchNote(repeats, steps, warmup) + "; device ms/step: stream time per step, idle gaps included"}
 	if runs[0].err == nil && runs[0].res.DeviceResident {
 		t.Notes = append(t.Notes, "device steps replayed as CUDA graphs: "+yesNo(runs[0].res.CUDAGraphs)+
 			" (METAIDS_CUDA_GRAPHS=0 launches every kernel); queued ahead of the device: "+yesNo(runs[0].res.Pipelined))
 	}
 	return t.Render(e.stdout, outFormat)
+}
+
+// benchNote says how a bench's rates were taken.
+func benchNote(repeats, steps, warmup int) string {
+	return fmt.Sprintf("median of %d repeats of %d meta-steps after %d warm-up steps, on seeded synthetic episodes", repeats, steps, warmup)
 }
 
 func mib(bytes int64) string { return strconv.FormatFloat(float64(bytes)/(1<<20), 'f', 1, 64) }
