@@ -106,7 +106,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return r.err
 		}
 		if len(runs) > 1 {
-			msg := fmt.Sprintf("%.0f tasks/s", r.res.TasksPerSec)
+			msg := fmt.Sprintf("%.0f %s", r.res.TasksPerSec, rateName(*evalMode))
 			if r.err != nil {
 				msg = r.err.Error()
 			}
