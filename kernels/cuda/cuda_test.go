@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/metaids/metaids/kernels"
 	"github.com/metaids/metaids/kernels/cpu"
+	"gorgonia.org/cu"
 )
 
 // The tests compare every kernel with kernels/cpu or with a float64
@@ -1241,6 +1243,46 @@ func TestTimeDevice(t *testing.T) {
 		t.Errorf("TimeDevice passed on %v, want %v", err, want)
 	}
 	var _ kernels.DeviceTimer = b
+}
+
+// TestCallsFromAnyThread: the driver's context is current per OS thread, and
+// a goroutine may run on any thread, so every call must make it current
+// itself. The calls here run on a thread where no context is current.
+func TestCallsFromAnyThread(t *testing.T) {
+	d := newDev(t)
+	src := randn(rand.New(rand.NewPCG(11, 12)), 257)
+	x := d.buf(src)
+	y := d.buf(make([]float32, len(src)))
+	got := make([]float32, len(src))
+	errc := make(chan error)
+	go func() {
+		// Not unlocked: the thread, left without a context, ends with the goroutine.
+		runtime.LockOSThread()
+		if err := cu.SetCurrentContext(cu.CUContext{}); err != nil {
+			errc <- fmt.Errorf("unsetting the context: %v", err)
+			return
+		}
+		for _, call := range []func() error{
+			func() error { return d.Copy(y, x) },
+			func() error { return d.Scale(y, 2) },
+			func() error { return d.Sync() },
+			func() error { return d.Download(got, y) },
+		} {
+			if err := call(); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		t.Fatalf("a call from a thread without a current context: %v", err)
+	}
+	want := make([]float32, len(src))
+	for i, v := range src {
+		want[i] = 2 * v
+	}
+	compare(t, "copy and scale", got, want, nil)
 }
 
 // TestOperandsMustNotAlias checks that a Dev method refuses an output that

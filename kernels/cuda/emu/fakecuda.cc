@@ -22,6 +22,10 @@
 // GPU. METAIDS_FAKECUDA_EAGER=1 runs each piece of work at once instead,
 // which reports a failing kernel at its launch.
 //
+// As with a real driver, the primary context is current per OS thread:
+// memory, module, launch, copy, event and graph calls fail with
+// CUDA_ERROR_INVALID_CONTEXT on a thread where it is not.
+//
 // METAIDS_FAKECUDA_ORDER=reverse runs blocks, and each block's threads
 // between barriers, last first (see reversed).
 //
@@ -260,6 +264,21 @@ static const char* module_image;
 
 static CUresult ready() { return inited ? CUDA_SUCCESS : CUDA_ERROR_NOT_INITIALIZED; }
 
+// The primary context: retained by count, and current per OS thread, as the
+// driver's. A call that needs a context fails on a thread where it is not
+// current, so a Go call that lands on another OS thread without making it
+// current fails here as on a GPU.
+static const CUcontext kPrimary = (CUcontext)(uintptr_t)0x1000;
+static int primary_refs;
+static thread_local CUcontext current_ctx;
+
+static CUresult in_ctx() {
+    if (CUresult r = ready()) return r;
+    if (primary_refs > 0 && current_ctx == kPrimary) return CUDA_SUCCESS;
+    fprintf(stderr, "fakecuda: no context is current on this thread\n");
+    return CUDA_ERROR_INVALID_CONTEXT;
+}
+
 extern "C" {
 
 API CUresult cuInit(unsigned int flags) {
@@ -282,6 +301,7 @@ API CUresult cuGetErrorName(CUresult r, const char** name) {
         case CUDA_ERROR_NOT_FOUND: *name = "CUDA_ERROR_NOT_FOUND"; break;
         case CUDA_ERROR_LAUNCH_FAILED: *name = "CUDA_ERROR_LAUNCH_FAILED"; break;
         case CUDA_ERROR_NOT_READY: *name = "CUDA_ERROR_NOT_READY"; break;
+        case CUDA_ERROR_INVALID_CONTEXT: *name = "CUDA_ERROR_INVALID_CONTEXT"; break;
         default: *name = NULL; return CUDA_ERROR_INVALID_VALUE;
     }
     return CUDA_SUCCESS;
@@ -323,30 +343,40 @@ API CUresult cuDeviceGetAttribute(int* v, CUdevice_attribute attr, CUdevice) {
 
 API CUresult cuDevicePrimaryCtxRetain(CUcontext* ctx, CUdevice) {
     if (CUresult r = ready()) return r;
-    *ctx = (CUcontext)(uintptr_t)0x1000;
+    primary_refs++;
+    *ctx = kPrimary;
     return CUDA_SUCCESS;
 }
 
 API CUresult cuDevicePrimaryCtxRelease(CUdevice) {
+    if (CUresult r = ready()) return r;
+    if (primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
     run_all();
+    primary_refs--;
     return CUDA_SUCCESS;
 }
 
-API CUresult cuCtxSetCurrent(CUcontext) { return ready(); }
+API CUresult cuCtxSetCurrent(CUcontext ctx) {
+    if (CUresult r = ready()) return r;
+    if (ctx != NULL && (ctx != kPrimary || primary_refs == 0)) return CUDA_ERROR_INVALID_CONTEXT;
+    current_ctx = ctx;
+    return CUDA_SUCCESS;
+}
 
 API CUresult cuCtxSynchronize(void) {
-    if (CUresult r = ready()) return r;
+    if (CUresult r = in_ctx()) return r;
     return run_all();
 }
 
 API CUresult cuMemGetInfo(size_t* free_, size_t* total) {
+    if (CUresult r = in_ctx()) return r;
     *total = (size_t)8 << 30;
     *free_ = (size_t)env_int("METAIDS_FAKECUDA_FREE_MIB", 8 << 10) << 20;
     return CUDA_SUCCESS;
 }
 
 API CUresult cuModuleLoadData(CUmodule* mod, const void* image) {
-    if (CUresult r = ready()) return r;
+    if (CUresult r = in_ctx()) return r;
     const char* s = (const char*)image;
     if (!strstr(s, "\n.version ") || !strstr(s, "\n.target ")) return CUDA_ERROR_INVALID_PTX;
     module_image = strdup(s);
@@ -355,6 +385,7 @@ API CUresult cuModuleLoadData(CUmodule* mod, const void* image) {
 }
 
 API CUresult cuModuleUnload(CUmodule) {
+    if (CUresult r = in_ctx()) return r;
     run_all();
     return CUDA_SUCCESS;
 }
@@ -362,6 +393,7 @@ API CUresult cuModuleUnload(CUmodule) {
 // cuModuleGetFunction finds a kernel that the PTX declares and the emulation
 // has.
 API CUresult cuModuleGetFunction(CUfunction* f, CUmodule, const char* name) {
+    if (CUresult r = in_ctx()) return r;
     std::string entry = std::string(".entry ") + name + "(";
     if (!module_image || !strstr(module_image, entry.c_str())) return CUDA_ERROR_NOT_FOUND;
     const auto& k = kernels();
@@ -415,7 +447,7 @@ static CUresult run_kernel(size_t i, uint3 grid, uint3 block, const std::functio
 
 API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                             unsigned bz, unsigned shared, CUstream, void** params, void** extra) {
-    if (CUresult r = ready()) return r;
+    if (CUresult r = in_ctx()) return r;
     const auto& k = kernels();
     const uintptr_t i = (uintptr_t)f;
     if (i < 1 || i > k.size()) return CUDA_ERROR_INVALID_HANDLE;
@@ -427,7 +459,7 @@ API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
 }
 
 API CUresult cuMemAlloc(CUdeviceptr* p, size_t size) {
-    if (CUresult r = ready()) return r;
+    if (CUresult r = in_ctx()) return r;
     if (size == 0) return CUDA_ERROR_INVALID_VALUE;
     const size_t pg = page();
     const size_t data_pages = (size + pg - 1) / pg * pg;
@@ -447,6 +479,7 @@ API CUresult cuMemAlloc(CUdeviceptr* p, size_t size) {
 
 // A free waits for the work queued before it, as the driver's does.
 API CUresult cuMemFree(CUdeviceptr p) {
+    if (CUresult r = in_ctx()) return r;
     auto it = allocs.find((uintptr_t)p);
     if (it == allocs.end()) return CUDA_ERROR_INVALID_VALUE;
     if (CUresult r = run_all()) return r;
@@ -464,6 +497,7 @@ static CUresult check_range(const char* op, CUdeviceptr p, size_t n) {
 
 // The synchronous copies to and from the host wait for the queued work.
 API CUresult cuMemcpyHtoD(CUdeviceptr dst, const void* src, size_t n) {
+    if (CUresult r = in_ctx()) return r;
     if (CUresult r = check_range("cuMemcpyHtoD", dst, n)) return r;
     if (CUresult r = run_all()) return r;
     memcpy((void*)(uintptr_t)dst, src, n);
@@ -471,6 +505,7 @@ API CUresult cuMemcpyHtoD(CUdeviceptr dst, const void* src, size_t n) {
 }
 
 API CUresult cuMemcpyDtoH(void* dst, CUdeviceptr src, size_t n) {
+    if (CUresult r = in_ctx()) return r;
     if (CUresult r = check_range("cuMemcpyDtoH", src, n)) return r;
     if (CUresult r = run_all()) return r;
     memcpy(dst, (const void*)(uintptr_t)src, n);
@@ -478,6 +513,7 @@ API CUresult cuMemcpyDtoH(void* dst, CUdeviceptr src, size_t n) {
 }
 
 API CUresult cuMemcpyDtoD(CUdeviceptr dst, CUdeviceptr src, size_t n) {
+    if (CUresult r = in_ctx()) return r;
     if (CUresult r = check_range("cuMemcpyDtoD", dst, n)) return r;
     if (CUresult r = check_range("cuMemcpyDtoD", src, n)) return r;
     return enqueue([=] {
@@ -487,6 +523,7 @@ API CUresult cuMemcpyDtoD(CUdeviceptr dst, CUdeviceptr src, size_t n) {
 }
 
 API CUresult cuMemsetD32(CUdeviceptr dst, unsigned int v, size_t n) {
+    if (CUresult r = in_ctx()) return r;
     if (CUresult r = check_range("cuMemsetD32", dst, n * 4)) return r;
     return enqueue([=] {
         unsigned int* p = (unsigned int*)(uintptr_t)dst;
@@ -506,12 +543,13 @@ struct FakeEvent {
 };
 
 API CUresult cuEventCreate(CUevent* e, unsigned int) {
-    if (CUresult r = ready()) return r;
+    if (CUresult r = in_ctx()) return r;
     *e = (CUevent) new FakeEvent{{}, false, false, 0, false};
     return CUDA_SUCCESS;
 }
 
 API CUresult cuEventRecord(CUevent e, CUstream) {
+    if (CUresult r = in_ctx()) return r;
     FakeEvent* f = (FakeEvent*)e;
     if (!f || f->destroyed) return CUDA_ERROR_INVALID_HANDLE;
     f->recorded = true;
@@ -535,7 +573,7 @@ API CUresult cuEventRecord(CUevent e, CUstream) {
 
 // cuEventSynchronize runs the queued work up to the event's newest record.
 API CUresult cuEventSynchronize(CUevent e) {
-    if (CUresult r = ready()) return r;
+    if (CUresult r = in_ctx()) return r;
     FakeEvent* f = (FakeEvent*)e;
     if (!f || f->destroyed) return CUDA_ERROR_INVALID_HANDLE;
     if (!f->recorded) return CUDA_SUCCESS;
@@ -560,7 +598,7 @@ API CUresult cuEventDestroy_v2(CUevent e) {
 
 API CUresult cuCtxGetCurrent(CUcontext* ctx) {
     if (CUresult r = ready()) return r;
-    *ctx = (CUcontext)(uintptr_t)0x1000;
+    *ctx = current_ctx;
     return CUDA_SUCCESS;
 }
 
@@ -570,7 +608,7 @@ API CUresult cuCtxGetCurrent(CUcontext* ctx) {
 static std::map<uintptr_t, size_t> host_allocs;  // start -> size
 
 API CUresult cuMemHostAlloc(void** p, size_t n, unsigned int flags) {
-    if (CUresult r = ready()) return r;
+    if (CUresult r = in_ctx()) return r;
     if (n == 0 || flags != 0) return CUDA_ERROR_INVALID_VALUE;
     *p = malloc(n);
     if (!*p) return CUDA_ERROR_OUT_OF_MEMORY;
@@ -580,6 +618,7 @@ API CUresult cuMemHostAlloc(void** p, size_t n, unsigned int flags) {
 }
 
 API CUresult cuMemFreeHost(void* p) {
+    if (CUresult r = in_ctx()) return r;
     auto it = host_allocs.find((uintptr_t)p);
     if (it == host_allocs.end()) return CUDA_ERROR_INVALID_VALUE;
     if (CUresult r = run_all()) return r;
@@ -698,6 +737,7 @@ API CUresult cuGraphAddMemsetNode(CUgraphNode* out, CUgraph g, const CUgraphNode
 
 // An executable graph is a copy of the graph's nodes at instantiation.
 API CUresult cuGraphInstantiateWithFlags(CUgraphExec* e, CUgraph g, unsigned long long flags) {
+    if (CUresult r = in_ctx()) return r;
     if (!g || flags != 0) return CUDA_ERROR_INVALID_VALUE;
     *e = (CUgraphExec) new FakeExec{std::make_shared<std::vector<std::function<CUresult()>>>(((FakeGraph*)g)->nodes)};
     return CUDA_SUCCESS;
@@ -705,7 +745,7 @@ API CUresult cuGraphInstantiateWithFlags(CUgraphExec* e, CUgraph g, unsigned lon
 
 // A launch is queued: its copies read and write host memory when it runs.
 API CUresult cuGraphLaunch(CUgraphExec e, CUstream) {
-    if (CUresult r = ready()) return r;
+    if (CUresult r = in_ctx()) return r;
     if (!e) return CUDA_ERROR_INVALID_VALUE;
     auto nodes = ((FakeExec*)e)->nodes;
     return enqueue([nodes] {
