@@ -686,7 +686,8 @@ API CUresult cuGraphAddKernelNode(CUgraphNode* out, CUgraph g, const CUgraphNode
 }
 
 API CUresult cuGraphAddMemcpyNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t ndeps,
-                                  const CUDA_MEMCPY3D* p, CUcontext) {
+                                  const CUDA_MEMCPY3D* p, CUcontext ctx) {
+    if (ctx != kPrimary || primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
     // One-dimensional copies only, as the backend makes them.
     const size_t n = p->WidthInBytes;
     if (p->Height != 1 || p->Depth != 1 || p->srcXInBytes || p->srcY || p->srcZ || p->dstXInBytes || p->dstY ||
@@ -721,7 +722,8 @@ API CUresult cuGraphAddMemcpyNode(CUgraphNode* out, CUgraph g, const CUgraphNode
 }
 
 API CUresult cuGraphAddMemsetNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t ndeps,
-                                  const CUDA_MEMSET_NODE_PARAMS* p, CUcontext) {
+                                  const CUDA_MEMSET_NODE_PARAMS* p, CUcontext ctx) {
+    if (ctx != kPrimary || primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
     if (p->elementSize != 4 || p->height != 1 || p->width == 0) return CUDA_ERROR_INVALID_VALUE;
     const CUdeviceptr dst = p->dst;
     const size_t n = p->width;
