@@ -9,7 +9,7 @@ QUICK_SET := --seeds 1 --set episodes.train_steps=40 --set episodes.val_every=20
 	--set episodes.val_episodes=5 --set episodes.test_episodes=20 --set pretrain.epochs=1 \
 	--set adversarial.eval_episodes=5 --set adversarial.pgd_steps=2
 
-.PHONY: all build test test-short bench vet fmt reproduce reproduce-quick kernels cuda-check cuda-device clean
+.PHONY: all build test test-short race bench vet fmt reproduce reproduce-quick kernels cuda-check cuda-device clean
 
 all: build
 
@@ -27,6 +27,11 @@ test:
 
 test-short:
 	$(GO) test -short ./...
+
+# The tests under the race detector (needs cgo and a C compiler); CI runs it
+# after make test.
+race:
+	$(GO) test -race -short -count=1 ./...
 
 # Benchmarks, single-threaded as the targets in BENCHMARKS.md are stated.
 bench:
