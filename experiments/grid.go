@@ -105,10 +105,35 @@ func gridValueText(n *yaml.Node) string {
 	return "[" + strings.Join(parts, ",") + "]"
 }
 
+// maxGridRuns bounds the runs one spec may expand to: a grid is decoded
+// and checked run by run, and a product of long lists is a mistake rather
+// than a plan.
+const maxGridRuns = 10000
+
+// checkGridSize refuses a grid of more than maxGridRuns runs, naming each
+// axis and its length.
+func (d *decoder) checkGridSize(root *yaml.Node, axes []gridAxis) error {
+	runs := 1
+	parts := make([]string, len(axes))
+	for i, a := range axes {
+		runs = min(runs*len(a.values), maxGridRuns+1) // at most 10,001 × a list's length: no overflow
+		parts[i] = fmt.Sprintf("%s %d", a.key, len(a.values))
+	}
+	if runs <= maxGridRuns {
+		return nil
+	}
+	d.failAt(d.where(lookupKeyNode(root, axes[0].key)), axes[0].key,
+		"the grid has more than %d runs (%s): split it into several specs", maxGridRuns, strings.Join(parts, " × "))
+	return d.errs.err()
+}
+
 // expand decodes the tree once per grid combination.
 func (d *decoder) expand(root *yaml.Node) ([]Spec, error) {
 	axes := d.axes(root)
 	if err := d.errs.err(); err != nil {
+		return nil, err
+	}
+	if err := d.checkGridSize(root, axes); err != nil {
 		return nil, err
 	}
 	varied := map[string]bool{}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -203,6 +204,9 @@ func TestErrors(t *testing.T) {
 			`spec.yaml: --set learner.algo=[maml,mamal]: "mamal"; want one of anil, finetune, fomaml, maml, metasgd, nearest-centroid, protonet, reptile; did you mean maml?`},
 		{"override into a value", "dataset: {name: nsl-kdd}\nseeds: [1]\n", []string{"seeds.first=1"},
 			"spec.yaml: --set seeds.first=1: seeds: is a list, not a section"},
+		{"grid too large", "dataset: {name: nsl-kdd}\nepisodes: {ways: " + intList(2, 21) + ", shots: " + intList(1, 30) + "}\n",
+			[]string{"episodes.queries=" + intList(1, 20)},
+			"spec.yaml:2: episodes.ways: the grid has more than 10000 runs (episodes.ways 20 × episodes.shots 30 × episodes.queries 20): split it into several specs"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -237,6 +241,15 @@ func TestParseOverrideSyntax(t *testing.T) {
 			t.Errorf("ParseOverride(%q) = %v, want %q", s, err, want)
 		}
 	}
+}
+
+// intList is the YAML flow list [lo, lo+1, ..., hi].
+func intList(lo, hi int) string {
+	var parts []string
+	for v := lo; v <= hi; v++ {
+		parts = append(parts, strconv.Itoa(v))
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 func runNames(specs []Spec) []string {
