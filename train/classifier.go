@@ -120,6 +120,9 @@ func NewClassifier(cfg ClassifierConfig, dim, classes int, be kernels.Backend) (
 	if classes < 2 {
 		return nil, fmt.Errorf("classifier: %d classes, want >= 2", classes)
 	}
+	if err := checkClassifierMemory(cfg, dim, classes); err != nil {
+		return nil, err
+	}
 	if be == nil {
 		be = kernels.NewCPU()
 	}

@@ -117,6 +117,9 @@ func New(cfg Config, shape Shape, be kernels.Backend) (Learner, error) {
 	if err := shape.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkMemory(cfg, shape); err != nil {
+		return nil, err
+	}
 	if be == nil {
 		be = kernels.NewCPU()
 	}

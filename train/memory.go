@@ -1,0 +1,123 @@
+package train
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// ErrTooLarge is wrapped by the error of a constructor asked for a model or
+// meta-batch that cannot fit in the machine's memory: refused before
+// allocating, instead of the runtime dying out of memory.
+var ErrTooLarge = errors.New("too large for this machine's memory")
+
+// physicalMemory is the machine's memory in bytes, 0 when unknown (no
+// check then). A variable so that tests can set it.
+var physicalMemory = memTotal()
+
+// memTotal reads MemTotal from /proc/meminfo; 0 where there is none.
+func memTotal() float64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:")
+		if !ok {
+			continue
+		}
+		kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+		if err != nil || kb <= 0 {
+			return 0
+		}
+		return kb * 1024
+	}
+	return 0
+}
+
+// MemoryFloor is a lower bound, in bytes, on the memory a learner of cfg
+// for shape s takes to train: its parameters and their gradient, and the
+// meta-batch of float32 episodes a caller passes it. Computed in float64,
+// so absurd sizes do not overflow.
+func MemoryFloor(cfg Config, s Shape) float64 {
+	elem := 4.0
+	if cfg.Float64 {
+		elem = 8
+	}
+	params := float64(modelParams(cfg, s))
+	rows := float64(s.Ways) * (float64(s.Shots) + float64(s.Queries))
+	return 2*elem*params + 4*float64(s.MetaBatch)*rows*float64(s.Dim)
+}
+
+// modelParams counts cfg's parameters for shape s, as ModelCost does, in
+// float64 arithmetic: widths of any size give a finite count.
+func modelParams(cfg Config, s Shape) float64 {
+	mlp := func(out int) float64 {
+		n, in := 0.0, float64(s.Dim)
+		for _, h := range cfg.Hidden {
+			n += (in + 1) * float64(h)
+			in = float64(h)
+		}
+		if out > 0 {
+			n += (in + 1) * float64(out)
+		}
+		return n
+	}
+	var n float64
+	switch cfg.Algo {
+	case "nearest-centroid":
+		return 0
+	case "protonet":
+		n = mlp(0)
+	case "finetune":
+		n = mlp(cfg.PretrainClasses)
+	case "metasgd":
+		n = 2 * mlp(s.Ways)
+	default:
+		n = mlp(s.Ways)
+	}
+	if cfg.Aux.Enabled() && len(cfg.Hidden) > 0 {
+		last := float64(cfg.Hidden[len(cfg.Hidden)-1])
+		if cfg.Aux.BinaryWeight > 0 {
+			n += (last + 1) * 2
+		}
+		if cfg.Aux.CategoryWeight > 0 {
+			n += (last + 1) * float64(cfg.Aux.Categories)
+		}
+	}
+	return n
+}
+
+// checkMemory refuses a learner whose MemoryFloor exceeds the machine's
+// memory, naming the sizes that make it so.
+func checkMemory(cfg Config, s Shape) error {
+	floor := MemoryFloor(cfg, s)
+	if physicalMemory <= 0 || floor <= physicalMemory {
+		return nil
+	}
+	return fmt.Errorf("%w: hidden layers %v (%.4g parameters, trained with their gradient) and a meta-batch of %d episodes of %d×%d rows × %d features need at least %s; this machine has %s",
+		ErrTooLarge, cfg.Hidden, modelParams(cfg, s), s.MetaBatch, s.Ways, s.Shots+s.Queries, s.Dim, gib(floor), gib(physicalMemory))
+}
+
+// checkClassifierMemory is checkMemory for a classifier: its parameters,
+// their gradient, and one batch of inputs.
+func checkClassifierMemory(cfg ClassifierConfig, dim, classes int) error {
+	elem := 4.0
+	if cfg.Float64 {
+		elem = 8
+	}
+	params := modelParams(Config{Algo: "finetune", Hidden: cfg.Hidden, PretrainClasses: classes}, Shape{Dim: dim})
+	floor := 2*elem*params + elem*float64(cfg.BatchSize)*float64(dim)
+	if physicalMemory <= 0 || floor <= physicalMemory {
+		return nil
+	}
+	return fmt.Errorf("%w: classifier with hidden layers %v (%.4g parameters, trained with their gradient) on %d features needs at least %s; this machine has %s",
+		ErrTooLarge, cfg.Hidden, params, dim, gib(floor), gib(physicalMemory))
+}
+
+func gib(bytes float64) string { return fmt.Sprintf("%.1f GiB", bytes/(1<<30)) }

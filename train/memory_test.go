@@ -1,0 +1,130 @@
+package train
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"hash/crc32"
+	"strings"
+	"testing"
+)
+
+// The floor's parameter count is the learners' own, for every algorithm,
+// with and without auxiliary heads.
+func TestMemoryFloorCountsTheParameters(t *testing.T) {
+	for _, algo := range allAlgos {
+		for _, aux := range []AuxConfig{{}, {BinaryWeight: 0.5}, {BinaryWeight: 0.5, CategoryWeight: 1, Categories: 4}} {
+			c := smallConfig(algo)
+			c.Hidden = []int{16, 8}
+			if algo != "nearest-centroid" {
+				c.Aux = aux
+			}
+			if got, want := modelParams(c, small), ModelCost(c, small).Params; got != float64(want) {
+				t.Errorf("%s aux %+v: %g parameters, the learner has %d", algo, c.Aux, got, want)
+			}
+			l := mustNew(t, c, small)
+			if got, want := modelParams(c, small), l.(engine).numParams(); got != float64(want) {
+				t.Errorf("%s aux %+v: %g parameters, the built learner has %d", algo, c.Aux, got, want)
+			}
+		}
+	}
+	// By hand: ProtoNet on 8 features, hidden [16]: 8*16+16 = 144 parameters
+	// and their gradient at 4 bytes, and 2 episodes of 3*(2+3) rows of 8
+	// float32 features.
+	c := smallConfig("protonet")
+	if got, want := MemoryFloor(c, small), 2*4*144.0+4*2*15*8.0; got != want {
+		t.Errorf("MemoryFloor = %g, want %g", got, want)
+	}
+	c.Float64 = true
+	if got, want := MemoryFloor(c, small), 2*8*144.0+4*2*15*8.0; got != want {
+		t.Errorf("MemoryFloor in float64 = %g, want %g", got, want)
+	}
+}
+
+// withMemory runs f as if the machine had the given memory.
+func withMemory(bytes float64, f func()) {
+	defer func(m float64) { physicalMemory = m }(physicalMemory)
+	physicalMemory = bytes
+	f()
+}
+
+func TestTooLargeIsRefusedBeforeAllocating(t *testing.T) {
+	withMemory(1<<30, func() {
+		for _, c := range []struct {
+			name   string
+			hidden []int
+			shape  Shape
+			want   string
+		}{
+			{"wide layer", []int{1 << 40}, small, "hidden layers [1099511627776] (9.896e+12 parameters"},
+			{"two wide layers", []int{100000, 100000}, small, "hidden layers [100000 100000] (1e+10 parameters"},
+			{"huge meta-batch", []int{16}, Shape{Ways: 3, Shots: 2, Queries: 3, MetaBatch: 1 << 30, Dim: 8},
+				"a meta-batch of 1073741824 episodes of 3×5 rows × 8 features"},
+		} {
+			for _, algo := range []string{"protonet", "maml", "metasgd"} {
+				cfg := smallConfig(algo)
+				cfg.Hidden = c.hidden
+				_, err := New(cfg, c.shape, nil)
+				if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "this machine has 1.0 GiB") {
+					t.Errorf("%s %s: %v, want ErrTooLarge naming the machine's memory", c.name, algo, err)
+					continue
+				}
+				if algo == "protonet" && !strings.Contains(err.Error(), c.want) {
+					t.Errorf("%s: %v, want it to say %q", c.name, err, c.want)
+				}
+			}
+		}
+		if _, err := New(smallConfig("maml"), small, nil); err != nil {
+			t.Errorf("a small learner: %v", err)
+		}
+		cc := DefaultClassifierConfig()
+		cc.Hidden = []int{1 << 20, 1 << 20}
+		if _, err := NewClassifier(cc, 122, 5, nil); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("a huge classifier: %v, want ErrTooLarge", err)
+		}
+		cc.Hidden = []int{64}
+		if _, err := NewClassifier(cc, 122, 5, nil); err != nil {
+			t.Errorf("a small classifier: %v", err)
+		}
+	})
+	// Without a known memory size nothing is refused: the small learner
+	// is built either way (a huge one is not tried).
+	withMemory(0, func() {
+		if err := checkMemory(Config{Algo: "protonet", Hidden: []int{1 << 40}}, small); err != nil {
+			t.Errorf("memory unknown: %v", err)
+		}
+	})
+}
+
+// A checkpoint whose header (with a valid checksum) describes an absurd
+// model is refused, not allocated.
+func TestCheckpointOfAbsurdModelIsRefused(t *testing.T) {
+	var buf bytes.Buffer
+	if err := mustNew(t, smallConfig("protonet"), small).SaveCheckpoint(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	raw := buf.Bytes()
+	p := raw[len(ckptMagic):]
+	hl := int(binary.LittleEndian.Uint32(p[4:]))
+	var h map[string]any
+	if err := json.Unmarshal(p[8:8+hl], &h); err != nil {
+		t.Fatal(err)
+	}
+	h["Config"].(map[string]any)["Hidden"] = []int{1 << 40}
+	header, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	out.WriteString(ckptMagic)
+	out.Write(p[:4])
+	out.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(header))))
+	out.Write(header)
+	out.Write(p[8+hl : len(p)-4])
+	out.Write(binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(out.Bytes())))
+	_, _, err = Load(&out, nil)
+	if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), ErrTooLarge.Error()) {
+		t.Errorf("Load of a checkpoint with hidden [2^40]: %v, want a bad checkpoint too large for the machine", err)
+	}
+}
