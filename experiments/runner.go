@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -176,13 +177,22 @@ var errInterrupted = errors.New("interrupted")
 
 // Run runs one plan for every seed, writing results/<run>/. A seed whose
 // results exist is skipped unless Force; so is a whole finished run.
-func (r *Runner) runPlan(ctx context.Context, p plan) (*RunSummary, error) {
+func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err error) {
 	dir := filepath.Join(r.opt.OutDir, p.Name)
 	if !r.opt.Force {
 		if s, err := ReadRunSummary(dir); err == nil {
 			fmt.Fprintf(r.opt.Log, "run %s: finished earlier (%s); --force runs it again\n", p.Name, dir)
 			return s, nil
 		}
+	}
+	if _, statErr := os.Stat(dir); errors.Is(statErr, fs.ErrNotExist) {
+		// A run that fails before any seed finishes leaves no folder of
+		// its own behind (finished seeds stay, to be resumed).
+		defer func() {
+			if err != nil {
+				removeIfOnlySpec(dir)
+			}
+		}()
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -210,11 +220,21 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (*RunSummary, error) {
 	} else if results, err = r.runEpisodic(ctx, p, dir, be, seeds); err != nil {
 		return nil, err
 	}
-	sum := summarise(p, results)
+	sum = summarise(p, results)
 	if err := writeRunSummary(dir, sum, results); err != nil {
 		return nil, err
 	}
 	return sum, nil
+}
+
+// removeIfOnlySpec removes a run folder that holds nothing but its
+// spec.yaml.
+func removeIfOnlySpec(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) > 1 || (len(entries) == 1 && entries[0].Name() != "spec.yaml") {
+		return
+	}
+	os.RemoveAll(dir)
 }
 
 // runEpisodic meta-trains and tests a plan for every seed.

@@ -3,6 +3,8 @@ package experiments
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -137,6 +139,33 @@ func TestRunnerInterruptLeavesNoPartialSeed(t *testing.T) {
 		if e.Name() != "spec.yaml" {
 			t.Errorf("left behind %s", e.Name())
 		}
+	}
+}
+
+// A run that fails before any seed finishes leaves no folder it made; one
+// that was there before stays.
+func TestFailedRunLeavesNoFolder(t *testing.T) {
+	out := t.TempDir()
+	p := testPlan(t, "protonet")
+	p.Protocol.ValFraction = 0.1 // fails when drawing validation episodes, after the folder is made
+	if _, err := NewRunner(RunOptions{OutDir: out, Log: &bytes.Buffer{}}).runPlan(context.Background(), p); err == nil {
+		t.Fatal("no error")
+	}
+	if _, err := os.Stat(filepath.Join(out, p.Name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed run left %s behind (%v)", p.Name, err)
+	}
+	keep := filepath.Join(out, p.Name, "notes.txt")
+	if err := os.MkdirAll(filepath.Dir(keep), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keep, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewRunner(RunOptions{OutDir: out, Log: &bytes.Buffer{}}).runPlan(context.Background(), p); err == nil {
+		t.Fatal("no error")
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("a folder that was there before lost its file: %v", err)
 	}
 }
 
