@@ -54,7 +54,38 @@ func (d *decoder) finish(s *Spec, varied map[string]bool) {
 		}
 		if err := cfg.Validate(); err != nil {
 			d.fail("learner", "%v", err)
+		} else {
+			d.checkMemory(s, cfg)
 		}
+	}
+}
+
+// minEncodedDim is the fewest features a record file can encode to: every
+// categorical feature has at least one value and the column for unknown
+// ones.
+const minEncodedDim = datasets.NumNumeric + 2*len(datasets.CategoricalFields)
+
+// checkMemory refuses, before anything runs, a model or meta-batch whose
+// parameters, gradient and episodes alone exceed the machine's memory
+// (train.New refuses it too, with the encoded width known).
+func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
+	mem := train.MachineMemory()
+	if mem <= 0 {
+		return
+	}
+	e := s.Episodes
+	shape := train.Shape{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, MetaBatch: 1, Dim: minEncodedDim}
+	one := train.MemoryFloor(cfg, shape)
+	shape.MetaBatch = e.MetaBatch
+	all := train.MemoryFloor(cfg, shape)
+	gib := func(b float64) string { return fmt.Sprintf("%.1f GiB", b/(1<<30)) }
+	switch {
+	case one > mem:
+		d.fail("model.hidden", "hidden layers %v need at least %s for their parameters, gradient and one episode; this machine has %s",
+			cfg.Hidden, gib(one), gib(mem))
+	case all > mem:
+		d.fail("episodes.meta_batch", "%d episodes of %d×%d rows need at least %s with the model; this machine has %s",
+			e.MetaBatch, e.Ways, e.Shots+e.Queries, gib(all), gib(mem))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/train"
 )
 
 // parseSpec parses a spec named spec.yaml, failing the test on an error.
@@ -227,6 +228,26 @@ func TestErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A model or meta-batch that cannot fit in memory is refused when the spec
+// is checked, naming the key (the sizes are far beyond any machine's).
+func TestTooLargeForMemory(t *testing.T) {
+	if train.MachineMemory() == 0 {
+		t.Skip("the machine's memory is unknown here: nothing is refused")
+	}
+	for set, want := range map[string]string{
+		"model.hidden=[1000000000, 1000000000]": "spec.yaml: --set model.hidden=[1000000000, 1000000000]: hidden layers [1000000000 1000000000] need at least ",
+		"episodes.meta_batch=2000000000":        "spec.yaml: --set episodes.meta_batch=2000000000: 2000000000 episodes of 5×20 rows need at least ",
+	} {
+		_, err := Parse([]byte("dataset: {name: nsl-kdd}\n"), "spec.yaml", parseOverrides(t, []string{set})...)
+		if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "; this machine has ") {
+			t.Errorf("%s: %v, want %q...", set, err, want)
+		}
+	}
+	if _, err := Parse([]byte("dataset: {name: nsl-kdd}\nmodel: {hidden: [4096, 4096]}\nepisodes: {meta_batch: 64}\n"), "spec.yaml"); err != nil {
+		t.Errorf("a large but feasible spec: %v", err)
 	}
 }
 

@@ -93,6 +93,9 @@ func modelParams(cfg Config, s Shape) float64 {
 	return n
 }
 
+// MachineMemory is the machine's memory in bytes, 0 when unknown.
+func MachineMemory() float64 { return physicalMemory }
+
 // checkMemory refuses a learner whose MemoryFloor exceeds the machine's
 // memory, naming the sizes that make it so.
 func checkMemory(cfg Config, s Shape) error {
