@@ -103,8 +103,12 @@ func checkMemory(cfg Config, s Shape) error {
 	if physicalMemory <= 0 || floor <= physicalMemory {
 		return nil
 	}
-	return fmt.Errorf("%w: hidden layers %v (%.4g parameters, trained with their gradient) and a meta-batch of %d episodes of %d×%d rows × %d features need at least %s; this machine has %s",
-		ErrTooLarge, cfg.Hidden, modelParams(cfg, s), s.MetaBatch, s.Ways, s.Shots+s.Queries, s.Dim, gib(floor), gib(physicalMemory))
+	episodes := "episodes"
+	if s.MetaBatch == 1 {
+		episodes = "episode"
+	}
+	return fmt.Errorf("%w: hidden layers %v (%.4g parameters, trained with their gradient) and a meta-batch of %d %s of %d×%d rows × %d features need at least %s; this machine has %s",
+		ErrTooLarge, cfg.Hidden, modelParams(cfg, s), s.MetaBatch, episodes, s.Ways, s.Shots+s.Queries, s.Dim, gib(floor), gib(physicalMemory))
 }
 
 // checkClassifierMemory is checkMemory for a classifier: its parameters,
