@@ -288,19 +288,8 @@ func TestDevicePoolGather(t *testing.T) {
 	be := gpuBackend(t)
 	pool := devPool(t, devShape.Dim)
 	for _, algo := range []string{"protonet", "maml"} {
-		cfg := devConfig(algo, "tanh")
-		a, err := New(cfg, devShape, be)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := New(cfg, devShape, be)
-		if err != nil {
-			t.Fatal(err)
-		}
-		da, db := a.(*devLearner), b.(*devLearner)
-		defer da.Close()
-		defer db.Close()
-		if err := a.(PoolUser).UsePool(pool.X); err != nil {
+		da, db := twoDevLearners(t, devConfig(algo, "tanh"), be)
+		if err := da.UsePool(pool.X); err != nil {
 			t.Fatal(err)
 		}
 		s, err := datasets.NewSampler(pool, datasets.SamplerConfig{Ways: devShape.Ways, Shots: devShape.Shots, Queries: devShape.Queries, MetaBatch: devShape.MetaBatch, Seed: 4})
@@ -312,11 +301,11 @@ func TestDevicePoolGather(t *testing.T) {
 			if err := s.NextBatch(batch); err != nil {
 				t.Fatal(err)
 			}
-			la, err := a.MetaStep(batch[:2+step%2])
+			la, err := da.MetaStep(batch[:2+step%2])
 			if err != nil {
 				t.Fatal(err)
 			}
-			lb, err := b.MetaStep(batch[:2+step%2])
+			lb, err := db.MetaStep(batch[:2+step%2])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -329,7 +318,7 @@ func TestDevicePoolGather(t *testing.T) {
 		}
 		// An episode whose features changed in place is uploaded.
 		batch[0].Source = nil
-		if _, err := a.MetaStep(batch); err != nil {
+		if _, err := da.MetaStep(batch); err != nil {
 			t.Fatal(err)
 		}
 		if da.fromPool != 3 {
@@ -357,6 +346,22 @@ func twoDevLearners(t *testing.T, cfg Config, be *cuda.Backend) (a, b *devLearne
 		t.Cleanup(func() { ls[i].Close() })
 	}
 	return ls[0], ls[1]
+}
+
+// sameParams brings a's and b's host copies up to date and fails unless
+// their parameters are equal bit for bit; how names the way each trained.
+func sameParams(t *testing.T, algo string, a, b *devLearner, howA, howB string) {
+	t.Helper()
+	for _, l := range []*devLearner{a, b} {
+		if err := l.sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, p := range a.base.params {
+		if p != b.base.params[i] {
+			t.Fatalf("%s: parameter %d is %g %s, %g %s", algo, i, p, howA, b.base.params[i], howB)
+		}
+	}
 }
 
 // TestDeviceGraphsMatchDirect trains a learner that replays recorded steps
@@ -434,16 +439,7 @@ func TestDeviceGraphsMatchDirect(t *testing.T) {
 				}
 			}
 		}
-		for _, l := range ls {
-			if err := l.sync(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for i, p := range graph.base.params {
-			if p != direct.base.params[i] {
-				t.Fatalf("%s: parameter %d is %g replayed, %g launched", algo, i, p, direct.base.params[i])
-			}
-		}
+		sameParams(t, algo, graph, direct, "replayed", "launched")
 		if len(graph.graphs) < 3 || len(direct.graphs) != 0 {
 			t.Errorf("%s: %d and %d recorded steps, want several and none", algo, len(graph.graphs), len(direct.graphs))
 		}
@@ -552,16 +548,7 @@ func TestDevicePipeline(t *testing.T) {
 		if losses, err := queued.Drain(); len(losses) != 0 || err != nil {
 			t.Errorf("%s: a second Drain gave %v, %v", algo, losses, err)
 		}
-		for _, l := range ls {
-			if err := l.sync(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for i, p := range queued.base.params {
-			if p != stepped.base.params[i] {
-				t.Fatalf("%s: parameter %d is %g queued, %g stepped", algo, i, p, stepped.base.params[i])
-			}
-		}
+		sameParams(t, algo, queued, stepped, "queued", "stepped")
 
 		// A diverged step: its loss is NaN, reported with the step's number.
 		nan := make([]float32, len(queued.base.params))
