@@ -9,6 +9,14 @@ import "fmt"
 // Absent stands for a nil optional operand's length.
 const Absent = -1
 
+// OptLen is len(s), or Absent for a nil s.
+func OptLen[T any](s []T) int {
+	if s == nil {
+		return Absent
+	}
+	return len(s)
+}
+
 // Pairwise checks PairwiseSqDist's operands: dst [B,Q,N], x [B,Q,D],
 // y [B,N,D], given their lengths.
 func Pairwise(fn string, dst, x, y, B, Q, N, D int) {

@@ -33,3 +33,15 @@ func TestPairwiseChecks(t *testing.T) {
 		}
 	}
 }
+
+func TestOptLen(t *testing.T) {
+	if got := OptLen([]float32(nil)); got != Absent {
+		t.Errorf("OptLen(nil) = %d, want Absent", got)
+	}
+	if got := OptLen([]float64{}); got != 0 {
+		t.Errorf("OptLen(empty) = %d, want 0 (present, empty)", got)
+	}
+	if got := OptLen(make([]float32, 3)); got != 3 {
+		t.Errorf("OptLen of 3 = %d", got)
+	}
+}

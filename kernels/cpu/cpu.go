@@ -93,7 +93,7 @@ func sqDist[T Float](a, b []T) T {
 //
 // Either gx or gy may be nil to skip it.
 func PairwiseSqDistGrad[T Float](gx, gy, gout, x, y []T, B, Q, N, D int) {
-	argcheck.PairwiseGrad("cpu.PairwiseSqDistGrad", optLen(gx), optLen(gy), len(gout), len(x), len(y), B, Q, N, D)
+	argcheck.PairwiseGrad("cpu.PairwiseSqDistGrad", argcheck.OptLen(gx), argcheck.OptLen(gy), len(gout), len(x), len(y), B, Q, N, D)
 	if (gx == nil && gy == nil) || D == 0 {
 		return
 	}
@@ -233,12 +233,4 @@ func Adam[T Float](p, g, m, v []T, t int, lr, beta1, beta2, eps, wd T, decoupled
 
 func sqrt[T Float](x T) T {
 	return T(math.Sqrt(float64(x)))
-}
-
-// optLen is len(s), or argcheck.Absent for nil.
-func optLen[T Float](s []T) int {
-	if s == nil {
-		return argcheck.Absent
-	}
-	return len(s)
 }

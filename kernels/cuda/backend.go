@@ -13,9 +13,8 @@ import (
 	"unsafe"
 
 	"github.com/metaids/metaids/kernels"
-	"gorgonia.org/cu"
-
 	"github.com/metaids/metaids/kernels/argcheck"
+	"gorgonia.org/cu"
 )
 
 func init() {
@@ -373,7 +372,7 @@ func (b *Backend) PairwiseSqDist(dst, x, y []float32, B, Q, N, D int) {
 // it accumulates into gx and gy, either of which may be nil.
 func (b *Backend) PairwiseSqDistGrad(gx, gy, gout, x, y []float32, B, Q, N, D int) {
 	checkDims("PairwiseSqDistGrad", B, Q, N, D)
-	argcheck.PairwiseGrad("cuda.PairwiseSqDistGrad", optLen(gx), optLen(gy), len(gout), len(x), len(y), B, Q, N, D)
+	argcheck.PairwiseGrad("cuda.PairwiseSqDistGrad", argcheck.OptLen(gx), argcheck.OptLen(gy), len(gout), len(x), len(y), B, Q, N, D)
 	// With Q or N zero the sums are empty: nothing to add.
 	if (gx == nil && gy == nil) || B*Q*N*D == 0 {
 		return
@@ -482,14 +481,6 @@ func checkDims(fn string, dims ...int) {
 			panic(fmt.Sprintf("cuda.%s: size #%d is %d, out of range", fn, i+1, d))
 		}
 	}
-}
-
-// optLen is len(s), or argcheck.Absent for nil.
-func optLen(s []float32) int {
-	if s == nil {
-		return argcheck.Absent
-	}
-	return len(s)
 }
 
 // resUnsupportedPTXVersion is CUDA_ERROR_UNSUPPORTED_PTX_VERSION: the driver

@@ -122,7 +122,7 @@ func (b *Backend) copyIn(dst Buffer, src unsafe.Pointer, n int) error {
 		return nil
 	}
 	if r := b.rec; r != nil {
-		if err := b.pinnedOrError("an upload", src, n); err != nil {
+		if err := b.pinnedOrError("an upload from", src, n); err != nil {
 			return err
 		}
 		var node C.CUgraphNode
@@ -138,7 +138,7 @@ func (b *Backend) copyOut(dst unsafe.Pointer, src Buffer, n int) error {
 		return nil
 	}
 	if r := b.rec; r != nil {
-		if err := b.pinnedOrError("a download", dst, n); err != nil {
+		if err := b.pinnedOrError("a download into", dst, n); err != nil {
 			return err
 		}
 		var node C.CUgraphNode
@@ -407,7 +407,8 @@ func (b *Backend) releaseHost() {
 	b.pinned = nil
 }
 
-// pinnedOrError checks that n elements at p lie in one page-locked buffer.
+// pinnedOrError checks that n elements at p lie in one page-locked buffer;
+// what names the copy and its direction ("an upload from").
 func (b *Backend) pinnedOrError(what string, p unsafe.Pointer, n int) error {
 	lo := uintptr(p)
 	for _, h := range b.pinned {
@@ -416,7 +417,7 @@ func (b *Backend) pinnedOrError(what string, p unsafe.Pointer, n int) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %s from pageable host memory (a graph copies page-locked memory from AllocHost)", errRecording, what)
+	return fmt.Errorf("%w: %s pageable host memory (a graph copies page-locked memory from AllocHost)", errRecording, what)
 }
 
 // Events.
