@@ -69,23 +69,18 @@ const minEncodedDim = datasets.NumNumeric + 2*len(datasets.CategoricalFields)
 // parameters, gradient and episodes alone exceed the machine's memory
 // (train.New refuses it too, with the encoded width known).
 func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
-	mem := train.MachineMemory()
-	if mem <= 0 {
-		return
-	}
 	e := s.Episodes
 	shape := train.Shape{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, MetaBatch: 1, Dim: minEncodedDim}
 	one := train.MemoryFloor(cfg, shape)
 	shape.MetaBatch = e.MetaBatch
 	all := train.MemoryFloor(cfg, shape)
-	gib := func(b float64) string { return fmt.Sprintf("%.1f GiB", b/(1<<30)) }
 	switch {
-	case one > mem:
+	case !train.FitsMemory(one):
 		d.fail("model.hidden", "hidden layers %v need at least %s for their parameters, gradient and one episode; this machine has %s",
-			cfg.Hidden, gib(one), gib(mem))
-	case all > mem:
+			cfg.Hidden, train.GiB(one), train.GiB(train.MachineMemory()))
+	case !train.FitsMemory(all):
 		d.fail("episodes.meta_batch", "%d episodes of %d×%d rows need at least %s with the model; this machine has %s",
-			e.MetaBatch, e.Ways, e.Shots+e.Queries, gib(all), gib(mem))
+			e.MetaBatch, e.Ways, e.Shots+e.Queries, train.GiB(all), train.GiB(train.MachineMemory()))
 	}
 }
 

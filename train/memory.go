@@ -45,14 +45,22 @@ func memTotal() float64 {
 // meta-batch of float32 episodes a caller passes it. Computed in float64,
 // so absurd sizes do not overflow.
 func MemoryFloor(cfg Config, s Shape) float64 {
-	elem := 4.0
-	if cfg.Float64 {
-		elem = 8
-	}
-	params := float64(modelParams(cfg, s))
 	rows := float64(s.Ways) * (float64(s.Shots) + float64(s.Queries))
-	return 2*elem*params + 4*float64(s.MetaBatch)*rows*float64(s.Dim)
+	return 2*elemBytes(cfg.Float64)*modelParams(cfg, s) + 4*float64(s.MetaBatch)*rows*float64(s.Dim)
 }
+
+// elemBytes is the size of a parameter: float32, or float64 (gradient
+// checks).
+func elemBytes(float64s bool) float64 {
+	if float64s {
+		return 8
+	}
+	return 4
+}
+
+// FitsMemory reports whether bytes fit in the machine's memory; anything
+// does where its size is unknown.
+func FitsMemory(bytes float64) bool { return physicalMemory <= 0 || bytes <= physicalMemory }
 
 // modelParams counts cfg's parameters for shape s, as ModelCost does, in
 // float64 arithmetic: widths of any size give a finite count.
@@ -100,7 +108,7 @@ func MachineMemory() float64 { return physicalMemory }
 // memory, naming the sizes that make it so.
 func checkMemory(cfg Config, s Shape) error {
 	floor := MemoryFloor(cfg, s)
-	if physicalMemory <= 0 || floor <= physicalMemory {
+	if FitsMemory(floor) {
 		return nil
 	}
 	episodes := "episodes"
@@ -108,23 +116,21 @@ func checkMemory(cfg Config, s Shape) error {
 		episodes = "episode"
 	}
 	return fmt.Errorf("%w: hidden layers %v (%.4g parameters, trained with their gradient) and a meta-batch of %d %s of %d×%d rows × %d features need at least %s; this machine has %s",
-		ErrTooLarge, cfg.Hidden, modelParams(cfg, s), s.MetaBatch, episodes, s.Ways, s.Shots+s.Queries, s.Dim, gib(floor), gib(physicalMemory))
+		ErrTooLarge, cfg.Hidden, modelParams(cfg, s), s.MetaBatch, episodes, s.Ways, s.Shots+s.Queries, s.Dim, GiB(floor), GiB(physicalMemory))
 }
 
 // checkClassifierMemory is checkMemory for a classifier: its parameters,
 // their gradient, and one batch of inputs.
 func checkClassifierMemory(cfg ClassifierConfig, dim, classes int) error {
-	elem := 4.0
-	if cfg.Float64 {
-		elem = 8
-	}
+	elem := elemBytes(cfg.Float64)
 	params := modelParams(Config{Algo: "finetune", Hidden: cfg.Hidden, PretrainClasses: classes}, Shape{Dim: dim})
 	floor := 2*elem*params + elem*float64(cfg.BatchSize)*float64(dim)
-	if physicalMemory <= 0 || floor <= physicalMemory {
+	if FitsMemory(floor) {
 		return nil
 	}
 	return fmt.Errorf("%w: classifier with hidden layers %v (%.4g parameters, trained with their gradient) on %d features needs at least %s; this machine has %s",
-		ErrTooLarge, cfg.Hidden, params, dim, gib(floor), gib(physicalMemory))
+		ErrTooLarge, cfg.Hidden, params, dim, GiB(floor), GiB(physicalMemory))
 }
 
-func gib(bytes float64) string { return fmt.Sprintf("%.1f GiB", bytes/(1<<30)) }
+// GiB writes a byte count in GiB, for messages.
+func GiB(bytes float64) string { return fmt.Sprintf("%.1f GiB", bytes/(1<<30)) }
