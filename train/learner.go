@@ -351,7 +351,6 @@ func checkPredictArgs(ep *datasets.Episode, s Shape, labels []int32, scores []fl
 	if err := checkEpisode(ep, s); err != nil {
 		return err
 	}
-
 	nq := s.Ways * s.Queries
 	if len(labels) != nq || len(scores) != nq*s.Ways {
 		return fmt.Errorf("predict: got %d labels and %d scores, want %d and %d", len(labels), len(scores), nq, nq*s.Ways)
