@@ -272,9 +272,12 @@ static const CUcontext kPrimary = (CUcontext)(uintptr_t)0x1000;
 static int primary_refs;
 static thread_local CUcontext current_ctx;
 
+// live reports whether ctx is the primary context and still retained.
+static bool live(CUcontext ctx) { return ctx == kPrimary && primary_refs > 0; }
+
 static CUresult in_ctx() {
     if (CUresult r = ready()) return r;
-    if (primary_refs > 0 && current_ctx == kPrimary) return CUDA_SUCCESS;
+    if (live(current_ctx)) return CUDA_SUCCESS;
     fprintf(stderr, "fakecuda: no context is current on this thread\n");
     return CUDA_ERROR_INVALID_CONTEXT;
 }
@@ -358,7 +361,7 @@ API CUresult cuDevicePrimaryCtxRelease(CUdevice) {
 
 API CUresult cuCtxSetCurrent(CUcontext ctx) {
     if (CUresult r = ready()) return r;
-    if (ctx != NULL && (ctx != kPrimary || primary_refs == 0)) return CUDA_ERROR_INVALID_CONTEXT;
+    if (ctx != NULL && !live(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
     current_ctx = ctx;
     return CUDA_SUCCESS;
 }
@@ -687,7 +690,7 @@ API CUresult cuGraphAddKernelNode(CUgraphNode* out, CUgraph g, const CUgraphNode
 
 API CUresult cuGraphAddMemcpyNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t ndeps,
                                   const CUDA_MEMCPY3D* p, CUcontext ctx) {
-    if (ctx != kPrimary || primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
+    if (!live(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
     // One-dimensional copies only, as the backend makes them.
     const size_t n = p->WidthInBytes;
     if (p->Height != 1 || p->Depth != 1 || p->srcXInBytes || p->srcY || p->srcZ || p->dstXInBytes || p->dstY ||
@@ -723,7 +726,7 @@ API CUresult cuGraphAddMemcpyNode(CUgraphNode* out, CUgraph g, const CUgraphNode
 
 API CUresult cuGraphAddMemsetNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t ndeps,
                                   const CUDA_MEMSET_NODE_PARAMS* p, CUcontext ctx) {
-    if (ctx != kPrimary || primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
+    if (!live(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
     if (p->elementSize != 4 || p->height != 1 || p->width == 0) return CUDA_ERROR_INVALID_VALUE;
     const CUdeviceptr dst = p->dst;
     const size_t n = p->width;
