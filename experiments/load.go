@@ -291,13 +291,27 @@ func describeNode(n *yaml.Node) string {
 	}
 	switch n.ShortTag() {
 	case "!!str":
-		return strconv.Quote(n.Value)
+		return shorten(n.Value, strconv.Quote)
 	case "!!null":
 		if n.Value == "" {
 			return "no value"
 		}
 	}
-	return n.Value
+	return shorten(n.Value, func(s string) string { return s })
+}
+
+// maxShown is how many characters of a value an error message quotes; a
+// file that is not a spec at all (a multi-line scalar) would otherwise be
+// echoed whole.
+const maxShown = 60
+
+// shorten formats s, or its first maxShown characters and its length.
+func shorten(s string, format func(string) string) string {
+	r := []rune(s)
+	if len(r) <= maxShown {
+		return format(s)
+	}
+	return fmt.Sprintf("%s... (%d characters)", format(string(r[:maxShown])), len(r))
 }
 
 func yamlKey(f reflect.StructField) string {

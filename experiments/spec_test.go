@@ -86,6 +86,7 @@ func TestErrors(t *testing.T) {
 		{"comments only", "# nothing\n", nil, "spec.yaml:1: empty spec: want a mapping with keys such as dataset, episodes and learner"},
 		{"top-level list", "- dataset\n", nil, "spec.yaml:1: the top level is a list; want a mapping with keys such as dataset, episodes and learner"},
 		{"top-level scalar", "hello\n", nil, `spec.yaml:1: the top level is "hello"; want a mapping with keys such as dataset, episodes and learner`},
+		{"long top-level scalar", strings.Repeat("ab", 50) + "\n", nil, `spec.yaml:1: the top level is "` + strings.Repeat("ab", 30) + `"... (100 characters); want a mapping with keys such as dataset, episodes and learner`},
 		{"syntax", "dataset:\n  name: nsl-kdd\n episodes: 3\n", nil, "spec.yaml:2: YAML syntax: did not find expected key"},
 		{"two documents", "dataset: {name: nsl-kdd}\n---\nseeds: [2]\n", nil, "spec.yaml:2: a second YAML document: a spec file holds one"},
 		{"unknown key", "dataset:\n  name: nsl-kdd\nepisodes:\n  shot: 1\n", nil,
