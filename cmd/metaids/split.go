@@ -41,8 +41,18 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	if _, err := eval.ParseFormat(format); err != nil {
 		return usageErrorf("--format: %v", err)
 	}
-	if *episodes < 0 {
-		return usageErrorf("--episodes must be at least 0 (got %d)", *episodes)
+	// Checked here, before the data load, so that a bad flag is named as
+	// the flag and not reported per pool as an episode that cannot be drawn.
+	for _, c := range []struct {
+		name     string
+		got, min int
+	}{{"--ways", *ways, 1}, {"--shots", *shots, 1}, {"--queries", *queries, 0}, {"--meta-batch", *metaBatch, 1}, {"--episodes", *episodes, 0}} {
+		if c.got < c.min {
+			return usageErrorf("%s must be at least %d (got %d)", c.name, c.min, c.got)
+		}
+	}
+	if !(*valFraction >= 0 && *valFraction < 1) {
+		return usageErrorf("--val-fraction must be in [0, 1) (got %v)", *valFraction)
 	}
 	d, err := datasets.Lookup(pos[0])
 	if err != nil {
