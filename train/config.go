@@ -124,7 +124,7 @@ func DefaultConfig(algo string) Config {
 // Validate reports the first invalid field.
 func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("config %s: %s", field, fmt.Sprintf(format, args...))
+		return &FieldError{Of: "config", Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
 	if _, ok := lookup(c.Algo); !ok {
 		return bad("Algo", "unknown learner %q (want one of %v)", c.Algo, Names())
@@ -211,14 +211,25 @@ func (s Shape) Validate() error {
 		v    int
 	}{{"Ways", s.Ways}, {"Shots", s.Shots}, {"Queries", s.Queries}, {"MetaBatch", s.MetaBatch}, {"Dim", s.Dim}} {
 		if f.v < 1 {
-			return fmt.Errorf("shape %s: %d, want >= 1", f.name, f.v)
+			return &FieldError{Of: "shape", Field: f.name, Msg: fmt.Sprintf("%d, want >= 1", f.v)}
 		}
 	}
 	if s.Ways < 2 {
-		return fmt.Errorf("shape Ways: %d, want >= 2", s.Ways)
+		return &FieldError{Of: "shape", Field: "Ways", Msg: fmt.Sprintf("%d, want >= 2", s.Ways)}
 	}
 	return nil
 }
+
+// FieldError is an invalid field of a Config or Shape. Field is the Go
+// field name, so that a caller that took the value from a flag or a spec key
+// can name that instead.
+type FieldError struct {
+	Of    string // "config" or "shape"
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Of + " " + e.Field + ": " + e.Msg }
 
 // ErrShape is wrapped by errors about episodes that do not match the
 // learner's shape.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -57,6 +58,14 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usageErrorf("--format: %v", err)
 	}
+	for _, c := range []struct {
+		name     string
+		got, min int
+	}{{"--steps", *steps, 1}, {"--repeats", *repeats, 1}, {"--warmup", *warmup, 0}, {"--threads", *threads, 0}} {
+		if c.got < c.min {
+			return usageErrorf("%s must be at least %d (got %d)", c.name, c.min, c.got)
+		}
+	}
 	hs, err := parseInts(*hidden)
 	if err != nil {
 		return fmt.Errorf("--hidden: %v: %w", err, errUsage)
@@ -88,10 +97,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			cfg.PretrainClasses = max(2**ways, 20)
 			shape := train.Shape{Ways: *ways, Shots: *shots, Queries: *queries, MetaBatch: mb, Dim: *dim}
 			if err := cfg.Validate(); err != nil {
-				return fmt.Errorf("%v: %w", err, errUsage)
+				return benchFlagError(err)
 			}
 			if err := shape.Validate(); err != nil {
-				return fmt.Errorf("%v: %w", err, errUsage)
+				return benchFlagError(err)
 			}
 			runs = append(runs, benchRun{cfg: cfg, shape: shape})
 		}
@@ -117,6 +126,26 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return singleBench(e, outFormat, runs[0], *engine, *warmup)
 	}
 	return sweepBench(e, outFormat, runs, ref, be, *evalMode, *steps, *warmup, *repeats)
+}
+
+// benchFlags names the flag that sets each Config and Shape field bench
+// takes from its command line.
+var benchFlags = map[string]string{
+	"Algo": "--algo", "Hidden": "--hidden", "Activation": "--activation", "InnerSteps": "--inner-steps",
+	"Engine": "--engine", "Ways": "--ways", "Shots": "--shots", "Queries": "--queries",
+	"MetaBatch": "--meta-batch", "Dim": "--dim",
+}
+
+// benchFlagError turns an invalid Config or Shape field into a usage error
+// that names the flag.
+func benchFlagError(err error) error {
+	var fe *train.FieldError
+	if errors.As(err, &fe) {
+		if flag, ok := benchFlags[fe.Field]; ok {
+			return usageErrorf("%s: %s", flag, fe.Msg)
+		}
+	}
+	return fmt.Errorf("%v: %w", err, errUsage)
 }
 
 // benchRun is one learner and meta-batch of a bench.

@@ -53,15 +53,29 @@ func TestBenchEvalText(t *testing.T) {
 }
 
 func TestBenchUsageErrors(t *testing.T) {
-	for _, args := range [][]string{
-		{"bench", "--algo", "nope"},
-		{"bench", "--hidden", "a,b"},
-		{"bench", "--format", "xml"},
-		{"bench", "--ways", "1"},
-		{"bench", "extra"},
+	for _, c := range []struct {
+		args []string
+		want string // in the message, which names the flag
+	}{
+		{[]string{"bench", "--algo", "nope"}, `--algo: unknown learner "nope"`},
+		{[]string{"bench", "--hidden", "a,b"}, "--hidden"},
+		{[]string{"bench", "--hidden", "64,0"}, "--hidden: layer 1 has width 0"},
+		{[]string{"bench", "--format", "xml"}, "--format"},
+		{[]string{"bench", "--ways", "1"}, "--ways: 1, want >= 2"},
+		{[]string{"bench", "--dim", "0"}, "--dim: 0, want >= 1"},
+		{[]string{"bench", "--meta-batch", "4,0"}, "--meta-batch: 0, want >= 1"},
+		{[]string{"bench", "--inner-steps", "0"}, "--inner-steps: 0, want >= 1"},
+		{[]string{"bench", "--activation", "gelu"}, `--activation: unknown activation "gelu"`},
+		{[]string{"bench", "--algo", "reptile", "--engine", "gorgonia"}, "--engine: the gorgonia engine implements"},
+		{[]string{"bench", "--steps", "0"}, "--steps must be at least 1 (got 0)"},
+		{[]string{"bench", "--repeats", "0"}, "--repeats must be at least 1 (got 0)"},
+		{[]string{"bench", "--warmup", "-1"}, "--warmup must be at least 0 (got -1)"},
+		{[]string{"bench", "--threads", "-3"}, "--threads must be at least 0 (got -3)"},
+		{[]string{"bench", "extra"}, "unexpected arguments"},
 	} {
-		if code, _, _ := runCmd(args...); code != 2 {
-			t.Errorf("%v: exit %d, want 2", args, code)
+		code, _, errs := runCmd(c.args...)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", c.args, code, errs, c.want)
 		}
 	}
 }
