@@ -180,7 +180,10 @@ var errInterrupted = errors.New("interrupted")
 func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err error) {
 	dir := filepath.Join(r.opt.OutDir, p.Name)
 	if !r.opt.Force {
-		if s, err := ReadRunSummary(dir); err == nil {
+		if err := checkRecordedSpec(dir, p); err != nil {
+			return nil, err
+		}
+		if s, err := ReadRunSummary(dir); err == nil && sameSeeds(s.Seeds, p.Seeds) {
 			fmt.Fprintf(r.opt.Log, "run %s: finished earlier (%s); --force runs it again\n", p.Name, dir)
 			return s, nil
 		}
@@ -200,18 +203,11 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 	if err := writeFileAtomic(filepath.Join(dir, "spec.yaml"), p.SpecYAML); err != nil {
 		return nil, err
 	}
-	device := p.Device
-	if r.opt.Device != "" {
-		device = r.opt.Device
-	}
-	be, err := kernels.Open(device, func(msg string) { fmt.Fprintln(r.opt.Log, msg) })
+	be, err := kernels.Open(p.Device, func(msg string) { fmt.Fprintln(r.opt.Log, msg) })
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", p.Name, err)
 	}
 	seeds := p.Seeds
-	if len(r.opt.Seeds) > 0 {
-		seeds = r.opt.Seeds
-	}
 	var results []*SeedResult
 	if p.Supervised != nil {
 		if results, err = r.runSupervised(ctx, p, dir, be, seeds); err != nil {
@@ -256,6 +252,9 @@ func (r *Runner) eachSeed(p plan, dir string, seeds []uint64, run func(seed uint
 		seedDir := filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
 		if !r.opt.Force {
 			if res, err := readSeedResult(seedDir); err == nil {
+				if diff := specDifference(res.Spec, p.SpecYAML); res.Spec != "" && diff != "" {
+					return nil, otherSpecError(p.Name, seedDir, diff)
+				}
 				fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
 				results = append(results, res)
 				continue
@@ -660,6 +659,14 @@ func confusionTable(names []string, c *eval.Confusion) ConfusionTable {
 // Run runs a spec for every seed (RunOptions.Seeds, when set, replaces the
 // spec's), writing results/<name>/, and returns the run's summary.
 func (r *Runner) Run(ctx context.Context, s Spec) (*RunSummary, error) {
+	// The options go into the spec, so that the spec.yaml and result files
+	// record what ran.
+	if len(r.opt.Seeds) > 0 {
+		s.Seeds = r.opt.Seeds
+	}
+	if r.opt.Device != "" {
+		s.Backend.Device = r.opt.Device
+	}
 	p, err := planFor(s)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", s.Name, err)

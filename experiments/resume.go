@@ -1,0 +1,113 @@
+package experiments
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// A run folder is resumed (finished seeds kept, a finished run reported
+// again) only when the spec recorded there is the same experiment as the one
+// asked for. Otherwise a changed --set, --device or spec file would silently
+// report the old numbers under the new settings.
+
+// errOtherSpec is wrapped by the error about a run folder that holds results
+// of a different spec.
+var errOtherSpec = errors.New("holds results of a different spec")
+
+// checkRecordedSpec compares the spec.yaml of a run folder, if there is one,
+// with the plan.
+func checkRecordedSpec(dir string, p plan) error {
+	b, err := os.ReadFile(filepath.Join(dir, "spec.yaml"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("run %s: %w", p.Name, err)
+	}
+	if diff := specDifference(string(b), p.SpecYAML); diff != "" {
+		return otherSpecError(p.Name, dir, diff)
+	}
+	return nil
+}
+
+func otherSpecError(run, dir, diff string) error {
+	return fmt.Errorf("run %s: %s %w (%s); --force runs it again in place, or --out DIR runs it elsewhere", run, dir, errOtherSpec, diff)
+}
+
+// specDifference returns "" when two resolved specs describe the same
+// experiment, seeds aside (each seed has its own folder), and otherwise
+// the first difference. Both are parsed again, so a spec recorded before a
+// key was added compares equal to one with that key at its default.
+func specDifference(recorded string, now []byte) string {
+	if recorded == string(now) {
+		return ""
+	}
+	old, err := resolvedAgain([]byte(recorded), "the recorded spec")
+	if err != nil {
+		return fmt.Sprintf("its spec.yaml cannot be read: %v", err)
+	}
+	cur, err := resolvedAgain(now, "the spec")
+	if err != nil {
+		return fmt.Sprintf("the spec cannot be read back: %v", err)
+	}
+	return firstDifference(old, cur)
+}
+
+// resolvedAgain parses a resolved spec and writes it out again without its
+// seeds.
+func resolvedAgain(text []byte, what string) (string, error) {
+	specs, err := Parse(text, what)
+	if err != nil {
+		return "", err
+	}
+	if len(specs) != 1 {
+		return "", fmt.Errorf("%s is a grid of %d runs, not one run", what, len(specs))
+	}
+	s := specs[0]
+	s.Seeds = nil
+	y, err := s.YAML()
+	return string(y), err
+}
+
+// firstDifference names the first line where two resolved specs differ as
+// a dotted key with both values.
+func firstDifference(recorded, now string) string {
+	a, b := strings.Split(recorded, "\n"), strings.Split(now, "\n")
+	section := ""
+	for i := range max(len(a), len(b)) {
+		x, y := lineAt(a, i), lineAt(b, i)
+		if !strings.HasPrefix(x, " ") && strings.HasSuffix(x, ":") {
+			section = strings.TrimSuffix(x, ":")
+		}
+		if x == y {
+			continue
+		}
+		key, was, _ := strings.Cut(strings.TrimSpace(x), ": ")
+		_, is, _ := strings.Cut(strings.TrimSpace(y), ": ")
+		if strings.HasPrefix(x, " ") && section != "" {
+			key = section + "." + key
+		}
+		return fmt.Sprintf("%s is %s there and %s now", key, was, is)
+	}
+	return ""
+}
+
+func lineAt(lines []string, i int) string {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return ""
+}
+
+// sameSeeds reports whether two seed lists hold the same seeds.
+func sameSeeds(a, b []uint64) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}

@@ -1,0 +1,147 @@
+package experiments
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const resumeSpec = `
+name: resume
+dataset: {name: nsl-kdd}
+split: {val_fraction: 0.4, min_records: 20}
+episodes: {normal_way: true, meta_batch: 2, train_steps: 10, val_every: 5, val_episodes: 2, test_episodes: 4}
+model: {hidden: [8]}
+seeds: [1]
+`
+
+// runResume runs resumeSpec with overrides into out and returns the summary,
+// the log and the error.
+func runResume(t *testing.T, out string, opt RunOptions, overrides ...string) (*RunSummary, string, error) {
+	t.Helper()
+	var ov []Override
+	for _, o := range overrides {
+		parsed, err := ParseOverride(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ov = append(ov, parsed)
+	}
+	specs, err := Parse([]byte(resumeSpec), "resume.yaml", ov...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	opt.OutDir, opt.Log = out, &log
+	s, err := NewRunner(opt).Run(context.Background(), specs[0])
+	return s, log.String(), err
+}
+
+func TestChangedSpecIsNotReportedAsFinished(t *testing.T) {
+	out := t.TempDir()
+	first, _, err := runResume(t, out, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The same spec again is the finished run.
+	again, log, err := runResume(t, out, RunOptions{})
+	if err != nil || !strings.Contains(log, "finished earlier") || again.Metrics["accuracy"] != first.Metrics["accuracy"] {
+		t.Fatalf("same spec: %v, log %q", err, log)
+	}
+
+	// A changed value is refused, naming the key and both values.
+	_, _, err = runResume(t, out, RunOptions{}, "episodes.ways=3")
+	if !errors.Is(err, errOtherSpec) || !strings.Contains(err.Error(), "episodes.ways is 5 there and 3 now") ||
+		!strings.Contains(err.Error(), "--force") {
+		t.Fatalf("changed ways: error %v", err)
+	}
+	// So is another device given on the command line.
+	_, _, err = runResume(t, out, RunOptions{Device: "auto"})
+	if !errors.Is(err, errOtherSpec) || !strings.Contains(err.Error(), "backend.device is cpu there and auto now") {
+		t.Fatalf("changed device: error %v", err)
+	}
+
+	// --force runs the changed spec in place and records it.
+	changed, _, err := runResume(t, out, RunOptions{Force: true}, "episodes.ways=3")
+	if err != nil || changed.Ways != 3 {
+		t.Fatalf("forced: %v, ways %v", err, changed)
+	}
+	rec, err := os.ReadFile(filepath.Join(out, "resume", "spec.yaml"))
+	if err != nil || !strings.Contains(string(rec), "  ways: 3\n") {
+		t.Fatalf("spec.yaml after --force: %v\n%s", err, rec)
+	}
+}
+
+func TestOtherSeedsRunAndFinishedSeedsAreKept(t *testing.T) {
+	out := t.TempDir()
+	if _, _, err := runResume(t, out, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	seed1, err := os.ReadFile(filepath.Join(out, "resume", "seed-1", "episodes.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, log, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log, "seed 1: finished earlier, kept") || strings.Contains(log, "run resume: finished earlier") {
+		t.Errorf("log %q: want seed 1 kept and seed 2 run", log)
+	}
+	if !sameSeeds(s.Seeds, []uint64{2, 1}) || s.Metrics["accuracy"].N != 8 {
+		t.Errorf("summary over seeds %v and %d episodes, want seeds 1, 2 and 8 episodes", s.Seeds, s.Metrics["accuracy"].N)
+	}
+	if again, _ := os.ReadFile(filepath.Join(out, "resume", "seed-1", "episodes.csv")); !bytes.Equal(again, seed1) {
+		t.Error("seed 1 was run again")
+	}
+	rec, _ := os.ReadFile(filepath.Join(out, "resume", "spec.yaml"))
+	if !strings.Contains(string(rec), "seeds: [1, 2]") {
+		t.Errorf("spec.yaml does not record the seeds that ran:\n%s", rec)
+	}
+}
+
+func TestStaleSeedOfAnotherSpecIsRefused(t *testing.T) {
+	out := t.TempDir()
+	if _, _, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	// Seed 1 alone with another spec, forced: seed-2 still holds the old spec.
+	if _, _, err := runResume(t, out, RunOptions{Seeds: []uint64{1}, Force: true}, "model.hidden=[4]"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}}, "model.hidden=[4]")
+	if !errors.Is(err, errOtherSpec) || !strings.Contains(err.Error(), "seed-2") || !strings.Contains(err.Error(), "model.hidden is [8] there and [4] now") {
+		t.Fatalf("error %v, want seed-2 named as another spec's", err)
+	}
+}
+
+func TestRecordedSpecWithoutNewerKeysIsTheSame(t *testing.T) {
+	specs, err := Parse([]byte(resumeSpec), "resume.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := specs[0].YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A spec written before the multitask section existed, with other seeds.
+	old := strings.Replace(string(now), "multitask:\n  binary_weight: 0\n  category_weight: 0\n", "", 1)
+	old = strings.Replace(old, "seeds: [1]", "seeds: [4, 5]", 1)
+	if old == string(now) {
+		t.Fatal("the test spec has no multitask section to drop")
+	}
+	if d := specDifference(old, now); d != "" {
+		t.Errorf("difference %q, want none", d)
+	}
+	if d := specDifference(strings.Replace(old, "  hidden: [8]", "  hidden: [8, 8]", 1), now); d != "model.hidden is [8, 8] there and [8] now" {
+		t.Errorf("difference %q", d)
+	}
+	if d := specDifference("name: [\n", now); !strings.Contains(d, "cannot be read") {
+		t.Errorf("unreadable recorded spec: difference %q", d)
+	}
+}
