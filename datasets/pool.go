@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -52,6 +53,20 @@ type PoolOptions struct {
 	Include []string
 	// Exclude drops these classes; each must occur.
 	Exclude []string
+}
+
+// ErrTooFewClasses is matched (errors.Is) by the errors about a split or a
+// pool with fewer classes than asked for, so that a caller can say which of
+// its settings left classes out.
+var ErrTooFewClasses = errors.New("too few classes")
+
+type tooFewError struct{ msg string }
+
+func (e tooFewError) Error() string        { return e.msg }
+func (e tooFewError) Is(target error) bool { return target == ErrTooFewClasses }
+
+func tooFewClasses(format string, a ...any) error {
+	return tooFewError{fmt.Sprintf(format, a...)}
 }
 
 // Dropped is a class left out of a pool, and why.

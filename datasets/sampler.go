@@ -96,7 +96,7 @@ func NewSampler(p *Pool, cfg SamplerConfig) (*Sampler, error) {
 		if len(p.Classes) > 0 {
 			have = fmt.Sprintf("%d: %s", len(p.Classes), nameList(classNames(p.Classes), 20))
 		}
-		return nil, fmt.Errorf("sampler: %d-way episodes need at least %d classes; the pool has %s",
+		return nil, tooFewClasses("sampler: %d-way episodes need at least %d classes; the pool has %s",
 			cfg.Ways, cfg.Ways, have)
 	}
 	if cfg.NormalClass == "" {

@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -415,6 +416,10 @@ func TestSamplerConfigErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q lacks %q", err, w)
 				}
+			}
+			tooFew := tc.name == "too many ways" || tc.name == "no classes"
+			if errors.Is(err, ErrTooFewClasses) != tooFew {
+				t.Errorf("errors.Is(%q, ErrTooFewClasses) = %v, want %v", err, !tooFew, tooFew)
 			}
 		})
 	}

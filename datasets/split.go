@@ -64,7 +64,7 @@ func SplitClasses(names []string, cfg SplitConfig) (train, val, test []string, e
 	// order of names.
 	if len(val) == 0 && cfg.ValFraction > 0 {
 		if len(train) < 2 {
-			return nil, nil, nil, fmt.Errorf("split: ValFraction %v needs at least 2 train classes to keep one; train has %d", cfg.ValFraction, len(train))
+			return nil, nil, nil, tooFewClasses("split: ValFraction %v needs at least 2 train classes to keep one; train has %d", cfg.ValFraction, len(train))
 		}
 		k := int(math.Round(cfg.ValFraction * float64(len(train))))
 		k = max(1, min(k, len(train)-1))

@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ func TestSplitClasses(t *testing.T) {
 		train, val, test []string // nil: only checked for being disjoint
 		nVal             int      // with a fraction: the val size
 		err              []string
+		tooFew           bool // the error is ErrTooFewClasses
 	}{
 		{name: "all train", names: all, cfg: SplitConfig{}, train: all, val: []string{}, test: []string{}},
 		{name: "explicit", names: all,
@@ -34,7 +36,7 @@ func TestSplitClasses(t *testing.T) {
 		{name: "unknown", names: all, cfg: SplitConfig{Test: []string{"smurf", "mailbomb"}},
 			err: []string{`"mailbomb"`, "Test", "not one of the 10 classes"}},
 		{name: "fraction impossible", names: all, cfg: SplitConfig{Train: []string{"pod"}, ValFraction: 0.5},
-			err: []string{"ValFraction", "at least 2 train classes", "train has 1"}},
+			err: []string{"ValFraction", "at least 2 train classes", "train has 1"}, tooFew: true},
 		{name: "fraction out of range", names: all, cfg: SplitConfig{ValFraction: 1}, err: []string{"ValFraction", "[0, 1)"}},
 		{name: "negative fraction", names: all, cfg: SplitConfig{ValFraction: -0.1}, err: []string{"ValFraction"}},
 		{name: "nothing left to train", names: []string{"a", "b"}, cfg: SplitConfig{Val: []string{"a"}, Test: []string{"b"}},
@@ -50,6 +52,9 @@ func TestSplitClasses(t *testing.T) {
 					if !strings.Contains(err.Error(), w) {
 						t.Errorf("error %q lacks %q", err, w)
 					}
+				}
+				if errors.Is(err, ErrTooFewClasses) != tc.tooFew {
+					t.Errorf("errors.Is(%q, ErrTooFewClasses) = %v, want %v", err, !tc.tooFew, tc.tooFew)
 				}
 				return
 			}

@@ -1,9 +1,12 @@
 package experiments
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/metaids/metaids/datasets"
 )
 
 // Error is one problem with a spec: where it is (file and line, or the
@@ -132,4 +135,15 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(rb)]
+}
+
+// ExplainShortage adds to an error about a split or pool with too few
+// classes the rule that left classes out, naming the keys behind it: with
+// minRecords above 1, smaller classes are in no pool.
+func ExplainShortage(err error, minRecords int) error {
+	if minRecords <= 1 || !errors.Is(err, datasets.ErrTooFewClasses) {
+		return err
+	}
+	return fmt.Errorf("%w (classes with fewer than %d records are left out: split.min_records, or episodes.shots + "+
+		"episodes.queries when it is 0; episodes.replacement: true keeps them and samples with replacement)", err, minRecords)
 }

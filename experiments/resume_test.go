@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/metaids/metaids/datasets"
 )
 
 const resumeSpec = `
@@ -143,5 +145,40 @@ func TestRecordedSpecWithoutNewerKeysIsTheSame(t *testing.T) {
 	}
 	if d := specDifference("name: [\n", now); !strings.Contains(d, "cannot be read") {
 		t.Errorf("unreadable recorded spec: difference %q", d)
+	}
+}
+
+func TestImpossibleEpisodeNamesTheKeys(t *testing.T) {
+	out := t.TempDir()
+	for _, c := range []struct {
+		set, want string
+	}{
+		// No class is that large: the split has no meta-train class left.
+		{"episodes.shots=1000000", "train has 0 (classes with fewer than 1000015 records are left out: split.min_records, or episodes.shots + episodes.queries"},
+		// Four meta-train classes are: too few for 5 ways.
+		{"episodes.shots=2000", "meta-train pool: sampler: 5-way episodes need at least 5 classes; the pool has 4"},
+	} {
+		_, _, err := runResume(t, out, RunOptions{}, c.set, "split.min_records=0")
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "episodes.replacement: true") {
+			t.Errorf("--set %s: error %v, want %q and the way out", c.set, err, c.want)
+		}
+		if _, err := os.Stat(filepath.Join(out, "resume")); err == nil {
+			t.Errorf("--set %s left a run folder", c.set)
+		}
+	}
+}
+
+func TestExplainShortageOnlyExplainsShortages(t *testing.T) {
+	short := datasets.ErrTooFewClasses
+	other := errors.New("something else")
+	if got := ExplainShortage(other, 20); got != other {
+		t.Errorf("another error became %q", got)
+	}
+	if got := ExplainShortage(short, 1); got != short {
+		t.Errorf("with every class kept (min 1) the error became %q", got)
+	}
+	got := ExplainShortage(short, 20)
+	if !errors.Is(got, datasets.ErrTooFewClasses) || !strings.Contains(got.Error(), "fewer than 20 records") {
+		t.Errorf("explained: %q", got)
 	}
 }

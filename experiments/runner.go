@@ -237,7 +237,7 @@ func removeIfOnlySpec(dir string) {
 func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels.Backend, seeds []uint64) ([]*SeedResult, error) {
 	split, err := r.split(p)
 	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", p.Name, err)
+		return nil, fmt.Errorf("run %s: %w", p.Name, ExplainShortage(err, p.Protocol.MinRecords))
 	}
 	return r.eachSeed(p, dir, seeds, func(seed uint64) (*SeedResult, error) {
 		return r.runSeed(ctx, p, split, be, seed)
@@ -353,7 +353,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 			RowsOnly: rowsOnly && stream == streamTrain,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%s pool: %w", name, err)
+			return nil, fmt.Errorf("%s pool: %w", name, ExplainShortage(err, p.Protocol.MinRecords))
 		}
 		return s, nil
 	}

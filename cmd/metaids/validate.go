@@ -243,7 +243,7 @@ func deepCheck(s *experiments.Spec, cache map[string]deepResult) (string, error)
 		cache[key] = r
 	}
 	if r.err != nil {
-		return "", r.err
+		return "", experiments.ExplainShortage(r.err, s.MinRecords())
 	}
 	sp := r.split
 	count := func(p *datasets.Pool) int {
@@ -270,7 +270,7 @@ func deepCheck(s *experiments.Spec, cache map[string]deepResult) (string, error)
 			return classes, fmt.Errorf("%s pool is empty", pl.name)
 		}
 		if _, err := datasets.NewSampler(pl.p, s.SamplerConfig(1, 0)); err != nil {
-			return classes, fmt.Errorf("%s pool: %w", pl.name, err)
+			return classes, fmt.Errorf("%s pool: %w", pl.name, experiments.ExplainShortage(err, s.MinRecords()))
 		}
 	}
 	if _, err := experiments.MultitaskCategories(s.LearnerConfig(0).Aux, "", sp.Train); err != nil {

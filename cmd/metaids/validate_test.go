@@ -132,7 +132,9 @@ func TestValidateDeep(t *testing.T) {
 	if rows[1]["status"] != "ok" || rows[1]["classes train/val/test"] != "11/4/9" {
 		t.Errorf("four-way run: %v", rows[1])
 	}
-	want := "meta-val pool: sampler: 5-way episodes need at least 5 classes; the pool has 4: back, normal, satan, warezmaster"
+	want := "meta-val pool: sampler: 5-way episodes need at least 5 classes; the pool has 4: back, normal, satan, warezmaster" +
+		" (classes with fewer than 20 records are left out: split.min_records, or episodes.shots + episodes.queries when it is 0;" +
+		" episodes.replacement: true keeps them and samples with replacement)"
 	if !strings.Contains(stderr, filepath.Join(dir, "five.yaml")+": run five: "+want) || rows[0]["status"] != "error: "+want {
 		t.Errorf("five-way run: %v\nstderr:\n%s", rows[0], stderr)
 	}
