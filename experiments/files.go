@@ -3,6 +3,7 @@ package experiments
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -340,8 +341,15 @@ func ReadRunSummary(dir string) (*RunSummary, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("%s/summary.json: %w", dir, err)
 	}
+	if s.Run == "" || len(s.Seeds) == 0 || s.Metrics["accuracy"].N == 0 {
+		return nil, fmt.Errorf("%s/summary.json: %w", dir, errNotSummary)
+	}
 	return &s, nil
 }
+
+// errNotSummary is a summary.json that parses but lacks what every run
+// writes, so that reports do not show it as an empty run.
+var errNotSummary = errors.New("not a run summary: no run name, seeds or test metrics")
 
 // writeRunSummary writes the run-level files; summary.json goes last, as its
 // presence marks the run finished.

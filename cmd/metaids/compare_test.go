@@ -60,3 +60,39 @@ func TestCompare(t *testing.T) {
 		t.Errorf("no dirs: exit %d", code)
 	}
 }
+
+func TestBrokenSummariesAreNamed(t *testing.T) {
+	dir := t.TempDir()
+	run1 := writeSummary(t, dir, "r", eval.Summary{Mean: 0.8, N: 10}, eval.Summary{Mean: 0.1, N: 10})
+	if err := os.WriteFile(filepath.Join(run1, "spec.yaml"), []byte("name: r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	summary := filepath.Join(run1, "summary.json")
+	for _, c := range []struct {
+		content string // "" removes the file
+		want    string
+	}{
+		{`{"run": "r"`, "summary.json: unexpected end of JSON input"},
+		{`{}`, "summary.json: not a run summary: no run name, seeds or test metrics"},
+		{"", "is not finished (no summary.json)"},
+	} {
+		os.Remove(summary)
+		if c.content != "" {
+			if err := os.WriteFile(summary, []byte(c.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The run folder itself, and the folder that holds it.
+		for _, target := range []string{run1, dir} {
+			code, _, stderr := run(t, "report", target, "--out", filepath.Join(t.TempDir(), "R.md"))
+			if code != 1 || !strings.Contains(stderr, c.want) {
+				t.Errorf("report %s with summary %q: exit %d, %q; want %q", target, c.content, code, stderr, c.want)
+			}
+		}
+		if c.content != "" {
+			if code, _, stderr := run(t, "compare", run1); code != 1 || !strings.Contains(stderr, c.want) {
+				t.Errorf("compare with summary %q: exit %d, %q; want %q", c.content, code, stderr, c.want)
+			}
+		}
+	}
+}

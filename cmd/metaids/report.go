@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -53,6 +55,8 @@ func findRuns(dirs []string) ([]*experiments.RunSummary, error) {
 		if s, err := experiments.ReadRunSummary(d); err == nil {
 			runs = append(runs, s)
 			continue
+		} else if isRunDir(d) {
+			return nil, unfinished(d, err)
 		}
 		entries, err := os.ReadDir(d)
 		if err != nil {
@@ -64,12 +68,12 @@ func findRuns(dirs []string) ([]*experiments.RunSummary, error) {
 			if !en.IsDir() {
 				continue
 			}
-			if _, err := os.Stat(filepath.Join(sub, "spec.yaml")); err != nil {
-				continue // not a run directory
+			if !isRunDir(sub) {
+				continue
 			}
 			s, err := experiments.ReadRunSummary(sub)
 			if err != nil {
-				return nil, fmt.Errorf("%s is not finished (no summary.json): run it, or leave it out", sub)
+				return nil, unfinished(sub, err)
 			}
 			runs = append(runs, s)
 			found++
@@ -80,4 +84,19 @@ func findRuns(dirs []string) ([]*experiments.RunSummary, error) {
 	}
 	sort.Slice(runs, func(i, j int) bool { return runs[i].Run < runs[j].Run })
 	return runs, nil
+}
+
+// isRunDir reports whether dir is a run's folder (metaids run writes its
+// spec.yaml first).
+func isRunDir(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "spec.yaml"))
+	return err == nil
+}
+
+// unfinished explains why a run folder cannot be reported.
+func unfinished(dir string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s is not finished (no summary.json): run it, or leave it out", dir)
+	}
+	return fmt.Errorf("%s cannot be reported: %w", dir, err)
 }
