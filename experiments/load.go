@@ -314,6 +314,24 @@ func shorten(s string, format func(string) string) string {
 	return fmt.Sprintf("%s... (%d characters)", format(string(r[:maxShown])), len(r))
 }
 
+// outOfRange reports whether s is a number too large for a field of kind k
+// (a float beyond float64, which YAML then reads as a string; an integer
+// beyond int or uint64).
+func outOfRange(k reflect.Kind, s string) bool {
+	var err error
+	switch k {
+	case reflect.Int:
+		_, err = strconv.ParseInt(s, 10, strconv.IntSize)
+	case reflect.Uint64:
+		_, err = strconv.ParseUint(s, 10, 64)
+	case reflect.Float64:
+		_, err = strconv.ParseFloat(s, 64)
+	default:
+		return false
+	}
+	return errors.Is(err, strconv.ErrRange)
+}
+
 func yamlKey(f reflect.StructField) string {
 	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 	return name
@@ -427,7 +445,13 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, key string) {
 	default:
 		panic("experiments: no decoder for " + v.Type().String())
 	}
-	bad := func() { d.failAt(d.where(n), key, "want %s, got %s", want, describeNode(n)) }
+	bad := func() {
+		if n.Kind == yaml.ScalarNode && outOfRange(v.Kind(), n.Value) {
+			d.failAt(d.where(n), key, "want %s, got %s, which is out of range", want, shorten(n.Value, func(s string) string { return s }))
+			return
+		}
+		d.failAt(d.where(n), key, "want %s, got %s", want, describeNode(n))
+	}
 	if n.Kind != yaml.ScalarNode {
 		bad()
 		return
