@@ -251,14 +251,23 @@ func MeanCI(xs []float64) Summary {
 
 // Format prints "mean ± half-width" after multiplying both by scale, e.g.
 // scale 100 and prec 2 turn fractions into "81.23 ± 0.45" percentages.
+// With fewer than two values there is no interval, and it prints
+// "81.23 (n=1)" rather than a "± 0.00" that would read as certainty.
 func (s Summary) Format(scale float64, prec int) string {
+	if s.N < 2 {
+		return fmt.Sprintf("%.*f (n=%d)", prec, s.Mean*scale, s.N)
+	}
 	return fmt.Sprintf("%.*f ± %.*f", prec, s.Mean*scale, prec, s.HalfWidth*scale)
 }
 
 // Overlaps reports whether the closed intervals Mean ± HalfWidth intersect.
 // Overlap does not show that two results are equal; disjoint intervals are
-// a conservative sign that they differ.
+// a conservative sign that they differ. A summary of fewer than two values
+// has no interval, so it is counted as overlapping: nothing can be said.
 func Overlaps(a, b Summary) bool {
+	if a.N < 2 || b.N < 2 {
+		return true
+	}
 	return a.Mean-a.HalfWidth <= b.Mean+b.HalfWidth &&
 		b.Mean-b.HalfWidth <= a.Mean+a.HalfWidth
 }

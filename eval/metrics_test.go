@@ -214,24 +214,32 @@ func TestMeanCI(t *testing.T) {
 	if one.N != 1 || one.Mean != 0.7 || one.SD != 0 || one.HalfWidth != 0 {
 		t.Errorf("MeanCI(one value) = %+v", one)
 	}
+	if got := one.Format(100, 2); got != "70.00 (n=1)" {
+		t.Errorf("one value: Format(100,2) = %q, want no interval", got)
+	}
 	if z := MeanCI(nil); z != (Summary{}) {
 		t.Errorf("MeanCI(nil) = %+v, want zero", z)
 	}
 }
 
 func TestOverlaps(t *testing.T) {
-	a := Summary{Mean: 0.80, HalfWidth: 0.02} // [0.78, 0.82]
-	b := Summary{Mean: 0.83, HalfWidth: 0.02} // [0.81, 0.85]
-	c := Summary{Mean: 0.90, HalfWidth: 0.01} // [0.89, 0.91]
-	d := Summary{Mean: 0.5}                   // the point 0.5
+	a := Summary{Mean: 0.80, HalfWidth: 0.02, N: 10} // [0.78, 0.82]
+	b := Summary{Mean: 0.83, HalfWidth: 0.02, N: 10} // [0.81, 0.85]
+	c := Summary{Mean: 0.90, HalfWidth: 0.01, N: 10} // [0.89, 0.91]
+	d := Summary{Mean: 0.5, N: 10}                   // the point 0.5
 	if !Overlaps(a, b) || !Overlaps(b, a) {
 		t.Error("a and b overlap")
 	}
 	if Overlaps(a, c) || Overlaps(c, a) {
 		t.Error("a and c do not overlap")
 	}
-	if !Overlaps(d, Summary{Mean: 0.25, HalfWidth: 0.25}) {
+	if !Overlaps(d, Summary{Mean: 0.25, HalfWidth: 0.25, N: 10}) {
 		t.Error("touching intervals count as overlapping")
+	}
+	// One value has no interval: far from c, but nothing can be said.
+	one := Summary{Mean: 0.5, N: 1}
+	if !Overlaps(one, c) || !Overlaps(c, one) {
+		t.Error("a single value is counted as overlapping")
 	}
 }
 

@@ -96,3 +96,16 @@ func TestBrokenSummariesAreNamed(t *testing.T) {
 		}
 	}
 }
+
+func TestCompareMarksNothingWithoutAnInterval(t *testing.T) {
+	dir := t.TempDir()
+	a := writeSummary(t, dir, "a", eval.Summary{Mean: 0.90, HalfWidth: 0.01, N: 100}, eval.Summary{Mean: 0.1, HalfWidth: 0.01, N: 100})
+	one := writeSummary(t, dir, "one", eval.Summary{Mean: 0.50, N: 1}, eval.Summary{Mean: 0.1, N: 1})
+	code, out, stderr := run(t, "compare", a, one, "--format", "csv")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "one,nsl-kdd,one,5w 5s 15q,1,50.00 (n=1),") {
+		t.Errorf("a one-episode run should show no interval and no mark:\n%s", out)
+	}
+}
