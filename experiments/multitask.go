@@ -130,11 +130,11 @@ func (m *multitaskEval) result() *MultitaskResult {
 	r.Metrics = map[string]float64{}
 	if m.hasBinary {
 		r.Metrics["binary_accuracy"] = eval.MeanCI(m.binAcc).Mean
-		auc, err := eval.AUROC(m.scores, m.positive)
-		if err != nil { // one class only (no normal way in any test episode)
-			auc = math.NaN()
+		// With one class only (no normal way in any test episode) AUROC is
+		// undefined and left out: JSON has no NaN, and summaries skip it.
+		if auc, err := eval.AUROC(m.scores, m.positive); err == nil {
+			r.Metrics["binary_auroc"] = auc
 		}
-		r.Metrics["binary_auroc"] = auc
 		r.Metrics["binary_detection_rate"] = m.binConf.DetectionRate(0)
 		r.Metrics["binary_false_alarm_rate"] = m.binConf.FalseAlarmRate(0)
 		t := confusionTable([]string{"normal", "attack"}, m.binConf)

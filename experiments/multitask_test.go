@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"bytes"
+	"path/filepath"
 	"testing"
 
 	"github.com/metaids/metaids/datasets"
@@ -67,5 +68,39 @@ func TestMultitaskEvalOnKnownAttacks(t *testing.T) {
 	}
 	if r.Metrics["category_accuracy"] < 0.9 || r.UnknownRows != 0 {
 		t.Errorf("category head on known attacks: %v, %d unknown rows", r.Metrics, r.UnknownRows)
+	}
+}
+
+// A seed whose test episodes hold no normal row has no binary AUROC: its
+// results are still written, without it, and the summary uses the seeds that
+// have one.
+func TestMultitaskWithoutNormalTestRows(t *testing.T) {
+	s, out := runSpec(t, `
+name: mt
+dataset: {name: nsl-kdd}
+split: {val_fraction: 0.4, min_records: 20}
+episodes: {ways: 2, normal_way: false, meta_batch: 2, train_steps: 4, val_every: 0, val_episodes: 0, test_episodes: 1}
+model: {hidden: [8]}
+multitask: {binary_weight: 1}
+seeds: [1, 2, 3, 4]
+`, "mt.yaml")
+	withAUROC := 0
+	for _, seed := range []string{"seed-1", "seed-2", "seed-3", "seed-4"} {
+		res, err := readSeedResult(filepath.Join(out, "mt", seed))
+		if err != nil || res.Multitask == nil {
+			t.Fatalf("%s: %v", seed, err)
+		}
+		if _, ok := res.Multitask.Metrics["binary_auroc"]; ok {
+			withAUROC++
+		}
+	}
+	if withAUROC == 0 || withAUROC == 4 {
+		t.Fatalf("%d of 4 seeds have a binary AUROC; the test needs seeds with and without normal rows", withAUROC)
+	}
+	if auc := s.Multitask.Metrics["binary_auroc"]; auc.N != withAUROC {
+		t.Errorf("binary AUROC summarised over %d seeds, want %d", auc.N, withAUROC)
+	}
+	if acc := s.Multitask.Metrics["binary_accuracy"]; acc.N != 4 {
+		t.Errorf("binary accuracy over %d seeds, want 4", acc.N)
 	}
 }
