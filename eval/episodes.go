@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 )
@@ -66,6 +67,13 @@ func (e *Evaluation) Add(in EpisodeInput) (EpisodeScore, error) {
 			return EpisodeScore{}, fmt.Errorf("eval: pool class %d out of range (pool has %d)", c, len(e.Classes))
 		}
 	}
+	if in.NormalWay < -1 || in.NormalWay >= in.Ways {
+		return EpisodeScore{}, fmt.Errorf("eval: normal way %d, want -1 (none) or 0..%d", in.NormalWay, in.Ways-1)
+	}
+	if len(in.Scores) != 0 && len(in.Scores) != len(in.Truth)*in.Ways {
+		return EpisodeScore{}, fmt.Errorf("eval: %d scores for %d queries of %d ways, want %d or none",
+			len(in.Scores), len(in.Truth), in.Ways, len(in.Truth)*in.Ways)
+	}
 	for i := range in.Truth {
 		if in.Truth[i] < 0 || int(in.Truth[i]) >= in.Ways || in.Pred[i] < 0 || int(in.Pred[i]) >= in.Ways {
 			return EpisodeScore{}, fmt.Errorf("eval: query %d has way %d predicted as %d, want 0..%d", i, in.Truth[i], in.Pred[i], in.Ways-1)
@@ -90,7 +98,7 @@ func (e *Evaluation) Add(in EpisodeInput) (EpisodeScore, error) {
 		FalseAlarmRate: math.NaN(),
 		AUROC:          math.NaN(),
 	}
-	if in.NormalWay >= 0 && in.NormalWay < in.Ways {
+	if in.NormalWay >= 0 {
 		s.DetectionRate = c.DetectionRate(in.NormalWay)
 		s.FalseAlarmRate = c.FalseAlarmRate(in.NormalWay)
 		if len(in.Scores) == len(in.Truth)*in.Ways {
@@ -101,13 +109,14 @@ func (e *Evaluation) Add(in EpisodeInput) (EpisodeScore, error) {
 	return s, nil
 }
 
-// attackAUROC scores each query as an attack by 1 - p(normal); NaN when the
-// episode has only one of attack and normal queries.
+// attackAUROC scores each query as an attack by -log p(normal), which ranks
+// the queries as 1 - p(normal) does without rounding confident ones to a tie
+// at 1; NaN when the episode has only one of attack and normal queries.
 func attackAUROC(in EpisodeInput) float64 {
 	scores := make([]float64, len(in.Truth))
 	attack := make([]bool, len(in.Truth))
 	for i, t := range in.Truth {
-		scores[i] = 1 - math.Exp(float64(in.Scores[i*in.Ways+in.NormalWay]))
+		scores[i] = -float64(in.Scores[i*in.Ways+in.NormalWay])
 		attack[i] = int(t) != in.NormalWay
 	}
 	a, err := AUROC(scores, attack)
@@ -137,7 +146,9 @@ func (e *Evaluation) Summaries() map[string]Summary {
 	return out
 }
 
-// ClassScore is one class's figures from the pooled confusion matrix.
+// ClassScore is one class's figures from the pooled confusion matrix. A
+// figure with a zero denominator is NaN (null in JSON): precision of a class
+// never predicted, recall of a class never present, F1 of a class neither.
 type ClassScore struct {
 	Class     string  `json:"class"`
 	Category  string  `json:"category"`
@@ -147,12 +158,58 @@ type ClassScore struct {
 	Support   int64   `json:"support"`
 }
 
+// classScoreJSON is ClassScore with its figures nullable.
+type classScoreJSON struct {
+	Class     string   `json:"class"`
+	Category  string   `json:"category"`
+	Precision *float64 `json:"precision"`
+	Recall    *float64 `json:"recall"`
+	F1        *float64 `json:"f1"`
+	Support   int64    `json:"support"`
+}
+
+func (c ClassScore) MarshalJSON() ([]byte, error) {
+	return json.Marshal(classScoreJSON{c.Class, c.Category, orNull(c.Precision), orNull(c.Recall), orNull(c.F1), c.Support})
+}
+
+func (c *ClassScore) UnmarshalJSON(b []byte) error {
+	var v classScoreJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*c = ClassScore{v.Class, v.Category, orNaN(v.Precision), orNaN(v.Recall), orNaN(v.F1), v.Support}
+	return nil
+}
+
+func orNull(v float64) *float64 {
+	if math.IsNaN(v) {
+		return nil
+	}
+	return &v
+}
+
+func orNaN(p *float64) float64 {
+	if p == nil {
+		return math.NaN()
+	}
+	return *p
+}
+
 // PerClass returns per-class precision, recall and F1 over all episodes.
 func (e *Evaluation) PerClass() []ClassScore {
 	out := make([]ClassScore, len(e.Classes))
+	undefined := func(denominator int64, v float64) float64 {
+		if denominator == 0 {
+			return math.NaN()
+		}
+		return v
+	}
 	for k, name := range e.Classes {
-		out[k] = ClassScore{Class: name, Precision: e.Pooled.Precision(k), Recall: e.Pooled.Recall(k),
-			F1: e.Pooled.F1(k), Support: e.Pooled.Support(k)}
+		support, predicted := e.Pooled.Support(k), e.Pooled.predicted(k)
+		out[k] = ClassScore{Class: name, Support: support,
+			Precision: undefined(predicted, e.Pooled.Precision(k)),
+			Recall:    undefined(support, e.Pooled.Recall(k)),
+			F1:        undefined(support+predicted, e.Pooled.F1(k))}
 		if k < len(e.Categories) {
 			out[k].Category = e.Categories[k]
 		}

@@ -1,7 +1,9 @@
 package eval
 
 import (
+	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -80,10 +82,70 @@ func TestEvaluationNoNormalWayAndErrors(t *testing.T) {
 		{Ways: 2, Classes: []int{0, 1}, Truth: []int32{0}, Pred: []int32{0, 1}},
 		{Ways: 2, Classes: []int{0, 5}, Truth: []int32{0}, Pred: []int32{0}},
 		{Ways: 2, Classes: []int{0, 1}, Truth: []int32{2}, Pred: []int32{0}},
+		{Ways: 2, Classes: []int{0, 1}, NormalWay: 2, Truth: []int32{0}, Pred: []int32{0}},
+		{Ways: 2, Classes: []int{0, 1}, NormalWay: -2, Truth: []int32{0}, Pred: []int32{0}},
+		{Ways: 2, Classes: []int{0, 1}, Truth: []int32{0}, Pred: []int32{0}, Scores: []float32{0, 0, 0}},
 	}
 	for i, in := range bad {
 		if _, err := e.Add(in); err == nil {
 			t.Errorf("bad input %d accepted", i)
+		}
+	}
+}
+
+// Confident scores: log p(normal) of -40 (normal query) and -50 (attack
+// query) differ, though 1 - p(normal) rounds both to 1 in float64.
+func TestAttackAUROCKeepsConfidentScoresApart(t *testing.T) {
+	e := NewEvaluation([]string{"normal", "x"}, nil)
+	s, err := e.Add(EpisodeInput{Ways: 2, Classes: []int{0, 1}, NormalWay: 0,
+		Truth: []int32{0, 1}, Pred: []int32{1, 1}, Scores: []float32{-40, 0, -50, 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.AUROC != 1 {
+		t.Errorf("AUROC = %v, want 1 (the attack query is less likely normal)", s.AUROC)
+	}
+}
+
+// Per-class figures with a zero denominator are undefined, not 0, and stay
+// so through JSON.
+func TestPerClassUndefinedFigures(t *testing.T) {
+	// Pool a, b, c, d: truth a predicted b; truth c predicted c; d neither.
+	e := NewEvaluation([]string{"a", "b", "c", "d"}, nil)
+	if _, err := e.Add(EpisodeInput{Ways: 3, Classes: []int{0, 1, 2}, NormalWay: -1,
+		Truth: []int32{0, 2}, Pred: []int32{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	pc := e.PerClass()
+	nan := math.NaN()
+	want := [][3]float64{
+		{nan, 0, 0},     // a: present, never predicted
+		{0, nan, 0},     // b: predicted, never present
+		{1, 1, 1},       // c
+		{nan, nan, nan}, // d: neither
+	}
+	same := func(x, y float64) bool { return x == y || (math.IsNaN(x) && math.IsNaN(y)) }
+	for k, w := range want {
+		got := [3]float64{pc[k].Precision, pc[k].Recall, pc[k].F1}
+		if !same(got[0], w[0]) || !same(got[1], w[1]) || !same(got[2], w[2]) {
+			t.Errorf("%s: precision, recall, F1 = %v, want %v", pc[k].Class, got, w)
+		}
+	}
+	b, err := json.Marshal(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `{"class":"d","category":"","precision":null,"recall":null,"f1":null,"support":0}`) {
+		t.Errorf("JSON %s", b)
+	}
+	var back []ClassScore
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	for k := range pc {
+		if !same(back[k].Precision, pc[k].Precision) || !same(back[k].Recall, pc[k].Recall) || !same(back[k].F1, pc[k].F1) ||
+			back[k].Class != pc[k].Class || back[k].Support != pc[k].Support {
+			t.Errorf("round trip: %+v, want %+v", back[k], pc[k])
 		}
 	}
 }

@@ -465,7 +465,11 @@ func runReport(s *RunSummary, seeds []*SeedResult) string {
 	b.WriteString("\n")
 	pc := &eval.Table{Title: "Per class (pooled over episodes and seeds)", Header: []string{"class", "category", "precision %", "recall %", "F1 %", "support"}}
 	classes := append([]eval.ClassScore(nil), s.PerClass...)
-	sort.SliceStable(classes, func(i, j int) bool { return classes[i].F1 > classes[j].F1 })
+	// Best F1 first; classes without one (never present nor predicted) last.
+	sort.SliceStable(classes, func(i, j int) bool {
+		a, b := classes[i].F1, classes[j].F1
+		return a > b || (!math.IsNaN(a) && math.IsNaN(b))
+	})
 	for _, c := range classes {
 		pc.Rows = append(pc.Rows, []string{c.Class, c.Category, pct(c.Precision), pct(c.Recall), pct(c.F1), strconv.FormatInt(c.Support, 10)})
 	}

@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,5 +55,25 @@ func TestSuiteReport(t *testing.T) {
 	}
 	if err := SuiteReport(path, "Suite", nil); err == nil {
 		t.Error("a report of no runs")
+	}
+}
+
+// Per-class rows run from the best F1 down; a class without an F1 (never
+// present nor predicted) comes last, shown as "-".
+func TestRunReportPutsUndefinedF1Last(t *testing.T) {
+	nan := math.NaN()
+	s := &RunSummary{Run: "r", Seeds: []uint64{1}, Metrics: map[string]eval.Summary{"accuracy": {Mean: 0.5, N: 4}},
+		PerClass: []eval.ClassScore{
+			{Class: "absent", Precision: nan, Recall: nan, F1: nan},
+			{Class: "weak", Precision: 0.5, Recall: 0.5, F1: 0.5, Support: 2},
+			{Class: "strong", Precision: 1, Recall: 1, F1: 1, Support: 2},
+		}}
+	md := runReport(s, nil)
+	strong, weak, absent := strings.Index(md, "| strong"), strings.Index(md, "| weak"), strings.Index(md, "| absent")
+	if strong < 0 || !(strong < weak && weak < absent) {
+		t.Errorf("per-class order: strong at %d, weak at %d, absent at %d; want that order\n%s", strong, weak, absent, md)
+	}
+	if !strings.Contains(md[absent:], "| absent |  | - | - | - | 0 |") {
+		t.Errorf("the absent class's row:\n%s", md[absent:])
 	}
 }
