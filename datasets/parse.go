@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // Records is a parsed record file in columnar form: numeric features as
@@ -154,11 +155,17 @@ func (p *parser) parseLine(line []byte) error {
 	}
 
 	r := &p.rec
-	for _, fi := range NumericFields {
+	for k, fi := range NumericFields {
 		v, ok := parseNumber(p.fields[fi])
 		if !ok {
 			return &ParseError{File: r.Name, Line: p.line, Field: FeatureNames[fi],
 				Msg: fmt.Sprintf("%q is not a number", p.fields[fi])}
+		}
+		// Every numeric feature is a count, a size, a flag or a rate: a
+		// negative one, a rate above 1 or a value beyond float32 (the
+		// encoded width) is a broken record, not data.
+		if v < 0 || v > math.MaxFloat32 || (isRate[k] && v > 1) {
+			return &ParseError{File: r.Name, Line: p.line, Field: FeatureNames[fi], Msg: outOfRangeMsg(p.fields[fi], isRate[k])}
 		}
 		r.Num = append(r.Num, v)
 	}
@@ -252,6 +259,22 @@ func parseNumber(b []byte) (float64, bool) {
 		v /= pow10[frac]
 	}
 	return v, true
+}
+
+// isRate marks the numeric features (by position in NumericFields) that
+// are fractions in [0, 1].
+var isRate = func() (r [NumNumeric]bool) {
+	for k, fi := range NumericFields {
+		r[k] = strings.HasSuffix(FeatureNames[fi], "_rate")
+	}
+	return r
+}()
+
+func outOfRangeMsg(field []byte, rate bool) string {
+	if rate {
+		return fmt.Sprintf("%q is outside [0, 1], the range of a rate", field)
+	}
+	return fmt.Sprintf("%q is outside [0, 3.4e38]: a count or size is not negative and fits in float32", field)
 }
 
 func parseSlow(b []byte) (float64, bool) {
