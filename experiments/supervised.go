@@ -44,6 +44,20 @@ type encodedFile struct {
 	y    []int32
 }
 
+// CheckSupervisedData loads, encodes and labels the files of a supervised
+// spec, as its run would, and returns its classes (validate --deep).
+func CheckSupervisedData(s Spec) ([]string, error) {
+	p, err := planFor(s)
+	if err != nil {
+		return nil, err
+	}
+	if p.Supervised == nil {
+		return nil, fmt.Errorf("run %s is not supervised (split.protocol %q)", s.Name, s.Split.Protocol)
+	}
+	_, _, _, classes, err := loadSupervised(p)
+	return classes, err
+}
+
 // loadSupervised loads, encodes and labels the training and test files.
 func loadSupervised(p plan) (*datasets.Encoder, *encodedFile, []*encodedFile, []string, error) {
 	sp := p.Supervised

@@ -223,8 +223,14 @@ type deepResult struct {
 
 // deepCheck builds the spec's split (once per distinct data set, encoder
 // and split settings) and checks that every pool the run draws from can
-// give its episodes. It returns the class counts of the pools.
+// give its episodes. It returns the class counts of the pools. A supervised
+// spec has no episodes: its files are loaded and labelled instead.
 func deepCheck(s *experiments.Spec, cache map[string]deepResult) (string, error) {
+	if s.Split.Protocol == "supervised" {
+		// No episodes: the training and test files must load and label.
+		classes, err := experiments.CheckSupervisedData(*s)
+		return fmt.Sprintf("%d/-/-", len(classes)), err
+	}
 	key := fmt.Sprintf("%+v %+v %+v %d", s.Dataset, s.Encoder, s.Split, s.MinRecords())
 	r, ok := cache[key]
 	if !ok {

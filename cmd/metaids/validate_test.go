@@ -160,3 +160,22 @@ func TestValidateDeep(t *testing.T) {
 		t.Errorf("exit %d, rows %v\nstderr:\n%s", code, rows, stderr)
 	}
 }
+
+// A supervised spec draws no episodes: --deep loads and labels its files
+// instead of checking episode pools it does not use.
+func TestValidateDeepSupervised(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads NSL-KDD")
+	}
+	dir := writeSpecs(t, map[string]string{
+		"sup.yaml": "dataset: {name: nsl-kdd}\nsplit: {protocol: supervised}\nsupervised: {labels: category, test_files: [KDDTest-21]}\n",
+	})
+	code, out, stderr := run(t, "validate", dir, "--deep", "--format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	rows := validateRows(t, out)
+	if len(rows) != 1 || rows[0]["status"] != "ok" || rows[0]["classes train/val/test"] != "5/-/-" {
+		t.Errorf("rows %v", rows)
+	}
+}
