@@ -80,12 +80,19 @@ func NovelAttackSplit(d *Dataset, opt ProtocolOptions) (*Split, error) {
 	}
 	s := &Split{Dataset: d, TrainFile: opt.TrainFile, TestFile: opt.TestFile, Encoder: enc, Dropped: map[string][]Dropped{}}
 
+	// A named normal class that labels nothing is a typo: it would leave
+	// the real normal traffic among the attack classes.
+	if opt.NormalClass != "" && !slices.Contains(train.LabelNames, normal) && !slices.Contains(test.LabelNames, normal) {
+		return nil, fmt.Errorf("normal class %q labels no record of %s or %s", normal, opt.TrainFile, opt.TestFile)
+	}
+	// Every excluded class must occur (NewPool checks), except the implicit
+	// normal of NoNormal, which a training file may lack.
 	trainExclude := slices.Clone(opt.TrainExclude)
-	if opt.NoNormal {
+	if opt.NoNormal && slices.Contains(train.LabelNames, normal) && !slices.Contains(trainExclude, normal) {
 		trainExclude = append(trainExclude, normal)
 	}
 	all, dropped, err := NewPool(train, enc.Transform(train), opt.Categories,
-		PoolOptions{MinRecords: opt.MinRecords, Exclude: present(train, trainExclude)})
+		PoolOptions{MinRecords: opt.MinRecords, Exclude: trainExclude})
 	if err != nil {
 		return nil, fmt.Errorf("meta-train pool: %w", err)
 	}
@@ -135,18 +142,6 @@ func NovelAttackSplit(d *Dataset, opt ProtocolOptions) (*Split, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// present keeps the names that label some record, so that excluding an
-// absent class (normal in a file without it) is not an error.
-func present(r *Records, names []string) []string {
-	var out []string
-	for _, n := range names {
-		if slices.Contains(r.LabelNames, n) {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 func withoutClass(p *Pool, name string) *Pool {

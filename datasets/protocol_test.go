@@ -73,4 +73,18 @@ func TestNovelAttackSplitErrors(t *testing.T) {
 			t.Error("NoNormal pool holds normal")
 		}
 	}
+	// A misspelt normal class would make normal traffic an attack class.
+	if _, err := NovelAttackSplit(d, ProtocolOptions{NormalClass: "Normal"}); err == nil ||
+		!strings.Contains(err.Error(), `normal class "Normal" labels no record of KDDTrain+ or KDDTest+`) {
+		t.Errorf("misspelt normal class: %v", err)
+	}
+	// So would an excluded class that is not in the training file be
+	// silently kept out of nothing.
+	if _, err := NovelAttackSplit(d, ProtocolOptions{TrainExclude: []string{"neptun"}}); err == nil || !strings.Contains(err.Error(), `"neptun"`) {
+		t.Errorf("misspelt excluded class: %v", err)
+	}
+	// Excluding normal explicitly and by NoNormal at once is not an error.
+	if _, err := NovelAttackSplit(d, ProtocolOptions{NoNormal: true, TrainExclude: []string{"normal"}, MinRecords: 100}); err != nil {
+		t.Errorf("normal excluded twice: %v", err)
+	}
 }
