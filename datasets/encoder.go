@@ -217,9 +217,17 @@ func (e *Encoder) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON restores and validates an encoder saved with MarshalJSON.
+// Offset and scale are read as lists, so that a short one is an error and
+// not an array padded with zeros (a feature that would encode as 0).
 func (e *Encoder) UnmarshalJSON(b []byte) error {
-	type plain Encoder
-	var p plain
+	var p struct {
+		Version int        `json:"version"`
+		Scaling Scaling    `json:"scaling"`
+		Log1p   bool       `json:"log1p"`
+		Offset  []float64  `json:"offset"`
+		Scale   []float64  `json:"scale"`
+		Values  [][]string `json:"values"`
+	}
 	if err := json.Unmarshal(b, &p); err != nil {
 		return fmt.Errorf("encoder: %w", err)
 	}
@@ -229,12 +237,37 @@ func (e *Encoder) UnmarshalJSON(b []byte) error {
 	if p.Scaling != MinMax && p.Scaling != ZScore {
 		return fmt.Errorf("encoder: scaling %q: want %q or %q", p.Scaling, MinMax, ZScore)
 	}
+	if len(p.Offset) != NumNumeric || len(p.Scale) != NumNumeric {
+		return fmt.Errorf("encoder: %d offsets and %d scales, want %d of each", len(p.Offset), len(p.Scale), NumNumeric)
+	}
 	for j := range p.Scale {
+		name := FeatureNames[NumericFields[j]]
 		if math.IsNaN(p.Offset[j]) || math.IsInf(p.Offset[j], 0) || math.IsNaN(p.Scale[j]) || math.IsInf(p.Scale[j], 0) {
-			return fmt.Errorf("encoder: numeric feature %s has a non-finite parameter", FeatureNames[NumericFields[j]])
+			return fmt.Errorf("encoder: numeric feature %s has a non-finite parameter", name)
+		}
+		if p.Scale[j] < 0 {
+			return fmt.Errorf("encoder: numeric feature %s has a negative scale %v", name, p.Scale[j])
 		}
 	}
-	*e = Encoder(p)
+	if len(p.Values) != len(CategoricalFields) {
+		return fmt.Errorf("encoder: %d lists of categorical values, want %d", len(p.Values), len(CategoricalFields))
+	}
+	out := Encoder{Version: p.Version, Scaling: p.Scaling, Log1p: p.Log1p}
+	copy(out.Offset[:], p.Offset)
+	copy(out.Scale[:], p.Scale)
+	for k, vs := range p.Values {
+		name := FeatureNames[CategoricalFields[k]]
+		if len(vs) == 0 {
+			return fmt.Errorf("encoder: categorical feature %s has no values", name)
+		}
+		for i := 1; i < len(vs); i++ {
+			if vs[i-1] >= vs[i] {
+				return fmt.Errorf("encoder: values of %s are not sorted and distinct (%q before %q)", name, vs[i-1], vs[i])
+			}
+		}
+		out.Values[k] = vs
+	}
+	*e = out
 	e.buildIndex()
 	return nil
 }

@@ -3,6 +3,7 @@ package datasets
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"io"
 	"math"
@@ -271,6 +272,34 @@ func TestEncoder(t *testing.T) {
 	}
 	if err := back.UnmarshalJSON([]byte(`{"version":99}`)); err == nil {
 		t.Error("a future encoder version loaded without error")
+	}
+	// Damaged checkpoints: each edit of the saved form must be refused.
+	var saved map[string]any
+	if err := json.Unmarshal(blob, &saved); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(m map[string]any)
+		want string
+	}{
+		{"no parameters", func(m map[string]any) { delete(m, "offset"); delete(m, "scale") }, "0 offsets and 0 scales, want 38"},
+		{"short scale", func(m map[string]any) { m["scale"] = []float64{1, 2, 3} }, "3 scales, want 38"},
+		{"negative scale", func(m map[string]any) { m["scale"].([]any)[1] = -1.0 }, "src_bytes has a negative scale"},
+		{"no values", func(m map[string]any) { delete(m, "values") }, "0 lists of categorical values, want 3"},
+		{"empty values", func(m map[string]any) { m["values"].([]any)[0] = []string{} }, "protocol_type has no values"},
+		{"unsorted values", func(m map[string]any) { m["values"].([]any)[0] = []string{"udp", "tcp"} }, `protocol_type are not sorted and distinct ("udp" before "tcp")`},
+		{"duplicate values", func(m map[string]any) { m["values"].([]any)[0] = []string{"tcp", "tcp"} }, "not sorted and distinct"},
+	} {
+		m := map[string]any{}
+		b, _ := json.Marshal(saved)
+		json.Unmarshal(b, &m) // a deep copy
+		c.edit(m)
+		b, _ = json.Marshal(m)
+		var got Encoder
+		if err := got.UnmarshalJSON(b); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
+		}
 	}
 }
 
