@@ -169,7 +169,7 @@ type classScoreJSON struct {
 }
 
 func (c ClassScore) MarshalJSON() ([]byte, error) {
-	return json.Marshal(classScoreJSON{c.Class, c.Category, orNull(c.Precision), orNull(c.Recall), orNull(c.F1), c.Support})
+	return json.Marshal(classScoreJSON{c.Class, c.Category, Nullable(c.Precision), Nullable(c.Recall), Nullable(c.F1), c.Support})
 }
 
 func (c *ClassScore) UnmarshalJSON(b []byte) error {
@@ -177,18 +177,21 @@ func (c *ClassScore) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*c = ClassScore{v.Class, v.Category, orNaN(v.Precision), orNaN(v.Recall), orNaN(v.F1), v.Support}
+	*c = ClassScore{v.Class, v.Category, FromNullable(v.Precision), FromNullable(v.Recall), FromNullable(v.F1), v.Support}
 	return nil
 }
 
-func orNull(v float64) *float64 {
-	if math.IsNaN(v) {
+// Nullable is v for a JSON field that is null when v is not finite (JSON
+// has no NaN or infinity).
+func Nullable(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return nil
 	}
 	return &v
 }
 
-func orNaN(p *float64) float64 {
+// FromNullable reads a Nullable field back: null is NaN.
+func FromNullable(p *float64) float64 {
 	if p == nil {
 		return math.NaN()
 	}

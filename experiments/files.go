@@ -128,7 +128,7 @@ func (t TrainStats) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		plain
 		BestValAccuracy *float64 `json:"best_val_accuracy"`
-	}{plain(t), nullable(t.BestValAccuracy)})
+	}{plain(t), eval.Nullable(t.BestValAccuracy)})
 }
 
 // UnmarshalJSON reads null back as NaN.
@@ -142,7 +142,7 @@ func (t *TrainStats) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*t = TrainStats(v.plain)
-	t.BestValAccuracy = fromNullable(v.BestValAccuracy)
+	t.BestValAccuracy = eval.FromNullable(v.BestValAccuracy)
 	return nil
 }
 
@@ -153,7 +153,7 @@ func (c CurvePoint) MarshalJSON() ([]byte, error) {
 		TrainLoss   *float64 `json:"train_loss"`
 		ValAccuracy *float64 `json:"val_accuracy"`
 		ValCI       *float64 `json:"val_ci"`
-	}{c.Step, nullable(c.TrainLoss), nullable(c.ValAccuracy), nullable(c.ValCI)})
+	}{c.Step, eval.Nullable(c.TrainLoss), eval.Nullable(c.ValAccuracy), eval.Nullable(c.ValCI)})
 }
 
 // UnmarshalJSON reads null back as NaN.
@@ -167,22 +167,8 @@ func (c *CurvePoint) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*c = CurvePoint{Step: v.Step, TrainLoss: fromNullable(v.TrainLoss), ValAccuracy: fromNullable(v.ValAccuracy), ValCI: fromNullable(v.ValCI)}
+	*c = CurvePoint{Step: v.Step, TrainLoss: eval.FromNullable(v.TrainLoss), ValAccuracy: eval.FromNullable(v.ValAccuracy), ValCI: eval.FromNullable(v.ValCI)}
 	return nil
-}
-
-func nullable(v float64) *float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return nil
-	}
-	return &v
-}
-
-func fromNullable(p *float64) float64 {
-	if p == nil {
-		return math.NaN()
-	}
-	return *p
 }
 
 // readSeedResult reads a finished seed's summary.

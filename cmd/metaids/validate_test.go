@@ -117,15 +117,10 @@ func TestValidateDeep(t *testing.T) {
 	}
 	// With val_fraction 0.25 NSL-KDD's meta-val pool has 3 attack types and
 	// normal: enough for 4-way episodes, not for 5-way ones.
-	dir := writeSpecs(t, map[string]string{
+	dir, rows, stderr := validateDeep(t, 1, map[string]string{
 		"four.yaml": "dataset: {name: nsl-kdd}\nepisodes: {ways: 4, train_steps: 500}\n",
 		"five.yaml": "dataset: {name: nsl-kdd}\nepisodes: {ways: 5, train_steps: 500}\n",
 	})
-	code, out, stderr := run(t, "validate", dir, "--deep", "--format", "json")
-	if code != 1 {
-		t.Fatalf("exit %d, want 1: %s", code, stderr)
-	}
-	rows := validateRows(t, out)
 	if len(rows) != 2 || rows[0]["run"] != "five" || rows[1]["run"] != "four" {
 		t.Fatalf("rows %v", rows)
 	}
@@ -151,13 +146,12 @@ func TestValidateDeep(t *testing.T) {
 	if err := os.WriteFile(catFile, []byte(cats.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	dir = writeSpecs(t, map[string]string{
+	_, rows, stderr = validateDeep(t, 1, map[string]string{
 		"onecat.yaml": "dataset: {name: nsl-kdd, categories: " + catFile + "}\nsplit: {normal: false}\nepisodes: {ways: 3}\nmultitask: {category_weight: 1}\n",
 	})
-	code, out, stderr = run(t, "validate", dir, "--deep", "--format", "json")
 	want = "multitask.category_weight: the meta-train classes span 1 category (dos); the category head needs at least 2"
-	if rows := validateRows(t, out); code != 1 || len(rows) != 1 || rows[0]["status"] != "error: "+want {
-		t.Errorf("exit %d, rows %v\nstderr:\n%s", code, rows, stderr)
+	if len(rows) != 1 || rows[0]["status"] != "error: "+want {
+		t.Errorf("rows %v\nstderr:\n%s", rows, stderr)
 	}
 }
 
@@ -167,15 +161,22 @@ func TestValidateDeepSupervised(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads NSL-KDD")
 	}
-	dir := writeSpecs(t, map[string]string{
+	_, rows, _ := validateDeep(t, 0, map[string]string{
 		"sup.yaml": "dataset: {name: nsl-kdd}\nsplit: {protocol: supervised}\nsupervised: {labels: category, test_files: [KDDTest-21]}\n",
 	})
-	code, out, stderr := run(t, "validate", dir, "--deep", "--format", "json")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	rows := validateRows(t, out)
 	if len(rows) != 1 || rows[0]["status"] != "ok" || rows[0]["classes train/val/test"] != "5/-/-" {
 		t.Errorf("rows %v", rows)
 	}
+}
+
+// validateDeep writes specs into a folder, runs validate --deep on it and
+// checks the exit code; it returns the folder, the table rows and stderr.
+func validateDeep(t *testing.T, wantCode int, specs map[string]string) (string, []map[string]any, string) {
+	t.Helper()
+	dir := writeSpecs(t, specs)
+	code, out, stderr := run(t, "validate", dir, "--deep", "--format", "json")
+	if code != wantCode {
+		t.Fatalf("exit %d, want %d: %s", code, wantCode, stderr)
+	}
+	return dir, validateRows(t, out), stderr
 }
