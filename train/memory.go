@@ -90,13 +90,8 @@ func modelParams(cfg Config, s Shape) float64 {
 		n = mlp(s.Ways)
 	}
 	if cfg.Aux.Enabled() && len(cfg.Hidden) > 0 {
-		last := float64(cfg.Hidden[len(cfg.Hidden)-1])
-		if cfg.Aux.BinaryWeight > 0 {
-			n += (last + 1) * 2
-		}
-		if cfg.Aux.CategoryWeight > 0 {
-			n += (last + 1) * float64(cfg.Aux.Categories)
-		}
+		// Small beside the layers above, which decide a refusal.
+		n += float64(auxParamCount(cfg.Aux, cfg.Hidden[len(cfg.Hidden)-1]))
 	}
 	return n
 }
