@@ -207,13 +207,12 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", p.Name, err)
 	}
-	seeds := p.Seeds
 	var results []*SeedResult
 	if p.Supervised != nil {
-		if results, err = r.runSupervised(ctx, p, dir, be, seeds); err != nil {
+		if results, err = r.runSupervised(ctx, p, dir, be); err != nil {
 			return nil, err
 		}
-	} else if results, err = r.runEpisodic(ctx, p, dir, be, seeds); err != nil {
+	} else if results, err = r.runEpisodic(ctx, p, dir, be); err != nil {
 		return nil, err
 	}
 	sum = summarise(p, results)
@@ -234,26 +233,28 @@ func removeIfOnlySpec(dir string) {
 }
 
 // runEpisodic meta-trains and tests a plan for every seed.
-func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels.Backend, seeds []uint64) ([]*SeedResult, error) {
+func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels.Backend) ([]*SeedResult, error) {
 	split, err := r.split(p)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", p.Name, ExplainShortage(err, p.Protocol.MinRecords))
 	}
-	return r.eachSeed(p, dir, seeds, func(seed uint64) (*SeedResult, error) {
+	return r.eachSeed(p, dir, func(seed uint64) (*SeedResult, error) {
 		return r.runSeed(ctx, p, split, be, seed)
 	})
 }
 
 // eachSeed runs one seed after another, keeping seeds finished earlier
 // unless Force, and writes each seed's files as soon as it is done.
-func (r *Runner) eachSeed(p plan, dir string, seeds []uint64, run func(seed uint64) (*SeedResult, error)) ([]*SeedResult, error) {
+func (r *Runner) eachSeed(p plan, dir string, run func(seed uint64) (*SeedResult, error)) ([]*SeedResult, error) {
 	var results []*SeedResult
-	for _, seed := range seeds {
+	for _, seed := range p.Seeds {
 		seedDir := filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
 		if !r.opt.Force {
 			if res, err := readSeedResult(seedDir); err == nil {
-				if diff := specDifference(res.Spec, p.SpecYAML); res.Spec != "" && diff != "" {
-					return nil, otherSpecError(p.Name, seedDir, diff)
+				if res.Spec != "" { // older results may lack it; the folder's spec.yaml was checked
+					if diff := specDifference(res.Spec, p.SpecYAML); diff != "" {
+						return nil, otherSpecError(p.Name, seedDir, diff)
+					}
 				}
 				fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
 				results = append(results, res)

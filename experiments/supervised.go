@@ -130,7 +130,7 @@ func indexOf(list []string, s string) int {
 }
 
 // runSupervised runs the supervised track of a plan for every seed.
-func (r *Runner) runSupervised(ctx context.Context, p plan, dir string, be kernels.Backend, seeds []uint64) ([]*SeedResult, error) {
+func (r *Runner) runSupervised(ctx context.Context, p plan, dir string, be kernels.Backend) ([]*SeedResult, error) {
 	start := time.Now()
 	enc, tr, tests, classes, err := loadSupervised(p)
 	if err != nil {
@@ -138,7 +138,7 @@ func (r *Runner) runSupervised(ctx context.Context, p plan, dir string, be kerne
 	}
 	fmt.Fprintf(r.opt.Log, "%s: loaded and encoded %s (%d records, %d features) and %d test file(s) in %s\n",
 		p.Name, tr.name, tr.m.Rows, tr.m.Dim, len(tests), time.Since(start).Round(time.Millisecond))
-	return r.eachSeed(p, dir, seeds, func(seed uint64) (*SeedResult, error) {
+	return r.eachSeed(p, dir, func(seed uint64) (*SeedResult, error) {
 		return r.supervisedSeed(ctx, p, enc, tr, tests, classes, be, seed)
 	})
 }
