@@ -297,13 +297,15 @@ func describeNode(n *yaml.Node) string {
 			return "no value"
 		}
 	}
-	return shorten(n.Value, func(s string) string { return s })
+	return shorten(n.Value, asIs)
 }
 
 // maxShown is how many characters of a value an error message quotes; a
 // file that is not a spec at all (a multi-line scalar) would otherwise be
 // echoed whole.
 const maxShown = 60
+
+func asIs(s string) string { return s }
 
 // shorten formats s, or its first maxShown characters and its length.
 func shorten(s string, format func(string) string) string {
@@ -447,7 +449,7 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, key string) {
 	}
 	bad := func() {
 		if n.Kind == yaml.ScalarNode && outOfRange(v.Kind(), n.Value) {
-			d.failAt(d.where(n), key, "want %s, got %s, which is out of range", want, shorten(n.Value, func(s string) string { return s }))
+			d.failAt(d.where(n), key, "want %s, got %s, which is out of range", want, shorten(n.Value, asIs))
 			return
 		}
 		d.failAt(d.where(n), key, "want %s, got %s", want, describeNode(n))
