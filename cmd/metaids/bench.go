@@ -58,13 +58,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usageErrorf("--format: %v", err)
 	}
-	for _, c := range []struct {
-		name     string
-		got, min int
-	}{{"--steps", *steps, 1}, {"--repeats", *repeats, 1}, {"--warmup", *warmup, 0}, {"--threads", *threads, 0}} {
-		if c.got < c.min {
-			return usageErrorf("%s must be at least %d (got %d)", c.name, c.min, c.got)
-		}
+	if err := checkMins(intFlag{"--steps", *steps, 1}, intFlag{"--repeats", *repeats, 1},
+		intFlag{"--warmup", *warmup, 0}, intFlag{"--threads", *threads, 0}); err != nil {
+		return err
 	}
 	hs, err := parseInts(*hidden)
 	if err != nil {

@@ -42,6 +42,23 @@ func usageErrorf(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
 }
 
+// intFlag is an integer flag's name and value and the least it may be.
+type intFlag struct {
+	name     string
+	got, min int
+}
+
+// checkMins returns a usage error naming the first flag below its least
+// value, checked before any work so that a bad flag is named as the flag.
+func checkMins(flags ...intFlag) error {
+	for _, f := range flags {
+		if f.got < f.min {
+			return usageErrorf("%s must be at least %d (got %d)", f.name, f.min, f.got)
+		}
+	}
+	return nil
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -41,15 +41,11 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	if _, err := eval.ParseFormat(format); err != nil {
 		return usageErrorf("--format: %v", err)
 	}
-	// Checked here, before the data load, so that a bad flag is named as
-	// the flag and not reported per pool as an episode that cannot be drawn.
-	for _, c := range []struct {
-		name     string
-		got, min int
-	}{{"--ways", *ways, 1}, {"--shots", *shots, 1}, {"--queries", *queries, 0}, {"--meta-batch", *metaBatch, 1}, {"--episodes", *episodes, 0}} {
-		if c.got < c.min {
-			return usageErrorf("%s must be at least %d (got %d)", c.name, c.min, c.got)
-		}
+	// Checked before the data load, and not reported per pool as an
+	// episode that cannot be drawn.
+	if err := checkMins(intFlag{"--ways", *ways, 1}, intFlag{"--shots", *shots, 1}, intFlag{"--queries", *queries, 0},
+		intFlag{"--meta-batch", *metaBatch, 1}, intFlag{"--episodes", *episodes, 0}); err != nil {
+		return err
 	}
 	if !(*valFraction >= 0 && *valFraction < 1) {
 		return usageErrorf("--val-fraction must be in [0, 1) (got %v)", *valFraction)

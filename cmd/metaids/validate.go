@@ -227,7 +227,6 @@ type deepResult struct {
 // spec has no episodes: its files are loaded and labelled instead.
 func deepCheck(s *experiments.Spec, cache map[string]deepResult) (string, error) {
 	if s.Split.Protocol == "supervised" {
-		// No episodes: the training and test files must load and label.
 		classes, err := experiments.CheckSupervisedData(*s)
 		return fmt.Sprintf("%d/-/-", len(classes)), err
 	}
