@@ -88,7 +88,7 @@ func NovelAttackSplit(d *Dataset, opt ProtocolOptions) (*Split, error) {
 	// Every excluded class must occur (NewPool checks), except the implicit
 	// normal of NoNormal, which a training file may lack.
 	trainExclude := slices.Clone(opt.TrainExclude)
-	if opt.NoNormal && slices.Contains(train.LabelNames, normal) && !slices.Contains(trainExclude, normal) {
+	if opt.NoNormal && slices.Contains(train.LabelNames, normal) {
 		trainExclude = append(trainExclude, normal)
 	}
 	all, dropped, err := NewPool(train, enc.Transform(train), opt.Categories,
