@@ -19,9 +19,9 @@ extern uint3 threadIdx, blockIdx, blockDim, gridDim;
 void __syncthreads();
 
 static inline int min(int a, int b) { return a < b ? a : b; }
+static inline int max(int a, int b) { return a > b ? a : b; }
 
 // An addition rounded on its own: kept out of line so that the host
 // compiler cannot contract it with a product into a fused multiply-add,
 // as nvcc may not.
 __attribute__((noinline)) static float __fadd_rn(float a, float b) { return a + b; }
-static inline int max(int a, int b) { return a > b ? a : b; }
