@@ -18,17 +18,8 @@ import (
 // shippedLines returns the first n lines of a shipped record file.
 func shippedLines(t testing.TB, path string, n int) []byte {
 	t.Helper()
-	f, err := ShippedFS().Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out bytes.Buffer
-	sc := bufio.NewScanner(zr)
+	sc := bufio.NewScanner(openShipped(t, path))
 	for i := 0; i < n && sc.Scan(); i++ {
 		out.Write(sc.Bytes())
 		out.WriteByte('\n')

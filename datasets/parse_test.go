@@ -138,20 +138,27 @@ func TestLookupErrors(t *testing.T) {
 	}
 }
 
+// openShipped opens a shipped record file, decompressing it; the file is
+// closed when the test ends.
+func openShipped(t testing.TB, path string) io.Reader {
+	t.Helper()
+	f, err := ShippedFS().Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zr
+}
+
 // userCopy writes the shipped file's raw content, edited by edit, into a
 // temporary data directory, gzipped or not.
 func userCopy(t *testing.T, d *Dataset, f *FileInfo, zip bool, edit func([]byte) []byte) string {
 	t.Helper()
-	rc, err := shipped.Open(ShippedPath(d, f))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	zr, err := gzip.NewReader(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(zr)
+	raw, err := io.ReadAll(openShipped(t, ShippedPath(d, f)))
 	if err != nil {
 		t.Fatal(err)
 	}

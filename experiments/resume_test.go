@@ -25,15 +25,7 @@ seeds: [1]
 // the log and the error.
 func runResume(t *testing.T, out string, opt RunOptions, overrides ...string) (*RunSummary, string, error) {
 	t.Helper()
-	var ov []Override
-	for _, o := range overrides {
-		parsed, err := ParseOverride(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ov = append(ov, parsed)
-	}
-	specs, err := Parse([]byte(resumeSpec), "resume.yaml", ov...)
+	specs, err := Parse([]byte(resumeSpec), "resume.yaml", parseOverrides(t, overrides)...)
 	if err != nil {
 		t.Fatal(err)
 	}
