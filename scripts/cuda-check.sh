@@ -171,8 +171,8 @@ emulate() {
   # The meta-batch sweep and the evaluation bench run device-resident, timed by events.
   local sweep
   for mode in train eval; do
-    local extra=()
-    [[ $mode == eval ]] && extra=(--eval --algo protonet,maml) || extra=(--algo protonet,maml)
+    local extra=(--algo protonet,maml)
+    [[ $mode == eval ]] && extra+=(--eval)
     sweep=$(LD_LIBRARY_PATH=$lib "$tmp/metaids" bench --backend cuda "${extra[@]}" --meta-batch 1,3 --steps 2 --warmup 0 \
       --repeats 1 --format json 2>"$tmp/sweep.err") || { cat "$tmp/sweep.err" >&2; die "$mode sweep on cuda (emulated)"; }
     [[ $mode == eval || $(grep -c '"pipelined": true' <<<"$sweep") == $(grep -c '"meta_batch"' <<<"$sweep") ]] &&
