@@ -69,6 +69,10 @@ func (o OptimConfig) check(bad func(field, format string, args ...any) error) er
 	return nil
 }
 
+// finitePositive rejects zero, negatives, NaN and infinities: an infinite
+// rate or scale turns every loss into NaN and cannot be saved as JSON.
+func finitePositive(x float64) bool { return x > 0 && !math.IsInf(x, 0) }
+
 // Config is a learner's specification.
 type Config struct {
 	Algo       string // a registered learner name (see Names)
@@ -150,8 +154,8 @@ func (c Config) Validate() error {
 	if c.Distance != "euclidean" && c.Distance != "cosine" {
 		return bad("Distance", "%q, want euclidean or cosine", c.Distance)
 	}
-	if !(c.CosineScale > 0) {
-		return bad("CosineScale", "%g, want > 0", c.CosineScale)
+	if !finitePositive(c.CosineScale) {
+		return bad("CosineScale", "%g, want finite > 0", c.CosineScale)
 	}
 	if c.InnerSteps < 1 {
 		return bad("InnerSteps", "%d, want >= 1", c.InnerSteps)
@@ -159,8 +163,8 @@ func (c Config) Validate() error {
 	if c.TestInnerSteps < 0 {
 		return bad("TestInnerSteps", "%d, want >= 0", c.TestInnerSteps)
 	}
-	if !(c.InnerLR > 0) {
-		return bad("InnerLR", "%g, want > 0", c.InnerLR)
+	if !finitePositive(c.InnerLR) {
+		return bad("InnerLR", "%g, want finite > 0", c.InnerLR)
 	}
 	if c.Algo == "finetune" && c.PretrainClasses < 2 {
 		return bad("PretrainClasses", "%d, finetune needs >= 2 (the meta-train class count)", c.PretrainClasses)
@@ -168,8 +172,8 @@ func (c Config) Validate() error {
 	if c.FinetuneSteps < 1 {
 		return bad("FinetuneSteps", "%d, want >= 1", c.FinetuneSteps)
 	}
-	if !(c.FinetuneLR > 0) {
-		return bad("FinetuneLR", "%g, want > 0", c.FinetuneLR)
+	if !finitePositive(c.FinetuneLR) {
+		return bad("FinetuneLR", "%g, want finite > 0", c.FinetuneLR)
 	}
 	if err := c.Optimizer.check(bad); err != nil {
 		return err

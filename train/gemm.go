@@ -32,9 +32,6 @@ func gemmGo[T Float](m, n, k int, a []T, ai, ap int, b []T, ldb int, c []T, ldc 
 		ci := c[i*ldc : i*ldc+n]
 		for p := 0; p < k; p++ {
 			av := a[i*ai+p*ap]
-			if av == 0 {
-				continue
-			}
 			bp := b[p*ldb : p*ldb+n]
 			for j := range ci {
 				ci[j] += av * bp[j]

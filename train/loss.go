@@ -102,6 +102,8 @@ type protoState[T Float] struct {
 	coef   []T // [nq,ways] logit gradient weights
 	qq, pp []T // squared norms (Euclidean) or smoothed norms (cosine)
 	wsum   []T // [max(nq,ways)] per-row gradient weight sums
+	pc, ec []T // Euclidean: prototypes and queries translated by center
+	center []T // [h]
 }
 
 func newProtoState[T Float](ways, nq, h int) *protoState[T] {
@@ -109,6 +111,7 @@ func newProtoState[T Float](ways, nq, h int) *protoState[T] {
 		proto: make([]T, ways*h), dproto: make([]T, ways*h), count: make([]int, ways),
 		dots: make([]T, nq*ways), logits: make([]T, nq*ways), prob: make([]T, nq*ways), dlog: make([]T, nq*ways),
 		coef: make([]T, nq*ways), qq: make([]T, nq), pp: make([]T, ways), wsum: make([]T, max(nq, ways)),
+		pc: make([]T, ways*h), ec: make([]T, nq*h), center: make([]T, h),
 	}
 }
 
@@ -147,13 +150,30 @@ func protoLoss[T Float](st *protoState[T], es, eq []T, ys, yq []int32, ways, h i
 				p[j] *= inv
 			}
 		}
-		st.pp[w] = sqNorm(p, cosine)
+	}
+	// Euclidean logits and gradients are invariant under a common
+	// translation of queries and prototypes, and the expansion
+	// |e|²+|p|²−2e·p cancels catastrophically when they share a large
+	// offset: translate both by the prototypes' mean first.
+	P, E := st.proto, eq
+	if !cosine {
+		c := st.center[:h]
+		clear(c)
+		for w := 0; w < ways; w++ {
+			axpy(1/T(ways), st.proto[w*h:w*h+h], c)
+		}
+		P, E = st.pc[:ways*h], st.ec[:nq*h]
+		subRows(P, st.proto[:ways*h], c)
+		subRows(E, eq[:nq*h], c)
+	}
+	for w := 0; w < ways; w++ {
+		st.pp[w] = sqNorm(P[w*h:w*h+h], cosine)
 	}
 	for q := 0; q < nq; q++ {
-		e := eq[q*h : q*h+h]
+		e := E[q*h : q*h+h]
 		st.qq[q] = sqNorm(e, cosine)
 		for w := 0; w < ways; w++ {
-			d := dot(e, st.proto[w*h:w*h+h])
+			d := dot(e, P[w*h:w*h+h])
 			st.dots[q*ways+w] = d
 			if cosine {
 				st.logits[q*ways+w] = scale * d / (st.qq[q] * st.pp[w])
@@ -178,7 +198,7 @@ func protoLoss[T Float](st *protoState[T], es, eq []T, ys, yq []int32, ways, h i
 		}
 	}
 	// Query side: dE += A·P − r∘E.
-	gemm(nq, h, ways, A, ways, 1, st.proto, h, deq, h)
+	gemm(nq, h, ways, A, ways, 1, P, h, deq, h)
 	for q := 0; q < nq; q++ {
 		var r T
 		for w := 0; w < ways; w++ {
@@ -191,11 +211,11 @@ func protoLoss[T Float](st *protoState[T], es, eq []T, ys, yq []int32, ways, h i
 		if cosine {
 			r /= st.qq[q] * st.qq[q]
 		}
-		axpy(-r, eq[q*h:q*h+h], deq[q*h:q*h+h])
+		axpy(-r, E[q*h:q*h+h], deq[q*h:q*h+h])
 	}
 	// Prototype side: dP = Aᵀ·E − c∘P, then spread over the support rows.
 	clear(st.dproto)
-	gemm(ways, h, nq, A, 1, ways, eq, h, st.dproto, h)
+	gemm(ways, h, nq, A, 1, ways, E, h, st.dproto, h)
 	for w := 0; w < ways; w++ {
 		var c T
 		for q := 0; q < nq; q++ {
@@ -208,7 +228,7 @@ func protoLoss[T Float](st *protoState[T], es, eq []T, ys, yq []int32, ways, h i
 		if cosine {
 			c /= st.pp[w] * st.pp[w]
 		}
-		axpy(-c, st.proto[w*h:w*h+h], st.dproto[w*h:w*h+h])
+		axpy(-c, P[w*h:w*h+h], st.dproto[w*h:w*h+h])
 	}
 	for i, y := range ys {
 		axpy(1/T(st.count[y]), st.dproto[int(y)*h:int(y)*h+h], des[i*h:i*h+h])
@@ -227,6 +247,17 @@ func sqNorm[T Float](x []T, smooth bool) T {
 }
 
 // axpy sets y += a*x.
+// subRows sets each h-wide row of dst to the same row of src minus c.
+func subRows[T Float](dst, src, c []T) {
+	h := len(c)
+	for r := 0; r+h <= len(src); r += h {
+		d, s := dst[r:r+h], src[r:r+h]
+		for j, v := range c {
+			d[j] = s[j] - v
+		}
+	}
+}
+
 func axpy[T Float](a T, x, y []T) {
 	y = y[:len(x)]
 	for i, v := range x {
