@@ -66,8 +66,8 @@ type NormalModel struct {
 // that minimises the expected squared Frobenius error of Σ_s. Shrinkage is
 // ignored by Euclidean.
 //
-// Fit fails for fewer than 2 rows, non-finite input, a zero covariance, or,
-// for Mahalanobis, a shrunk covariance that is singular or too ill
+// Fit fails for fewer than 2 rows, non-finite input, or, for Mahalanobis, a
+// zero covariance or a shrunk covariance that is singular or too ill
 // conditioned (MaxCond): more shrinkage is the remedy.
 func Fit(method Method, x []float32, rows, dim int, shrinkage float64) (*NormalModel, error) {
 	switch method {
@@ -340,7 +340,8 @@ func ThresholdAtFAR(normalScores []float64, far float64) (float64, error) {
 // ThresholdBestF1 returns the threshold that maximises the F1 score of
 // flagging attacks (attack[i] true) by score > threshold, and that F1.
 // Candidates are every distinct score and, for flagging every row, the
-// largest float below the smallest score. F1 is compared exactly, as the
+// largest float below the smallest score (unless that is −Inf, which no
+// threshold flags). F1 is compared exactly, as the
 // fraction 2TP/(2TP+FP+FN); among equal F1 the largest threshold (fewest
 // alarms) wins.
 func ThresholdBestF1(scores []float64, attack []bool) (float64, float64, error) {
@@ -376,7 +377,11 @@ func ThresholdBestF1(scores []float64, attack []bool) (float64, float64, error) 
 		if i < len(idx) {
 			th = scores[idx[i]]
 		} else {
-			th = math.Nextafter(scores[idx[len(idx)-1]], math.Inf(-1))
+			lo := scores[idx[len(idx)-1]]
+			if math.IsInf(lo, -1) {
+				break // no threshold flags a -Inf score
+			}
+			th = math.Nextafter(lo, math.Inf(-1))
 		}
 		num, den := 2*tp, 2*tp+fp+(int64(pos)-tp)
 		if num*bestDen > bestNum*den {

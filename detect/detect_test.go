@@ -389,6 +389,9 @@ func TestThresholdBestF1(t *testing.T) {
 		{"tie", []float64{4, 3, 2, 1}, []bool{true, false, false, true}, 3, 2.0 / 3},
 		// Tied scores cross together: {2A,2N} at t=1.
 		{"tied scores", []float64{2, 2, 1}, []bool{true, false, false}, 1, 2.0 / 3},
+		// No threshold flags -Inf: 2A 1N -InfA gives t=1 → 2/3, t=-Inf →
+		// TP1 FP1 FN1: 2/4; flagging all three (4/5) cannot be had.
+		{"minus infinity", []float64{math.Inf(-1), 1, 2}, []bool{true, false, true}, 1, 2.0 / 3},
 	} {
 		th, f1, err := ThresholdBestF1(c.scores, c.attack)
 		if err != nil {
