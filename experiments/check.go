@@ -294,6 +294,9 @@ func (d *decoder) checkThreatOptions(s *Spec) {
 			d.fail("detection.target_far", "%g, want a value in (0, 1)", det.TargetFAR)
 		}
 		d.atLeast("detection.max_normal", det.MaxNormal, 10)
+		if det.Threshold == "f1" && len(s.Split.ValClasses) == 0 && s.Split.ValFraction == 0 {
+			d.failCombo([]string{"detection.threshold", "split.val_fraction"}, "f1, but there are no meta-val attack classes to tune it on: set split.val_fraction or split.val_classes, or use detection.threshold: far")
+		}
 		switch {
 		case s.Split.Protocol == "supervised":
 			d.failCombo([]string{"detection.method", "split.protocol"}, "%q: open-set detection is for the episodic (novel) protocol", det.Method)

@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -30,6 +31,8 @@ type DetectionResult struct {
 // maxROCPoints bounds the ROC kept in result files; the AUROC is computed on
 // the full curve.
 const maxROCPoints = 200
+
+var errF1WithoutVal = errors.New("detection.threshold f1 needs meta-val attack classes (split.val_fraction or split.val_classes)")
 
 // runDetection fits the normal model on embeddings of half of a seeded sample
 // of the training file's normal flows, sets the threshold on the other half
@@ -82,7 +85,7 @@ func runDetection(p plan, split *datasets.Split, l train.Learner, seed uint64) (
 		}
 	} else {
 		if split.Val == nil {
-			return nil, fmt.Errorf("detection.threshold f1 needs meta-val attack classes (split.val_fraction or split.val_classes)")
+			return nil, errF1WithoutVal
 		}
 		scores, attack := tuneNormal, make([]bool, len(tuneNormal))
 		for _, vc := range split.Val.Classes {

@@ -238,6 +238,10 @@ func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", p.Name, ExplainShortage(err, p.Protocol.MinRecords))
 	}
+	// Caught before any seed trains rather than after its test episodes.
+	if det := p.Detection; det.Method != "none" && det.Threshold == "f1" && split.Val == nil {
+		return nil, fmt.Errorf("run %s: %w", p.Name, errF1WithoutVal)
+	}
 	return r.eachSeed(p, dir, func(seed uint64) (*SeedResult, error) {
 		return r.runSeed(ctx, p, split, be, seed)
 	})

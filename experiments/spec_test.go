@@ -158,6 +158,8 @@ func TestErrors(t *testing.T) {
 			"spec.yaml:3: episodes.val_every: 250, more than train_steps = 100, so validation would never run (0 turns it off)"},
 		{"validation without meta-val classes", "dataset: {name: nsl-kdd}\nsplit:\n  val_fraction: 0\n", nil,
 			"spec.yaml:3: episodes.val_every: 250, but there are no meta-val classes: set split.val_fraction or split.val_classes, or val_every to 0"},
+		{"f1 threshold without meta-val classes", "dataset: {name: nsl-kdd}\nsplit:\n  val_fraction: 0\nepisodes:\n  val_every: 0\ndetection:\n  method: euclidean\n  threshold: f1\n", nil,
+			"spec.yaml:8: detection.threshold: f1, but there are no meta-val attack classes to tune it on: set split.val_fraction or split.val_classes, or use detection.threshold: far"},
 		{"val_episodes zero", "dataset: {name: nsl-kdd}\nepisodes:\n  val_episodes: 0\n", nil,
 			"spec.yaml:3: episodes.val_episodes: 0, but val_every is 250: want at least 1 (or val_every 0)"},
 		{"normal way without normal", "dataset: {name: nsl-kdd}\nsplit:\n  normal: false\nepisodes:\n  normal_way: true\n", nil,
