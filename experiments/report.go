@@ -75,12 +75,7 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 				continue
 			}
 			if m.key == "auroc" {
-				for _, r := range rs {
-					if r.Detection != nil {
-						t.Notes = []string{fmt.Sprintf("%s distance to normal traffic in the learner's embedding; threshold: %s on held-out training-file normal flows", r.Detection.Method, r.Detection.Rule)}
-						break
-					}
-				}
+				t.Notes = detectionNotes(rs)
 			}
 			t.Render(&b, eval.Markdown)
 			b.WriteString("\n")
@@ -166,42 +161,118 @@ func gridTable(title string, runs []*RunSummary, metric func(*RunSummary) (eval.
 	return t
 }
 
+// detectionNotes says how the runs in a detection table scored and
+// thresholded: one note when they all agree, else one per setting, naming
+// the runs that used it.
+func detectionNotes(runs []*RunSummary) []string {
+	var settings []string
+	users := map[string][]string{}
+	for _, r := range runs {
+		if r.Detection == nil {
+			continue
+		}
+		n := fmt.Sprintf("%s distance to normal traffic in the learner's embedding; threshold: %s", r.Detection.Method, thresholdWording(r.Detection.Rule))
+		if _, ok := users[n]; !ok {
+			settings = append(settings, n)
+		}
+		if l := r.Label(); !slices.Contains(users[n], l) {
+			users[n] = append(users[n], l)
+		}
+	}
+	if len(settings) == 1 {
+		return settings
+	}
+	notes := make([]string, len(settings))
+	for i, n := range settings {
+		notes[i] = strings.Join(users[n], ", ") + ": " + n
+	}
+	return notes
+}
+
+// thresholdWording spells out a detection threshold rule ("f1", "far 0.05").
+func thresholdWording(rule string) string {
+	if far, ok := strings.CutPrefix(rule, "far "); ok {
+		return "false-alarm rate " + far + " on held-out training-file normal flows"
+	}
+	if rule == "f1" {
+		return "best F1 on held-out training-file normal flows and meta-val attack flows"
+	}
+	return rule
+}
+
 // robustTable is accuracy under attack of the runs at the middle shot count
-// that have a robustness evaluation: learners by attack and budget.
+// that have a robustness evaluation: learners by attack and budget. The
+// columns are every (attack, budget) any of those runs measured, so runs with
+// different budgets share the table and a run shows "-" where it has none.
 func robustTable(runs []*RunSummary) *eval.Table {
 	algos, shots := gridAxes(runs)
 	k := shots[len(shots)/2]
-	var cols []RobustResult
+	type column struct {
+		attack string
+		eps    float64
+	}
+	key := func(r RobustResult) column {
+		if r.Eps == 0 {
+			return column{} // the clean score, whatever attack it was stored under
+		}
+		return column{r.Attack, r.Eps}
+	}
+	var cols []column
+	seen := map[column]bool{}
 	for _, a := range algos {
-		if r := findRun(runs, a, k); r != nil && len(r.Robustness) > 0 {
-			cols = r.Robustness
-			break
+		if r := findRun(runs, a, k); r != nil {
+			for _, x := range r.Robustness {
+				if c := key(x); !seen[c] {
+					seen[c] = true
+					cols = append(cols, c)
+				}
+			}
 		}
 	}
 	if cols == nil {
 		return nil
 	}
-	t := &eval.Table{Title: fmt.Sprintf("Accuracy under attack, %d-shot (budgets in encoded units)", k), Header: []string{"learner"}}
-	var keep []int // the clean score once, then every attack at every budget
-	for i, c := range cols {
-		if c.Eps == 0 && i > 0 {
-			continue
+	// Clean first, then each attack (in the order met) by rising budget.
+	order := map[string]int{}
+	for _, c := range cols {
+		if _, ok := order[c.attack]; !ok {
+			order[c.attack] = len(order)
 		}
-		keep = append(keep, i)
-		if c.Eps == 0 {
+	}
+	sort.SliceStable(cols, func(i, j int) bool {
+		a, b := cols[i], cols[j]
+		if (a.eps == 0) != (b.eps == 0) {
+			return a.eps == 0
+		}
+		if a.attack != b.attack {
+			return order[a.attack] < order[b.attack]
+		}
+		return a.eps < b.eps
+	})
+	t := &eval.Table{Title: fmt.Sprintf("Accuracy under attack, %d-shot (budgets in encoded units)", k), Header: []string{"learner"}}
+	for _, c := range cols {
+		if c.eps == 0 {
 			t.Header = append(t.Header, "clean")
 		} else {
-			t.Header = append(t.Header, fmt.Sprintf("%s %g", c.Attack, c.Eps))
+			t.Header = append(t.Header, fmt.Sprintf("%s %g", c.attack, c.eps))
 		}
 	}
 	for _, a := range algos {
 		r := findRun(runs, a, k)
-		if r == nil || len(r.Robustness) != len(cols) {
+		if r == nil || len(r.Robustness) == 0 {
 			continue
 		}
+		cell := map[column]string{}
+		for _, x := range r.Robustness {
+			cell[key(x)] = x.Accuracy.Format(100, 2)
+		}
 		row := []string{a}
-		for _, i := range keep {
-			row = append(row, r.Robustness[i].Accuracy.Format(100, 2))
+		for _, c := range cols {
+			if v, ok := cell[c]; ok {
+				row = append(row, v)
+			} else {
+				row = append(row, "-")
+			}
 		}
 		t.Rows = append(t.Rows, row)
 	}

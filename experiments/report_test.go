@@ -77,3 +77,41 @@ func TestRunReportPutsUndefinedF1Last(t *testing.T) {
 		t.Errorf("the absent class's row:\n%s", md[absent:])
 	}
 }
+
+// Runs with different robustness budgets share one table: each cell is the
+// run's own score at that column's attack and budget, "-" where it has none.
+// Runs with different detection settings each get their note.
+func TestSuiteReportMixedRobustnessAndDetection(t *testing.T) {
+	acc := func(v float64) eval.Summary { return eval.Summary{Mean: v, HalfWidth: 0.01, N: 10} }
+	mk := func(algo string) *RunSummary {
+		return &RunSummary{Run: "r-" + algo, Dataset: "nsl-kdd", Algo: algo, Ways: 5, Shots: 5, Queries: 15, Seeds: []uint64{1},
+			Metrics: map[string]eval.Summary{"accuracy": acc(0.9)}}
+	}
+	pn, nc := mk("protonet"), mk("nearest-centroid")
+	pn.Robustness = []RobustResult{{Attack: "fgsm", Eps: 0, Accuracy: acc(0.9)},
+		{Attack: "fgsm", Eps: 0.05, Accuracy: acc(0.8)}, {Attack: "pgd", Eps: 0.05, Accuracy: acc(0.7)}}
+	nc.Robustness = []RobustResult{{Attack: "fgsm", Eps: 0, Accuracy: acc(0.85)},
+		{Attack: "fgsm", Eps: 0.5, Accuracy: acc(0.4)}, {Attack: "pgd", Eps: 0.5, Accuracy: acc(0.3)}}
+	pn.Detection = &DetectionSummary{Method: "mahalanobis", Rule: "far 0.05", Metrics: map[string]eval.Summary{"auroc": acc(0.95)}}
+	nc.Detection = &DetectionSummary{Method: "euclidean", Rule: "f1", Metrics: map[string]eval.Summary{"auroc": acc(0.9)}}
+	path := filepath.Join(t.TempDir(), "REPORT.md")
+	if err := SuiteReport(path, "Suite", []*RunSummary{pn, nc}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	for _, want := range []string{
+		"| learner | clean | fgsm 0.05 | fgsm 0.5 | pgd 0.05 | pgd 0.5 |",
+		"| protonet | 90.00 ± 1.00 | 80.00 ± 1.00 | - | 70.00 ± 1.00 | - |",
+		"| nearest-centroid | 85.00 ± 1.00 | - | 40.00 ± 1.00 | - | 30.00 ± 1.00 |",
+		"protonet: mahalanobis distance to normal traffic in the learner's embedding; threshold: false-alarm rate 0.05 on held-out training-file normal flows",
+		"nearest-centroid: euclidean distance to normal traffic in the learner's embedding; threshold: best F1 on held-out training-file normal flows and meta-val attack flows",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+}
