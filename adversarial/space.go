@@ -4,8 +4,11 @@
 //
 // Budgets are in encoded units: with min-max scaling, eps = 0.05 lets each
 // numeric feature move by 5% of its training range (after log1p).
-// Perturbations only touch the columns a Space marks mutable and keep them
-// in its range, so a perturbed row is still a row the encoder could produce.
+// Perturbations only touch the columns a Space marks mutable and keep each
+// within its training range; one-hot blocks never change. Values between
+// those a column took are allowed, so a binary flag or a count may come out
+// fractional: the threat model is a bounded move in feature space, not a
+// replayable flow.
 package adversarial
 
 import (
