@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -20,10 +21,11 @@ import (
 var errOtherSpec = errors.New("holds results of a different spec")
 
 // checkRecordedSpec compares the spec.yaml of a run folder, if there is one,
-// with the plan.
+// with the plan. A folder without results (a run killed before its first
+// seed finished) has nothing to protect: its spec.yaml is written again.
 func checkRecordedSpec(dir string, p plan) error {
 	b, err := os.ReadFile(filepath.Join(dir, "spec.yaml"))
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && !holdsResults(dir)) {
 		return nil
 	}
 	if err != nil {
@@ -33,6 +35,24 @@ func checkRecordedSpec(dir string, p plan) error {
 		return otherSpecError(p.Name, dir, diff)
 	}
 	return nil
+}
+
+// holdsResults reports whether a run folder has a run summary or a
+// finished seed.
+func holdsResults(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, "summary.json")); err == nil {
+		return true
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		n, ok := strings.CutPrefix(e.Name(), "seed-")
+		if _, err := strconv.ParseUint(n, 10, 64); ok && err == nil {
+			if _, err := os.Stat(filepath.Join(dir, e.Name(), "summary.json")); err == nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func otherSpecError(run, dir, diff string) error {

@@ -174,3 +174,86 @@ func TestExplainShortageOnlyExplainsShortages(t *testing.T) {
 		t.Errorf("explained: %q", got)
 	}
 }
+
+// A --force run stopped before its end leaves the new spec.yaml and its
+// first seeds beside the old run's summary: that summary must not be
+// reported as the new run's, and the forced run removes it at its start.
+func TestStoppedForcedRunIsNotReportedAsFinished(t *testing.T) {
+	out, other := t.TempDir(), t.TempDir()
+	if _, _, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	// The state a stopped "--force --set model.hidden=[4]" leaves behind:
+	// its spec.yaml and seed 1, the old seed 2 and the old summary.
+	if _, _, err := runResume(t, other, RunOptions{Seeds: []uint64{1, 2}}, "model.hidden=[4]"); err != nil {
+		t.Fatal(err)
+	}
+	run, newRun := filepath.Join(out, "resume"), filepath.Join(other, "resume")
+	for _, name := range []string{"spec.yaml", "seed-1"} {
+		if err := os.RemoveAll(filepath.Join(run, name)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(newRun, name), filepath.Join(run, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, log, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}}, "model.hidden=[4]")
+	if strings.Contains(log, "run resume: finished earlier") || !errors.Is(err, errOtherSpec) || !strings.Contains(err.Error(), "seed-2") {
+		t.Fatalf("log %q, error %v: want seed-2 refused, not the old summary reported", log, err)
+	}
+
+	// A forced run removes the summary and report first, so stopping it
+	// (here before its first step) leaves none behind.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	specs, err := Parse([]byte(resumeSpec), "resume.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewRunner(RunOptions{OutDir: out, Log: &bytes.Buffer{}, Force: true}).Run(ctx, specs[0]); err == nil {
+		t.Fatal("a cancelled run gave no error")
+	}
+	for _, name := range []string{"summary.json", "report.md"} {
+		if _, err := os.Stat(filepath.Join(run, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there after a stopped --force run (%v)", name, err)
+		}
+	}
+}
+
+// A run killed before its first seed finished leaves only spec.yaml: the
+// folder holds no results, so another spec may run there.
+func TestFolderWithOnlyASpecIsNoObstacle(t *testing.T) {
+	out := t.TempDir()
+	run := filepath.Join(out, "resume")
+	if err := os.MkdirAll(filepath.Join(run, "seed-1.partial"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A half-written seed folder is not a finished seed either.
+	if err := os.WriteFile(filepath.Join(run, "seed-1.partial", "summary.json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, "spec.yaml"), []byte(strings.Replace(resumeSpec, "hidden: [8]", "hidden: [16]", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := runResume(t, out, RunOptions{})
+	if err != nil || s.Seeds[0] != 1 {
+		t.Fatalf("run into a folder holding only a spec: %v", err)
+	}
+	rec, _ := os.ReadFile(filepath.Join(run, "spec.yaml"))
+	if !strings.Contains(string(rec), "hidden: [8]") {
+		t.Errorf("spec.yaml not rewritten:\n%s", rec)
+	}
+}
+
+// Without training steps the meta-train pool is not drawn from, so it need
+// not hold episodes.ways classes (validate --deep does not ask it to).
+func TestNoTrainingStepsNeedsNoMetaTrainEpisodes(t *testing.T) {
+	s, _, err := runResume(t, t.TempDir(), RunOptions{}, "learner.algo=nearest-centroid", "episodes.train_steps=0",
+		"episodes.val_every=0", "split.val_fraction=0.9", "episodes.ways=7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Metrics["accuracy"].N != 4 {
+		t.Errorf("%d test episodes, want 4", s.Metrics["accuracy"].N)
+	}
+}

@@ -183,7 +183,9 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 		if err := checkRecordedSpec(dir, p); err != nil {
 			return nil, err
 		}
-		if s, err := ReadRunSummary(dir); err == nil && sameSeeds(s.Seeds, p.Seeds) {
+		// The summary must be of this spec too: a --force run stopped
+		// before its end leaves the new spec.yaml beside the old summary.
+		if s, err := ReadRunSummary(dir); err == nil && sameSeeds(s.Seeds, p.Seeds) && (s.Spec == "" || specDifference(s.Spec, p.SpecYAML) == "") {
 			fmt.Fprintf(r.opt.Log, "run %s: finished earlier (%s); --force runs it again\n", p.Name, dir)
 			return s, nil
 		}
@@ -199,6 +201,15 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
+	}
+	if r.opt.Force {
+		// The run's summary and report describe the results being
+		// replaced; if this run stops early, none must claim to be its.
+		for _, name := range []string{"summary.json", "report.md"} {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+		}
 	}
 	if err := writeFileAtomic(filepath.Join(dir, "spec.yaml"), p.SpecYAML); err != nil {
 		return nil, err
@@ -362,9 +373,13 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		}
 		return s, nil
 	}
-	trainS, err := sampler(split.Train, "meta-train", streamTrain)
-	if err != nil {
-		return nil, err
+	// With no training steps the meta-train pool gives no episodes, so it
+	// need not be able to (validate --deep checks the same pools).
+	var trainS *datasets.Sampler
+	if ep.TrainSteps > 0 {
+		if trainS, err = sampler(split.Train, "meta-train", streamTrain); err != nil {
+			return nil, err
+		}
 	}
 	testS, err := sampler(split.Test, "meta-test", streamTest)
 	if err != nil {
@@ -405,7 +420,10 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 
 	// Meta-training.
 	bar := progress.New(r.opt.Log, fmt.Sprintf("%s seed %d: train", p.Name, seed), ep.TrainSteps)
-	batch := trainS.NewBatch()
+	var batch datasets.Batch
+	if trainS != nil {
+		batch = trainS.NewBatch()
+	}
 	var best bytes.Buffer
 	res.Train.BestStep, res.Train.BestValAccuracy = -1, math.NaN()
 	logEvery := max(1, ep.TrainSteps/100)
