@@ -1,7 +1,9 @@
 package experiments
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -48,6 +50,9 @@ func CurrentProvenance() Provenance {
 			return p
 		}
 	}
+	if !inOwnCheckout() {
+		return p
+	}
 	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
 		p.Commit = strings.TrimSpace(string(out))
 		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
@@ -55,4 +60,28 @@ func CurrentProvenance() Provenance {
 		}
 	}
 	return p
+}
+
+// modulePath is this module's path, which the go.mod of a checkout of it
+// declares.
+const modulePath = "github.com/metaids/metaids"
+
+// inOwnCheckout reports whether the working directory is inside a git
+// checkout of this module, so that its HEAD is the commit of the code: run
+// from inside any other repository, that repository's HEAD is not.
+func inOwnCheckout() bool {
+	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return false
+	}
+	mod, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(top)), "go.mod"))
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(mod)) {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
+			return strings.Trim(f[1], `"`) == modulePath
+		}
+	}
+	return false
 }
