@@ -37,6 +37,9 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	default:
 		return usageErrorf("--device %q: want auto, cpu or cuda", *device)
 	}
+	if *out == "" {
+		return usageErrorf("--out is empty: want the folder the runs write into (default results)")
+	}
 	// Every spec is loaded and checked before any run starts, so a typo in
 	// the last file does not surface after an hour of training.
 	var specs []experiments.Spec

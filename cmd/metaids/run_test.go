@@ -50,6 +50,7 @@ func TestRunCommandErrors(t *testing.T) {
 		{[]string{"run", bad, "--out", dir}, 1, "bad.yaml:4: episodes.shots"},
 		{[]string{"run", bad, "--seeds", "1,x"}, 2, "--seeds"},
 		{[]string{"run", bad, "--device", "tpu"}, 2, `--device "tpu"`},
+		{[]string{"run", bad, "--out", ""}, 2, "--out is empty"},
 		{[]string{"run", bad, "--set", "episodes.shot=1"}, 1, "episodes.shot"},
 	}
 	for _, c := range cases {
