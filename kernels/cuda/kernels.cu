@@ -139,7 +139,7 @@ extern "C" __global__ void adam_step(float* __restrict__ p, const float* __restr
 // epilogue of sgemm_batched, which must agree to the bit.
 __device__ __forceinline__ float act_apply(float v, int kind) {
     switch (kind) {
-        case ACT_RELU: return fmaxf(v, 0.f);
+        case ACT_RELU: return v > 0.f || v != v ? v : 0.f;  // NaN propagates, as Go's max(v, 0)
         case ACT_LEAKY_RELU: return v < 0.f ? v * LEAKY_SLOPE : v;
         case ACT_TANH: return tanhf(v);
         default: return 1.f / (1.f + expf(-v));
