@@ -45,3 +45,21 @@ type AdamParams struct {
 	LR, Beta1, Beta2, Eps, WeightDecay float32
 	Decoupled                          bool
 }
+
+// Failure is the panic value of a Backend method whose device failed (the
+// interface has no error results); Catch turns it back into an error.
+type Failure struct{ Err error }
+
+func (f Failure) Error() string { return f.Err.Error() }
+func (f Failure) Unwrap() error { return f.Err }
+
+// Catch, deferred, stores a Failure panic in *err; other panics go on.
+func Catch(err *error) {
+	if r := recover(); r != nil {
+		f, ok := r.(Failure)
+		if !ok {
+			panic(r)
+		}
+		*err = f
+	}
+}

@@ -222,3 +222,23 @@ func near(t *testing.T, what string, got float32, want, scale float64) {
 		t.Errorf("%s = %v, want %v", what, got, want)
 	}
 }
+
+func TestCatchTurnsOnlyFailuresIntoErrors(t *testing.T) {
+	lost := errors.New("device lost")
+	err := func() (err error) {
+		defer Catch(&err)
+		panic(Failure{Err: lost})
+	}()
+	if !errors.Is(err, lost) {
+		t.Errorf("Catch gave %v, want the failure's error", err)
+	}
+	defer func() {
+		if r := recover(); r != "not a failure" {
+			t.Errorf("another panic became %v", r)
+		}
+	}()
+	func() (err error) {
+		defer Catch(&err)
+		panic("not a failure")
+	}()
+}

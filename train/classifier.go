@@ -95,7 +95,7 @@ type clfEngine interface {
 	// weighted mean loss and the batch's total weight.
 	grads(x []float32, y []int32, idx []int32) (loss, wsum float64)
 	// apply takes one optimiser step with the last gradient.
-	apply()
+	apply() error
 	setWeights(w []float64)
 	predict(x []float32, rows int, labels []int32, probs []float32)
 	numParams() int
@@ -207,7 +207,9 @@ func (c *Classifier) Fit(ctx context.Context, x []float32, y []int32, rows int, 
 				return fmt.Errorf("classifier fit: training loss is %g at epoch %d (batch %d of %d); lower Optimizer.LR (now %g) or set Optimizer.ClipNorm",
 					loss, epoch, b+1, nb, c.cfg.Optimizer.LR)
 			}
-			c.net.apply()
+			if err := c.net.apply(); err != nil {
+				return fmt.Errorf("classifier fit: %w", err)
+			}
 			sum += loss * w
 			wsum += w
 		}
@@ -364,7 +366,7 @@ func (n *clfNet[T]) grads(x []float32, y []int32, idx []int32) (float64, float64
 	return loss, wsum
 }
 
-func (n *clfNet[T]) apply() { n.opt.step(n.params, n.grad) }
+func (n *clfNet[T]) apply() error { return n.opt.step(n.params, n.grad) }
 
 func (n *clfNet[T]) setWeights(w []float64) { n.w = slices.Clone(w) }
 

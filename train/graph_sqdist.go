@@ -155,7 +155,8 @@ func (op sqDistOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, erro
 	return op.do(prealloc, in)
 }
 
-func (op sqDistOp) do(prealloc G.Value, in []G.Value) (G.Value, error) {
+func (op sqDistOp) do(prealloc G.Value, in []G.Value) (_ G.Value, err error) {
+	defer kernels.Catch(&err) // a failed device, as an error of the graph
 	if len(in) != 2 {
 		return nil, fmt.Errorf("sqdist has 2 inputs, got %d", len(in))
 	}
@@ -260,7 +261,8 @@ func (op sqDistGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 	return op.do(prealloc, in)
 }
 
-func (op sqDistGradOp) do(prealloc G.Value, in []G.Value) (G.Value, error) {
+func (op sqDistGradOp) do(prealloc G.Value, in []G.Value) (_ G.Value, err error) {
+	defer kernels.Catch(&err)
 	if len(in) != 3 {
 		return nil, fmt.Errorf("%v has 3 inputs, got %d", op, len(in))
 	}

@@ -217,7 +217,9 @@ func (l *base[T]) MetaStep(b datasets.Batch) (float64, error) {
 		return loss, fmt.Errorf("%s step %d: loss is %g", l.name, l.steps+1, loss)
 	}
 	if len(l.params) > 0 {
-		l.opt.step(l.params, l.grad)
+		if err := l.opt.step(l.params, l.grad); err != nil {
+			return loss, err
+		}
 	}
 	l.steps++
 	return loss, nil
@@ -398,7 +400,8 @@ func newOptimizer[T Float](cfg OptimConfig, n int, be kernels.Backend) optimizer
 	return o
 }
 
-func (o *optimizer[T]) step(p, g []T) {
+func (o *optimizer[T]) step(p, g []T) (err error) {
+	defer kernels.Catch(&err)
 	if c := o.cfg.ClipNorm; c > 0 {
 		var ss float64
 		for _, v := range g {
@@ -430,4 +433,5 @@ func (o *optimizer[T]) step(p, g []T) {
 			cpu.Adam(p, g, o.m, o.v, o.t, T(o.cfg.LR), T(o.cfg.Beta1), T(o.cfg.Beta2), T(o.cfg.Eps), T(o.cfg.WeightDecay), o.cfg.Decoupled)
 		}
 	}
+	return nil
 }

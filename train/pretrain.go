@@ -127,7 +127,7 @@ type pretrainTarget interface {
 	// the parameter vector.
 	pretrainPrefixLen() int
 	// writeParamPrefix overwrites the first len(src) parameters.
-	writeParamPrefix(src []float64)
+	writeParamPrefix(src []float64) error
 }
 
 // The encoder is the MLP body: newMLP lays out the hidden layers first and
@@ -139,11 +139,12 @@ func (l *finetune[T]) pretrainPrefixLen() int   { return l.m.body }
 func (l *graphProto[T]) pretrainPrefixLen() int { return l.m.body }
 func (l *graphGBML[T]) pretrainPrefixLen() int  { return l.m.body }
 
-func (l *base[T]) writeParamPrefix(src []float64) {
+func (l *base[T]) writeParamPrefix(src []float64) error {
 	dst := l.params[:len(src)]
 	for i, v := range src {
 		dst[i] = T(v)
 	}
+	return nil
 }
 
 // InitLearner copies the pre-trained encoder into l, which must be built with
@@ -179,8 +180,7 @@ func (p *Pretrained) InitLearner(l Learner) error {
 	if n := e.pretrainPrefixLen(); n != p.encLen {
 		return fmt.Errorf("pretrain: learner %s has %d encoder parameters, the pre-trained encoder %d", name, n, p.encLen)
 	}
-	e.writeParamPrefix(p.ae[:p.encLen])
-	return nil
+	return e.writeParamPrefix(p.ae[:p.encLen])
 }
 
 // pretrainNoiseStream keeps the corruption's PCG stream apart from the
@@ -248,7 +248,9 @@ func pretrain[T Float](ctx context.Context, cfg PretrainConfig, x []float32, row
 				return nil, fmt.Errorf("pretrain: reconstruction loss is %g at epoch %d (batch %d of %d); lower Optimizer.LR (now %g) or set Optimizer.ClipNorm",
 					loss, ep+1, b+1, nb, cfg.Optimizer.LR)
 			}
-			n.opt.step(n.params, n.grad)
+			if err := n.opt.step(n.params, n.grad); err != nil {
+				return nil, fmt.Errorf("pretrain: %w", err)
+			}
 			sum += loss * float64(len(idx))
 		}
 		mean := sum / float64(rows)

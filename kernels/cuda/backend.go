@@ -333,7 +333,7 @@ func (b *Backend) get(dst []float32, src Buffer) error {
 // must panics with a driver failure in a method that cannot return it.
 func must(op string, err error) {
 	if err != nil {
-		panic(fmt.Sprintf("cuda.%s: %v", op, err))
+		panic(kernels.Failure{Err: fmt.Errorf("cuda.%s: %w", op, err)})
 	}
 }
 
