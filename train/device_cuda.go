@@ -669,6 +669,33 @@ func (d *devLearner) LoadCheckpoint(r io.Reader) (map[string][]byte, error) {
 	return blobs, err
 }
 
+// restore is base's, for Load: the restored state reaches the device.
+func (d *devLearner) restore(h ckptHeader, p []byte) (map[string][]byte, error) {
+	if err := d.settle(); err != nil {
+		return nil, err
+	}
+	blobs, err := d.Learner.(interface {
+		restore(ckptHeader, []byte) (map[string][]byte, error)
+	}).restore(h, p)
+	if err == nil && len(d.bufs) > 0 {
+		err = d.upload()
+	}
+	return blobs, err
+}
+
+// Pre-training writes the host twin's encoder, then the device's.
+func (d *devLearner) pretrainPrefixLen() int { return d.Learner.(pretrainTarget).pretrainPrefixLen() }
+
+func (d *devLearner) writeParamPrefix(src []float64) error {
+	if err := d.sync(); err != nil {
+		return err
+	}
+	if err := d.Learner.(pretrainTarget).writeParamPrefix(src); err != nil || len(d.bufs) == 0 {
+		return err
+	}
+	return d.upload()
+}
+
 func (d *devLearner) EmbedDim() int { return d.Learner.(Embedder).EmbedDim() }
 
 func (d *devLearner) Embed(x []float32, rows int, out []float32) error {
