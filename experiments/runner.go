@@ -218,6 +218,9 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", p.Name, err)
 	}
+	if c, ok := be.(io.Closer); ok {
+		defer c.Close() // a GPU backend's context, module and staging memory
+	}
 	var results []*SeedResult
 	if p.Supervised != nil {
 		if results, err = r.runSupervised(ctx, p, dir, be); err != nil {
