@@ -202,6 +202,24 @@ emulate() {
   done
   say "metaids run --device cuda on the emulation, the same curve and test episodes with and without graphs"
 
+  # Pre-training initialises the device learner, not only its host copy.
+  LD_LIBRARY_PATH=$lib "$tmp/metaids" run experiments/nsl-kdd/protonet-5way5shot.yaml --device cuda --seeds 1 --out "$tmp/run-pre" \
+    --set pretrain.objective=denoise --set pretrain.epochs=1 --set episodes.train_steps=4 --set episodes.val_every=2 \
+    --set episodes.val_episodes=2 --set episodes.test_episodes=2 >"$tmp/run.log" 2>&1 ||
+    { tail -n 20 "$tmp/run.log" >&2; die "metaids run --device cuda with pre-training (emulated)"; }
+  # A device that faults mid-run stops the run with the driver's error, never a panic: device-resident (protonet)
+  # and host-side learners whose optimiser steps run on the device (anil).
+  for algo in protonet anil; do
+    if METAIDS_FAKECUDA_FAIL_AFTER=6 LD_LIBRARY_PATH=$lib "$tmp/metaids" run experiments/nsl-kdd/protonet-5way5shot.yaml --device cuda \
+      --seeds 1 --out "$tmp/run-fault" --set learner.algo=$algo --set episodes.train_steps=8 --set episodes.val_every=0 \
+      --set episodes.test_episodes=2 >"$tmp/run.log" 2>&1; then
+      die "metaids run --device cuda ($algo) succeeded on a device that faults"
+    fi
+    grep -q 'CUDA_ERROR_LAUNCH_FAILED' "$tmp/run.log" && ! grep -q -e '^panic' -e '^goroutine ' "$tmp/run.log" ||
+      { tail -n 20 "$tmp/run.log" >&2; die "metaids run --device cuda ($algo) on a faulting device did not stop with the driver's error"; }
+  done
+  say "pre-training reaches the device learner; a device fault mid-run is an error, not a panic"
+
   expect_refusal "$lib" 'no usable CUDA device: cuInit: CUDA_ERROR_NO_DEVICE' METAIDS_FAKECUDA_INIT=100
   expect_refusal "$lib" 'no usable CUDA device: the driver reports no CUDA device' METAIDS_FAKECUDA_DEVICES=0
   expect_refusal "$lib" 'no usable CUDA device: .* compute capability 7.5' METAIDS_FAKECUDA_CC=75

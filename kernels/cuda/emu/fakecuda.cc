@@ -32,7 +32,9 @@
 // Environment, to rehearse failures: METAIDS_FAKECUDA_INIT=<CUresult> makes
 // cuInit fail with it, METAIDS_FAKECUDA_DEVICES=<n> sets the device count,
 // METAIDS_FAKECUDA_CC=<major*10+minor> the compute capability,
-// METAIDS_FAKECUDA_FREE_MIB=<n> the free memory.
+// METAIDS_FAKECUDA_FREE_MIB=<n> the free memory, and
+// METAIDS_FAKECUDA_FAIL_AFTER=<n> makes every launch after the first n fail
+// with CUDA_ERROR_LAUNCH_FAILED, sticky, as a GPU fault mid-run does.
 
 #include <cuda.h>
 #include <stdint.h>
@@ -259,6 +261,19 @@ static CUresult enqueue(std::function<CUresult()> work) {
     return eager ? run_all() : CUDA_SUCCESS;
 }
 
+// injected_fault fails the launches after the first
+// METAIDS_FAKECUDA_FAIL_AFTER, as a device that faults mid-run.
+static CUresult injected_fault() {
+    static long launches = 0;
+    static const long after = env_int("METAIDS_FAKECUDA_FAIL_AFTER", -1);
+    if (after >= 0 && ++launches > after) {
+        sticky = CUDA_ERROR_LAUNCH_FAILED;
+        queued.clear();
+        return sticky;
+    }
+    return CUDA_SUCCESS;
+}
+
 static bool inited;
 static const char* module_image;
 
@@ -455,6 +470,7 @@ API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
     const uintptr_t i = (uintptr_t)f;
     if (i < 1 || i > k.size()) return CUDA_ERROR_INVALID_HANDLE;
     if (!launch_ok(i - 1, gx, gy, gz, bx, by, bz, shared, params, extra)) return CUDA_ERROR_INVALID_VALUE;
+    if (CUresult r = injected_fault()) return r;
     // The arguments are read now, as the driver copies them; the kernel runs later.
     auto body = k[i - 1].bind(params);
     uint3 grid{gx, gy, gz}, block{bx, by, bz};
@@ -752,6 +768,7 @@ API CUresult cuGraphInstantiateWithFlags(CUgraphExec* e, CUgraph g, unsigned lon
 API CUresult cuGraphLaunch(CUgraphExec e, CUstream) {
     if (CUresult r = in_ctx()) return r;
     if (!e) return CUDA_ERROR_INVALID_VALUE;
+    if (CUresult r = injected_fault()) return r;
     auto nodes = ((FakeExec*)e)->nodes;
     return enqueue([nodes] {
         for (auto& node : *nodes)
