@@ -34,6 +34,7 @@ func (d *decoder) finish(s *Spec, varied map[string]bool) {
 	cats := d.resolveDataset(s)
 	d.name(s, varied)
 	before := d.errs.n
+	d.checkEncoder(s)
 	d.checkSplit(s, cats)
 	d.checkEpisodes(s)
 	d.checkLearner(s)
@@ -174,6 +175,10 @@ func (d *decoder) choice(key, v string, valid []string) bool {
 		return false
 	}
 	return true
+}
+
+func (d *decoder) checkEncoder(s *Spec) {
+	d.choice("encoder.scaling", s.Encoder.Scaling, scalings)
 }
 
 func (d *decoder) checkSplit(s *Spec, cats datasets.Categories) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -63,6 +64,9 @@ func FuzzParse(f *testing.F) {
 			names[s.Name] = true
 			if e := s.Episodes; e.Ways < 2 || e.Shots < 1 || e.Queries < 1 {
 				t.Fatalf("%s: %d-way %d-shot %d-query episodes accepted", s.Name, e.Ways, e.Shots, e.Queries)
+			}
+			if !slices.Contains(scalings, s.Encoder.Scaling) {
+				t.Fatalf("%s: scaling %q accepted", s.Name, s.Encoder.Scaling)
 			}
 		}
 		again, err := Parse(data, "fuzz.yaml", overrides...)
