@@ -58,6 +58,17 @@ func (d *decoder) finish(s *Spec, varied map[string]bool) {
 		} else {
 			d.checkMemory(s, cfg)
 		}
+		// Likewise for pre-training and the supervised track's classifier.
+		if pc := s.PretrainConfig(1); pc != nil {
+			if err := pc.Validate(); err != nil {
+				d.fail("pretrain", "%v", err)
+			}
+		}
+		if s.Split.Protocol == "supervised" {
+			if err := s.ClassifierConfig(1).Validate(); err != nil {
+				d.fail("supervised", "%v", err)
+			}
+		}
 	}
 }
 
@@ -169,6 +180,14 @@ func (d *decoder) unitInterval(key string, v float64) {
 	}
 }
 
+func (d *decoder) atMost(key string, v, hi int) bool {
+	if v > hi {
+		d.fail(key, "%d, want at most %d", v, hi)
+		return false
+	}
+	return true
+}
+
 func (d *decoder) choice(key, v string, valid []string) bool {
 	if !slices.Contains(valid, v) {
 		d.fail(key, "%q; %s", v, oneOf(v, valid))
@@ -242,6 +261,7 @@ func (d *decoder) checkSupervised(s *Spec) {
 	d.choice("supervised.labels", sv.Labels, labelSets)
 	d.atLeast("supervised.epochs", sv.Epochs, 1)
 	d.atLeast("supervised.batch_size", sv.BatchSize, 1)
+	d.atMost("supervised.batch_size", sv.BatchSize, train.MaxClassifierBatch)
 	d.choice("supervised.class_weights", sv.ClassWeights, weightings)
 	data, err := datasets.Lookup(s.Dataset.Name)
 	if err != nil {
@@ -282,6 +302,7 @@ func (d *decoder) checkThreatOptions(s *Spec) {
 		}
 		d.atLeast("pretrain.epochs", p.Epochs, 1)
 		d.atLeast("pretrain.batch_size", p.BatchSize, 1)
+		d.atMost("pretrain.batch_size", p.BatchSize, train.MaxPretrainBatch)
 		switch {
 		case s.Learner.Algo == "nearest-centroid":
 			d.failCombo([]string{"pretrain.objective", "learner.algo"}, "%q, but nearest-centroid has no encoder to pre-train", p.Objective)
