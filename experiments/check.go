@@ -77,22 +77,45 @@ func (d *decoder) finish(s *Spec, varied map[string]bool) {
 // ones.
 const minEncodedDim = datasets.NumNumeric + 2*len(datasets.CategoricalFields)
 
-// checkMemory refuses, before anything runs, a model or meta-batch whose
-// parameters, gradient and episodes alone exceed the machine's memory
-// (train.New refuses it too, with the encoded width known).
+// checkMemory refuses, before anything runs, a model, episode or
+// meta-batch whose parameters, gradient and episodes alone exceed the
+// machine's memory (train.New refuses it too, with the encoded width
+// known), naming the key that makes it so: model.hidden only when the
+// model alone does not fit.
 func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 	e := s.Episodes
-	shape := train.Shape{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, MetaBatch: 1, Dim: minEncodedDim}
-	one := train.MemoryFloor(cfg, shape)
-	shape.MetaBatch = e.MetaBatch
-	all := train.MemoryFloor(cfg, shape)
+	shape := train.Shape{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, Dim: minEncodedDim}
+	floor := func(metaBatch int) float64 {
+		sh := shape
+		sh.MetaBatch = metaBatch
+		return train.MemoryFloor(cfg, sh)
+	}
+	// The model's own share: its parameters at the fewest ways (the output
+	// layer has a unit per way).
+	model := train.MemoryFloor(cfg, train.Shape{Ways: 2, Dim: minEncodedDim})
+	batch := floor(e.MetaBatch)
+	have := train.GiB(train.MachineMemory())
 	switch {
-	case !train.FitsMemory(one):
-		d.fail("model.hidden", "hidden layers %v need at least %s for their parameters, gradient and one episode; this machine has %s",
-			cfg.Hidden, train.GiB(one), train.GiB(train.MachineMemory()))
-	case !train.FitsMemory(all):
+	case !train.FitsMemory(model):
+		d.fail("model.hidden", "hidden layers %v need at least %s for their parameters and gradient; this machine has %s",
+			cfg.Hidden, train.GiB(model), have)
+	case !train.FitsMemory(floor(1)):
+		keys := []string{"episodes.ways", "episodes.shots", "episodes.queries"}
+		values := []int{e.Ways, e.Shots, e.Queries}
+		i := 0 // ways, when the output layer alone is too large
+		if train.FitsMemory(floor(0)) {
+			for j := range values {
+				if values[j] > values[i] {
+					i = j
+				}
+			}
+		}
+		keys[0], keys[i] = keys[i], keys[0]
+		d.failCombo(keys, "%d, but one episode of %d×%d rows needs at least %s with the model; this machine has %s",
+			values[i], e.Ways, e.Shots+e.Queries, train.GiB(floor(1)), have)
+	case !train.FitsMemory(batch):
 		d.fail("episodes.meta_batch", "%d episodes of %d×%d rows need at least %s with the model; this machine has %s",
-			e.MetaBatch, e.Ways, e.Shots+e.Queries, train.GiB(all), train.GiB(train.MachineMemory()))
+			e.MetaBatch, e.Ways, e.Shots+e.Queries, train.GiB(batch), have)
 	}
 }
 

@@ -258,17 +258,34 @@ func TestTooLargeForMemory(t *testing.T) {
 	if train.MachineMemory() == 0 {
 		t.Skip("the machine's memory is unknown here: nothing is refused")
 	}
-	for set, want := range map[string]string{
-		"model.hidden=[1000000000, 1000000000]": "spec.yaml: --set model.hidden=[1000000000, 1000000000]: hidden layers [1000000000 1000000000] need at least ",
-		"episodes.meta_batch=2000000000":        "spec.yaml: --set episodes.meta_batch=2000000000: 2000000000 episodes of 5×20 rows need at least ",
+	for _, c := range []struct {
+		spec string
+		sets []string
+		want string
+	}{
+		{"dataset: {name: nsl-kdd}\n", []string{"model.hidden=[1000000000, 1000000000]"},
+			"spec.yaml: --set model.hidden=[1000000000, 1000000000]: hidden layers [1000000000 1000000000] need at least "},
+		{"dataset: {name: nsl-kdd}\n", []string{"episodes.meta_batch=2000000000"},
+			"spec.yaml: --set episodes.meta_batch=2000000000: 2000000000 episodes of 5×20 rows need at least "},
+		// The model fits: the episode keys are to blame, the largest one.
+		{"dataset: {name: nsl-kdd}\nepisodes:\n  shots: 1000000000\n", nil,
+			"spec.yaml:3: episodes.shots: 1000000000, but one episode of 5×1000000015 rows needs at least "},
+		{"dataset: {name: nsl-kdd}\nepisodes:\n  ways: 3\n  queries: 1000000000\n", nil,
+			"spec.yaml:4: episodes.queries: 1000000000, but one episode of 3×1000000005 rows needs at least "},
+		{"dataset: {name: nsl-kdd}\nlearner: {algo: maml}\nepisodes:\n  ways: 1000000000\n", nil,
+			"spec.yaml:4: episodes.ways: 1000000000, but one episode of 1000000000×20 rows needs at least "},
 	} {
-		_, err := Parse([]byte("dataset: {name: nsl-kdd}\n"), "spec.yaml", parseOverrides(t, []string{set})...)
-		if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "; this machine has ") {
-			t.Errorf("%s: %v, want %q...", set, err, want)
+		_, err := Parse([]byte(c.spec), "spec.yaml", parseOverrides(t, c.sets)...)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) || !strings.Contains(err.Error(), "; this machine has ") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q %q: %v, want %q...", c.spec, c.sets, err, c.want)
 		}
 	}
-	if _, err := Parse([]byte("dataset: {name: nsl-kdd}\nmodel: {hidden: [4096, 4096]}\nepisodes: {meta_batch: 64}\n"), "spec.yaml"); err != nil {
-		t.Errorf("a large but feasible spec: %v", err)
+	for _, spec := range []string{
+		"dataset: {name: nsl-kdd}\nmodel: {hidden: [4096, 4096]}\nepisodes: {meta_batch: 64}\n",
+	} {
+		if _, err := Parse([]byte(spec), "spec.yaml"); err != nil {
+			t.Errorf("a large but feasible spec %q: %v", spec, err)
+		}
 	}
 }
 
