@@ -77,11 +77,11 @@ func (d *decoder) finish(s *Spec, varied map[string]bool) {
 // ones.
 const minEncodedDim = datasets.NumNumeric + 2*len(datasets.CategoricalFields)
 
-// checkMemory refuses, before anything runs, a model, episode or
-// meta-batch whose parameters, gradient and episodes alone exceed the
-// machine's memory (train.New refuses it too, with the encoded width
-// known), naming the key that makes it so: model.hidden only when the
-// model alone does not fit.
+// checkMemory refuses, before anything runs, a model, episode, meta-batch
+// or set of stored episodes whose parameters, gradient and episodes alone
+// exceed the machine's memory (train.New refuses the first three too, with
+// the encoded width known), naming the key that makes it so: model.hidden
+// only when the model alone does not fit.
 func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 	e := s.Episodes
 	shape := train.Shape{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, Dim: minEncodedDim}
@@ -94,6 +94,8 @@ func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 	// layer has a unit per way).
 	model := train.MemoryFloor(cfg, train.Shape{Ways: 2, Dim: minEncodedDim})
 	batch := floor(e.MetaBatch)
+	stored := episodeBytes(e)
+	episodic := s.Split.Protocol != "supervised"
 	have := train.GiB(train.MachineMemory())
 	switch {
 	case !train.FitsMemory(model):
@@ -116,7 +118,25 @@ func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 	case !train.FitsMemory(batch):
 		d.fail("episodes.meta_batch", "%d episodes of %d×%d rows need at least %s with the model; this machine has %s",
 			e.MetaBatch, e.Ways, e.Shots+e.Queries, train.GiB(batch), have)
+	case episodic && e.ValEvery > 0 && !train.FitsMemory(batch+float64(e.ValEpisodes)*stored):
+		// Drawn once and kept through training, so every validation
+		// compares the same episodes.
+		d.fail("episodes.val_episodes", "%d meta-val episodes of %d×%d rows need at least %s with the model and a meta-batch; this machine has %s",
+			e.ValEpisodes, e.Ways, e.Shots+e.Queries, train.GiB(batch+float64(e.ValEpisodes)*stored), have)
+	case episodic && len(s.Adversarial.EvalBudgets) > 0 && !train.FitsMemory(floor(0)+float64(s.Adversarial.EvalEpisodes)*stored):
+		// Drawn before the evaluation, all of them.
+		n := s.Adversarial.EvalEpisodes
+		d.fail("adversarial.eval_episodes", "%d robustness episodes of %d×%d rows need at least %s with the model; this machine has %s",
+			n, e.Ways, e.Shots+e.Queries, train.GiB(floor(0)+float64(n)*stored), have)
 	}
+}
+
+// episodeBytes is a lower bound on the memory of one episode the runner
+// keeps (datasets.Episode): per row, float32 features of the fewest
+// encoded columns, its int32 label and its int32 row number.
+func episodeBytes(e EpisodeSpec) float64 {
+	rows := float64(e.Ways) * (float64(e.Shots) + float64(e.Queries))
+	return rows * 4 * float64(minEncodedDim+2)
 }
 
 // resolveDataset checks the data set and its files, filling in the default

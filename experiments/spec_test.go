@@ -274,6 +274,11 @@ func TestTooLargeForMemory(t *testing.T) {
 			"spec.yaml:4: episodes.queries: 1000000000, but one episode of 3×1000000005 rows needs at least "},
 		{"dataset: {name: nsl-kdd}\nlearner: {algo: maml}\nepisodes:\n  ways: 1000000000\n", nil,
 			"spec.yaml:4: episodes.ways: 1000000000, but one episode of 1000000000×20 rows needs at least "},
+		// Episodes drawn before they are used, all kept at once.
+		{"dataset: {name: nsl-kdd}\n", []string{"episodes.val_episodes=10000000"},
+			"spec.yaml: --set episodes.val_episodes=10000000: 10000000 meta-val episodes of 5×20 rows need at least "},
+		{"dataset: {name: nsl-kdd}\nadversarial:\n  eval_budgets: [0.1]\n  eval_episodes: 100000000\n", nil,
+			"spec.yaml:4: adversarial.eval_episodes: 100000000 robustness episodes of 5×20 rows need at least "},
 	} {
 		_, err := Parse([]byte(c.spec), "spec.yaml", parseOverrides(t, c.sets)...)
 		if err == nil || !strings.HasPrefix(err.Error(), c.want) || !strings.Contains(err.Error(), "; this machine has ") || strings.Contains(err.Error(), "\n") {
@@ -282,6 +287,11 @@ func TestTooLargeForMemory(t *testing.T) {
 	}
 	for _, spec := range []string{
 		"dataset: {name: nsl-kdd}\nmodel: {hidden: [4096, 4096]}\nepisodes: {meta_batch: 64}\n",
+		"dataset: {name: nsl-kdd}\nepisodes: {val_episodes: 10000}\nadversarial: {eval_budgets: [0.1], eval_episodes: 10000}\n",
+		// Without validation or a robustness evaluation the episodes are never drawn.
+		"dataset: {name: nsl-kdd}\nepisodes: {val_every: 0, val_episodes: 100000000}\nadversarial: {eval_episodes: 100000000}\n",
+		// The supervised track draws no episodes.
+		"dataset: {name: nsl-kdd}\nsplit: {protocol: supervised}\nepisodes: {val_episodes: 100000000}\n",
 	} {
 		if _, err := Parse([]byte(spec), "spec.yaml"); err != nil {
 			t.Errorf("a large but feasible spec %q: %v", spec, err)
