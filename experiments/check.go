@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/metaids/metaids/datasets"
@@ -32,7 +33,11 @@ var (
 // only looked up in the registry (and on disk for data_dir).
 func (d *decoder) finish(s *Spec, varied map[string]bool) {
 	cats := d.resolveDataset(s)
+	named := d.errs.n
 	d.name(s, varied)
+	if d.errs.n == named {
+		d.checkNameLength(s)
+	}
 	before := d.errs.n
 	d.checkEncoder(s)
 	d.checkSplit(s, cats)
@@ -69,6 +74,18 @@ func (d *decoder) finish(s *Spec, varied map[string]bool) {
 				d.fail("supervised", "%v", err)
 			}
 		}
+	}
+}
+
+// maxRunName is the longest run name: it names the run's folder under
+// results/ (grid suffixes included), and a path element holds at most 255
+// bytes. Names are ASCII, so bytes are characters.
+const maxRunName = 255
+
+// checkNameLength refuses a resolved run name too long for a folder name.
+func (d *decoder) checkNameLength(s *Spec) {
+	if len(s.Name) > maxRunName {
+		d.fail("name", "%s: want at most %d characters (it names the results folder)", shorten(s.Name, strconv.Quote), maxRunName)
 	}
 }
 

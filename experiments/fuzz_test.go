@@ -68,6 +68,9 @@ func FuzzParse(f *testing.F) {
 			if !slices.Contains(scalings, s.Encoder.Scaling) {
 				t.Fatalf("%s: scaling %q accepted", s.Name, s.Encoder.Scaling)
 			}
+			if len(s.Name) > maxRunName {
+				t.Fatalf("%q: a name of %d characters accepted", s.Name, len(s.Name))
+			}
 		}
 		again, err := Parse(data, "fuzz.yaml", overrides...)
 		if err != nil || !reflect.DeepEqual(again, specs) {
