@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
@@ -88,6 +89,24 @@ func (d *decoder) checkNameLength(s *Spec) {
 		d.fail("name", "%s: want at most %d characters (it names the results folder)", shorten(s.Name, strconv.Quote), maxRunName)
 	}
 }
+
+// cudaCompiled reports whether this binary has the cuda backend: built
+// with the metaids_cuda tag, under which train links kernels/cuda, which
+// registers it. Where the build information is missing it is taken to be
+// there, and kernels.Open has the last word. A variable so that tests can
+// set it.
+var cudaCompiled = func() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return true
+	}
+	for _, st := range bi.Settings {
+		if st.Key == "-tags" {
+			return slices.Contains(strings.Split(st.Value, ","), "metaids_cuda")
+		}
+	}
+	return false
+}()
 
 // minEncodedDim is the fewest features a record file can encode to: every
 // categorical feature has at least one value and the column for unknown
@@ -536,8 +555,8 @@ func (d *decoder) checkLearner(s *Spec) {
 func (d *decoder) checkBackend(s *Spec) {
 	if s.Backend.Device == "gpu" {
 		d.fail("backend.device", "%q; want one of %s; did you mean cuda?", s.Backend.Device, strings.Join(devices, ", "))
-	} else {
-		d.choice("backend.device", s.Backend.Device, devices)
+	} else if d.choice("backend.device", s.Backend.Device, devices) && s.Backend.Device == "cuda" && !cudaCompiled {
+		d.fail("backend.device", "cuda, but this build has no cuda backend (build with -tags metaids_cuda); use cpu, or auto for cuda where it is compiled in and working")
 	}
 	d.atLeast("backend.threads", s.Backend.Threads, 0)
 	if len(s.Seeds) == 0 {

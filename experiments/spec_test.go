@@ -303,6 +303,27 @@ func TestTooLargeForMemory(t *testing.T) {
 	}
 }
 
+// backend.device: cuda is refused by a build without the cuda backend,
+// whose run would fail opening it; auto falls back to the CPU there.
+func TestCUDANotCompiled(t *testing.T) {
+	defer func(was bool) { cudaCompiled = was }(cudaCompiled)
+	cudaCompiled = false
+	_, err := Parse([]byte("dataset: {name: nsl-kdd}\nbackend:\n  device: cuda\n"), "spec.yaml")
+	want := "spec.yaml:3: backend.device: cuda, but this build has no cuda backend (build with -tags metaids_cuda); use cpu, or auto for cuda where it is compiled in and working"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	for _, dev := range []string{"auto", "cpu"} {
+		if _, err := Parse([]byte("dataset: {name: nsl-kdd}\nbackend: {device: "+dev+"}\n"), "spec.yaml"); err != nil {
+			t.Errorf("%s without cuda: %v", dev, err)
+		}
+	}
+	cudaCompiled = true
+	if specs, err := Parse([]byte("dataset: {name: nsl-kdd}\nbackend: {device: cuda}\n"), "spec.yaml"); err != nil || specs[0].Backend.Device != "cuda" {
+		t.Errorf("cuda with cuda compiled in: %v", err)
+	}
+}
+
 func TestParseOverrideSyntax(t *testing.T) {
 	for s, want := range map[string]string{
 		"episodes.shots":    "--set episodes.shots: want key=value, e.g. episodes.shots=1",
@@ -385,9 +406,9 @@ func TestGrids(t *testing.T) {
 func TestOverrides(t *testing.T) {
 	base := "dataset: {name: nsl-kdd}\nepisodes:\n  shots: 5\n"
 	s := parseSpec(t, base, "episodes.shots=1", "seeds=[1,2,3]", "optimizer.lr=3e-4", "split.val_classes=[back, satan, pod, smurf]",
-		"backend.device=cuda", "description=a b c")[0]
+		"backend.device=auto", "description=a b c")[0]
 	if s.Episodes.Shots != 1 || !slices.Equal(s.Seeds, []uint64{1, 2, 3}) || s.Optimizer.LR != 3e-4 ||
-		len(s.Split.ValClasses) != 4 || s.Split.ValFraction != 0 || s.Backend.Device != "cuda" || s.Description != "a b c" {
+		len(s.Split.ValClasses) != 4 || s.Split.ValFraction != 0 || s.Backend.Device != "auto" || s.Description != "a b c" {
 		t.Errorf("overrides not applied: %+v", s)
 	}
 	// Later overrides win; a whole section may be set; an empty section is filled.
