@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/metaids/metaids/eval"
 	"github.com/metaids/metaids/experiments"
@@ -45,22 +47,39 @@ func runCompare(ctx context.Context, e *env, args []string) error {
 
 // compareTable shows each metric as mean ± CI in percent; per metric the
 // best run is marked "▲" and runs whose interval does not overlap the best
-// one's "▼" (a difference unlikely to be noise).
+// one's "▼" (a difference unlikely to be noise). Only figures with an
+// interval (two or more values) are ranked, and only where two of them are:
+// a single value is shown as it is, marked neither way.
 func compareTable(runs []*experiments.RunSummary) *eval.Table {
 	metrics := eval.MetricNames
 	t := &eval.Table{Title: "Comparison", Header: []string{"run", "dataset", "algo", "episodes", "seeds"}}
 	t.Header = append(t.Header, metrics...)
 	best := map[string]int{}
+	ranked := 0 // metrics with two or more intervals to compare
+	var single []string
 	for _, m := range metrics {
 		best[m] = -1
+		n := 0
 		for i, r := range runs {
 			s, ok := r.Metrics[m]
 			if !ok {
 				continue
 			}
+			if s.N < 2 {
+				if !slices.Contains(single, r.Run) {
+					single = append(single, r.Run)
+				}
+				continue
+			}
+			n++
 			if b := best[m]; b < 0 || better(m, s.Mean, runs[b].Metrics[m].Mean) {
 				best[m] = i
 			}
+		}
+		if n < 2 {
+			best[m] = -1
+		} else {
+			ranked++
 		}
 	}
 	differs := 0
@@ -74,7 +93,7 @@ func compareTable(runs []*experiments.RunSummary) *eval.Table {
 			}
 			cell := s.Format(100, 2)
 			switch b := best[m]; {
-			case len(runs) < 2:
+			case b < 0 || s.N < 2:
 			case b == i:
 				cell += " ▲"
 			case !eval.Overlaps(s, runs[b].Metrics[m]):
@@ -86,8 +105,11 @@ func compareTable(runs []*experiments.RunSummary) *eval.Table {
 		t.Rows = append(t.Rows, row)
 	}
 	t.Notes = []string{"mean ± 95% CI (1.96·sd/√n) over test episodes, in percent; ▲ best run per metric; ▼ interval does not overlap the best run's"}
-	if len(runs) > 1 && differs == 0 {
+	if ranked > 0 && differs == 0 {
 		t.Notes = append(t.Notes, "every interval overlaps the best run's: no difference stands out from the noise")
+	}
+	if len(single) > 0 && len(runs) > 1 {
+		t.Notes = append(t.Notes, fmt.Sprintf("%s: a figure over a single value (n=1) has no interval, so it is neither ranked nor compared", strings.Join(single, ", ")))
 	}
 	return t
 }

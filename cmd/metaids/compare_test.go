@@ -109,3 +109,38 @@ func TestCompareMarksNothingWithoutAnInterval(t *testing.T) {
 		t.Errorf("a one-episode run should show no interval and no mark:\n%s", out)
 	}
 }
+
+// A one-episode figure has no interval: however high, it is not the best
+// run, it hides no ▼ of the runs that have intervals, and the notes do not
+// claim its interval overlaps.
+func TestCompareRanksOnlyIntervals(t *testing.T) {
+	dir := t.TempDir()
+	a := writeSummary(t, dir, "a", eval.Summary{Mean: 0.80, HalfWidth: 0.01, N: 100}, eval.Summary{Mean: 0.10, HalfWidth: 0.01, N: 100})
+	b := writeSummary(t, dir, "b", eval.Summary{Mean: 0.70, HalfWidth: 0.01, N: 100}, eval.Summary{Mean: 0.10, HalfWidth: 0.01, N: 100})
+	one := writeSummary(t, dir, "one", eval.Summary{Mean: 0.95, N: 1}, eval.Summary{Mean: 0.01, N: 1})
+	code, out, stderr := run(t, "compare", a, b, one, "--format", "csv")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"a,nsl-kdd,a,5w 5s 15q,1,80.00 ± 1.00 ▲,",
+		"b,nsl-kdd,b,5w 5s 15q,1,70.00 ± 1.00 ▼,",
+		"one,nsl-kdd,one,5w 5s 15q,1,95.00 (n=1),",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// The notes (in the text table).
+	_, out, _ = run(t, "compare", a, b, one)
+	if strings.Contains(out, "every interval overlaps") || !strings.Contains(out, "one: a figure over a single value (n=1) has no interval") {
+		t.Errorf("notes:\n%s", out)
+	}
+	// Beside one run with an interval, a single value leaves nothing to rank
+	// and no overlap to claim.
+	_, csv, _ := run(t, "compare", a, one, "--format", "csv")
+	code, out, _ = run(t, "compare", a, one)
+	if code != 0 || strings.Contains(csv, "▲") || strings.Contains(out, "every interval overlaps") {
+		t.Errorf("one interval and one single value: exit %d\n%s\n%s", code, csv, out)
+	}
+}
