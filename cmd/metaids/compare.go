@@ -34,7 +34,13 @@ func runCompare(ctx context.Context, e *env, args []string) error {
 		return usageErrorf("compare needs at least one result directory (results/<run>)")
 	}
 	var runs []*experiments.RunSummary
+	seen := map[string]bool{}
 	for _, d := range dirs {
+		k := dirKey(d)
+		if seen[k] {
+			continue // the same run named twice is one run
+		}
+		seen[k] = true
 		s, err := experiments.ReadRunSummary(d)
 		if err != nil {
 			return fmt.Errorf("%s: not a finished run: %w", d, err)

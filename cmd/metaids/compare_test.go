@@ -144,3 +144,22 @@ func TestCompareRanksOnlyIntervals(t *testing.T) {
 		t.Errorf("one interval and one single value: exit %d\n%s\n%s", code, csv, out)
 	}
 }
+
+// A run named twice, or by its folder and the folder that holds it, is one
+// run.
+func TestReportAndCompareReadEachRunOnce(t *testing.T) {
+	dir := t.TempDir()
+	a := writeSummary(t, dir, "a", eval.Summary{Mean: 0.8, HalfWidth: 0.01, N: 10}, eval.Summary{Mean: 0.1, HalfWidth: 0.01, N: 10})
+	if err := os.WriteFile(filepath.Join(a, "spec.yaml"), []byte("name: a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "R.md")
+	code, stdout, stderr := run(t, "report", a, a+string(filepath.Separator), dir, filepath.Join(dir, "..", filepath.Base(dir), "a"), "--out", out)
+	if code != 0 || !strings.Contains(stdout, "(1 runs)") {
+		t.Errorf("report of one run named four ways: exit %d, %q %q", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, "compare", a, a, "--format", "csv")
+	if code != 0 || strings.Count(stdout, "\na,") != 1 {
+		t.Errorf("compare of one run named twice: exit %d, %q %q", code, stdout, stderr)
+	}
+}

@@ -48,12 +48,20 @@ func runReport(ctx context.Context, e *env, args []string) error {
 
 // findRuns reads the finished runs among dirs: each is a run directory or a
 // folder whose sub-directories are runs. Unfinished runs are an error, so a
-// report never silently leaves one out.
+// report never silently leaves one out; a run named twice (or by its folder
+// and the folder holding it) is read once.
 func findRuns(dirs []string) ([]*experiments.RunSummary, error) {
 	var runs []*experiments.RunSummary
+	seen := map[string]bool{}
+	add := func(dir string, s *experiments.RunSummary) {
+		if k := dirKey(dir); !seen[k] {
+			seen[k] = true
+			runs = append(runs, s)
+		}
+	}
 	for _, d := range dirs {
 		if s, err := experiments.ReadRunSummary(d); err == nil {
-			runs = append(runs, s)
+			add(d, s)
 			continue
 		} else if isRunDir(d) {
 			return nil, unfinished(d, err)
@@ -75,7 +83,7 @@ func findRuns(dirs []string) ([]*experiments.RunSummary, error) {
 			if err != nil {
 				return nil, unfinished(sub, err)
 			}
-			runs = append(runs, s)
+			add(sub, s)
 			found++
 		}
 		if found == 0 {
@@ -84,6 +92,19 @@ func findRuns(dirs []string) ([]*experiments.RunSummary, error) {
 	}
 	sort.Slice(runs, func(i, j int) bool { return runs[i].Run < runs[j].Run })
 	return runs, nil
+}
+
+// dirKey is what identifies a folder however it is named: its absolute,
+// cleaned path with symbolic links resolved (as far as they resolve).
+func dirKey(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return filepath.Clean(dir)
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
 }
 
 // isRunDir reports whether dir is a run's folder (metaids run writes its
