@@ -14,8 +14,9 @@ import (
 )
 
 // SuiteReport writes a Markdown report of many finished runs (a suite such as
-// the one make reproduce runs) to path, with one grouped-bar plot per data
-// set beside it. extra lines go under the title.
+// the one make reproduce runs) to path, with one grouped-bar plot per section
+// beside it. A section is the runs of one data set at one episode shape (ways
+// and queries per way). extra lines go under the title.
 func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error {
 	if len(runs) == 0 {
 		return fmt.Errorf("report: no finished runs")
@@ -38,22 +39,10 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 	b.WriteString("Every figure is mean ± 95% confidence interval (1.96·sd/√n) over all test episodes of all seeds, in percent. " +
 		"Meta-test classes are attack types absent from the training file (novel attacks).\n\n")
 
-	byDataset := map[string][]*RunSummary{}
-	for _, r := range runs {
-		if r.Protocol != "supervised" {
-			byDataset[r.Dataset] = append(byDataset[r.Dataset], r)
-		}
-	}
-	names := make([]string, 0, len(byDataset))
-	for d := range byDataset {
-		names = append(names, d)
-	}
-	sort.Strings(names)
-	for _, d := range names {
-		rs := byDataset[d]
-		fmt.Fprintf(&b, "## %s: few-shot novel-attack detection\n\n", d)
+	for _, s := range sections(runs) {
+		fmt.Fprintf(&b, "## %s: few-shot novel-attack detection\n\n", s.name)
 		for _, m := range []struct{ key, label string }{{"accuracy", "Accuracy"}, {"macro_f1", "Macro F1"}, {"detection_rate", "Detection rate"}, {"false_alarm_rate", "False-alarm rate"}} {
-			t := gridTable(fmt.Sprintf("%s (%d-way, %d queries per way)", m.label, rs[0].Ways, rs[0].Queries), rs, func(r *RunSummary) (eval.Summary, bool) {
+			t := gridTable(fmt.Sprintf("%s (%d-way, %d queries per way)", m.label, s.ways, s.queries), s, func(r *RunSummary) (eval.Summary, bool) {
 				v, ok := r.Metrics[m.key]
 				return v, ok
 			})
@@ -64,7 +53,7 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 			b.WriteString("\n")
 		}
 		for _, m := range []struct{ key, label string }{{"auroc", "AUROC"}, {"detection_rate", "detection rate"}, {"false_alarm_rate", "false-alarm rate"}} {
-			t := gridTable("Open-set detection on every meta-test flow, "+m.label+" (mean ± CI over seeds)", rs, func(r *RunSummary) (eval.Summary, bool) {
+			t := gridTable("Open-set detection on every meta-test flow, "+m.label+" (mean ± CI over seeds)", s, func(r *RunSummary) (eval.Summary, bool) {
 				if r.Detection == nil {
 					return eval.Summary{}, false
 				}
@@ -75,28 +64,27 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 				continue
 			}
 			if m.key == "auroc" {
-				t.Notes = detectionNotes(rs)
+				t.Notes = detectionNotes(s)
 			}
 			t.Render(&b, eval.Markdown)
 			b.WriteString("\n")
 		}
-		if t := robustTable(rs); t != nil {
+		if t := robustTable(s); t != nil {
 			t.Render(&b, eval.Markdown)
 			b.WriteString("\n")
 		}
-		if t := multitaskTable(rs); t != nil {
+		if t := multitaskTable(s); t != nil {
 			t.Render(&b, eval.Markdown)
 			b.WriteString("\n")
 		}
-		costTable(rs).Render(&b, eval.Markdown)
+		costTable(s).Render(&b, eval.Markdown)
 		b.WriteString("\n")
-		stem := "fewshot-" + d
-		if err := gridPlot(filepath.Join(dir, stem), d, rs); err != nil {
+		if err := gridPlot(filepath.Join(dir, s.stem), s); err != nil {
 			return err
 		}
-		fmt.Fprintf(&b, "![%s accuracy by learner and shots](%s.png)\n\n", d, stem)
+		fmt.Fprintf(&b, "![%s accuracy by learner and shots](%s.png)\n\n", s.name, s.stem)
 		b.WriteString("Per-run reports (written under results/ by the run, not committed): ")
-		for i, r := range rs {
+		for i, r := range s.runs {
 			if i > 0 {
 				b.WriteString(", ")
 			}
@@ -109,6 +97,121 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 		b.WriteString("\n")
 	}
 	return writeFileAtomic(path, []byte(b.String()))
+}
+
+// section is the runs a report shows in one set of tables and one plot: the
+// few-shot runs of one data set at one episode shape.
+type section struct {
+	dataset       string
+	ways, queries int
+	name, stem    string // heading ("nsl-kdd", or "nsl-kdd, 3-way, 15 queries per way" beside other shapes) and plot file stem
+	runs          []*RunSummary
+	// label is each run's row: its learner (and variant), with the run's
+	// name added where runs of one learner and shot count differ in other
+	// settings, so that every run has its own cell.
+	label map[*RunSummary]string
+	rows  map[string]row // by row label, for the row order
+}
+
+// row is what orders a section's rows: learner, then learner and variant,
+// the plain row before those named by run, then the order met.
+type row struct {
+	algo, plain string
+	named       bool
+	first       int
+}
+
+// sections groups the few-shot runs by data set, ways and queries, in that
+// order. A data set seen at one shape only keeps its plain name.
+func sections(runs []*RunSummary) []*section {
+	type key struct {
+		dataset       string
+		ways, queries int
+	}
+	byKey := map[key]*section{}
+	var keys []key
+	shapes := map[string]int{}
+	for _, r := range runs {
+		if r.Protocol == "supervised" {
+			continue
+		}
+		k := key{r.Dataset, r.Ways, r.Queries}
+		s, ok := byKey[k]
+		if !ok {
+			s = &section{dataset: r.Dataset, ways: r.Ways, queries: r.Queries}
+			byKey[k] = s
+			keys = append(keys, k)
+			shapes[r.Dataset]++
+		}
+		s.runs = append(s.runs, r)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.dataset != b.dataset {
+			return a.dataset < b.dataset
+		}
+		if a.ways != b.ways {
+			return a.ways < b.ways
+		}
+		return a.queries < b.queries
+	})
+	out := make([]*section, len(keys))
+	for i, k := range keys {
+		s := byKey[k]
+		s.name, s.stem = s.dataset, "fewshot-"+s.dataset
+		if shapes[s.dataset] > 1 {
+			s.name = fmt.Sprintf("%s, %d-way, %d queries per way", s.dataset, s.ways, s.queries)
+			s.stem = fmt.Sprintf("fewshot-%s-%dway-%dq", s.dataset, s.ways, s.queries)
+		}
+		s.labelRows()
+		out[i] = s
+	}
+	return out
+}
+
+// labelRows gives every run of the section its row label. Runs that would
+// share a (learner, shots) cell are told apart by their run names (and a
+// number, should the names agree too) rather than one hiding the others.
+func (s *section) labelRows() {
+	type cell struct {
+		label string
+		shots int
+	}
+	count := map[cell]int{}
+	for _, r := range s.runs {
+		count[cell{r.Label(), r.Shots}]++
+	}
+	taken := map[cell]bool{}
+	for _, r := range s.runs {
+		if c := (cell{r.Label(), r.Shots}); count[c] == 1 {
+			taken[c] = true
+		}
+	}
+	s.label, s.rows = map[*RunSummary]string{}, map[string]row{}
+	for i, r := range s.runs {
+		l := r.Label()
+		if count[cell{l, r.Shots}] > 1 {
+			l = fmt.Sprintf("%s (%s)", r.Label(), r.Run)
+			for n := 2; taken[cell{l, r.Shots}]; n++ {
+				l = fmt.Sprintf("%s (%s #%d)", r.Label(), r.Run, n)
+			}
+			taken[cell{l, r.Shots}] = true
+		}
+		s.label[r] = l
+		if _, ok := s.rows[l]; !ok {
+			s.rows[l] = row{algo: r.Algo, plain: r.Label(), named: l != r.Label(), first: i}
+		}
+	}
+}
+
+// find is the section's run in row label at shots; nil when there is none.
+func (s *section) find(label string, shots int) *RunSummary {
+	for _, r := range s.runs {
+		if s.label[r] == label && r.Shots == shots {
+			return r
+		}
+	}
+	return nil
 }
 
 // commits names the commit the runs were made with, or each commit and its
@@ -135,8 +238,8 @@ func commits(runs []*RunSummary) string {
 
 // gridTable is learners (rows) by shots (columns) for one metric; nil when
 // no run has the metric.
-func gridTable(title string, runs []*RunSummary, metric func(*RunSummary) (eval.Summary, bool)) *eval.Table {
-	algos, shots := gridAxes(runs)
+func gridTable(title string, s *section, metric func(*RunSummary) (eval.Summary, bool)) *eval.Table {
+	algos, shots := gridAxes(s)
 	t := &eval.Table{Title: title, Header: []string{"learner"}}
 	for _, k := range shots {
 		t.Header = append(t.Header, strconv.Itoa(k)+"-shot")
@@ -146,7 +249,7 @@ func gridTable(title string, runs []*RunSummary, metric func(*RunSummary) (eval.
 		row := []string{a}
 		for _, k := range shots {
 			cell := "-"
-			if r := findRun(runs, a, k); r != nil {
+			if r := s.find(a, k); r != nil {
 				if m, ok := metric(r); ok {
 					cell, found = m.Format(100, 2), true
 				}
@@ -164,10 +267,10 @@ func gridTable(title string, runs []*RunSummary, metric func(*RunSummary) (eval.
 // detectionNotes says how the runs in a detection table scored and
 // thresholded: one note when they all agree, else one per setting, naming
 // the runs that used it.
-func detectionNotes(runs []*RunSummary) []string {
+func detectionNotes(s *section) []string {
 	var settings []string
 	users := map[string][]string{}
-	for _, r := range runs {
+	for _, r := range s.runs {
 		if r.Detection == nil {
 			continue
 		}
@@ -175,7 +278,7 @@ func detectionNotes(runs []*RunSummary) []string {
 		if _, ok := users[n]; !ok {
 			settings = append(settings, n)
 		}
-		if l := r.Label(); !slices.Contains(users[n], l) {
+		if l := s.label[r]; !slices.Contains(users[n], l) {
 			users[n] = append(users[n], l)
 		}
 	}
@@ -204,8 +307,8 @@ func thresholdWording(rule string) string {
 // that have a robustness evaluation: learners by attack and budget. The
 // columns are every (attack, budget) any of those runs measured, so runs with
 // different budgets share the table and a run shows "-" where it has none.
-func robustTable(runs []*RunSummary) *eval.Table {
-	algos, shots := gridAxes(runs)
+func robustTable(s *section) *eval.Table {
+	algos, shots := gridAxes(s)
 	k := shots[len(shots)/2]
 	type column struct {
 		attack string
@@ -220,7 +323,7 @@ func robustTable(runs []*RunSummary) *eval.Table {
 	var cols []column
 	seen := map[column]bool{}
 	for _, a := range algos {
-		if r := findRun(runs, a, k); r != nil {
+		if r := s.find(a, k); r != nil {
 			for _, x := range r.Robustness {
 				if c := key(x); !seen[c] {
 					seen[c] = true
@@ -258,7 +361,7 @@ func robustTable(runs []*RunSummary) *eval.Table {
 		}
 	}
 	for _, a := range algos {
-		r := findRun(runs, a, k)
+		r := s.find(a, k)
 		if r == nil || len(r.Robustness) == 0 {
 			continue
 		}
@@ -282,13 +385,13 @@ func robustTable(runs []*RunSummary) *eval.Table {
 
 // multitaskTable lists the auxiliary heads of the runs that train them:
 // learner (with its variant) by shots, each head's scores on meta-test.
-func multitaskTable(runs []*RunSummary) *eval.Table {
-	algos, shots := gridAxes(runs)
+func multitaskTable(s *section) *eval.Table {
+	algos, shots := gridAxes(s)
 	t := &eval.Table{Title: "Multi-task heads on meta-test query rows (mean ± CI over seeds)",
 		Header: []string{"learner", "shots", "attack vs normal accuracy", "attack vs normal AUROC", "category accuracy", "category macro F1"}}
 	for _, a := range algos {
 		for _, k := range shots {
-			r := findRun(runs, a, k)
+			r := s.find(a, k)
 			if r == nil || r.Multitask == nil {
 				continue
 			}
@@ -313,8 +416,8 @@ func multitaskTable(runs []*RunSummary) *eval.Table {
 // costTable lists each learner's model cost and measured speed: parameters,
 // multiply-adds per flow (at the largest shot count; the model does not
 // depend on it), and query flows classified per second with adaptation.
-func costTable(runs []*RunSummary) *eval.Table {
-	algos, shots := gridAxes(runs)
+func costTable(s *section) *eval.Table {
+	algos, shots := gridAxes(s)
 	t := &eval.Table{Title: "Model cost and speed", Header: []string{"learner", "parameters", "MACs per flow"}}
 	for _, k := range shots {
 		t.Header = append(t.Header, fmt.Sprintf("flows/s %d-shot", k))
@@ -323,7 +426,7 @@ func costTable(runs []*RunSummary) *eval.Table {
 		row := []string{a, "-", "-"}
 		for _, k := range shots {
 			cell := "-"
-			if r := findRun(runs, a, k); r != nil {
+			if r := s.find(a, k); r != nil {
 				row[1], row[2] = strconv.Itoa(r.Cost.Params), strconv.Itoa(r.Cost.MACsPerFlow)
 				cell = strconv.FormatFloat(r.FlowsPS, 'f', 0, 64)
 			}
@@ -335,55 +438,54 @@ func costTable(runs []*RunSummary) *eval.Table {
 	return t
 }
 
-func gridPlot(stem, dataset string, runs []*RunSummary) error {
-	algos, shots := gridAxes(runs)
+// gridPlot draws the section's accuracy as bars: learners by shots.
+func gridPlot(stem string, s *section) error {
+	algos, shots := gridAxes(s)
 	var series []eval.BarSeries
 	for _, k := range shots {
-		s := eval.BarSeries{Name: strconv.Itoa(k) + "-shot"}
+		bars := eval.BarSeries{Name: strconv.Itoa(k) + "-shot"}
 		for _, a := range algos {
 			v, ci := math.NaN(), math.NaN()
-			if r := findRun(runs, a, k); r != nil {
+			if r := s.find(a, k); r != nil {
 				if m, ok := r.Metrics["accuracy"]; ok {
 					v, ci = 100*m.Mean, 100*m.HalfWidth
 				}
 			}
-			s.Values, s.CI = append(s.Values, v), append(s.CI, ci)
+			bars.Values, bars.CI = append(bars.Values, v), append(bars.CI, ci)
 		}
-		series = append(series, s)
+		series = append(series, bars)
 	}
-	return eval.PlotBars(stem, dataset+": meta-test accuracy on novel attacks", "accuracy %", algos, series)
+	return eval.PlotBars(stem, s.name+": meta-test accuracy on novel attacks", "accuracy %", algos, series)
 }
 
-// gridAxes lists the learners (in the order of learnerOrder, then by name)
-// and shot counts of the runs.
-func gridAxes(runs []*RunSummary) (algos []string, shots []int) {
-	for _, r := range runs {
-		if !slices.Contains(algos, r.Label()) {
-			algos = append(algos, r.Label())
+// gridAxes lists the section's row labels (by learner in the order of
+// learnerOrder, then by label; rows named by run after the plain one, in
+// the order of the runs) and shot counts.
+func gridAxes(s *section) (algos []string, shots []int) {
+	for _, r := range s.runs {
+		if l := s.label[r]; !slices.Contains(algos, l) {
+			algos = append(algos, l)
 		}
 		if !slices.Contains(shots, r.Shots) {
 			shots = append(shots, r.Shots)
 		}
 	}
-	base := func(label string) string { return strings.SplitN(label, " + ", 2)[0] }
 	sort.Slice(algos, func(i, j int) bool {
-		oi, oj := slices.Index(learnerOrder, base(algos[i])), slices.Index(learnerOrder, base(algos[j]))
+		a, b := s.rows[algos[i]], s.rows[algos[j]]
+		oi, oj := slices.Index(learnerOrder, a.algo), slices.Index(learnerOrder, b.algo)
 		if oi != oj {
 			return uint(oi) < uint(oj) // unknown names (-1) last
 		}
-		return algos[i] < algos[j]
+		if a.plain != b.plain {
+			return a.plain < b.plain
+		}
+		if a.named != b.named {
+			return !a.named
+		}
+		return a.first < b.first
 	})
 	sort.Ints(shots)
 	return algos, shots
 }
 
 var learnerOrder = []string{"protonet", "maml", "fomaml", "reptile", "anil", "metasgd", "finetune", "nearest-centroid"}
-
-func findRun(runs []*RunSummary, label string, shots int) *RunSummary {
-	for _, r := range runs {
-		if r.Label() == label && r.Shots == shots {
-			return r
-		}
-	}
-	return nil
-}

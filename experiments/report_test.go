@@ -115,3 +115,44 @@ func TestSuiteReportMixedRobustnessAndDetection(t *testing.T) {
 		}
 	}
 }
+
+// Runs of one learner and shot count that differ in other settings all
+// appear: each episode shape (ways, queries) is its own section, titled by
+// its own shape, and runs that would share a cell get rows of their own,
+// named by run.
+func TestSuiteReportKeepsEveryRun(t *testing.T) {
+	mk := func(run string, ways int, acc float64) *RunSummary {
+		return &RunSummary{Run: run, Dataset: "nsl-kdd", Algo: "protonet", Ways: ways, Shots: 5, Queries: 15, Seeds: []uint64{1},
+			Metrics: map[string]eval.Summary{"accuracy": {Mean: acc, HalfWidth: 0.01, N: 10}}}
+	}
+	dup := mk("p5lr", 5, 0.6) // a second folder holding a run of the same name
+	runs := []*RunSummary{mk("p3", 3, 0.95), mk("p5", 5, 0.8), mk("p5lr", 5, 0.7), dup, mk("p5-1shot", 5, 0.5)}
+	runs[4].Shots = 1
+	dir := t.TempDir()
+	path := filepath.Join(dir, "REPORT.md")
+	if err := SuiteReport(path, "Suite", runs); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	for _, want := range []string{
+		"## nsl-kdd, 3-way, 15 queries per way: few-shot novel-attack detection\n\n**Accuracy (3-way, 15 queries per way)**",
+		"| protonet | 95.00 ± 1.00 |",
+		"## nsl-kdd, 5-way, 15 queries per way: few-shot novel-attack detection\n\n**Accuracy (5-way, 15 queries per way)**",
+		"| protonet | 50.00 ± 1.00 | - |\n| protonet (p5) | - | 80.00 ± 1.00 |\n| protonet (p5lr) | - | 70.00 ± 1.00 |\n| protonet (p5lr #2) | - | 60.00 ± 1.00 |",
+		"![nsl-kdd, 3-way, 15 queries per way accuracy by learner and shots](fewshot-nsl-kdd-3way-15q.png)",
+		"(fewshot-nsl-kdd-5way-15q.png)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+	for _, f := range []string{"fewshot-nsl-kdd-3way-15q.png", "fewshot-nsl-kdd-5way-15q.svg"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("no plot %s beside the report", f)
+		}
+	}
+}
