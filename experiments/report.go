@@ -3,6 +3,7 @@ package experiments
 import (
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -17,11 +18,29 @@ import (
 // the one make reproduce runs) to path, with one grouped-bar plot per section
 // beside it. A section is the runs of one data set at one episode shape (ways
 // and queries per way). extra lines go under the title.
+//
+// The report and its plots are written together: when the report cannot be
+// written, no plot is left behind either.
 func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error {
 	if len(runs) == 0 {
 		return fmt.Errorf("report: no finished runs")
 	}
+	if path == "" {
+		return fmt.Errorf("report: no report file named")
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("report: %s is a directory, not a report file", path)
+	}
 	dir := filepath.Dir(path)
+	// Plots are drawn into a scratch folder first and moved beside the
+	// report only with it.
+	scratch, err := os.MkdirTemp("", "metaids-report-")
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+	var plots []string
+
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\n", title)
 	for _, e := range extra {
@@ -79,9 +98,10 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 		}
 		costTable(s).Render(&b, eval.Markdown)
 		b.WriteString("\n")
-		if err := gridPlot(filepath.Join(dir, s.stem), s); err != nil {
+		if err := gridPlot(filepath.Join(scratch, s.stem), s); err != nil {
 			return err
 		}
+		plots = append(plots, s.stem+".png", s.stem+".svg")
 		fmt.Fprintf(&b, "![%s accuracy by learner and shots](%s.png)\n\n", s.name, s.stem)
 		b.WriteString("Per-run reports (written under results/ by the run, not committed): ")
 		for i, r := range s.runs {
@@ -96,7 +116,16 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 		b.WriteString(sec)
 		b.WriteString("\n")
 	}
-	return writeFileAtomic(path, []byte(b.String()))
+	// The report first: if it cannot be put in place, neither is any plot.
+	paths, data := []string{path}, [][]byte{[]byte(b.String())}
+	for _, name := range plots {
+		d, err := os.ReadFile(filepath.Join(scratch, name))
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		paths, data = append(paths, filepath.Join(dir, name)), append(data, d)
+	}
+	return eval.WriteFilesAtomic(paths, data)
 }
 
 // section is the runs a report shows in one set of tables and one plot: the

@@ -156,3 +156,33 @@ func TestSuiteReportKeepsEveryRun(t *testing.T) {
 		}
 	}
 }
+
+// A report that cannot be written leaves no plot behind.
+func TestSuiteReportFailsWithoutLeavingPlots(t *testing.T) {
+	dir := t.TempDir()
+	runs := []*RunSummary{{Run: "r", Dataset: "nsl-kdd", Algo: "protonet", Ways: 5, Shots: 5, Queries: 15, Seeds: []uint64{1},
+		Metrics: map[string]eval.Summary{"accuracy": {Mean: 0.9, HalfWidth: 0.01, N: 10}}}}
+	taken := filepath.Join(dir, "taken")
+	if err := os.Mkdir(taken, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{taken, filepath.Join(dir, "missing", "REPORT.md")} {
+		if err := SuiteReport(path, "Suite", runs); err == nil {
+			t.Errorf("report to %s: no error", path)
+		}
+	}
+	if err := SuiteReport(taken, "Suite", runs); err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Errorf("report to a directory: %v", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("a failed report left %v behind", names)
+	}
+}

@@ -163,3 +163,30 @@ func TestReportAndCompareReadEachRunOnce(t *testing.T) {
 		t.Errorf("compare of one run named twice: exit %d, %q %q", code, stdout, stderr)
 	}
 }
+
+// --out names a file: an empty name or a directory is a usage error that
+// names --out, and leaves no plot behind.
+func TestReportOutMustNameAFile(t *testing.T) {
+	dir := t.TempDir()
+	a := writeSummary(t, dir, "a", eval.Summary{Mean: 0.8, HalfWidth: 0.01, N: 10}, eval.Summary{Mean: 0.1, HalfWidth: 0.01, N: 10})
+	parent := t.TempDir()
+	outDir := filepath.Join(parent, "weird")
+	if err := os.Mkdir(outDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ out, want string }{
+		{"", "--out is empty"},
+		{outDir, "--out " + outDir + " is a directory"},
+	} {
+		code, _, stderr := run(t, "report", a, "--out", c.out)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("--out %q: exit %d, %q; want %q", c.out, code, stderr, c.want)
+		}
+	}
+	if entries, _ := os.ReadDir(parent); len(entries) != 1 {
+		t.Errorf("a refused report left %d files beside %s", len(entries)-1, outDir)
+	}
+	if _, err := os.Stat("fewshot-nsl-kdd.png"); err == nil {
+		t.Error("a refused report left a plot in the working directory")
+	}
+}

@@ -28,6 +28,12 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if len(pos) == 0 {
 		return usageErrorf("report takes result directories: runs (results/<run>) or folders of runs (results)")
 	}
+	if *out == "" {
+		return usageErrorf("--out is empty: name the report file (e.g. results/REPORT.md)")
+	}
+	if fi, err := os.Stat(*out); err == nil && fi.IsDir() {
+		return usageErrorf("--out %s is a directory: name the report file (e.g. %s)", *out, filepath.Join(*out, "REPORT.md"))
+	}
 	runs, err := findRuns(pos)
 	if err != nil {
 		return err
