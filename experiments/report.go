@@ -3,6 +3,7 @@ package experiments
 import (
 	"fmt"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,13 +18,19 @@ import (
 // SuiteReport writes a Markdown report of many finished runs (a suite such as
 // the one make reproduce runs) to path, with one grouped-bar plot per section
 // beside it. A section is the runs of one data set at one episode shape (ways
-// and queries per way). extra lines go under the title.
+// and queries per way). dirs, when given, are the folders the runs were read
+// from (dirs[i] holds runs[i]), and each per-run link points there, relative
+// to the report's folder; without them a run is taken to sit beside the
+// report in a folder named after it. extra lines go under the title.
 //
 // The report and its plots are written together: when the report cannot be
 // written, no plot is left behind either.
-func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error {
+func SuiteReport(path, title string, runs []*RunSummary, dirs []string, extra ...string) error {
 	if len(runs) == 0 {
 		return fmt.Errorf("report: no finished runs")
+	}
+	if dirs != nil && len(dirs) != len(runs) {
+		return fmt.Errorf("report: %d runs but %d run folders", len(runs), len(dirs))
 	}
 	if path == "" {
 		return fmt.Errorf("report: no report file named")
@@ -32,6 +39,12 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 		return fmt.Errorf("report: %s is a directory, not a report file", path)
 	}
 	dir := filepath.Dir(path)
+	runDir := func(i int) string {
+		if dirs == nil {
+			return filepath.Join(dir, runs[i].Run)
+		}
+		return dirs[i]
+	}
 	// Plots are drawn into a scratch folder first and moved beside the
 	// report only with it.
 	scratch, err := os.MkdirTemp("", "metaids-report-")
@@ -58,6 +71,10 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 	b.WriteString("Every figure is mean ± 95% confidence interval (1.96·sd/√n) over all test episodes of all seeds, in percent. " +
 		"Meta-test classes are attack types absent from the training file (novel attacks).\n\n")
 
+	index := map[*RunSummary]int{}
+	for i, r := range runs {
+		index[r] = i
+	}
 	for _, s := range sections(runs) {
 		fmt.Fprintf(&b, "## %s: few-shot novel-attack detection\n\n", s.name)
 		for _, m := range []struct{ key, label string }{{"accuracy", "Accuracy"}, {"macro_f1", "Macro F1"}, {"detection_rate", "Detection rate"}, {"false_alarm_rate", "False-alarm rate"}} {
@@ -108,7 +125,7 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "[%s](%s/report.md)", r.Run, r.Run)
+			fmt.Fprintf(&b, "[%s](%s)", r.Run, runLink(dir, runDir(index[r])))
 		}
 		b.WriteString("\n\n")
 	}
@@ -126,6 +143,20 @@ func SuiteReport(path, title string, runs []*RunSummary, extra ...string) error 
 		paths, data = append(paths, filepath.Join(dir, name)), append(data, d)
 	}
 	return eval.WriteFilesAtomic(paths, data)
+}
+
+// runLink is the link from a report in reportDir to the report.md of the run
+// in runDir: relative to the report's folder, with forward slashes.
+func runLink(reportDir, runDir string) string {
+	link := filepath.Join(runDir, "report.md")
+	if from, err := filepath.Abs(reportDir); err == nil {
+		if to, err := filepath.Abs(runDir); err == nil {
+			if rel, err := filepath.Rel(from, to); err == nil {
+				link = filepath.Join(rel, "report.md")
+			}
+		}
+	}
+	return (&url.URL{Path: filepath.ToSlash(link)}).EscapedPath()
 }
 
 // section is the runs a report shows in one set of tables and one plot: the

@@ -23,7 +23,7 @@ func TestSuiteReport(t *testing.T) {
 	runs := []*RunSummary{mk("maml", 5, 0.7), mk("protonet", 1, 0.8), mk("protonet", 5, 0.9), mk("zeta", 1, 0.5), mt}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "REPORT.md")
-	if err := SuiteReport(path, "Suite", runs, "## Extra"); err != nil {
+	if err := SuiteReport(path, "Suite", runs, nil, "## Extra"); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)
@@ -53,7 +53,7 @@ func TestSuiteReport(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "fewshot-nsl-kdd.png")); err != nil {
 		t.Error("no plot beside the report")
 	}
-	if err := SuiteReport(path, "Suite", nil); err == nil {
+	if err := SuiteReport(path, "Suite", nil, nil); err == nil {
 		t.Error("a report of no runs")
 	}
 }
@@ -95,7 +95,7 @@ func TestSuiteReportMixedRobustnessAndDetection(t *testing.T) {
 	pn.Detection = &DetectionSummary{Method: "mahalanobis", Rule: "far 0.05", Metrics: map[string]eval.Summary{"auroc": acc(0.95)}}
 	nc.Detection = &DetectionSummary{Method: "euclidean", Rule: "f1", Metrics: map[string]eval.Summary{"auroc": acc(0.9)}}
 	path := filepath.Join(t.TempDir(), "REPORT.md")
-	if err := SuiteReport(path, "Suite", []*RunSummary{pn, nc}); err != nil {
+	if err := SuiteReport(path, "Suite", []*RunSummary{pn, nc}, nil); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)
@@ -130,7 +130,7 @@ func TestSuiteReportKeepsEveryRun(t *testing.T) {
 	runs[4].Shots = 1
 	dir := t.TempDir()
 	path := filepath.Join(dir, "REPORT.md")
-	if err := SuiteReport(path, "Suite", runs); err != nil {
+	if err := SuiteReport(path, "Suite", runs, nil); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)
@@ -167,11 +167,11 @@ func TestSuiteReportFailsWithoutLeavingPlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{taken, filepath.Join(dir, "missing", "REPORT.md")} {
-		if err := SuiteReport(path, "Suite", runs); err == nil {
+		if err := SuiteReport(path, "Suite", runs, nil); err == nil {
 			t.Errorf("report to %s: no error", path)
 		}
 	}
-	if err := SuiteReport(taken, "Suite", runs); err == nil || !strings.Contains(err.Error(), "is a directory") {
+	if err := SuiteReport(taken, "Suite", runs, nil); err == nil || !strings.Contains(err.Error(), "is a directory") {
 		t.Errorf("report to a directory: %v", err)
 	}
 	entries, err := os.ReadDir(dir)
@@ -184,5 +184,41 @@ func TestSuiteReportFailsWithoutLeavingPlots(t *testing.T) {
 			names = append(names, e.Name())
 		}
 		t.Errorf("a failed report left %v behind", names)
+	}
+}
+
+// Per-run links lead from the report's folder to each run's folder, wherever
+// the two are.
+func TestSuiteReportLinksFromTheReportsFolder(t *testing.T) {
+	mk := func(run string, shots int) *RunSummary {
+		return &RunSummary{Run: run, Dataset: "nsl-kdd", Algo: "protonet", Ways: 5, Shots: shots, Queries: 15, Seeds: []uint64{1},
+			Metrics: map[string]eval.Summary{"accuracy": {Mean: 0.9, HalfWidth: 0.01, N: 10}}}
+	}
+	dir := t.TempDir()
+	runs := []*RunSummary{mk("a", 1), mk("b", 5), mk("c", 10)}
+	dirs := []string{filepath.Join(dir, "runs", "a"), filepath.Join(dir, "out", "b"), filepath.Join(dir, "out")}
+	path := filepath.Join(dir, "out", "REPORT.md")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := SuiteReport(path, "Suite", runs, dirs); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[a](../runs/a/report.md), [b](b/report.md), [c](report.md)"; !strings.Contains(string(b), want) {
+		t.Errorf("report lacks %q:\n%s", want, b)
+	}
+	// Without run folders, runs are taken to sit beside the report.
+	if err := SuiteReport(path, "Suite", runs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ = os.ReadFile(path); !strings.Contains(string(b), "[a](a/report.md), [b](b/report.md), [c](c/report.md)") {
+		t.Errorf("links without run folders:\n%s", b)
+	}
+	if err := SuiteReport(path, "Suite", runs, dirs[:1]); err == nil {
+		t.Error("fewer run folders than runs")
 	}
 }

@@ -190,3 +190,20 @@ func TestReportOutMustNameAFile(t *testing.T) {
 		t.Error("a refused report left a plot in the working directory")
 	}
 }
+
+// The per-run links of a report lead from the report's folder to the runs.
+func TestReportLinksRunsFromTheReportsFolder(t *testing.T) {
+	dir := t.TempDir()
+	a := writeSummary(t, dir, "a", eval.Summary{Mean: 0.8, HalfWidth: 0.01, N: 10}, eval.Summary{Mean: 0.1, HalfWidth: 0.01, N: 10})
+	out := filepath.Join(dir, "reports", "R.md")
+	if code, _, stderr := run(t, "report", a, "--out", out); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "[a](../a/report.md)") {
+		t.Errorf("link to run a is not relative to the report:\n%s", b)
+	}
+}

@@ -34,7 +34,7 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if fi, err := os.Stat(*out); err == nil && fi.IsDir() {
 		return usageErrorf("--out %s is a directory: name the report file (e.g. %s)", *out, filepath.Join(*out, "REPORT.md"))
 	}
-	runs, err := findRuns(pos)
+	runs, dirs, err := findRuns(pos)
 	if err != nil {
 		return err
 	}
@@ -45,24 +45,29 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if *note != "" {
 		extra = append(extra, *note)
 	}
-	if err := experiments.SuiteReport(*out, *title, runs, extra...); err != nil {
+	if err := experiments.SuiteReport(*out, *title, runs, dirs, extra...); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %s (%d runs)\n", *out, len(runs))
 	return nil
 }
 
-// findRuns reads the finished runs among dirs: each is a run directory or a
-// folder whose sub-directories are runs. Unfinished runs are an error, so a
-// report never silently leaves one out; a run named twice (or by its folder
-// and the folder holding it) is read once.
-func findRuns(dirs []string) ([]*experiments.RunSummary, error) {
-	var runs []*experiments.RunSummary
+// findRuns reads the finished runs among dirs, and the folder each was read
+// from: each of dirs is a run directory or a folder whose sub-directories are
+// runs. Unfinished runs are an error, so a report never silently leaves one
+// out; a run named twice (or by its folder and the folder holding it) is
+// read once.
+func findRuns(dirs []string) ([]*experiments.RunSummary, []string, error) {
+	type found struct {
+		s   *experiments.RunSummary
+		dir string
+	}
+	var runs []found
 	seen := map[string]bool{}
 	add := func(dir string, s *experiments.RunSummary) {
 		if k := dirKey(dir); !seen[k] {
 			seen[k] = true
-			runs = append(runs, s)
+			runs = append(runs, found{s, dir})
 		}
 	}
 	for _, d := range dirs {
@@ -70,13 +75,13 @@ func findRuns(dirs []string) ([]*experiments.RunSummary, error) {
 			add(d, s)
 			continue
 		} else if isRunDir(d) {
-			return nil, unfinished(d, err)
+			return nil, nil, unfinished(d, err)
 		}
 		entries, err := os.ReadDir(d)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		found := 0
+		n := 0
 		for _, en := range entries {
 			sub := filepath.Join(d, en.Name())
 			if !en.IsDir() {
@@ -87,17 +92,21 @@ func findRuns(dirs []string) ([]*experiments.RunSummary, error) {
 			}
 			s, err := experiments.ReadRunSummary(sub)
 			if err != nil {
-				return nil, unfinished(sub, err)
+				return nil, nil, unfinished(sub, err)
 			}
 			add(sub, s)
-			found++
+			n++
 		}
-		if found == 0 {
-			return nil, fmt.Errorf("%s holds no finished runs", d)
+		if n == 0 {
+			return nil, nil, fmt.Errorf("%s holds no finished runs", d)
 		}
 	}
-	sort.Slice(runs, func(i, j int) bool { return runs[i].Run < runs[j].Run })
-	return runs, nil
+	sort.SliceStable(runs, func(i, j int) bool { return runs[i].s.Run < runs[j].s.Run })
+	summaries, folders := make([]*experiments.RunSummary, len(runs)), make([]string, len(runs))
+	for i, r := range runs {
+		summaries[i], folders[i] = r.s, r.dir
+	}
+	return summaries, folders, nil
 }
 
 // dirKey is what identifies a folder however it is named: its absolute,
