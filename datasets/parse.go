@@ -277,7 +277,14 @@ func outOfRangeMsg(field []byte, rate bool) string {
 	return fmt.Sprintf("%q is outside [0, 3.4e38]: a count or size is not negative and fits in float32", field)
 }
 
+// parseSlow parses the other decimal forms ("1e3", "+2", "0.000000000000001").
+// Go's literal syntax, which strconv.ParseFloat also accepts, is not data: an
+// underscore between digits ("1_0" would read as 10) and hexadecimal floats
+// ("0x1p3" as 8) are refused, as are NaN and infinities.
 func parseSlow(b []byte) (float64, bool) {
+	if bytes.ContainsAny(b, "_xX") {
+		return 0, false
+	}
 	v, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, false

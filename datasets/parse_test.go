@@ -66,7 +66,8 @@ func TestParseNumberMatchesStrconv(t *testing.T) {
 			t.Errorf("parseNumber(%q) = %v, %v; want %v", s, got, ok, want)
 		}
 	}
-	for _, s := range []string{"", "abc", "1.2.3", ".", "NaN", "Inf", "0x10", "--1"} {
+	for _, s := range []string{"", "abc", "1.2.3", ".", "NaN", "Inf", "0x10", "--1",
+		"1_0", "1_000.5", "0x1p3", "0X1P-2", "0x_1p3", "0x1.8p1", "Infinity"} {
 		if v, ok := parseNumber([]byte(s)); ok {
 			t.Errorf("parseNumber(%q) = %v, want an error", s, v)
 		}
@@ -93,6 +94,8 @@ func TestParseBadInput(t *testing.T) {
 		{"empty label", replace(41, ""), "line 1, field label: empty label"},
 		{"empty categorical", replace(2, ""), "line 1, field service: empty value"},
 		{"bad difficulty", replace(42, "x"), `line 1, field difficulty: "x" is not an integer`},
+		{"digit separator", nslLine + "\n" + replace(4, "1_0"), `x.txt line 2, field src_bytes: "1_0" is not a number`},
+		{"hexadecimal float", replace(5, "0x1p3"), `x.txt line 1, field dst_bytes: "0x1p3" is not a number`},
 		{"empty line", nslLine + "\n\n" + nslLine, "x.txt line 2: empty line"},
 		{"empty file", "", "x.txt: no records (empty file)"},
 	}
