@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -15,6 +16,10 @@ type Categories map[string]string
 
 // Unknown is the category of a label that no mapping names.
 const Unknown = "unknown"
+
+// CategoryNames are the categories a mapping may give a label, in the order
+// messages list them.
+var CategoryNames = []string{"normal", "dos", "probe", "r2l", "u2r"}
 
 // Of returns the category of a label, or Unknown.
 func (c Categories) Of(label string) string {
@@ -41,11 +46,15 @@ func DefaultCategories() Categories {
 
 // ParseCategories reads "attack,category" lines (an optional header line
 // "attack,category" is skipped; blank lines and # comments are ignored).
+// The category must be one of CategoryNames (any case), an attack may be
+// listed again only with the same category, and "normal" is only ever
+// normal; errors name the file and line.
 func ParseCategories(r io.Reader, name string) (Categories, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.Comment = '#'
 	c := Categories{}
+	line := map[string]int{} // where each attack was first mapped
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -65,6 +74,20 @@ func ParseCategories(r io.Reader, name string) (Categories, error) {
 		attack = strings.TrimSuffix(attack, ".")
 		if attack == "" || cat == "" {
 			return nil, fmt.Errorf("%s line %d: empty attack or category", name, l)
+		}
+		if !slices.Contains(CategoryNames, cat) {
+			return nil, fmt.Errorf("%s line %d: %s: unknown category %q (want one of %s)",
+				name, l, attack, rec[1], strings.Join(CategoryNames, ", "))
+		}
+		if attack == DefaultNormalClass && cat != "normal" {
+			return nil, fmt.Errorf("%s line %d: normal traffic is category normal, not %s", name, l, cat)
+		}
+		if prev, ok := c[attack]; ok && prev != cat {
+			return nil, fmt.Errorf("%s line %d: %s is mapped to %s here and to %s on line %d",
+				name, l, attack, cat, prev, line[attack])
+		}
+		if _, ok := line[attack]; !ok {
+			line[attack] = l
 		}
 		c[attack] = cat
 	}

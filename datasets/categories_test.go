@@ -1,0 +1,52 @@
+package datasets
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseCategoriesChecksValues(t *testing.T) {
+	cases := []struct {
+		name, csv, want string // want "" for no error
+	}{
+		{"known categories, any case", "attack,category\nneptune,DoS\nfoo.,probe\n", ""},
+		{"same mapping twice", "neptune,dos\nneptune.,dos\n", ""},
+		{"normal is normal", "normal,normal\n", ""},
+		{"unknown category", "smurf,dos\nneptune,weird\n", `cats.csv line 2: neptune: unknown category "weird" (want one of normal, dos, probe, r2l, u2r)`},
+		{"unknown is not a category", "neptune,unknown\n", `cats.csv line 1: neptune: unknown category "unknown" (want one of normal, dos, probe, r2l, u2r)`},
+		{"conflicting duplicate", "neptune,dos\nsmurf,dos\nneptune,probe\n", "cats.csv line 3: neptune is mapped to probe here and to dos on line 1"},
+		{"conflicting duplicate with a period", "smurf.,dos\nsmurf,r2l\n", "cats.csv line 2: smurf is mapped to r2l here and to dos on line 1"},
+		{"normal remapped", "normal,dos\n", "cats.csv line 1: normal traffic is category normal, not dos"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := ParseCategories(strings.NewReader(c.csv), "cats.csv")
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("error %v", err)
+			case c.want != "" && (err == nil || err.Error() != c.want):
+				t.Fatalf("error %v (mapping %v), want %q", err, m, c.want)
+			}
+		})
+	}
+}
+
+func TestLoadCategoriesRejectsBadOverlay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cats.csv")
+	if err := os.WriteFile(path, []byte("neptune,dos\nneptune,probe\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCategories(path); err == nil || !strings.Contains(err.Error(), path+" line 2:") {
+		t.Errorf("LoadCategories: error %v, want one naming %s line 2", err, path)
+	}
+	// Overlaying a different category on the shipped mapping is the point of
+	// the file, not a conflict.
+	if err := os.WriteFile(path, []byte("neptune,probe\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := LoadCategories(path); err != nil || c.Of("neptune") != "probe" || c.Of("smurf") != "dos" {
+		t.Errorf("overlay: %v, neptune %s, smurf %s", err, c.Of("neptune"), c.Of("smurf"))
+	}
+}
