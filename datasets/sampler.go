@@ -70,6 +70,21 @@ type Sampler struct {
 	sink float32 // keeps touch's loads from being optimised away
 }
 
+// MaxBatchBytes caps BatchBytes for a Sampler: NewSampler refuses an
+// episode shape whose meta-batch would take more (16 GiB), so that absurd
+// sizes, including those whose products overflow an int, are an error and
+// not a panic or an out-of-memory death in NewBatch.
+const MaxBatchBytes = 16 << 30
+
+// BatchBytes is the memory that NewBatch allocates for metaBatch episodes
+// of the given shape with dim features: per support and query row, dim
+// float32 features, a label and a row number (int32). It is computed in
+// float64, so that no size overflows.
+func BatchBytes(ways, shots, queries, metaBatch, dim int) float64 {
+	rows := float64(ways) * (float64(shots) + float64(queries))
+	return float64(metaBatch) * rows * (4*float64(dim) + 8)
+}
+
 // NewSampler checks cfg against the pool and returns a sampler.
 func NewSampler(p *Pool, cfg SamplerConfig) (*Sampler, error) {
 	if p == nil {
@@ -90,6 +105,10 @@ func NewSampler(p *Pool, cfg SamplerConfig) (*Sampler, error) {
 	}
 	if len(p.X)%p.Dim != 0 {
 		return nil, fmt.Errorf("sampler: pool X has %d values, not a multiple of Dim %d", len(p.X), p.Dim)
+	}
+	if b := BatchBytes(cfg.Ways, cfg.Shots, cfg.Queries, cfg.MetaBatch, p.Dim); b > MaxBatchBytes {
+		return nil, fmt.Errorf("sampler: a meta-batch of %d %d-way %d-shot %d-query episodes of %d features takes %.4g GiB, more than MaxBatchBytes (%d GiB)",
+			cfg.MetaBatch, cfg.Ways, cfg.Shots, cfg.Queries, p.Dim, b/(1<<30), MaxBatchBytes>>30)
 	}
 	if cfg.Ways > len(p.Classes) {
 		have := "none"

@@ -406,6 +406,17 @@ func TestSamplerConfigErrors(t *testing.T) {
 		{"empty class", ghost, ok, []string{`class "ghost" has no records`}},
 		{"empty class with replacement", ghost, with(func(c *SamplerConfig) { c.Replacement = true }),
 			[]string{`class "ghost" has no records`}},
+		// Sizes whose products overflow an int, or whose meta-batch is
+		// beyond MaxBatchBytes, are errors rather than panics or an
+		// out-of-memory death in newSampler and NewBatch.
+		{"shots+queries overflow", abc, with(func(c *SamplerConfig) { c.Shots, c.Queries = math.MaxInt, 1 }),
+			[]string{"a meta-batch of 1 2-way 9223372036854775807-shot 1-query episodes of 3 features", "more than MaxBatchBytes (16 GiB)"}},
+		{"ways×shots overflow", abc, with(func(c *SamplerConfig) { c.Shots, c.Queries, c.Replacement = math.MaxInt/2+1, 0, true }),
+			[]string{"MaxBatchBytes"}},
+		{"huge meta-batch", abc, with(func(c *SamplerConfig) { c.MetaBatch = 1_000_000_000 }),
+			[]string{"a meta-batch of 1000000000 2-way 5-shot 15-query episodes of 3 features takes", "MaxBatchBytes"}},
+		{"huge shots with replacement", abc, with(func(c *SamplerConfig) { c.Shots, c.Replacement = 1_000_000_000, true }),
+			[]string{"MaxBatchBytes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := NewSampler(tc.pool, tc.cfg)
