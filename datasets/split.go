@@ -23,14 +23,16 @@ type SplitConfig struct {
 }
 
 // SplitClasses splits names into class-disjoint train, val and test lists,
-// each sorted.
+// each sorted. Its errors call the lists by the pools they make (meta-train,
+// meta-val, meta-test), not by the SplitConfig fields, since callers take
+// them from flags or spec keys of their own.
 func SplitClasses(names []string, cfg SplitConfig) (train, val, test []string, err error) {
 	known := setOf(names)
 	owner := make(map[string]string)
 	lists := []struct {
 		name string
 		list []string
-	}{{"Train", cfg.Train}, {"Val", cfg.Val}, {"Test", cfg.Test}}
+	}{{"meta-train", cfg.Train}, {"meta-val", cfg.Val}, {"meta-test", cfg.Test}}
 	for _, l := range lists {
 		for _, n := range l.list {
 			if !known[n] {
@@ -46,7 +48,7 @@ func SplitClasses(names []string, cfg SplitConfig) (train, val, test []string, e
 		}
 	}
 	if f := cfg.ValFraction; math.IsNaN(f) || f < 0 || f >= 1 {
-		return nil, nil, nil, fmt.Errorf("split: ValFraction must be in [0, 1) (got %v)", f)
+		return nil, nil, nil, fmt.Errorf("split: the meta-val fraction must be in [0, 1) (got %v)", f)
 	}
 
 	train = append([]string(nil), cfg.Train...)
@@ -64,7 +66,8 @@ func SplitClasses(names []string, cfg SplitConfig) (train, val, test []string, e
 	// order of names.
 	if len(val) == 0 && cfg.ValFraction > 0 {
 		if len(train) < 2 {
-			return nil, nil, nil, tooFewClasses("split: ValFraction %v needs at least 2 train classes to keep one; train has %d", cfg.ValFraction, len(train))
+			return nil, nil, nil, tooFewClasses("split: a meta-val fraction of %v needs at least 2 meta-train classes to keep one; meta-train has %d",
+				cfg.ValFraction, len(train))
 		}
 		k := int(math.Round(cfg.ValFraction * float64(len(train))))
 		k = max(1, min(k, len(train)-1))
@@ -78,7 +81,7 @@ func SplitClasses(names []string, cfg SplitConfig) (train, val, test []string, e
 		sort.Strings(train)
 	}
 	if len(train) == 0 {
-		return nil, nil, nil, errors.New("split: no train classes left")
+		return nil, nil, nil, errors.New("split: no meta-train classes left")
 	}
 	sort.Strings(val)
 	sort.Strings(test)

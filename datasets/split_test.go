@@ -31,16 +31,16 @@ func TestSplitClasses(t *testing.T) {
 		{name: "explicit val wins over fraction", names: all, cfg: SplitConfig{Val: []string{"pod"}, ValFraction: 0.5},
 			val: []string{"pod"}, nVal: 1},
 		{name: "in two lists", names: all, cfg: SplitConfig{Train: []string{"pod"}, Test: []string{"smurf", "pod"}},
-			err: []string{`"pod"`, "both Train and Test"}},
-		{name: "listed twice", names: all, cfg: SplitConfig{Val: []string{"pod", "pod"}}, err: []string{`"pod"`, "twice in Val"}},
+			err: []string{`"pod"`, "both meta-train and meta-test"}},
+		{name: "listed twice", names: all, cfg: SplitConfig{Val: []string{"pod", "pod"}}, err: []string{`split: class "pod" is listed twice in meta-val`}},
 		{name: "unknown", names: all, cfg: SplitConfig{Test: []string{"smurf", "mailbomb"}},
-			err: []string{`"mailbomb"`, "Test", "not one of the 10 classes"}},
+			err: []string{`split: class "mailbomb" in meta-test is not one of the 10 classes`}},
 		{name: "fraction impossible", names: all, cfg: SplitConfig{Train: []string{"pod"}, ValFraction: 0.5},
-			err: []string{"ValFraction", "at least 2 train classes", "train has 1"}, tooFew: true},
-		{name: "fraction out of range", names: all, cfg: SplitConfig{ValFraction: 1}, err: []string{"ValFraction", "[0, 1)"}},
-		{name: "negative fraction", names: all, cfg: SplitConfig{ValFraction: -0.1}, err: []string{"ValFraction"}},
+			err: []string{"split: a meta-val fraction of 0.5 needs at least 2 meta-train classes to keep one; meta-train has 1"}, tooFew: true},
+		{name: "fraction out of range", names: all, cfg: SplitConfig{ValFraction: 1}, err: []string{"split: the meta-val fraction must be in [0, 1) (got 1)"}},
+		{name: "negative fraction", names: all, cfg: SplitConfig{ValFraction: -0.1}, err: []string{"meta-val fraction"}},
 		{name: "nothing left to train", names: []string{"a", "b"}, cfg: SplitConfig{Val: []string{"a"}, Test: []string{"b"}},
-			err: []string{"no train classes"}},
+			err: []string{"split: no meta-train classes left"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			train, val, test, err := SplitClasses(tc.names, tc.cfg)
