@@ -1,7 +1,6 @@
 package datasets
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -81,7 +80,7 @@ func SplitClasses(names []string, cfg SplitConfig) (train, val, test []string, e
 		sort.Strings(train)
 	}
 	if len(train) == 0 {
-		return nil, nil, nil, errors.New("split: no meta-train classes left")
+		return nil, nil, nil, tooFewClasses("split: no meta-train classes left")
 	}
 	sort.Strings(val)
 	sort.Strings(test)

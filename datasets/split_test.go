@@ -40,7 +40,7 @@ func TestSplitClasses(t *testing.T) {
 		{name: "fraction out of range", names: all, cfg: SplitConfig{ValFraction: 1}, err: []string{"split: the meta-val fraction must be in [0, 1) (got 1)"}},
 		{name: "negative fraction", names: all, cfg: SplitConfig{ValFraction: -0.1}, err: []string{"meta-val fraction"}},
 		{name: "nothing left to train", names: []string{"a", "b"}, cfg: SplitConfig{Val: []string{"a"}, Test: []string{"b"}},
-			err: []string{"split: no meta-train classes left"}},
+			err: []string{"split: no meta-train classes left"}, tooFew: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			train, val, test, err := SplitClasses(tc.names, tc.cfg)
