@@ -28,17 +28,62 @@ type LoadOptions struct {
 	SkipChecksum bool
 }
 
+// ErrMissing is matched (errors.Is) by the error of Locate for a file that
+// is neither under DataDir nor shipped.
+var ErrMissing = errors.New("file not found")
+
+// missingError is an error that matches ErrMissing with a message of its own.
+type missingError struct{ msg string }
+
+func (e *missingError) Error() string        { return e.msg }
+func (e *missingError) Is(target error) bool { return target == ErrMissing }
+
+// CheckDataDir reports a DataDir that cannot be searched: one that does not
+// exist or is not a folder ("" is fine: no DataDir). The error is worded to
+// follow the folder's name, as in "--data-dir DIR: not a folder".
+func CheckDataDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return errors.New("not a folder")
+	}
+	return nil
+}
+
 // Locate says where a known file would be read from: a path under DataDir,
-// or "" for the shipped copy. It fails when the file is neither there nor
-// shipped.
+// or "" for the shipped copy. It fails when DataDir cannot be searched
+// (CheckDataDir), when something other than a file, such as a folder, sits
+// where the file would be, and (wrapping ErrMissing) when the file is
+// neither there nor shipped.
 func Locate(d *Dataset, f *FileInfo, opt LoadOptions) (string, error) {
 	if opt.DataDir != "" {
-		for _, dir := range []string{opt.DataDir, filepath.Join(opt.DataDir, d.Name)} {
+		if err := CheckDataDir(opt.DataDir); err != nil {
+			return "", fmt.Errorf("data dir %s: %w", opt.DataDir, err)
+		}
+		dirs := []string{opt.DataDir}
+		if st, err := os.Stat(filepath.Join(opt.DataDir, d.Name)); err == nil && st.IsDir() {
+			dirs = append(dirs, filepath.Join(opt.DataDir, d.Name))
+		}
+		for _, dir := range dirs {
 			for _, name := range []string{f.DiskName, f.DiskName + ".gz"} {
 				p := filepath.Join(dir, name)
-				if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-					return p, nil
+				st, err := os.Stat(p)
+				switch {
+				case errors.Is(err, fs.ErrNotExist):
+					continue
+				case err != nil:
+					return "", fmt.Errorf("%s/%s: %w", d.Name, f.Name, err)
+				case st.IsDir():
+					return "", fmt.Errorf("%s/%s: %s is a folder, not a record file", d.Name, f.Name, p)
+				case !st.Mode().IsRegular():
+					return "", fmt.Errorf("%s/%s: %s is not a regular file", d.Name, f.Name, p)
 				}
+				return p, nil
 			}
 		}
 	}
@@ -46,10 +91,10 @@ func Locate(d *Dataset, f *FileInfo, opt LoadOptions) (string, error) {
 		return "", nil
 	}
 	if opt.DataDir == "" {
-		return "", fmt.Errorf("%s/%s is not shipped: put %s or %s.gz in a directory and pass it with --data-dir",
-			d.Name, f.Name, f.DiskName, f.DiskName)
+		return "", &missingError{fmt.Sprintf("%s/%s is not shipped: put %s or %s.gz in a directory and pass it with --data-dir",
+			d.Name, f.Name, f.DiskName, f.DiskName)}
 	}
-	return "", fmt.Errorf("%s/%s: neither %s nor %s.gz found in %s", d.Name, f.Name, f.DiskName, f.DiskName, opt.DataDir)
+	return "", &missingError{fmt.Sprintf("%s/%s: neither %s nor %s.gz found in %s", d.Name, f.Name, f.DiskName, f.DiskName, opt.DataDir)}
 }
 
 // ShippedPath is the path of a shipped file in ShippedFS.
@@ -104,10 +149,23 @@ func loadUserFile(d *Dataset, f *FileInfo, path string, opt LoadOptions) (*Recor
 	}
 	st := checkSums(f, isGzip, hex.EncodeToString(gzHash.Sum(nil)), hex.EncodeToString(rawHash.Sum(nil)), recs.N)
 	if st.Err != nil {
-		return nil, fmt.Errorf("%s: %w (pass --no-checksum to use it anyway)", path, st.Err)
+		return nil, &ChecksumError{Path: path, Err: st.Err}
 	}
 	return recs, nil
 }
+
+// ChecksumError is the error of Load for a file from DataDir that is not the
+// published one: its record count or content checksum differs. It names no
+// remedy, since only the caller knows how its user sets
+// LoadOptions.SkipChecksum (a flag, a spec key); match it with errors.As and
+// add that.
+type ChecksumError struct {
+	Path string // the file read
+	Err  error  // what differs
+}
+
+func (e *ChecksumError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *ChecksumError) Unwrap() error { return e.Err }
 
 // decompressed returns a reader of the raw content of r, gunzipping when r
 // starts with the gzip magic.
