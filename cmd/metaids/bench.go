@@ -76,6 +76,11 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
+	switch *backend {
+	case "cpu", "auto", "cuda":
+	default:
+		return usageErrorf("--device: unknown backend %q (valid: auto, cpu, cuda)", *backend)
+	}
 	be, err := kernels.Open(*backend, func(msg string) { fmt.Fprintln(e.stderr, "metaids bench:", msg) })
 	if err != nil {
 		return err

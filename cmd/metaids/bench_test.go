@@ -72,6 +72,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "--warmup", "-1"}, "--warmup must be at least 0 (got -1)"},
 		{[]string{"bench", "--threads", "-3"}, "--threads must be at least 0 (got -3)"},
 		{[]string{"bench", "extra"}, "unexpected arguments"},
+		{[]string{"bench", "--device", "gpu"}, `--device: unknown backend "gpu" (valid: auto, cpu, cuda)`},
+		{[]string{"bench", "--backend", "tpu"}, `--device: unknown backend "tpu"`},
 	} {
 		code, _, errs := runCmd(c.args...)
 		if code != 2 || !strings.Contains(errs, c.want) {
