@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -62,6 +63,35 @@ func (d *dataSource) options() datasets.LoadOptions {
 	return datasets.LoadOptions{DataDir: d.dir, SkipChecksum: d.noChecksum}
 }
 
+// checkDataDir is a usage error for a --data-dir that is not there or not a
+// folder: searched first, it would otherwise be passed over in silence for
+// the shipped copies.
+func checkDataDir(dir string) error {
+	if err := datasets.CheckDataDir(dir); err != nil {
+		return usageErrorf("--data-dir %s: %v", dir, err)
+	}
+	return nil
+}
+
+// lookupDataset is datasets.Lookup with an unknown name a usage error.
+func lookupDataset(name string) (*datasets.Dataset, error) {
+	d, err := datasets.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return d, nil
+}
+
+// checksumHint adds the command line's remedy to the error of a --data-dir
+// file that is not the published one.
+func checksumHint(err error) error {
+	var ce *datasets.ChecksumError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w (pass --no-checksum to use it anyway)", err)
+	}
+	return err
+}
+
 // formatFlag adds the --format flag every table-printing command takes.
 func formatFlag(fs interface {
 	StringVar(*string, string, string, string)
@@ -90,6 +120,9 @@ func dataList(e *env, args []string) error {
 	if _, err := eval.ParseFormat(format); err != nil {
 		return usageErrorf("--format: %v", err)
 	}
+	if err := checkDataDir(*dir); err != nil {
+		return err
+	}
 	t := &eval.Table{Title: "Data sets", Header: []string{"dataset", "file", "records", "role", "source", "checksum"}}
 	for _, d := range datasets.All() {
 		for i := range d.Files {
@@ -106,8 +139,11 @@ func dataList(e *env, args []string) error {
 // match the published checksum of that form (.gz or raw).
 func fileStatus(d *datasets.Dataset, f *datasets.FileInfo, dir string) (source, status string) {
 	path, err := datasets.Locate(d, f, datasets.LoadOptions{DataDir: dir})
-	if err != nil {
+	if errors.Is(err, datasets.ErrMissing) {
 		return "missing", "-"
+	}
+	if err != nil {
+		return "-", "unreadable: " + err.Error()
 	}
 	var fh io.ReadSeeker
 	if path == "" {
@@ -164,18 +200,21 @@ func dataVerify(e *env, args []string) error {
 		return usageErrorf("data verify takes at most one data set")
 	}
 	if len(pos) == 1 {
-		d, err := datasets.Lookup(pos[0])
+		d, err := lookupDataset(pos[0])
 		if err != nil {
 			return err
 		}
 		sets = []*datasets.Dataset{d}
+	}
+	if err := checkDataDir(*dir); err != nil {
+		return err
 	}
 	t := &eval.Table{Title: "Verification", Header: []string{"dataset", "file", "path", "records", "gz sha256", "content sha256", "result"}}
 	failed := 0
 	for _, d := range sets {
 		for i := range d.Files {
 			f := &d.Files[i]
-			if _, err := datasets.Locate(d, f, datasets.LoadOptions{DataDir: *dir}); err != nil {
+			if _, err := datasets.Locate(d, f, datasets.LoadOptions{DataDir: *dir}); errors.Is(err, datasets.ErrMissing) {
 				t.Rows = append(t.Rows, []string{d.Name, f.Name, "-", "-", "-", "-", "not present"})
 				continue
 			}
@@ -217,12 +256,18 @@ func dataStats(e *env, args []string) error {
 	if _, err := eval.ParseFormat(format); err != nil {
 		return usageErrorf("--format: %v", err)
 	}
-	d, err := datasets.Lookup(pos[0])
+	d, err := lookupDataset(pos[0])
 	if err != nil {
 		return err
 	}
 	if *file == "" {
 		*file = d.Train
+	}
+	if _, err := d.File(*file); err != nil {
+		return usageErrorf("--file: %v", err)
+	}
+	if err := checkDataDir(src.dir); err != nil {
+		return err
 	}
 	cats, err := datasets.LoadCategories(src.categories)
 	if err != nil {
@@ -230,7 +275,7 @@ func dataStats(e *env, args []string) error {
 	}
 	r, err := datasets.Load(d, *file, src.options())
 	if err != nil {
-		return err
+		return checksumHint(err)
 	}
 	counts := r.LabelCounts()
 	labels := make([]string, 0, len(counts))

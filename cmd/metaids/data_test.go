@@ -2,13 +2,18 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/metaids/metaids/datasets"
 )
 
 // run runs one command line and returns its exit status and output.
@@ -29,8 +34,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"data"}, 2, "data list"},
 		{[]string{"data", "shuffle"}, 2, `unknown subcommand "shuffle"`},
 		{[]string{"data", "stats"}, 2, "takes one data set"},
-		{[]string{"data", "stats", "cicids2017"}, 1, `unknown data set "cicids2017"`},
-		{[]string{"data", "stats", "nsl-kdd", "--file", "KDDTrain"}, 1, `no file "KDDTrain"`},
+		{[]string{"data", "stats", "cicids2017"}, 2, `unknown data set "cicids2017"`},
+		{[]string{"data", "stats", "unsw"}, 2, `unknown data set "unsw"`},
+		{[]string{"data", "verify", "unsw"}, 2, `unknown data set "unsw"`},
+		{[]string{"split", "unsw"}, 2, `unknown data set "unsw"`},
+		{[]string{"data", "stats", "nsl-kdd", "--file", "KDDTrain"}, 2, `--file: data set nsl-kdd has no file "KDDTrain"`},
 		{[]string{"data", "list", "--format", "xml"}, 2, `unknown format "xml"`},
 		{[]string{"data", "list", "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"data", "stats", "kddcup99", "--file", "kddcup.data"}, 1, "--data-dir"},
@@ -119,6 +127,113 @@ func TestSplitCommand(t *testing.T) {
 	for _, want := range []string{"meta-test,KDDTest+,mscan,probe,996", "meta-train,11,", "meta-test,9,13383,40,"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("split output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// A --data-dir that is not there, or not a folder, is a wrong command line,
+// not a silent fall-back on the shipped copies.
+func TestDataDirChecked(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nonexistent")
+	file := filepath.Join(t.TempDir(), "plain")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for dir, want := range map[string]string{
+		missing: "--data-dir " + missing + ": stat " + missing + ": no such file or directory",
+		file:    "--data-dir " + file + ": not a folder",
+	} {
+		for _, args := range [][]string{
+			{"data", "list"},
+			{"data", "stats", "nsl-kdd", "--file", "KDDTest-21"},
+			{"data", "verify", "nsl-kdd"},
+			{"split", "nsl-kdd", "--episodes", "0"},
+		} {
+			code, out, stderr := run(t, append(args, "--data-dir", dir)...)
+			if code != 2 || !strings.Contains(stderr, want) || out != "" {
+				t.Errorf("%v --data-dir %s: exit %d, stderr %q, stdout %d bytes; want exit 2 and %q", args, dir, code, stderr, len(out), want)
+			}
+		}
+	}
+}
+
+// A folder where a data file should be is reported, not passed over for
+// the shipped copy.
+func TestDataDirFolderInPlaceOfFile(t *testing.T) {
+	dir := t.TempDir()
+	folder := filepath.Join(dir, "KDDTest-21.txt")
+	if err := os.Mkdir(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := folder + " is a folder, not a record file"
+	code, _, stderr := run(t, "data", "stats", "nsl-kdd", "--file", "KDDTest-21", "--data-dir", dir)
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("data stats: exit %d, stderr %q; want exit 1 and %q", code, stderr, want)
+	}
+	code, out, stderr := run(t, "data", "verify", "nsl-kdd", "--data-dir", dir, "--format", "csv")
+	if code != 1 || !strings.Contains(out, want) || !strings.Contains(stderr, "1 file(s) failed verification") {
+		t.Errorf("data verify: exit %d, stderr %q, output:\n%s", code, stderr, out)
+	}
+	code, out, stderr = run(t, "data", "list", "--data-dir", dir, "--format", "csv")
+	if code != 0 || !strings.Contains(out, "nsl-kdd,KDDTest-21,11850,test records of difficulty below 21,-,\"unreadable: ") ||
+		!strings.Contains(out, "nsl-kdd,KDDTest+,22544,test set,shipped,ok") {
+		t.Errorf("data list: exit %d, stderr %q, output:\n%s", code, stderr, out)
+	}
+}
+
+// The remedy for a --data-dir file that is not the published one is this
+// command line's flag.
+func TestChecksumMismatchNamesFlag(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "KDDTest-21.txt"), shippedHead(t, "nsl-kdd/KDDTest-21.txt.gz", 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, "data", "stats", "nsl-kdd", "--file", "KDDTest-21", "--data-dir", dir)
+	want := "KDDTest-21.txt: 100 records, the published KDDTest-21.txt has 11850 (pass --no-checksum to use it anyway)"
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want exit 1 and %q", code, stderr, want)
+	}
+	code, out, stderr := run(t, "data", "stats", "nsl-kdd", "--file", "KDDTest-21", "--data-dir", dir, "--no-checksum", "--format", "csv")
+	if code != 0 || !strings.Contains(out, "normal,normal,") {
+		t.Errorf("--no-checksum: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// shippedHead returns the first n lines of a shipped record file.
+func shippedHead(t *testing.T, path string, n int) []byte {
+	t.Helper()
+	b, err := fs.ReadFile(datasets.ShippedFS(), "data/"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := 0
+	for range n {
+		end += bytes.IndexByte(raw[end:], '\n') + 1
+	}
+	return raw[:end]
+}
+
+func TestCategoriesFlagChecked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cats.csv")
+	for body, want := range map[string]string{
+		"neptune,weird\n":              path + ` line 1: neptune: unknown category "weird"`,
+		"neptune,dos\nneptune,probe\n": path + " line 2: neptune is mapped to probe here and to dos on line 1",
+		"normal,dos\n":                 path + " line 1: normal traffic is category normal, not dos",
+	} {
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr := run(t, "data", "stats", "nsl-kdd", "--file", "KDDTest-21", "--categories", path)
+		if code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("%q: exit %d, stderr %q; want exit 1 and %q", body, code, stderr, want)
 		}
 	}
 }

@@ -50,8 +50,11 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	if !(*valFraction >= 0 && *valFraction < 1) {
 		return usageErrorf("--val-fraction must be in [0, 1) (got %v)", *valFraction)
 	}
-	d, err := datasets.Lookup(pos[0])
+	d, err := lookupDataset(pos[0])
 	if err != nil {
+		return err
+	}
+	if err := checkDataDir(src.dir); err != nil {
 		return err
 	}
 	cats, err := datasets.LoadCategories(src.categories)
@@ -68,7 +71,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 		MinRecords: min, ValFraction: *valFraction, Seed: *seed,
 	})
 	if err != nil {
-		return err
+		return checksumHint(err)
 	}
 	loaded := time.Since(start)
 
