@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -105,6 +106,46 @@ func render(e *env, t *eval.Table, format string) error {
 		return usageErrorf("--format: %v", err)
 	}
 	return t.Render(e.stdout, f)
+}
+
+// renderTables writes several tables as one document: for json, an array of
+// the table objects; for csv, each table's header and rows with a blank line
+// before every table after the first; for the other formats, the tables one
+// after another, a blank line apart.
+func renderTables(e *env, format string, tables ...*eval.Table) error {
+	f, err := eval.ParseFormat(format)
+	if err != nil {
+		return usageErrorf("--format: %v", err)
+	}
+	if f != eval.JSON {
+		for i, t := range tables {
+			if i > 0 {
+				fmt.Fprintln(e.stdout)
+			}
+			if err := t.Render(e.stdout, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var doc bytes.Buffer
+	doc.WriteByte('[')
+	for i, t := range tables {
+		if i > 0 {
+			doc.WriteByte(',')
+		}
+		if err := t.Render(&doc, f); err != nil {
+			return err
+		}
+	}
+	doc.WriteByte(']')
+	var out bytes.Buffer
+	if err := json.Indent(&out, doc.Bytes(), "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = e.stdout.Write(out.Bytes())
+	return err
 }
 
 func dataList(e *env, args []string) error {
@@ -307,11 +348,5 @@ func dataStats(e *env, args []string) error {
 	for _, c := range catNames {
 		byCategory.Rows = append(byCategory.Rows, []string{c, strconv.Itoa(byCat[c]), pct(byCat[c])})
 	}
-	if err := render(e, byLabel, format); err != nil {
-		return err
-	}
-	if format == "table" || format == "markdown" || format == "latex" {
-		fmt.Fprintln(e.stdout)
-	}
-	return render(e, byCategory, format)
+	return renderTables(e, format, byLabel, byCategory)
 }

@@ -63,8 +63,8 @@ func TestDataStatsFormats(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	// Two CSV tables: labels, then categories.
-	parts := strings.SplitN(out, "\ncategory,records,percent\n", 2)
+	// Two CSV tables, a blank line apart: labels, then categories.
+	parts := strings.SplitN(out, "\n\ncategory,records,percent\n", 2)
 	if len(parts) != 2 {
 		t.Fatalf("no category table in:\n%s", out)
 	}
@@ -77,6 +77,20 @@ func TestDataStatsFormats(t *testing.T) {
 	}
 	if !strings.Contains(parts[1], "r2l,2887,") {
 		t.Errorf("category table lacks r2l 2887:\n%s", parts[1])
+	}
+
+	// One JSON document: an array of the two tables.
+	code, out, stderr = run(t, "data", "stats", "nsl-kdd", "--file", "KDDTest-21", "--format", "json")
+	var tables []struct {
+		Title   string           `json:"title"`
+		Columns []string         `json:"columns"`
+		Rows    []map[string]any `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(out), &tables); code != 0 || err != nil {
+		t.Fatalf("data stats json: exit %d, %v, stderr %q:\n%s", code, err, stderr, out)
+	}
+	if len(tables) != 2 || len(tables[0].Rows) != 38 || tables[1].Title != "By category" || len(tables[1].Rows) != 5 {
+		t.Errorf("data stats json: %d tables %+v", len(tables), tables)
 	}
 
 	code, out, _ = run(t, "data", "list", "--format", "json")
@@ -235,5 +249,27 @@ func TestCategoriesFlagChecked(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, want) {
 			t.Errorf("%q: exit %d, stderr %q; want exit 1 and %q", body, code, stderr, want)
 		}
+	}
+}
+
+func TestSplitJSON(t *testing.T) {
+	code, out, stderr := run(t, "split", "nsl-kdd", "--episodes", "8", "--meta-batch", "4", "--format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var tables []struct {
+		Title string           `json:"title"`
+		Rows  []map[string]any `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(out), &tables); err != nil || len(tables) != 2 {
+		t.Fatalf("%d tables, %v:\n%s", len(tables), err, out)
+	}
+	if tables[1].Rows[0]["pool"] != "meta-train" || tables[1].Rows[0]["status"] != "ok" {
+		t.Errorf("summary rows %v", tables[1].Rows)
+	}
+
+	code, out, _ = run(t, "split", "nsl-kdd", "--episodes", "8", "--meta-batch", "4", "--format", "csv")
+	if code != 0 || !strings.Contains(out, "\n\npool,classes,records,episodes drawn,episodes/s,status\nmeta-train,11,121292,8,") {
+		t.Errorf("csv: exit %d:\n%s", code, out)
 	}
 }

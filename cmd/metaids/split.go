@@ -121,13 +121,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	}
 	summary.Notes = []string{fmt.Sprintf("loading, encoding and pooling took %s; meta-test classes are the attack types of %s that %s lacks.",
 		loaded.Round(time.Millisecond), s.TestFile, s.TrainFile)}
-	if err := render(e, classes, format); err != nil {
-		return err
-	}
-	if format == "table" || format == "markdown" || format == "latex" {
-		fmt.Fprintln(e.stdout)
-	}
-	return render(e, summary, format)
+	return renderTables(e, format, classes, summary)
 }
 
 // drawEpisodes draws n episodes in meta-batches and reports the rate, or why
