@@ -49,6 +49,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"split", "nsl-kdd", "--meta-batch", "0"}, 2, "--meta-batch must be at least 1 (got 0)"},
 		{[]string{"split", "nsl-kdd", "--val-fraction", "1"}, 2, "--val-fraction must be in [0, 1) (got 1)"},
 		{[]string{"split", "nsl-kdd", "--val-fraction", "NaN"}, 2, "--val-fraction must be in [0, 1) (got NaN)"},
+		// Sizes whose product overflows an int or passes the sampler's
+		// limit (or the machine's memory) name the flags; they neither
+		// panic nor run out of memory.
+		{[]string{"split", "nsl-kdd", "--shots", "9223372036854775807", "--queries", "1"}, 2,
+			"--ways 5 × (--shots 9223372036854775807 + --queries 1) rows of at least 44 features take"},
+		{[]string{"split", "nsl-kdd", "--ways", "9223372036854775807"}, 2, "lower --ways, --shots or --queries"},
+		{[]string{"split", "nsl-kdd", "--meta-batch", "1000000000"}, 2, "--meta-batch 1000000000: 1000000000 episodes of 5×20 rows of at least 44 features take"},
+		{[]string{"split", "nsl-kdd", "--replacement", "--shots", "100000000"}, 2, "--ways 5 × (--shots 100000000 + --queries 15) rows"},
 	}
 	for _, c := range cases {
 		code, _, stderr := run(t, c.args...)
@@ -271,5 +279,20 @@ func TestSplitJSON(t *testing.T) {
 	code, out, _ = run(t, "split", "nsl-kdd", "--episodes", "8", "--meta-batch", "4", "--format", "csv")
 	if code != 0 || !strings.Contains(out, "\n\npool,classes,records,episodes drawn,episodes/s,status\nmeta-train,11,121292,8,") {
 		t.Errorf("csv: exit %d:\n%s", code, out)
+	}
+}
+
+// Too few classes after the classes smaller than --shots + --queries are
+// left out: the error names the flags that decide it.
+func TestSplitShortageNamesFlags(t *testing.T) {
+	code, _, stderr := run(t, "split", "nsl-kdd", "--shots", "100000")
+	for _, want := range []string{"a meta-val fraction of 0.25 needs at least 2 meta-train classes to keep one; meta-train has 0",
+		"classes with fewer than --shots + --queries = 100015 records are left out", "--replacement", "--val-fraction 0"} {
+		if code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("exit %d, stderr %q; want exit 1 and %q", code, stderr, want)
+		}
+	}
+	if strings.Contains(stderr, "ValFraction") {
+		t.Errorf("stderr %q names a Go field", stderr)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/metaids/metaids/datasets"
 	"github.com/metaids/metaids/eval"
+	"github.com/metaids/metaids/train"
 )
 
 func init() {
@@ -50,6 +52,11 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	if !(*valFraction >= 0 && *valFraction < 1) {
 		return usageErrorf("--val-fraction must be in [0, 1) (got %v)", *valFraction)
 	}
+	// The meta-batch must fit before anything is loaded: the encoded width
+	// is not known yet, but no file encodes to fewer features.
+	if err := checkBatchSize(*ways, *shots, *queries, *metaBatch, minEncodedDim, false); err != nil {
+		return err
+	}
 	d, err := lookupDataset(pos[0])
 	if err != nil {
 		return err
@@ -61,7 +68,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	min := *shots + *queries
+	min := *shots + *queries // checkBatchSize bounds both
 	if *replacement {
 		min = 1
 	}
@@ -71,7 +78,10 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 		MinRecords: min, ValFraction: *valFraction, Seed: *seed,
 	})
 	if err != nil {
-		return checksumHint(err)
+		return explainShortage(checksumHint(err), min, *valFraction)
+	}
+	if err := checkBatchSize(*ways, *shots, *queries, *metaBatch, s.Encoder.Dim(), true); err != nil {
+		return err
 	}
 	loaded := time.Since(start)
 
@@ -124,11 +134,60 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	return renderTables(e, format, classes, summary)
 }
 
+// minEncodedDim is the fewest features a record file encodes to: every
+// categorical feature has at least one value and the column for unknown ones.
+const minEncodedDim = datasets.NumNumeric + 2*len(datasets.CategoricalFields)
+
+// checkBatchSize is a usage error, naming the flags, for a meta-batch whose
+// buffers would pass datasets.MaxBatchBytes or the machine's memory: the
+// sizes are multiplied in float64, so that flags near the int limit are
+// refused rather than overflowing. dim is the encoded width when exact, else
+// a lower bound on it.
+func checkBatchSize(ways, shots, queries, metaBatch, dim int, exact bool) error {
+	limit, what := float64(datasets.MaxBatchBytes), "the sampler's limit"
+	if m := train.MachineMemory(); m > 0 && m < limit {
+		limit, what = m, "this machine's memory"
+	}
+	features := fmt.Sprintf("%d features", dim)
+	if !exact {
+		features = fmt.Sprintf("at least %d features", dim)
+	}
+	if one := datasets.BatchBytes(ways, shots, queries, 1, dim); one > limit {
+		return usageErrorf("--ways %d × (--shots %d + --queries %d) rows of %s take %s for one episode, more than %s (%s): lower --ways, --shots or --queries",
+			ways, shots, queries, features, train.GiB(one), what, train.GiB(limit))
+	}
+	if all := datasets.BatchBytes(ways, shots, queries, metaBatch, dim); all > limit {
+		return usageErrorf("--meta-batch %d: %d episodes of %d×%d rows of %s take %s, more than %s (%s)",
+			metaBatch, metaBatch, ways, shots+queries, features, train.GiB(all), what, train.GiB(limit))
+	}
+	return nil
+}
+
+// explainShortage adds to an error about too few classes the rule of this
+// command that left classes out, naming its flags.
+func explainShortage(err error, minRecords int, valFraction float64) error {
+	if minRecords <= 1 || !errors.Is(err, datasets.ErrTooFewClasses) {
+		return err
+	}
+	val := ""
+	if valFraction > 0 {
+		val = "; --val-fraction 0 holds no classes out for meta-val"
+	}
+	return fmt.Errorf("%w (classes with fewer than --shots + --queries = %d records are left out: lower --shots or --queries, "+
+		"or pass --replacement to keep them and sample them with replacement%s)", err, minRecords, val)
+}
+
 // drawEpisodes draws n episodes in meta-batches and reports the rate, or why
 // no episode can be drawn from the pool.
 func drawEpisodes(ctx context.Context, p *datasets.Pool, cfg datasets.SamplerConfig, n int) (int, string, string) {
+	if cfg.NormalWay && p.ClassIndex(datasets.DefaultNormalClass) < 0 {
+		return 0, "-", fmt.Sprintf("cannot draw: --normal-way, but the pool has no %s class", datasets.DefaultNormalClass)
+	}
 	smp, err := datasets.NewSampler(p, cfg)
 	if err != nil {
+		if errors.Is(err, datasets.ErrTooFewClasses) {
+			err = fmt.Errorf("%w (--ways)", err)
+		}
 		return 0, "-", "cannot draw: " + err.Error()
 	}
 	b := smp.NewBatch()
