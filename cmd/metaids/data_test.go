@@ -261,7 +261,7 @@ func TestCategoriesFlagChecked(t *testing.T) {
 }
 
 func TestSplitJSON(t *testing.T) {
-	code, out, stderr := run(t, "split", "nsl-kdd", "--episodes", "8", "--meta-batch", "4", "--format", "json")
+	code, out, stderr := run(t, "split", "nsl-kdd", "--episodes", "5", "--meta-batch", "4", "--format", "json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -272,12 +272,18 @@ func TestSplitJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &tables); err != nil || len(tables) != 2 {
 		t.Fatalf("%d tables, %v:\n%s", len(tables), err, out)
 	}
+	// 5 episodes in meta-batches of 4: the last batch is trimmed to 1.
+	for _, r := range tables[1].Rows {
+		if r["status"] == "ok" && r["episodes drawn"] != 5.0 {
+			t.Errorf("%v: %v episodes drawn, want 5", r["pool"], r["episodes drawn"])
+		}
+	}
 	if tables[1].Rows[0]["pool"] != "meta-train" || tables[1].Rows[0]["status"] != "ok" {
 		t.Errorf("summary rows %v", tables[1].Rows)
 	}
 
-	code, out, _ = run(t, "split", "nsl-kdd", "--episodes", "8", "--meta-batch", "4", "--format", "csv")
-	if code != 0 || !strings.Contains(out, "\n\npool,classes,records,episodes drawn,episodes/s,status\nmeta-train,11,121292,8,") {
+	code, out, _ = run(t, "split", "nsl-kdd", "--episodes", "5", "--meta-batch", "4", "--format", "csv")
+	if code != 0 || !strings.Contains(out, "\n\npool,classes,records,episodes drawn,episodes/s,status\nmeta-train,11,121292,5,") {
 		t.Errorf("csv: exit %d:\n%s", code, out)
 	}
 }
@@ -294,5 +300,40 @@ func TestSplitShortageNamesFlags(t *testing.T) {
 	}
 	if strings.Contains(stderr, "ValFraction") {
 		t.Errorf("stderr %q names a Go field", stderr)
+	}
+}
+
+// Interrupted, split says so and exits non-zero; no partial count is "ok".
+func TestSplitInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errOut bytes.Buffer
+	code := runMain(ctx, &env{stdout: &out, stderr: &errOut}, []string{"split", "nsl-kdd", "--episodes", "100", "--format", "csv"})
+	if code != 1 || !strings.Contains(errOut.String(), "interrupted") {
+		t.Errorf("exit %d, stderr %q; want exit 1 and interrupted", code, errOut.String())
+	}
+	if strings.Contains(out.String(), ",ok\n") || !strings.Contains(out.String(), "not drawn (interrupted)") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// drawEpisodes stopped part way marks its count interrupted, not ok.
+func TestDrawEpisodesInterrupted(t *testing.T) {
+	pool := &datasets.Pool{Dim: 1, X: make([]float32, 40)}
+	for i, name := range []string{"a", "b"} {
+		rows := make([]int32, 20)
+		for j := range rows {
+			rows[j] = int32(20*i + j)
+		}
+		pool.Classes = append(pool.Classes, datasets.Class{Name: name, Rows: rows})
+	}
+	cfg := datasets.SamplerConfig{Ways: 2, Shots: 1, Queries: 1, MetaBatch: 3}
+	if n, _, status := drawEpisodes(context.Background(), pool, cfg, 7); n != 7 || status != "ok" {
+		t.Errorf("7 episodes in batches of 3: %d drawn, %s", n, status)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if n, _, status := drawEpisodes(ctx, pool, cfg, 7); n != 0 || status != "interrupted" {
+		t.Errorf("cancelled: %d drawn, %s", n, status)
 	}
 }

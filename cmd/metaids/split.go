@@ -123,6 +123,10 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 		for _, c := range pl.p.Classes {
 			recs += len(c.Rows)
 		}
+		if ctx.Err() != nil {
+			summary.Rows = append(summary.Rows, []string{pl.name, strconv.Itoa(len(pl.p.Classes)), strconv.Itoa(recs), "0", "-", "not drawn (interrupted)"})
+			continue
+		}
 		drawn, rate, status := drawEpisodes(ctx, pl.p, datasets.SamplerConfig{
 			Ways: *ways, Shots: *shots, Queries: *queries, MetaBatch: *metaBatch,
 			NormalWay: *normalWay, Replacement: *replacement, Seed: *seed,
@@ -131,7 +135,13 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	}
 	summary.Notes = []string{fmt.Sprintf("loading, encoding and pooling took %s; meta-test classes are the attack types of %s that %s lacks.",
 		loaded.Round(time.Millisecond), s.TestFile, s.TrainFile)}
-	return renderTables(e, format, classes, summary)
+	if err := renderTables(e, format, classes, summary); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: the episode counts are partial (%w)", ctx.Err())
+	}
+	return nil
 }
 
 // minEncodedDim is the fewest features a record file encodes to: every
@@ -177,8 +187,9 @@ func explainShortage(err error, minRecords int, valFraction float64) error {
 		"or pass --replacement to keep them and sample them with replacement%s)", err, minRecords, val)
 }
 
-// drawEpisodes draws n episodes in meta-batches and reports the rate, or why
-// no episode can be drawn from the pool.
+// drawEpisodes draws n episodes in meta-batches, the last one trimmed to what
+// is left, and reports the rate, or why no episode can be drawn from the
+// pool, or that ctx stopped the drawing.
 func drawEpisodes(ctx context.Context, p *datasets.Pool, cfg datasets.SamplerConfig, n int) (int, string, string) {
 	if cfg.NormalWay && p.ClassIndex(datasets.DefaultNormalClass) < 0 {
 		return 0, "-", fmt.Sprintf("cannot draw: --normal-way, but the pool has no %s class", datasets.DefaultNormalClass)
@@ -194,13 +205,27 @@ func drawEpisodes(ctx context.Context, p *datasets.Pool, cfg datasets.SamplerCon
 	start := time.Now()
 	drawn := 0
 	for drawn < n && ctx.Err() == nil {
+		if left := n - drawn; left < len(b) {
+			// Next draws as NextBatch does, episode by episode.
+			for _, ep := range b[:left] {
+				if err := smp.Next(ep); err != nil {
+					return drawn, "-", err.Error()
+				}
+				drawn++
+			}
+			break
+		}
 		if err := smp.NextBatch(b); err != nil {
 			return drawn, "-", err.Error()
 		}
 		drawn += len(b)
 	}
-	if drawn == 0 {
-		return 0, "-", "ok"
+	status := "ok"
+	if ctx.Err() != nil && drawn < n {
+		status = "interrupted"
 	}
-	return drawn, strconv.FormatFloat(float64(drawn)/time.Since(start).Seconds(), 'f', 0, 64), "ok"
+	if drawn == 0 {
+		return 0, "-", status
+	}
+	return drawn, strconv.FormatFloat(float64(drawn)/time.Since(start).Seconds(), 'f', 0, 64), status
 }
