@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/kernels"
 	"github.com/metaids/metaids/train"
 )
 
@@ -90,23 +90,9 @@ func (d *decoder) checkNameLength(s *Spec) {
 	}
 }
 
-// cudaCompiled reports whether this binary has the cuda backend: built
-// with the metaids_cuda tag, under which train links kernels/cuda, which
-// registers it. Where the build information is missing it is taken to be
-// there, and kernels.Open has the last word. A variable so that tests can
-// set it.
-var cudaCompiled = func() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return true
-	}
-	for _, st := range bi.Settings {
-		if st.Key == "-tags" {
-			return slices.Contains(strings.Split(st.Value, ","), "metaids_cuda")
-		}
-	}
-	return false
-}()
+// cudaCompiled reports whether this build has the cuda backend (the
+// metaids_cuda tag); a variable so that tests can pretend either way.
+var cudaCompiled = kernels.Compiled("cuda")
 
 // minEncodedDim is the fewest features a record file can encode to: every
 // categorical feature has at least one value and the column for unknown

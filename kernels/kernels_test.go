@@ -242,3 +242,15 @@ func TestCatchTurnsOnlyFailuresIntoErrors(t *testing.T) {
 		panic("not a failure")
 	}()
 }
+
+func TestCompiled(t *testing.T) {
+	withRegistry(t, func() {
+		if !Compiled("cpu") || Compiled("cuda") {
+			t.Errorf("empty registry: Compiled(cpu) %v, Compiled(cuda) %v; want true, false", Compiled("cpu"), Compiled("cuda"))
+		}
+		Register("cuda", func() (Backend, error) { return nil, errors.New("no device") })
+		if !Compiled("cuda") {
+			t.Error("a registered cuda is not reported compiled in")
+		}
+	})
+}

@@ -105,6 +105,17 @@ func lookup(name string) (func() (Backend, error), bool) {
 	return open, ok
 }
 
+// Compiled reports whether a backend is available to Open by name in this
+// build: cpu always, another when its package is compiled in (cuda under
+// the metaids_cuda tag). Whether its device works is Open's to find out.
+func Compiled(name string) bool {
+	if name == "cpu" {
+		return true
+	}
+	_, ok := lookup(name)
+	return ok
+}
+
 // validNames lists the names Open accepts: the fixed ones, then any other
 // registered backends in order.
 func validNames() []string {
