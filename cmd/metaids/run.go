@@ -37,6 +37,16 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	default:
 		return usageErrorf("--device %q: want auto, cpu or cuda", *device)
 	}
+	if *device != "" {
+		// Applied as an override, so that the specs are checked with the
+		// device they will run on (a cuda spec runs with --device cpu on a
+		// build without cuda).
+		o, err := experiments.ParseOverride("backend.device=" + *device)
+		if err != nil {
+			return err
+		}
+		overrides = append(overrides, o)
+	}
 	if *out == "" {
 		return usageErrorf("--out is empty: want the folder the runs write into (default results)")
 	}

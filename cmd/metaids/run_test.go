@@ -63,3 +63,19 @@ func TestRunCommandErrors(t *testing.T) {
 		t.Errorf("a failed spec left files behind: %v", entries)
 	}
 }
+
+// --device replaces the spec's device before the spec is checked: a cuda
+// spec runs with --device cpu on a build without cuda.
+func TestRunDeviceFlagComesBeforeTheChecks(t *testing.T) {
+	out := t.TempDir()
+	args := []string{"run", "../../experiments/nsl-kdd/protonet-5way5shot.yaml", "--out", out, "--seeds", "1",
+		"--set", "backend.device=cuda", "--set", "episodes.train_steps=4", "--set", "episodes.val_every=0",
+		"--set", "episodes.test_episodes=2", "--device", "cpu"}
+	if code, _, stderr := run(t, args...); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	spec, _ := os.ReadFile(filepath.Join(out, "nsl-protonet-5way5shot", "spec.yaml"))
+	if !strings.Contains(string(spec), "device: cpu") {
+		t.Errorf("recorded spec does not say device cpu:\n%s", spec)
+	}
+}
