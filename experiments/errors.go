@@ -147,3 +147,13 @@ func ExplainShortage(err error, minRecords int) error {
 	return fmt.Errorf("%w (classes with fewer than %d records are left out: split.min_records, or episodes.shots + "+
 		"episodes.queries when it is 0; episodes.replacement: true keeps them and samples with replacement)", err, minRecords)
 }
+
+// ExplainChecksum adds to an error about a data file whose checksum is not
+// the published one the spec key that accepts it anyway.
+func ExplainChecksum(err error) error {
+	var ce *datasets.ChecksumError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w (set dataset.no_checksum: true to use it anyway)", err)
+	}
+	return err
+}

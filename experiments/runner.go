@@ -306,7 +306,7 @@ func (r *Runner) split(p plan) (*datasets.Split, error) {
 	start := time.Now()
 	s, err := datasets.NovelAttackSplit(p.Dataset, p.Protocol)
 	if err != nil {
-		return nil, err
+		return nil, ExplainChecksum(err)
 	}
 	fmt.Fprintf(r.opt.Log, "%s: loaded, encoded (%d features) and split in %s: meta-train %d classes, meta-val %d, meta-test %d\n",
 		p.Dataset.Name, s.Encoder.Dim(), time.Since(start).Round(time.Millisecond),

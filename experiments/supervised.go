@@ -88,7 +88,7 @@ func loadSupervised(p plan) (*datasets.Encoder, *encodedFile, []*encodedFile, []
 	load := func(file string, enc *datasets.Encoder) (*datasets.Encoder, *encodedFile, error) {
 		r, err := datasets.Load(p.Dataset, file, p.Protocol.Load)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, ExplainChecksum(err)
 		}
 		if enc == nil {
 			if enc, err = datasets.FitEncoder(r, p.Protocol.Encoder); err != nil {

@@ -243,7 +243,7 @@ func deepCheck(s *experiments.Spec, cache map[string]deepResult) (string, error)
 				return err
 			}
 			r.split, err = datasets.NovelAttackSplit(d, opt)
-			return err
+			return experiments.ExplainChecksum(err)
 		}()
 		cache[key] = r
 	}

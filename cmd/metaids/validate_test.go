@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,4 +182,41 @@ func validateDeep(t *testing.T, wantCode int, specs map[string]string) (string, 
 		t.Fatalf("exit %d, want %d: %s", code, wantCode, stderr)
 	}
 	return dir, validateRows(t, out), stderr
+}
+
+// A data file that is not the published one names the spec key that takes
+// it anyway (the commands' --no-checksum flag is not a spec's).
+func TestValidateDeepChecksumNamesTheSpecKey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads NSL-KDD")
+	}
+	data := t.TempDir()
+	for _, f := range []string{"KDDTrain+_20Percent.txt", "KDDTest-21.txt"} {
+		zr, err := os.Open(filepath.Join("../../datasets/data/nsl-kdd", f+".gz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gz, err := gzip.NewReader(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(gz)
+		zr.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "KDDTest-21.txt" { // one record short of the published file
+			b = b[:bytes.LastIndexByte(b[:len(b)-1], '\n')+1]
+		}
+		if err := os.WriteFile(filepath.Join(data, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, rows, _ := validateDeep(t, 1, map[string]string{
+		"ck.yaml": "dataset: {name: nsl-kdd, train_file: KDDTrain+_20Percent, test_file: KDDTest-21, data_dir: " + data + "}\n",
+	})
+	want := "KDDTest-21.txt: 11849 records, the published KDDTest-21.txt has 11850 (set dataset.no_checksum: true to use it anyway)"
+	if len(rows) != 1 || !strings.HasSuffix(rows[0]["status"].(string), want) {
+		t.Errorf("rows %v, want a status ending %q", rows, want)
+	}
 }
