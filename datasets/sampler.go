@@ -76,6 +76,11 @@ type Sampler struct {
 // not a panic or an out-of-memory death in NewBatch.
 const MaxBatchBytes = 16 << 30
 
+// MinEncodedDim is the fewest features a record file can encode to: every
+// categorical feature has at least one value and the column for unknown
+// ones. Checks made before the data is read use it as a lower bound.
+const MinEncodedDim = NumNumeric + 2*len(CategoricalFields)
+
 // BatchBytes is the memory that NewBatch allocates for metaBatch episodes
 // of the given shape with dim features: per support and query row, dim
 // float32 features, a label and a row number (int32). It is computed in
@@ -84,6 +89,15 @@ func BatchBytes(ways, shots, queries, metaBatch, dim int) float64 {
 	rows := float64(ways) * (float64(shots) + float64(queries))
 	return float64(metaBatch) * rows * (4*float64(dim) + 8)
 }
+
+// ErrBatchTooLarge is matched (errors.Is) by NewSampler's error about a
+// meta-batch above MaxBatchBytes, so that a caller can name its settings.
+var ErrBatchTooLarge = errors.New("meta-batch too large")
+
+type batchTooLargeError struct{ msg string }
+
+func (e batchTooLargeError) Error() string        { return e.msg }
+func (e batchTooLargeError) Is(target error) bool { return target == ErrBatchTooLarge }
 
 // NewSampler checks cfg against the pool and returns a sampler.
 func NewSampler(p *Pool, cfg SamplerConfig) (*Sampler, error) {
@@ -107,8 +121,8 @@ func NewSampler(p *Pool, cfg SamplerConfig) (*Sampler, error) {
 		return nil, fmt.Errorf("sampler: pool X has %d values, not a multiple of Dim %d", len(p.X), p.Dim)
 	}
 	if b := BatchBytes(cfg.Ways, cfg.Shots, cfg.Queries, cfg.MetaBatch, p.Dim); b > MaxBatchBytes {
-		return nil, fmt.Errorf("sampler: a meta-batch of %d %d-way %d-shot %d-query episodes of %d features takes %.4g GiB, more than MaxBatchBytes (%d GiB)",
-			cfg.MetaBatch, cfg.Ways, cfg.Shots, cfg.Queries, p.Dim, b/(1<<30), MaxBatchBytes>>30)
+		return nil, batchTooLargeError{fmt.Sprintf("sampler: a meta-batch of %d %d-way %d-shot %d-query episodes of %d features takes %.4g GiB, more than MaxBatchBytes (%d GiB)",
+			cfg.MetaBatch, cfg.Ways, cfg.Shots, cfg.Queries, p.Dim, b/(1<<30), MaxBatchBytes>>30)}
 	}
 	if cfg.Ways > len(p.Classes) {
 		have := "none"

@@ -432,6 +432,10 @@ func TestSamplerConfigErrors(t *testing.T) {
 			if errors.Is(err, ErrTooFewClasses) != tooFew {
 				t.Errorf("errors.Is(%q, ErrTooFewClasses) = %v, want %v", err, !tooFew, tooFew)
 			}
+			tooLarge := strings.Contains(err.Error(), "MaxBatchBytes")
+			if errors.Is(err, ErrBatchTooLarge) != tooLarge {
+				t.Errorf("errors.Is(%q, ErrBatchTooLarge) = %v, want %v", err, !tooLarge, tooLarge)
+			}
 		})
 	}
 }

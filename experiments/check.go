@@ -94,11 +94,6 @@ func (d *decoder) checkNameLength(s *Spec) {
 // metaids_cuda tag); a variable so that tests can pretend either way.
 var cudaCompiled = kernels.Compiled("cuda")
 
-// minEncodedDim is the fewest features a record file can encode to: every
-// categorical feature has at least one value and the column for unknown
-// ones.
-const minEncodedDim = datasets.NumNumeric + 2*len(datasets.CategoricalFields)
-
 // checkMemory refuses, before anything runs, a model, episode, meta-batch
 // or set of stored episodes whose parameters, gradient and episodes alone
 // exceed the machine's memory (train.New refuses the first three too, with
@@ -106,7 +101,7 @@ const minEncodedDim = datasets.NumNumeric + 2*len(datasets.CategoricalFields)
 // only when the model alone does not fit.
 func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 	e := s.Episodes
-	shape := train.Shape{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, Dim: minEncodedDim}
+	shape := train.Shape{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, Dim: datasets.MinEncodedDim}
 	floor := func(metaBatch int) float64 {
 		sh := shape
 		sh.MetaBatch = metaBatch
@@ -114,9 +109,10 @@ func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 	}
 	// The model's own share: its parameters at the fewest ways (the output
 	// layer has a unit per way).
-	model := train.MemoryFloor(cfg, train.Shape{Ways: 2, Dim: minEncodedDim})
+	model := train.MemoryFloor(cfg, train.Shape{Ways: 2, Dim: datasets.MinEncodedDim})
 	batch := floor(e.MetaBatch)
-	stored := episodeBytes(e)
+	// A lower bound on the memory of one episode the runner keeps.
+	stored := datasets.BatchBytes(e.Ways, e.Shots, e.Queries, 1, datasets.MinEncodedDim)
 	episodic := s.Split.Protocol != "supervised"
 	have := train.GiB(train.MachineMemory())
 	switch {
@@ -140,6 +136,10 @@ func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 	case !train.FitsMemory(batch):
 		d.fail("episodes.meta_batch", "%d episodes of %d×%d rows need at least %s with the model; this machine has %s",
 			e.MetaBatch, e.Ways, e.Shots+e.Queries, train.GiB(batch), have)
+	case episodic && datasets.BatchBytes(e.Ways, e.Shots, e.Queries, e.MetaBatch, datasets.MinEncodedDim) > datasets.MaxBatchBytes:
+		d.fail("episodes.meta_batch", "%d episodes of %d×%d rows take at least %s, more than a sampler's limit of %s (datasets.MaxBatchBytes)",
+			e.MetaBatch, e.Ways, e.Shots+e.Queries, train.GiB(datasets.BatchBytes(e.Ways, e.Shots, e.Queries, e.MetaBatch, datasets.MinEncodedDim)),
+			train.GiB(datasets.MaxBatchBytes))
 	case episodic && e.ValEvery > 0 && !train.FitsMemory(batch+float64(e.ValEpisodes)*stored):
 		// Drawn once and kept through training, so every validation
 		// compares the same episodes.
@@ -151,14 +151,6 @@ func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 		d.fail("adversarial.eval_episodes", "%d robustness episodes of %d×%d rows need at least %s with the model; this machine has %s",
 			n, e.Ways, e.Shots+e.Queries, train.GiB(floor(0)+float64(n)*stored), have)
 	}
-}
-
-// episodeBytes is a lower bound on the memory of one episode the runner
-// keeps (datasets.Episode): per row, float32 features of the fewest
-// encoded columns, its int32 label and its int32 row number.
-func episodeBytes(e EpisodeSpec) float64 {
-	rows := float64(e.Ways) * (float64(e.Shots) + float64(e.Queries))
-	return rows * 4 * float64(minEncodedDim+2)
 }
 
 // resolveDataset checks the data set and its files, filling in the default
@@ -208,6 +200,8 @@ func (d *decoder) resolveDataset(s *Spec) datasets.Categories {
 		if !info.Shipped {
 			if ds.DataDir == "" {
 				d.fail(f.key, "%s is not shipped: set dataset.data_dir to a folder holding %s or %s.gz", info.Name, info.DiskName, info.DiskName)
+			} else if datasets.CheckDataDir(ds.DataDir) != nil {
+				// dataset.data_dir's error says it already.
 			} else if _, err := datasets.Locate(data, info, datasets.LoadOptions{DataDir: ds.DataDir}); err != nil {
 				d.fail(f.key, "%v", err)
 			}
@@ -348,6 +342,9 @@ func (d *decoder) checkSupervised(s *Spec) {
 			d.fail(key, "%q is listed twice (also supervised.test_files[%d])", f, j)
 		}
 		seen[info.Name] = i
+		if datasets.CheckDataDir(s.Dataset.DataDir) != nil {
+			continue // dataset.data_dir's error says it already
+		}
 		if _, err := datasets.Locate(data, info, datasets.LoadOptions{DataDir: s.Dataset.DataDir}); err != nil {
 			d.fail(key, "%v", err)
 		}

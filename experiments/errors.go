@@ -139,8 +139,12 @@ func editDistance(a, b string) int {
 
 // ExplainShortage adds to an error about a split or pool with too few
 // classes the rule that left classes out, naming the keys behind it: with
-// minRecords above 1, smaller classes are in no pool.
+// minRecords above 1, smaller classes are in no pool. To an error about a
+// meta-batch too large for a sampler it adds the keys that size it.
 func ExplainShortage(err error, minRecords int) error {
+	if errors.Is(err, datasets.ErrBatchTooLarge) {
+		return fmt.Errorf("%w (lower episodes.meta_batch, or episodes.ways, shots or queries)", err)
+	}
 	if minRecords <= 1 || !errors.Is(err, datasets.ErrTooFewClasses) {
 		return err
 	}

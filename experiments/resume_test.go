@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,6 +173,10 @@ func TestExplainShortageOnlyExplainsShortages(t *testing.T) {
 	got := ExplainShortage(short, 20)
 	if !errors.Is(got, datasets.ErrTooFewClasses) || !strings.Contains(got.Error(), "fewer than 20 records") {
 		t.Errorf("explained: %q", got)
+	}
+	big := fmt.Errorf("meta-train pool: %w", datasets.ErrBatchTooLarge)
+	if got := ExplainShortage(big, 1); !errors.Is(got, datasets.ErrBatchTooLarge) || !strings.Contains(got.Error(), "episodes.meta_batch") {
+		t.Errorf("a meta-batch too large: %q", got)
 	}
 }
 

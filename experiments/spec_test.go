@@ -166,6 +166,9 @@ func TestErrors(t *testing.T) {
 			"spec.yaml:3: dataset.train_file: kddcup99/kddcup.data: neither kddcup.data nor kddcup.data.gz found in " + dir},
 		{"missing data_dir", "dataset:\n  name: nsl-kdd\n  data_dir: " + filepath.Join(dir, "nope") + "\n", nil,
 			"spec.yaml:3: dataset.data_dir: stat " + filepath.Join(dir, "nope") + ": no such file or directory"},
+		// Said once, not again for each file that would be read from it.
+		{"missing data_dir for a file not shipped", "dataset:\n  name: kddcup99\n  train_file: kddcup.data\n  data_dir: " + filepath.Join(dir, "nope") + "\n", nil,
+			"spec.yaml:4: dataset.data_dir: stat " + filepath.Join(dir, "nope") + ": no such file or directory"},
 		{"bad categories", "dataset:\n  name: nsl-kdd\n  categories: " + badCats + "\n", nil,
 			"spec.yaml:3: dataset.categories: " + badCats + " line 1: 3 fields, want 2 (attack,category)"},
 		{"test file is train file", "dataset:\n  name: nsl-kdd\n  test_file: KDDTrain+\n", nil,
@@ -287,6 +290,14 @@ func TestTooLargeForMemory(t *testing.T) {
 		_, err := Parse([]byte(c.spec), "spec.yaml", parseOverrides(t, c.sets)...)
 		if err == nil || !strings.HasPrefix(err.Error(), c.want) || !strings.Contains(err.Error(), "; this machine has ") || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%q %q: %v, want %q...", c.spec, c.sets, err, c.want)
+		}
+	}
+	// A meta-batch within the machine's memory but above what a sampler
+	// allocates is refused too, before any data is read.
+	if train.MachineMemory() > datasets.MaxBatchBytes*1.1 {
+		_, err := Parse([]byte("dataset: {name: nsl-kdd}\n"), "spec.yaml", parseOverrides(t, []string{"episodes.meta_batch=1000000"})...)
+		if want := "spec.yaml: --set episodes.meta_batch=1000000: 1000000 episodes of 5×20 rows take at least 17.1 GiB, more than a sampler's limit of 16.0 GiB"; err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("meta-batch above the sampler's limit: %v, want %q", err, want)
 		}
 	}
 	for _, spec := range []string{

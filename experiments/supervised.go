@@ -26,7 +26,7 @@ type supervisedPlan struct {
 }
 
 // categoryClasses are the classes of the 5-class labelling, normal first.
-var categoryClasses = []string{"normal", "dos", "probe", "r2l", "u2r"}
+var categoryClasses = datasets.CategoryNames
 
 // SupervisedEval is one test file's result.
 type SupervisedEval struct {

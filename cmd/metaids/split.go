@@ -54,7 +54,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	}
 	// The meta-batch must fit before anything is loaded: the encoded width
 	// is not known yet, but no file encodes to fewer features.
-	if err := checkBatchSize(*ways, *shots, *queries, *metaBatch, minEncodedDim, false); err != nil {
+	if err := checkBatchSize(*ways, *shots, *queries, *metaBatch, datasets.MinEncodedDim, false); err != nil {
 		return err
 	}
 	d, err := lookupDataset(pos[0])
@@ -143,10 +143,6 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	}
 	return nil
 }
-
-// minEncodedDim is the fewest features a record file encodes to: every
-// categorical feature has at least one value and the column for unknown ones.
-const minEncodedDim = datasets.NumNumeric + 2*len(datasets.CategoricalFields)
 
 // checkBatchSize is a usage error, naming the flags, for a meta-batch whose
 // buffers would pass datasets.MaxBatchBytes or the machine's memory: the
