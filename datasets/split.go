@@ -80,6 +80,10 @@ func SplitClasses(names []string, cfg SplitConfig) (train, val, test []string, e
 		sort.Strings(train)
 	}
 	if len(train) == 0 {
+		if len(cfg.Val) > 0 {
+			// The list given is the cause, not classes left out for size.
+			return nil, nil, nil, fmt.Errorf("split: no meta-train classes left: the meta-val list (%d) takes every class that remains", len(cfg.Val))
+		}
 		return nil, nil, nil, tooFewClasses("split: no meta-train classes left")
 	}
 	sort.Strings(val)

@@ -39,7 +39,10 @@ func TestSplitClasses(t *testing.T) {
 			err: []string{"split: a meta-val fraction of 0.5 needs at least 2 meta-train classes to keep one; meta-train has 1"}, tooFew: true},
 		{name: "fraction out of range", names: all, cfg: SplitConfig{ValFraction: 1}, err: []string{"split: the meta-val fraction must be in [0, 1) (got 1)"}},
 		{name: "negative fraction", names: all, cfg: SplitConfig{ValFraction: -0.1}, err: []string{"meta-val fraction"}},
+		// The meta-val list took them: not a shortage that min_records explains.
 		{name: "nothing left to train", names: []string{"a", "b"}, cfg: SplitConfig{Val: []string{"a"}, Test: []string{"b"}},
+			err: []string{"split: no meta-train classes left: the meta-val list (1) takes every class that remains"}},
+		{name: "nothing left at all", names: []string{"b"}, cfg: SplitConfig{Test: []string{"b"}},
 			err: []string{"split: no meta-train classes left"}, tooFew: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
