@@ -76,10 +76,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	switch *backend {
-	case "cpu", "auto", "cuda":
-	default:
-		return usageErrorf("--device: unknown backend %q (valid: auto, cpu, cuda)", *backend)
+	if err := checkDeviceFlag(*backend); err != nil {
+		return err
 	}
 	be, err := kernels.Open(*backend, func(msg string) { fmt.Fprintln(e.stderr, "metaids bench:", msg) })
 	if err != nil {

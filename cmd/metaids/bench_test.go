@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/metaids/metaids/kernels"
 )
 
 func runCmd(args ...string) (int, string, string) {
@@ -72,12 +74,24 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "--warmup", "-1"}, "--warmup must be at least 0 (got -1)"},
 		{[]string{"bench", "--threads", "-3"}, "--threads must be at least 0 (got -3)"},
 		{[]string{"bench", "extra"}, "unexpected arguments"},
-		{[]string{"bench", "--device", "gpu"}, `--device: unknown backend "gpu" (valid: auto, cpu, cuda)`},
-		{[]string{"bench", "--backend", "tpu"}, `--device: unknown backend "tpu"`},
+		{[]string{"bench", "--device", "gpu"}, `--device "gpu": want auto, cpu or cuda`},
+		{[]string{"bench", "--backend", "tpu"}, `--device "tpu": want auto, cpu or cuda`},
 	} {
 		code, _, errs := runCmd(c.args...)
 		if code != 2 || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", c.args, code, errs, c.want)
+		}
+	}
+	// cuda is a wrong command line only where the build lacks it.
+	if !kernels.Compiled("cuda") {
+		for _, cmd := range []string{"bench", "run"} {
+			args := []string{cmd, "--device", "cuda"}
+			if cmd == "run" {
+				args = append(args, "../../experiments/nsl-kdd/protonet-5way5shot.yaml")
+			}
+			if code, _, errs := runCmd(args...); code != 2 || !strings.Contains(errs, "--device cuda: this build has no cuda backend") {
+				t.Errorf("%v: exit %d, stderr %q; want exit 2 naming the missing backend", args, code, errs)
+			}
 		}
 	}
 }

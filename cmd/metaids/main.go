@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/metaids/metaids/kernels"
 )
 
 // command is one subcommand. Each lives in a file of its own and registers
@@ -56,6 +58,21 @@ func checkMins(flags ...intFlag) error {
 		if f.got < f.min {
 			return usageErrorf("%s must be at least %d (got %d)", f.name, f.min, f.got)
 		}
+	}
+	return nil
+}
+
+// checkDeviceFlag checks a --device value ("" leaves the spec's): one of
+// auto, cpu and cuda, and cuda only in a build that has it.
+func checkDeviceFlag(device string) error {
+	switch device {
+	case "", "auto", "cpu":
+	case "cuda":
+		if !kernels.Compiled("cuda") {
+			return usageErrorf("--device cuda: this build has no cuda backend (build with -tags metaids_cuda); use cpu, or auto for cuda where it is compiled in and working")
+		}
+	default:
+		return usageErrorf("--device %q: want auto, cpu or cuda", device)
 	}
 	return nil
 }

@@ -32,10 +32,8 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usageErrorf("--seeds: %v", err)
 	}
-	switch *device {
-	case "", "auto", "cpu", "cuda":
-	default:
-		return usageErrorf("--device %q: want auto, cpu or cuda", *device)
+	if err := checkDeviceFlag(*device); err != nil {
+		return err
 	}
 	if *device != "" {
 		// Applied as an override, so that the specs are checked with the
