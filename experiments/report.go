@@ -167,8 +167,9 @@ type section struct {
 	name, stem    string // heading ("nsl-kdd", or "nsl-kdd, 3-way, 15 queries per way" beside other shapes) and plot file stem
 	runs          []*RunSummary
 	// label is each run's row: its learner (and variant), with the run's
-	// name added where runs of one learner and shot count differ in other
-	// settings, so that every run has its own cell.
+	// name (less its shot-count suffix) added where runs of one learner and
+	// shot count differ in other settings, so that every run has its own
+	// cell and runs of a grid that differ only in shots share a row.
 	label map[*RunSummary]string
 	rows  map[string]row // by row label, for the row order
 }
@@ -230,8 +231,10 @@ func sections(runs []*RunSummary) []*section {
 }
 
 // labelRows gives every run of the section its row label. Runs that would
-// share a (learner, shots) cell are told apart by their run names (and a
-// number, should the names agree too) rather than one hiding the others.
+// share a (learner, shots) cell are told apart by their run names rather
+// than one hiding the others: the name less the "-5shot" suffix a grid gives
+// it (see rowName), so that g-h64-1shot and g-h64-5shot make one row
+// "protonet (g-h64)", and a number where the names still agree.
 func (s *section) labelRows() {
 	type cell struct {
 		label string
@@ -251,9 +254,10 @@ func (s *section) labelRows() {
 	for i, r := range s.runs {
 		l := r.Label()
 		if count[cell{l, r.Shots}] > 1 {
-			l = fmt.Sprintf("%s (%s)", r.Label(), r.Run)
+			name := rowName(r)
+			l = fmt.Sprintf("%s (%s)", r.Label(), name)
 			for n := 2; taken[cell{l, r.Shots}]; n++ {
-				l = fmt.Sprintf("%s (%s #%d)", r.Label(), r.Run, n)
+				l = fmt.Sprintf("%s (%s #%d)", r.Label(), name, n)
 			}
 			taken[cell{l, r.Shots}] = true
 		}
@@ -262,6 +266,25 @@ func (s *section) labelRows() {
 			s.rows[l] = row{algo: r.Algo, plain: r.Label(), named: l != r.Label(), first: i}
 		}
 	}
+}
+
+// rowName is the run's name without the shot-count suffix a grid over
+// episodes.shots gives it ("g-h64-5shot" and "g-h64-5shot-15query" are
+// "g-h64" and "g-h64-15query" at 5 shots), or the whole name when it has no
+// such suffix. The suffix is taken only as a whole "-" part of the name and
+// only for the run's own shot count; of several, the last is the grid's.
+func rowName(r *RunSummary) string {
+	suffix := fmt.Sprintf("-%dshot", r.Shots)
+	for i := len(r.Run); i > 0; {
+		i = strings.LastIndex(r.Run[:i], suffix)
+		if i <= 0 {
+			break
+		}
+		if rest := r.Run[i+len(suffix):]; rest == "" || rest[0] == '-' {
+			return r.Run[:i] + rest
+		}
+	}
+	return r.Run
 }
 
 // find is the section's run in row label at shots; nil when there is none.

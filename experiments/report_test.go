@@ -157,6 +157,52 @@ func TestSuiteReportKeepsEveryRun(t *testing.T) {
 	}
 }
 
+// A grid over hidden layers and shots (runs g-h64-1shot, g-h64-5shot,
+// g-h128-1shot, g-h128-5shot) is a table of two rows, one per hidden-layer
+// setting, each with both shot counts filled: the row is named by the run
+// name less its shot-count suffix. Runs whose names still agree get a number,
+// and a run that shares its cell with none keeps the plain learner row.
+func TestSuiteReportLinesUpAGridOverShots(t *testing.T) {
+	mk := func(run string, shots int, acc float64) *RunSummary {
+		return &RunSummary{Run: run, Dataset: "nsl-kdd", Algo: "protonet", Ways: 5, Shots: shots, Queries: 15, Seeds: []uint64{1},
+			Metrics: map[string]eval.Summary{"accuracy": {Mean: acc, HalfWidth: 0.01, N: 10}}}
+	}
+	runs := []*RunSummary{mk("g-h64-1shot", 1, 0.61), mk("g-h64-5shot", 5, 0.65), mk("g-h128-1shot", 1, 0.71), mk("g-h128-5shot", 5, 0.75),
+		mk("q-5shot-15query", 10, 0.4), mk("q-5shot-15query", 10, 0.3), mk("m", 20, 0.9)}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "REPORT.md")
+	if err := SuiteReport(path, "Suite", runs, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	for _, want := range []string{
+		"| learner | 1-shot | 5-shot | 10-shot | 20-shot |",
+		"| protonet | - | - | - | 90.00 ± 1.00 |\n" +
+			"| protonet (g-h64) | 61.00 ± 1.00 | 65.00 ± 1.00 | - | - |\n" +
+			"| protonet (g-h128) | 71.00 ± 1.00 | 75.00 ± 1.00 | - | - |\n" +
+			"| protonet (q-5shot-15query) | - | - | 40.00 ± 1.00 | - |\n" +
+			"| protonet (q-5shot-15query #2) | - | - | 30.00 ± 1.00 | - |\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+	for run, want := range map[string]string{"g-h64-5shot": "g-h64", "g-5shot-15query": "g-15query", "g-5shot-1shot": "g-5shot",
+		"g-15shot": "g-15shot", "g-5shots": "g-5shots", "g-5shot-x-5shot": "g-5shot-x", "5shot": "5shot"} {
+		shots := 5
+		if run == "g-5shot-1shot" {
+			shots = 1
+		}
+		if n := rowName(&RunSummary{Run: run, Shots: shots}); n != want {
+			t.Errorf("rowName(%q at %d shots) = %q, want %q", run, shots, n, want)
+		}
+	}
+}
+
 // A report that cannot be written leaves no plot behind.
 func TestSuiteReportFailsWithoutLeavingPlots(t *testing.T) {
 	dir := t.TempDir()
