@@ -232,7 +232,7 @@ func sections(runs []*RunSummary) []*section {
 
 // labelRows gives every run of the section its row label. Runs that would
 // share a (learner, shots) cell are told apart by their run names rather
-// than one hiding the others: the name less the "-5shot" suffix a grid gives
+// than one hiding the others (and so are the other runs of that learner): the name less the "-5shot" suffix a grid gives
 // it (see rowName), so that g-h64-1shot and g-h64-5shot make one row
 // "protonet (g-h64)", and a number where the names still agree.
 func (s *section) labelRows() {
@@ -244,16 +244,24 @@ func (s *section) labelRows() {
 	for _, r := range s.runs {
 		count[cell{r.Label(), r.Shots}]++
 	}
+	// A learner with two runs in any cell has all its runs named, so that
+	// a grid with a shot count missing for one setting still lines up.
+	split := map[string]bool{}
+	for c, n := range count {
+		if n > 1 {
+			split[c.label] = true
+		}
+	}
 	taken := map[cell]bool{}
 	for _, r := range s.runs {
-		if c := (cell{r.Label(), r.Shots}); count[c] == 1 {
-			taken[c] = true
+		if !split[r.Label()] {
+			taken[cell{r.Label(), r.Shots}] = true
 		}
 	}
 	s.label, s.rows = map[*RunSummary]string{}, map[string]row{}
 	for i, r := range s.runs {
 		l := r.Label()
-		if count[cell{l, r.Shots}] > 1 {
+		if split[l] {
 			name := rowName(r)
 			l = fmt.Sprintf("%s (%s)", r.Label(), name)
 			for n := 2; taken[cell{l, r.Shots}]; n++ {

@@ -142,7 +142,7 @@ func TestSuiteReportKeepsEveryRun(t *testing.T) {
 		"## nsl-kdd, 3-way, 15 queries per way: few-shot novel-attack detection\n\n**Accuracy (3-way, 15 queries per way)**",
 		"| protonet | 95.00 ± 1.00 |",
 		"## nsl-kdd, 5-way, 15 queries per way: few-shot novel-attack detection\n\n**Accuracy (5-way, 15 queries per way)**",
-		"| protonet | 50.00 ± 1.00 | - |\n| protonet (p5) | - | 80.00 ± 1.00 |\n| protonet (p5lr) | - | 70.00 ± 1.00 |\n| protonet (p5lr #2) | - | 60.00 ± 1.00 |",
+		"| protonet (p5) | 50.00 ± 1.00 | 80.00 ± 1.00 |\n| protonet (p5lr) | - | 70.00 ± 1.00 |\n| protonet (p5lr #2) | - | 60.00 ± 1.00 |",
 		"![nsl-kdd, 3-way, 15 queries per way accuracy by learner and shots](fewshot-nsl-kdd-3way-15q.png)",
 		"(fewshot-nsl-kdd-5way-15q.png)",
 	} {
@@ -160,15 +160,16 @@ func TestSuiteReportKeepsEveryRun(t *testing.T) {
 // A grid over hidden layers and shots (runs g-h64-1shot, g-h64-5shot,
 // g-h128-1shot, g-h128-5shot) is a table of two rows, one per hidden-layer
 // setting, each with both shot counts filled: the row is named by the run
-// name less its shot-count suffix. Runs whose names still agree get a number,
-// and a run that shares its cell with none keeps the plain learner row.
+// name less its shot-count suffix, so a shot count one setting lacks
+// (g-h128-10shot alone) still joins its row. Runs whose names still agree
+// get a number, and the learner's other runs are named too.
 func TestSuiteReportLinesUpAGridOverShots(t *testing.T) {
 	mk := func(run string, shots int, acc float64) *RunSummary {
 		return &RunSummary{Run: run, Dataset: "nsl-kdd", Algo: "protonet", Ways: 5, Shots: shots, Queries: 15, Seeds: []uint64{1},
 			Metrics: map[string]eval.Summary{"accuracy": {Mean: acc, HalfWidth: 0.01, N: 10}}}
 	}
 	runs := []*RunSummary{mk("g-h64-1shot", 1, 0.61), mk("g-h64-5shot", 5, 0.65), mk("g-h128-1shot", 1, 0.71), mk("g-h128-5shot", 5, 0.75),
-		mk("q-5shot-15query", 10, 0.4), mk("q-5shot-15query", 10, 0.3), mk("m", 20, 0.9)}
+		mk("g-h128-10shot", 10, 0.77), mk("q-5shot-15query", 10, 0.4), mk("q-5shot-15query", 10, 0.3), mk("m", 20, 0.9)}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "REPORT.md")
 	if err := SuiteReport(path, "Suite", runs, nil); err != nil {
@@ -181,11 +182,11 @@ func TestSuiteReportLinesUpAGridOverShots(t *testing.T) {
 	got := string(b)
 	for _, want := range []string{
 		"| learner | 1-shot | 5-shot | 10-shot | 20-shot |",
-		"| protonet | - | - | - | 90.00 ± 1.00 |\n" +
-			"| protonet (g-h64) | 61.00 ± 1.00 | 65.00 ± 1.00 | - | - |\n" +
-			"| protonet (g-h128) | 71.00 ± 1.00 | 75.00 ± 1.00 | - | - |\n" +
+		"| protonet (g-h64) | 61.00 ± 1.00 | 65.00 ± 1.00 | - | - |\n" +
+			"| protonet (g-h128) | 71.00 ± 1.00 | 75.00 ± 1.00 | 77.00 ± 1.00 | - |\n" +
 			"| protonet (q-5shot-15query) | - | - | 40.00 ± 1.00 | - |\n" +
-			"| protonet (q-5shot-15query #2) | - | - | 30.00 ± 1.00 | - |\n",
+			"| protonet (q-5shot-15query #2) | - | - | 30.00 ± 1.00 | - |\n" +
+			"| protonet (m) | - | - | - | 90.00 ± 1.00 |\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q:\n%s", want, got)
