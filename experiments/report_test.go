@@ -21,18 +21,9 @@ func TestSuiteReport(t *testing.T) {
 	mt.Multitask = &MultitaskSummary{BinaryWeight: 0.5, Metrics: map[string]eval.Summary{
 		"binary_accuracy": {Mean: 0.95, HalfWidth: 0.02, N: 3}, "binary_auroc": {Mean: 0.97, HalfWidth: 0.01, N: 3}}}
 	runs := []*RunSummary{mk("maml", 5, 0.7), mk("protonet", 1, 0.8), mk("protonet", 5, 0.9), mk("zeta", 1, 0.5), mt}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "REPORT.md")
-	if err := SuiteReport(path, "Suite", runs, nil, "## Extra"); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := string(b)
+	dir, got := suiteReport(t, runs, "## Extra")
 	// Learners in the usual order, unknown ones last; a missing cell is "-".
-	for _, want := range []string{
+	reportHas(t, got,
 		"| learner | 1-shot | 5-shot |",
 		"| maml | - | 70.00 ± 1.00 |\n| zeta | 50.00 ± 1.00 | - |",
 		"Commits first (4 runs), later (1 runs),",
@@ -42,18 +33,14 @@ func TestSuiteReport(t *testing.T) {
 		// A variant is its own row, beside the plain learner.
 		"| protonet | 80.00 ± 1.00 | 90.00 ± 1.00 |\n| protonet + multitask-b0.5 | - | 91.00 ± 1.00 |",
 		"| protonet + multitask-b0.5 | 5 | 95.00 ± 2.00 | 97.00 ± 1.00 | - | - |",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("report lacks %q:\n%s", want, got)
-		}
-	}
+	)
 	if strings.Contains(got, "Macro F1") {
 		t.Error("a table for a metric no run has")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "fewshot-nsl-kdd.png")); err != nil {
 		t.Error("no plot beside the report")
 	}
-	if err := SuiteReport(path, "Suite", nil, nil); err == nil {
+	if err := SuiteReport(filepath.Join(dir, "none.md"), "Suite", nil, nil); err == nil {
 		t.Error("a report of no runs")
 	}
 }
@@ -94,26 +81,14 @@ func TestSuiteReportMixedRobustnessAndDetection(t *testing.T) {
 		{Attack: "fgsm", Eps: 0.5, Accuracy: acc(0.4)}, {Attack: "pgd", Eps: 0.5, Accuracy: acc(0.3)}}
 	pn.Detection = &DetectionSummary{Method: "mahalanobis", Rule: "far 0.05", Metrics: map[string]eval.Summary{"auroc": acc(0.95)}}
 	nc.Detection = &DetectionSummary{Method: "euclidean", Rule: "f1", Metrics: map[string]eval.Summary{"auroc": acc(0.9)}}
-	path := filepath.Join(t.TempDir(), "REPORT.md")
-	if err := SuiteReport(path, "Suite", []*RunSummary{pn, nc}, nil); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := string(b)
-	for _, want := range []string{
+	_, got := suiteReport(t, []*RunSummary{pn, nc})
+	reportHas(t, got,
 		"| learner | clean | fgsm 0.05 | fgsm 0.5 | pgd 0.05 | pgd 0.5 |",
 		"| protonet | 90.00 ± 1.00 | 80.00 ± 1.00 | - | 70.00 ± 1.00 | - |",
 		"| nearest-centroid | 85.00 ± 1.00 | - | 40.00 ± 1.00 | - | 30.00 ± 1.00 |",
 		"protonet: mahalanobis distance to normal traffic in the learner's embedding; threshold: false-alarm rate 0.05 on held-out training-file normal flows",
 		"nearest-centroid: euclidean distance to normal traffic in the learner's embedding; threshold: best F1 on held-out training-file normal flows and meta-val attack flows",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("report lacks %q:\n%s", want, got)
-		}
-	}
+	)
 }
 
 // Runs of one learner and shot count that differ in other settings all
@@ -128,28 +103,15 @@ func TestSuiteReportKeepsEveryRun(t *testing.T) {
 	dup := mk("p5lr", 5, 0.6) // a second folder holding a run of the same name
 	runs := []*RunSummary{mk("p3", 3, 0.95), mk("p5", 5, 0.8), mk("p5lr", 5, 0.7), dup, mk("p5-1shot", 5, 0.5)}
 	runs[4].Shots = 1
-	dir := t.TempDir()
-	path := filepath.Join(dir, "REPORT.md")
-	if err := SuiteReport(path, "Suite", runs, nil); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := string(b)
-	for _, want := range []string{
+	dir, got := suiteReport(t, runs)
+	reportHas(t, got,
 		"## nsl-kdd, 3-way, 15 queries per way: few-shot novel-attack detection\n\n**Accuracy (3-way, 15 queries per way)**",
 		"| protonet | 95.00 ± 1.00 |",
 		"## nsl-kdd, 5-way, 15 queries per way: few-shot novel-attack detection\n\n**Accuracy (5-way, 15 queries per way)**",
 		"| protonet (p5) | 50.00 ± 1.00 | 80.00 ± 1.00 |\n| protonet (p5lr) | - | 70.00 ± 1.00 |\n| protonet (p5lr #2) | - | 60.00 ± 1.00 |",
 		"![nsl-kdd, 3-way, 15 queries per way accuracy by learner and shots](fewshot-nsl-kdd-3way-15q.png)",
 		"(fewshot-nsl-kdd-5way-15q.png)",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("report lacks %q:\n%s", want, got)
-		}
-	}
+	)
 	for _, f := range []string{"fewshot-nsl-kdd-3way-15q.png", "fewshot-nsl-kdd-5way-15q.svg"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("no plot %s beside the report", f)
@@ -170,28 +132,15 @@ func TestSuiteReportLinesUpAGridOverShots(t *testing.T) {
 	}
 	runs := []*RunSummary{mk("g-h64-1shot", 1, 0.61), mk("g-h64-5shot", 5, 0.65), mk("g-h128-1shot", 1, 0.71), mk("g-h128-5shot", 5, 0.75),
 		mk("g-h128-10shot", 10, 0.77), mk("q-5shot-15query", 10, 0.4), mk("q-5shot-15query", 10, 0.3), mk("m", 20, 0.9)}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "REPORT.md")
-	if err := SuiteReport(path, "Suite", runs, nil); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := string(b)
-	for _, want := range []string{
+	_, got := suiteReport(t, runs)
+	reportHas(t, got,
 		"| learner | 1-shot | 5-shot | 10-shot | 20-shot |",
-		"| protonet (g-h64) | 61.00 ± 1.00 | 65.00 ± 1.00 | - | - |\n" +
-			"| protonet (g-h128) | 71.00 ± 1.00 | 75.00 ± 1.00 | 77.00 ± 1.00 | - |\n" +
-			"| protonet (q-5shot-15query) | - | - | 40.00 ± 1.00 | - |\n" +
-			"| protonet (q-5shot-15query #2) | - | - | 30.00 ± 1.00 | - |\n" +
+		"| protonet (g-h64) | 61.00 ± 1.00 | 65.00 ± 1.00 | - | - |\n"+
+			"| protonet (g-h128) | 71.00 ± 1.00 | 75.00 ± 1.00 | 77.00 ± 1.00 | - |\n"+
+			"| protonet (q-5shot-15query) | - | - | 40.00 ± 1.00 | - |\n"+
+			"| protonet (q-5shot-15query #2) | - | - | 30.00 ± 1.00 | - |\n"+
 			"| protonet (m) | - | - | - | 90.00 ± 1.00 |\n",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("report lacks %q:\n%s", want, got)
-		}
-	}
+	)
 	for run, want := range map[string]string{"g-h64-5shot": "g-h64", "g-5shot-15query": "g-15query", "g-5shot-1shot": "g-5shot",
 		"g-15shot": "g-15shot", "g-5shots": "g-5shots", "g-5shot-x-5shot": "g-5shot-x", "5shot": "5shot"} {
 		shots := 5
@@ -267,5 +216,31 @@ func TestSuiteReportLinksFromTheReportsFolder(t *testing.T) {
 	}
 	if err := SuiteReport(path, "Suite", runs, dirs[:1]); err == nil {
 		t.Error("fewer run folders than runs")
+	}
+}
+
+// suiteReport writes the report of runs (and extra text) into a fresh
+// folder and returns the folder and the report.
+func suiteReport(t *testing.T, runs []*RunSummary, extra ...string) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "REPORT.md")
+	if err := SuiteReport(path, "Suite", runs, nil, extra...); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, string(b)
+}
+
+// reportHas fails the test for each of wants that got lacks.
+func reportHas(t *testing.T, got string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
 	}
 }

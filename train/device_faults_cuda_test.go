@@ -32,15 +32,22 @@ func TestDeviceLearnerLoadsACheckpoint(t *testing.T) {
 		t.Fatalf("Load on the cuda backend gave a %T, want a device learner", l)
 	}
 	defer dl.Close()
+	if r := gradAgainstHost(t, dl, host); r > 1e-4 {
+		t.Errorf("loaded device learner's gradient differs from the host's by %.3g", r)
+	}
+}
+
+// gradAgainstHost is the relative difference between the device learner's
+// meta-gradient and the host learner's on the same batch.
+func gradAgainstHost(t *testing.T, dl *devLearner, host Learner) float64 {
+	t.Helper()
 	b := tinyBatch(t, devShape, devShape.MetaBatch, 4)
 	got, _ := deviceGrad(t, dl, b)
 	want := make([]float64, len(got))
 	if _, err := host.(engine).metaGrad(b, want); err != nil {
 		t.Fatal(err)
 	}
-	if r := relErr32(got, want); r > 1e-4 {
-		t.Errorf("loaded device learner's gradient differs from the host's by %.3g", r)
-	}
+	return relErr32(got, want)
 }
 
 // Pre-training initialises the device copy of a device learner's encoder,
@@ -70,13 +77,7 @@ func TestDeviceLearnerTakesAPretrainedEncoder(t *testing.T) {
 	if err := pt.InitLearner(host); err != nil {
 		t.Fatal(err)
 	}
-	b := tinyBatch(t, devShape, devShape.MetaBatch, 4)
-	got, _ := deviceGrad(t, l.(*devLearner), b)
-	want := make([]float64, len(got))
-	if _, err := host.(engine).metaGrad(b, want); err != nil {
-		t.Fatal(err)
-	}
-	if r := relErr32(got, want); r > 1e-4 {
+	if r := gradAgainstHost(t, l.(*devLearner), host); r > 1e-4 {
 		t.Errorf("after pre-training, the device gradient differs from the host's by %.3g", r)
 	}
 }
