@@ -59,6 +59,9 @@ type Table struct {
 	Header []string
 	Rows   [][]string
 	Notes  []string // printed under the table; omitted in CSV
+	// Labels is how many leading columns hold names (runs, classes, files):
+	// text in every format, even when a name looks like a number ("007").
+	Labels int
 }
 
 // Render writes t to w in format f. Every row must have as many cells as
@@ -110,7 +113,7 @@ func parseNumber(s string) (float64, bool) {
 // format, so a single text cell keeps the whole column left-aligned.
 func (t *Table) numericColumns() []bool {
 	out := make([]bool, len(t.Header))
-	for c := range t.Header {
+	for c := t.Labels; c < len(t.Header); c++ {
 		seen := false
 		numeric := true
 		for _, row := range t.Rows {
@@ -208,7 +211,11 @@ func (t *Table) renderJSON(w io.Writer) error {
 			}
 			writeJSONString(&b, t.Header[c])
 			b.WriteByte(':')
-			writeJSONValue(&b, cell)
+			if c < t.Labels {
+				writeJSONString(&b, cell)
+			} else {
+				writeJSONValue(&b, cell)
+			}
 		}
 		b.WriteByte('}')
 	}
@@ -332,7 +339,12 @@ func writeLaTeXRow(b *strings.Builder, cells []string) {
 		if i > 0 {
 			b.WriteString(" & ")
 		}
-		b.WriteString(EscapeLaTeX(c))
+		e := EscapeLaTeX(c)
+		if i == 0 && (strings.HasPrefix(e, "[") || strings.HasPrefix(e, "*")) {
+			// The previous row's \\ would read it as its optional argument.
+			b.WriteString("{}")
+		}
+		b.WriteString(e)
 	}
 	b.WriteString(" \\\\\n")
 }
@@ -362,6 +374,23 @@ func EscapeLaTeX(s string) string {
 			b.WriteString(`\textgreater{}`)
 		case '\n', '\r':
 			b.WriteByte(' ') // a raw newline is harmless but a blank line would end the row
+		// Symbols LaTeX's utf8 input does not know in text mode.
+		case '▲':
+			b.WriteString(`\ensuremath{\uparrow}`)
+		case '▼':
+			b.WriteString(`\ensuremath{\downarrow}`)
+		case '√':
+			b.WriteString(`\ensuremath{\surd}`)
+		case '→':
+			b.WriteString(`\ensuremath{\rightarrow}`)
+		case '≈':
+			b.WriteString(`\ensuremath{\approx}`)
+		case 'ε':
+			b.WriteString(`\ensuremath{\varepsilon}`)
+		case 'λ':
+			b.WriteString(`\ensuremath{\lambda}`)
+		case 'Δ':
+			b.WriteString(`\ensuremath{\Delta}`)
 		default:
 			b.WriteRune(r)
 		}

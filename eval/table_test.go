@@ -144,6 +144,32 @@ func TestEscapeLaTeX(t *testing.T) {
 	if got := EscapeLaTeX("x<y>z\nw"); got != `x\textless{}y\textgreater{}z w` {
 		t.Errorf("EscapeLaTeX symbols/newline = %q", got)
 	}
+	// compare's marks and notes: no text-mode glyph in LaTeX's utf8 input.
+	if got := EscapeLaTeX("▲ ▼ 1.96·sd/√n"); got != `\ensuremath{\uparrow} \ensuremath{\downarrow} 1.96·sd/\ensuremath{\surd}n` {
+		t.Errorf("EscapeLaTeX marks = %q", got)
+	}
+}
+
+// A row whose first cell starts with [ or * would be read as the optional
+// argument (or star) of the previous row's \\.
+func TestLaTeXRowStartingWithABracket(t *testing.T) {
+	tb := &Table{Header: []string{"class", "n"}, Rows: [][]string{{"normal", "1"}, {"[unknown]", "2"}, {"*misc", "3"}}}
+	got := render(t, tb, LaTeX)
+	if !strings.Contains(got, "normal & 1 \\\\\n{}[unknown] & 2 \\\\\n{}*misc & 3 \\\\\n") {
+		t.Errorf("latex:\n%s", got)
+	}
+}
+
+// Label columns stay text in JSON however their names look; the other
+// columns give numbers.
+func TestJSONLabelsStayText(t *testing.T) {
+	tb := &Table{Labels: 1, Header: []string{"run", "acc"}, Rows: [][]string{{"007", "0.5"}, {"1e3", "0.25"}}}
+	got := render(t, tb, JSON)
+	for _, want := range []string{`"run": "007"`, `"run": "1e3"`, `"acc": 0.5`, `"acc": 0.25`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("json lacks %s:\n%s", want, got)
+		}
+	}
 }
 
 func TestEscapeMarkdown(t *testing.T) {

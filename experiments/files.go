@@ -361,7 +361,7 @@ func writeRunSummary(dir string, s *RunSummary, seeds []*SeedResult) error {
 
 // MetricTable renders runs side by side: metric mean ± 95% CI in percent.
 func MetricTable(title string, runs []*RunSummary) *eval.Table {
-	t := &eval.Table{Title: title, Header: []string{"run", "algo", "episodes", "seeds", "accuracy %", "macro F1 %", "detection %", "false alarm %", "AUROC %"}}
+	t := &eval.Table{Title: title, Labels: 4, Header: []string{"run", "algo", "episodes", "seeds", "accuracy %", "macro F1 %", "detection %", "false alarm %", "AUROC %"}}
 	for _, r := range runs {
 		cell := func(name string) string {
 			m, ok := r.Metrics[name]
@@ -370,7 +370,7 @@ func MetricTable(title string, runs []*RunSummary) *eval.Table {
 			}
 			return m.Format(100, 2)
 		}
-		t.Rows = append(t.Rows, []string{r.Run, r.Algo, r.shape(), seedList(r.Seeds),
+		t.Rows = append(t.Rows, []string{r.Run, r.Algo, r.Shape(), seedList(r.Seeds),
 			cell("accuracy"), cell("macro_f1"), cell("detection_rate"), cell("false_alarm_rate"), cell("auroc")})
 	}
 	t.Notes = []string{"mean ± 95% confidence interval (1.96·sd/√n) over all test episodes of all seeds"}
@@ -413,8 +413,9 @@ func (r *RunSummary) Label() string {
 	return r.Algo + " + " + r.Variant
 }
 
-// shape describes the run's episodes, or its supervised labelling.
-func (r *RunSummary) shape() string {
+// Shape describes the run's episodes ("5w 5s 15q"), or its supervised
+// labelling.
+func (r *RunSummary) Shape() string {
 	if r.Protocol == "supervised" {
 		return "supervised, " + r.Labels
 	}
@@ -434,7 +435,7 @@ func runReport(s *RunSummary, seeds []*SeedResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\n", s.Run)
 	fmt.Fprintf(&b, "%s, %s, %s; seeds %s; commit %s, %s, backend %s (%s); wall time %.1f s.\n\n",
-		s.Dataset, s.Algo, s.shape(), seedList(s.Seeds), s.Provenance.Commit, s.Provenance.GoVersion, s.Backend, s.Device, s.Wall)
+		s.Dataset, s.Algo, s.Shape(), seedList(s.Seeds), s.Provenance.Commit, s.Provenance.GoVersion, s.Backend, s.Device, s.Wall)
 	fmt.Fprintf(&b, "Model cost: %d parameters, %d multiply-adds per flow; %.0f flows/s classified (%.1f µs per flow, adaptation included).\n\n",
 		s.Cost.Params, s.Cost.MACsPerFlow, s.FlowsPS, s.LatencyUS)
 	MetricTable("Test metrics", []*RunSummary{s}).Render(&b, eval.Markdown)
@@ -449,7 +450,7 @@ func runReport(s *RunSummary, seeds []*SeedResult) string {
 	}
 	spread.Render(&b, eval.Markdown)
 	b.WriteString("\n")
-	pc := &eval.Table{Title: "Per class (pooled over episodes and seeds)", Header: []string{"class", "category", "precision %", "recall %", "F1 %", "support"}}
+	pc := &eval.Table{Title: "Per class (pooled over episodes and seeds)", Labels: 2, Header: []string{"class", "category", "precision %", "recall %", "F1 %", "support"}}
 	classes := append([]eval.ClassScore(nil), s.PerClass...)
 	// Best F1 first; classes without one (never present nor predicted) last.
 	sort.SliceStable(classes, func(i, j int) bool {

@@ -164,7 +164,7 @@ func dataList(e *env, args []string) error {
 	if err := checkDataDir(*dir); err != nil {
 		return err
 	}
-	t := &eval.Table{Title: "Data sets", Header: []string{"dataset", "file", "records", "role", "source", "checksum"}}
+	t := &eval.Table{Title: "Data sets", Labels: 2, Header: []string{"dataset", "file", "records", "role", "source", "checksum"}}
 	for _, d := range datasets.All() {
 		for i := range d.Files {
 			f := &d.Files[i]
@@ -250,7 +250,7 @@ func dataVerify(e *env, args []string) error {
 	if err := checkDataDir(*dir); err != nil {
 		return err
 	}
-	t := &eval.Table{Title: "Verification", Header: []string{"dataset", "file", "path", "records", "gz sha256", "content sha256", "result"}}
+	t := &eval.Table{Title: "Verification", Labels: 3, Header: []string{"dataset", "file", "path", "records", "gz sha256", "content sha256", "result"}}
 	failed := 0
 	for _, d := range sets {
 		for i := range d.Files {
@@ -332,6 +332,7 @@ func dataStats(e *env, args []string) error {
 	pct := func(n int) string { return strconv.FormatFloat(100*float64(n)/float64(r.N), 'f', 2, 64) }
 	byLabel := &eval.Table{
 		Title:  fmt.Sprintf("%s / %s: %d records, %d labels", d.Name, *file, r.N, len(labels)),
+		Labels: 2,
 		Header: []string{"label", "category", "records", "percent"},
 	}
 	byCat := map[string]int{}
@@ -344,7 +345,7 @@ func dataStats(e *env, args []string) error {
 		catNames = append(catNames, c)
 	}
 	sort.Strings(catNames)
-	byCategory := &eval.Table{Title: "By category", Header: []string{"category", "records", "percent"}}
+	byCategory := &eval.Table{Title: "By category", Labels: 1, Header: []string{"category", "records", "percent"}}
 	for _, c := range catNames {
 		byCategory.Rows = append(byCategory.Rows, []string{c, strconv.Itoa(byCat[c]), pct(byCat[c])})
 	}

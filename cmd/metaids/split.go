@@ -91,6 +91,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	}{{"meta-train", s.TrainFile, s.Train}, {"meta-val", s.TrainFile, s.Val}, {"meta-test", s.TestFile, s.Test}}
 	classes := &eval.Table{
 		Title:  fmt.Sprintf("%s novel-attack split (encoder fitted on %s, %d features)", d.Name, s.TrainFile, s.Encoder.Dim()),
+		Labels: 4,
 		Header: []string{"pool", "file", "class", "category", "records"},
 	}
 	for _, pl := range pools {
@@ -112,6 +113,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	}
 	summary := &eval.Table{
 		Title:  fmt.Sprintf("%d-way %d-shot %d-query episodes, meta-batch %d", *ways, *shots, *queries, *metaBatch),
+		Labels: 1,
 		Header: []string{"pool", "classes", "records", "episodes drawn", "episodes/s", "status"},
 	}
 	for _, pl := range pools {

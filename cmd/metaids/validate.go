@@ -86,6 +86,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 
 	t := &eval.Table{
 		Title:  "experiment specs",
+		Labels: 4,
 		Header: []string{"file", "run", "dataset", "algo", "ways", "shots", "queries", "steps", "seeds"},
 	}
 	if *deep {
