@@ -58,7 +58,7 @@ func runCompare(ctx context.Context, e *env, args []string) error {
 // a single value is shown as it is, marked neither way.
 func compareTable(runs []*experiments.RunSummary) *eval.Table {
 	metrics := eval.MetricNames
-	t := &eval.Table{Title: "Comparison", Header: []string{"run", "dataset", "algo", "episodes", "seeds"}}
+	t := &eval.Table{Title: "Comparison", Labels: 5, Header: []string{"run", "dataset", "algo", "episodes", "seeds"}}
 	t.Header = append(t.Header, metrics...)
 	best := map[string]int{}
 	ranked := 0 // metrics with two or more intervals to compare
@@ -90,7 +90,7 @@ func compareTable(runs []*experiments.RunSummary) *eval.Table {
 	}
 	differs := 0
 	for i, r := range runs {
-		row := []string{r.Run, r.Dataset, r.Algo, fmt.Sprintf("%dw %ds %dq", r.Ways, r.Shots, r.Queries), fmt.Sprint(len(r.Seeds))}
+		row := []string{r.Run, r.Dataset, r.Algo, r.Shape(), fmt.Sprint(len(r.Seeds))}
 		for _, m := range metrics {
 			s, ok := r.Metrics[m]
 			if !ok {
@@ -100,7 +100,7 @@ func compareTable(runs []*experiments.RunSummary) *eval.Table {
 			cell := s.Format(100, 2)
 			switch b := best[m]; {
 			case b < 0 || s.N < 2:
-			case b == i:
+			case b == i || s.Mean == runs[b].Metrics[m].Mean: // a tie for best is marked on each
 				cell += " ▲"
 			case !eval.Overlaps(s, runs[b].Metrics[m]):
 				cell += " ▼"
@@ -111,6 +111,12 @@ func compareTable(runs []*experiments.RunSummary) *eval.Table {
 		t.Rows = append(t.Rows, row)
 	}
 	t.Notes = []string{"mean ± 95% CI (1.96·sd/√n) over test episodes, in percent; ▲ best run per metric; ▼ interval does not overlap the best run's"}
+	for _, r := range runs {
+		if r.Protocol == "supervised" {
+			t.Notes = append(t.Notes, "supervised runs: the interval is over seeds, on the first test file")
+			break
+		}
+	}
 	if ranked > 0 && differs == 0 {
 		t.Notes = append(t.Notes, "every interval overlaps the best run's: no difference stands out from the noise")
 	}

@@ -207,3 +207,42 @@ func TestReportLinksRunsFromTheReportsFolder(t *testing.T) {
 		t.Errorf("link to run a is not relative to the report:\n%s", b)
 	}
 }
+
+// Runs tied for best are each marked; a supervised run shows its labelling
+// and the note says its interval is over seeds; run names that look like
+// numbers stay strings in JSON.
+func TestCompareTiesSupervisedAndNames(t *testing.T) {
+	dir := t.TempDir()
+	acc := func(m float64) eval.Summary { return eval.Summary{Mean: m, HalfWidth: 0.01, N: 10} }
+	x := writeSummary(t, dir, "007", acc(0.9), acc(0.1))
+	y := writeSummary(t, dir, "1e3", acc(0.9), acc(0.1))
+	z := writeSummary(t, dir, "z", acc(0.5), acc(0.1))
+	sup := experiments.RunSummary{Run: "sup", Dataset: "nsl-kdd", Algo: "classifier", Protocol: "supervised", Labels: "category",
+		Seeds: []uint64{1, 2, 3}, Metrics: map[string]eval.Summary{"accuracy": acc(0.8)}}
+	b, err := json.Marshal(sup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := filepath.Join(dir, "sup")
+	if err := os.MkdirAll(s, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s, "summary.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, out, stderr := run(t, "compare", x, y, z, s, "--format", "csv")
+	for _, want := range []string{"007,nsl-kdd,007,5w 5s 15q,1,90.00 ± 1.00 ▲", "1e3,nsl-kdd,1e3,5w 5s 15q,1,90.00 ± 1.00 ▲",
+		"sup,nsl-kdd,classifier,\"supervised, category\",3,"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s%s", want, out, stderr)
+		}
+	}
+	_, out, _ = run(t, "compare", x, y, s)
+	if !strings.Contains(out, "supervised runs: the interval is over seeds") {
+		t.Errorf("no note on supervised intervals:\n%s", out)
+	}
+	_, out, _ = run(t, "compare", x, y, "--format", "json")
+	if !strings.Contains(out, `"run": "007"`) || !strings.Contains(out, `"run": "1e3"`) {
+		t.Errorf("run names became numbers:\n%s", out)
+	}
+}
