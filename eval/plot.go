@@ -457,6 +457,16 @@ func PlotLearningCurve(stem, title string, steps []int, trainLoss []float64, val
 			l.Color = seriesColor(0)
 			l.Width = vg.Points(1.2)
 			p.Add(grid(true, true), l)
+			if len(xy) == 1 {
+				// A line through one point draws nothing: mark the point.
+				sc, err := plotter.NewScatter(xy)
+				if err != nil {
+					return fmt.Errorf("eval: %s: %w", fn, err)
+				}
+				sc.Color = seriesColor(0)
+				sc.Shape = draw.CircleGlyph{}
+				p.Add(sc)
+			}
 			panels = append(panels, p)
 		}
 		if len(acc) > 0 {
@@ -760,6 +770,8 @@ func cellText(count int64, v float64, normalise bool) string {
 		return "100%"
 	case v < 0.001:
 		return "<0.1%"
+	case v > 0.999:
+		return ">99.9%" // rounding would show it as a perfect row
 	}
 	return fmt.Sprintf("%.1f%%", 100*v)
 }

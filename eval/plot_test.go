@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
+	"image/color"
 	"image/png"
 	"io"
 	"math"
@@ -485,6 +486,47 @@ func TestDenseTicks(t *testing.T) {
 			if !slices.Contains(got, w) {
 				t.Errorf("[%v,%v]: labels %q lack %q", c.lo, c.hi, got, w)
 			}
+		}
+	}
+}
+
+// A curve of one loss point (a supervised run of one epoch) still shows it:
+// some pixels of the loss series' colour.
+func TestPlotLearningCurveSingleLossPoint(t *testing.T) {
+	stem := filepath.Join(t.TempDir(), "lc")
+	if err := PlotLearningCurve(stem, "t", []int{5}, []float64{0.3}, nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(stem + ".png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := color.RGBAModel.Convert(seriesColor(0)).(color.RGBA)
+	n := 0
+	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
+		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
+			if c := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA); c == want {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("the single loss point is not drawn")
+	}
+}
+
+func TestCellTextKeepsNearlyPerfectRowsApart(t *testing.T) {
+	for _, c := range []struct {
+		v    float64
+		want string
+	}{{1, "100%"}, {2499.0 / 2500, ">99.9%"}, {0.5, "50.0%"}, {0.0004, "<0.1%"}, {0, "0"}} {
+		if got := cellText(0, c.v, true); got != c.want {
+			t.Errorf("cellText(%g) = %q, want %q", c.v, got, c.want)
 		}
 	}
 }
