@@ -177,6 +177,10 @@ func TestReportOutMustNameAFile(t *testing.T) {
 	for _, c := range []struct{ out, want string }{
 		{"", "--out is empty"},
 		{outDir, "--out " + outDir + " is a directory"},
+		{filepath.Join(parent, "new") + "/", "is a directory"},
+		{filepath.Join(parent, "fewshot-nsl-kdd.png"), "the report's own plots take that name"},
+		// Inside a run folder it would overwrite the run's summary.json.
+		{filepath.Join(a, "summary.json"), "is inside the run folder"},
 	} {
 		code, _, stderr := run(t, "report", a, "--out", c.out)
 		if code != 2 || !strings.Contains(stderr, c.want) {
@@ -244,5 +248,23 @@ func TestCompareTiesSupervisedAndNames(t *testing.T) {
 	_, out, _ = run(t, "compare", x, y, "--format", "json")
 	if !strings.Contains(out, `"run": "007"`) || !strings.Contains(out, `"run": "1e3"`) {
 		t.Errorf("run names became numbers:\n%s", out)
+	}
+}
+
+// A folder of runs may hold links to run folders: they are reported too.
+func TestReportFollowsLinkedRuns(t *testing.T) {
+	dir, links := t.TempDir(), t.TempDir()
+	a := writeSummary(t, dir, "a", eval.Summary{Mean: 0.8, HalfWidth: 0.01, N: 10}, eval.Summary{Mean: 0.1, HalfWidth: 0.01, N: 10})
+	for _, f := range []string{"spec.yaml"} {
+		if err := os.WriteFile(filepath.Join(a, f), []byte("name: a\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(a, filepath.Join(links, "a")); err != nil {
+		t.Skip("no symbolic links here:", err)
+	}
+	code, stdout, stderr := run(t, "report", links, "--out", filepath.Join(t.TempDir(), "R.md"))
+	if code != 0 || !strings.Contains(stdout, "(1 runs)") {
+		t.Errorf("report of a folder of linked runs: exit %d, %q %q", code, stdout, stderr)
 	}
 }

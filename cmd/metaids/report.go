@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/metaids/metaids/experiments"
 )
@@ -31,12 +32,22 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if *out == "" {
 		return usageErrorf("--out is empty: name the report file (e.g. results/REPORT.md)")
 	}
-	if fi, err := os.Stat(*out); err == nil && fi.IsDir() {
+	if fi, err := os.Stat(*out); (err == nil && fi.IsDir()) || strings.HasSuffix(*out, "/") || strings.HasSuffix(*out, string(filepath.Separator)) {
 		return usageErrorf("--out %s is a directory: name the report file (e.g. %s)", *out, filepath.Join(*out, "REPORT.md"))
+	}
+	if base := filepath.Base(*out); strings.HasPrefix(base, "fewshot-") && (strings.HasSuffix(base, ".png") || strings.HasSuffix(base, ".svg")) {
+		return usageErrorf("--out %s: the report's own plots take that name", *out)
 	}
 	runs, dirs, err := findRuns(pos)
 	if err != nil {
 		return err
+	}
+	// A report inside a run folder would overwrite that run's files
+	// (summary.json, report.md) or be taken for them.
+	for _, d := range dirs {
+		if dirKey(filepath.Dir(*out)) == dirKey(d) {
+			return usageErrorf("--out %s is inside the run folder %s: write the report beside the runs (e.g. %s)", *out, d, filepath.Join(filepath.Dir(d), "REPORT.md"))
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return err
@@ -84,7 +95,7 @@ func findRuns(dirs []string) ([]*experiments.RunSummary, []string, error) {
 		n := 0
 		for _, en := range entries {
 			sub := filepath.Join(d, en.Name())
-			if !en.IsDir() {
+			if st, err := os.Stat(sub); err != nil || !st.IsDir() { // a link to a run folder counts
 				continue
 			}
 			if !isRunDir(sub) {
