@@ -218,7 +218,7 @@ func TestStoppedForcedRunIsNotReportedAsFinished(t *testing.T) {
 	if _, err := NewRunner(RunOptions{OutDir: out, Log: &bytes.Buffer{}, Force: true}).Run(ctx, specs[0]); err == nil {
 		t.Fatal("a cancelled run gave no error")
 	}
-	for _, name := range []string{"summary.json", "report.md"} {
+	for _, name := range []string{"summary.json", "report.md", "confusion.png", "per_class_f1.svg"} {
 		if _, err := os.Stat(filepath.Join(run, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s is still there after a stopped --force run (%v)", name, err)
 		}
@@ -260,5 +260,28 @@ func TestNoTrainingStepsNeedsNoMetaTrainEpisodes(t *testing.T) {
 	}
 	if s.Metrics["accuracy"].N != 4 {
 		t.Errorf("%d test episodes, want 4", s.Metrics["accuracy"].N)
+	}
+}
+
+// A --force run of another spec that fails before its first seed finishes
+// rewrites spec.yaml but replaces no result: the same command as before
+// still finds its seeds.
+func TestFailedForcedRunLeavesTheSeedsResumable(t *testing.T) {
+	out := t.TempDir()
+	if _, _, err := runResume(t, out, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the forced run stops before its first step
+	specs, err := Parse([]byte(resumeSpec), "resume.yaml", parseOverrides(t, []string{"model.hidden=[4]"})...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewRunner(RunOptions{OutDir: out, Log: &bytes.Buffer{}, Force: true}).Run(ctx, specs[0]); err == nil {
+		t.Fatal("a cancelled run gave no error")
+	}
+	_, log, err := runResume(t, out, RunOptions{})
+	if err != nil || !strings.Contains(log, "seed 1: finished earlier, kept") {
+		t.Fatalf("the original spec after a failed --force of another: %v, log %q", err, log)
 	}
 }

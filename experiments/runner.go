@@ -203,9 +203,10 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 		return nil, err
 	}
 	if r.opt.Force {
-		// The run's summary and report describe the results being
-		// replaced; if this run stops early, none must claim to be its.
-		for _, name := range []string{"summary.json", "report.md"} {
+		// The run's summary, report and plots describe the results being
+		// replaced; if this run stops early, or leaves out a plot (no
+		// detection now, say), none must claim to be its.
+		for _, name := range runLevelFiles {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, err
 			}
@@ -235,6 +236,16 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 	}
 	return sum, nil
 }
+
+// runLevelFiles are what a finished run writes beside its seed folders,
+// spec.yaml aside.
+var runLevelFiles = func() []string {
+	names := []string{"summary.json", "report.md"}
+	for _, stem := range []string{"per_class_f1", "confusion", "roc", "robustness", "multitask_category"} {
+		names = append(names, stem+".png", stem+".svg")
+	}
+	return names
+}()
 
 // removeIfOnlySpec removes a run folder that holds nothing but its
 // spec.yaml.
@@ -392,7 +403,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	if ep.ValEpisodes > 0 && ep.ValEvery > 0 {
 		valS, err := sampler(split.Val, "meta-val", streamVal)
 		if err != nil {
-			return nil, fmt.Errorf("%w (set split.val_fraction or split.val_classes so that meta-val has %d classes, or episodes.val_episodes: 0)", err, ep.Ways)
+			return nil, fmt.Errorf("%w (set split.val_fraction or split.val_classes so that meta-val has %d classes, or episodes.val_every: 0)", err, ep.Ways)
 		}
 		// The same validation episodes at every check, so checks compare.
 		for i := 0; i < ep.ValEpisodes; i++ {

@@ -173,7 +173,7 @@ func TestRunnerReportsUndrawableValidation(t *testing.T) {
 	p := testPlan(t, "protonet")
 	p.Protocol.ValFraction = 0.1 // one attack class + normal: too few for 5 ways
 	_, err := NewRunner(RunOptions{OutDir: t.TempDir(), Log: &bytes.Buffer{}}).runPlan(context.Background(), p)
-	if err == nil || !strings.Contains(err.Error(), "meta-val pool") || !strings.Contains(err.Error(), "val_episodes: 0") {
+	if err == nil || !strings.Contains(err.Error(), "meta-val pool") || !strings.Contains(err.Error(), "episodes.val_every: 0") {
 		t.Errorf("error %v, want a meta-val pool error with the way out", err)
 	}
 }
