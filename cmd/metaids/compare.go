@@ -55,38 +55,58 @@ func runCompare(ctx context.Context, e *env, args []string) error {
 // best run is marked "▲" and runs whose interval does not overlap the best
 // one's "▼" (a difference unlikely to be noise). Only figures with an
 // interval (two or more values) are ranked, and only where two of them are:
-// a single value is shown as it is, marked neither way.
+// a single value is shown as it is, marked neither way. Runs are ranked
+// only against runs of the same data set and task (ways and queries per way,
+// or the supervised labelling), whose chance levels are the same.
 func compareTable(runs []*experiments.RunSummary) *eval.Table {
 	metrics := eval.MetricNames
 	t := &eval.Table{Title: "Comparison", Labels: 5, Header: []string{"run", "dataset", "algo", "episodes", "seeds"}}
 	t.Header = append(t.Header, metrics...)
-	best := map[string]int{}
+	group := func(r *experiments.RunSummary) string {
+		if r.Protocol == "supervised" {
+			return r.Dataset + " " + r.Shape()
+		}
+		return fmt.Sprintf("%s %dw %dq", r.Dataset, r.Ways, r.Queries)
+	}
+	var groups []string
+	for _, r := range runs {
+		if g := group(r); !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+	}
+	type key struct{ group, metric string }
+	best := map[key]int{}
 	ranked := 0 // metrics with two or more intervals to compare
 	var single []string
-	for _, m := range metrics {
-		best[m] = -1
-		n := 0
-		for i, r := range runs {
-			s, ok := r.Metrics[m]
-			if !ok {
-				continue
-			}
-			if s.N < 2 {
-				if !slices.Contains(single, r.Run) {
-					single = append(single, r.Run)
+	for _, g := range groups {
+		for _, m := range metrics {
+			k, n := key{g, m}, 0
+			best[k] = -1
+			for i, r := range runs {
+				s, ok := r.Metrics[m]
+				if !ok || group(r) != g {
+					continue
 				}
-				continue
+				if s.N < 2 {
+					if !slices.Contains(single, r.Run) {
+						single = append(single, r.Run)
+					}
+					continue
+				}
+				n++
+				if b := best[k]; b < 0 || better(m, s.Mean, runs[b].Metrics[m].Mean) {
+					best[k] = i
+				}
 			}
-			n++
-			if b := best[m]; b < 0 || better(m, s.Mean, runs[b].Metrics[m].Mean) {
-				best[m] = i
+			if n < 2 {
+				best[k] = -1
+			} else {
+				ranked++
 			}
 		}
-		if n < 2 {
-			best[m] = -1
-		} else {
-			ranked++
-		}
+	}
+	if len(groups) > 1 {
+		t.Notes = append(t.Notes, "runs are ranked only against runs of the same data set and task: "+strings.Join(groups, "; "))
 	}
 	differs := 0
 	for i, r := range runs {
@@ -98,8 +118,8 @@ func compareTable(runs []*experiments.RunSummary) *eval.Table {
 				continue
 			}
 			cell := s.Format(100, 2)
-			switch b := best[m]; {
-			case b < 0 || s.N < 2:
+			switch b, ok := best[key{group(r), m}]; {
+			case !ok || b < 0 || s.N < 2:
 			case b == i || s.Mean == runs[b].Metrics[m].Mean: // a tie for best is marked on each
 				cell += " ▲"
 			case !eval.Overlaps(s, runs[b].Metrics[m]):
@@ -110,7 +130,7 @@ func compareTable(runs []*experiments.RunSummary) *eval.Table {
 		}
 		t.Rows = append(t.Rows, row)
 	}
-	t.Notes = []string{"mean ± 95% CI (1.96·sd/√n) over test episodes, in percent; ▲ best run per metric; ▼ interval does not overlap the best run's"}
+	t.Notes = append([]string{"mean ± 95% CI (1.96·sd/√n) over test episodes, in percent; ▲ best run per metric; ▼ interval does not overlap the best run's"}, t.Notes...)
 	for _, r := range runs {
 		if r.Protocol == "supervised" {
 			t.Notes = append(t.Notes, "supervised runs: the interval is over seeds, on the first test file")

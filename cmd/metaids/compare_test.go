@@ -268,3 +268,31 @@ func TestReportFollowsLinkedRuns(t *testing.T) {
 		t.Errorf("report of a folder of linked runs: exit %d, %q %q", code, stdout, stderr)
 	}
 }
+
+// Runs of another data set or task are not ranked against each other: their
+// chance levels differ.
+func TestCompareRanksWithinOneTask(t *testing.T) {
+	dir := t.TempDir()
+	acc := func(m float64) eval.Summary { return eval.Summary{Mean: m, HalfWidth: 0.01, N: 10} }
+	a := writeSummary(t, dir, "a", acc(0.9), acc(0.1))
+	b := writeSummary(t, dir, "b", acc(0.7), acc(0.1))
+	k := experiments.RunSummary{Run: "k", Dataset: "kddcup99", Algo: "k", Ways: 5, Shots: 5, Queries: 15, Seeds: []uint64{1},
+		Metrics: map[string]eval.Summary{"accuracy": acc(0.5)}}
+	js, err := json.Marshal(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd := filepath.Join(dir, "k")
+	if err := os.MkdirAll(kd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(kd, "summary.json"), js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, out, stderr := run(t, "compare", a, b, kd, "--format", "csv")
+	for _, want := range []string{"a,nsl-kdd,a,5w 5s 15q,1,90.00 ± 1.00 ▲", "b,nsl-kdd,b,5w 5s 15q,1,70.00 ± 1.00 ▼", "k,kddcup99,k,5w 5s 15q,1,50.00 ± 1.00,"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s%s", want, out, stderr)
+		}
+	}
+}
