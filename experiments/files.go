@@ -213,6 +213,7 @@ type RunSummary struct {
 	PerClass   []eval.ClassScore       `json:"per_class"`
 	Confusion  ConfusionTable          `json:"confusion"`
 	Spec       string                  `json:"spec"`
+	Inputs     map[string]string       `json:"inputs,omitempty"` // as SeedResult's
 	// Supervised holds, per test file, the supervised track's results; the
 	// fields above then describe the first test file.
 	Supervised []SupervisedEval `json:"supervised,omitempty"`
@@ -229,7 +230,7 @@ type RunSummary struct {
 func summarise(p plan, seeds []*SeedResult) *RunSummary {
 	s := &RunSummary{Run: p.Name, Dataset: p.Dataset.Name, Protocol: "novel", Algo: p.Learner.Algo, Hidden: p.Learner.Hidden, Variant: variantOf(p),
 		Ways: p.Episodes.Ways, Shots: p.Episodes.Shots, Queries: p.Episodes.Queries,
-		Spec: string(p.SpecYAML), Metrics: map[string]eval.Summary{}, SeedSpread: map[string]eval.Summary{}}
+		Spec: string(p.SpecYAML), Inputs: p.Inputs, Metrics: map[string]eval.Summary{}, SeedSpread: map[string]eval.Summary{}}
 	if len(seeds) == 0 {
 		return s
 	}

@@ -1,9 +1,11 @@
 package experiments
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -81,6 +83,39 @@ func holdsResults(dir string) bool {
 		}
 	}
 	return false
+}
+
+// inputFingerprints is the sha256 of each file the spec names by path only
+// (the categories CSV), keyed by its spec key.
+func inputFingerprints(s Spec) (map[string]string, error) {
+	if s.Dataset.Categories == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(s.Dataset.Categories)
+	if err != nil {
+		return nil, fmt.Errorf("dataset.categories: %w", err)
+	}
+	return map[string]string{"dataset.categories": fmt.Sprintf("sha256:%x", sha256.Sum256(b))}, nil
+}
+
+// inputsDifference names the first input file whose content differs from
+// the one recorded; results recorded before inputs were are not compared.
+func inputsDifference(recorded, now map[string]string) string {
+	if recorded == nil {
+		return ""
+	}
+	keys := slices.Sorted(maps.Keys(now))
+	for k := range recorded {
+		if _, ok := now[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		if recorded[k] != now[k] {
+			return fmt.Sprintf("the content of %s differs from the file those results were run with", k)
+		}
+	}
+	return ""
 }
 
 func otherSpecError(run, dir, diff string) error {

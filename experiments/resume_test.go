@@ -285,3 +285,26 @@ func TestFailedForcedRunLeavesTheSeedsResumable(t *testing.T) {
 		t.Fatalf("the original spec after a failed --force of another: %v, log %q", err, log)
 	}
 }
+
+// The categories CSV is named by its path only: an edited file makes other
+// results, not the finished ones.
+func TestEditedCategoriesFileIsAnotherRun(t *testing.T) {
+	out := t.TempDir()
+	cats := filepath.Join(t.TempDir(), "cats.csv")
+	if err := os.WriteFile(cats, []byte("smurf,dos\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runResume(t, out, RunOptions{}, "dataset.categories="+cats); err != nil {
+		t.Fatal(err)
+	}
+	if _, log, err := runResume(t, out, RunOptions{}, "dataset.categories="+cats); err != nil || !strings.Contains(log, "finished earlier") {
+		t.Fatalf("the same file again: %v, log %q", err, log)
+	}
+	if err := os.WriteFile(cats, []byte("smurf,probe\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := runResume(t, out, RunOptions{}, "dataset.categories="+cats)
+	if !errors.Is(err, errOtherSpec) || !strings.Contains(err.Error(), "the content of dataset.categories differs") {
+		t.Fatalf("an edited categories file: %v", err)
+	}
+}

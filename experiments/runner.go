@@ -26,6 +26,7 @@ import (
 type plan struct {
 	Name     string
 	SpecYAML []byte
+	Inputs   map[string]string // see SeedResult.Inputs
 	Dataset  *datasets.Dataset
 	Protocol datasets.ProtocolOptions
 	Learner  train.Config
@@ -130,7 +131,10 @@ type SeedResult struct {
 	Confusion  ConfusionTable          `json:"confusion"`
 	Curve      []CurvePoint            `json:"curve"`
 	Spec       string                  `json:"spec"`
-	Supervised []SupervisedEval        `json:"supervised,omitempty"`
+	// Inputs fingerprints files the spec names only by path (the
+	// categories CSV), so that an edited file is not taken for the same run.
+	Inputs     map[string]string `json:"inputs,omitempty"`
+	Supervised []SupervisedEval  `json:"supervised,omitempty"`
 
 	episodes   []eval.EpisodeScore
 	checkpoint []byte // the selected learner, with its encoder and spec
@@ -185,7 +189,8 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 		}
 		// The summary must be of this spec too: a --force run stopped
 		// before its end leaves the new spec.yaml beside the old summary.
-		if s, err := ReadRunSummary(dir); err == nil && sameSeeds(s.Seeds, p.Seeds) && (s.Spec == "" || specDifference(s.Spec, p.SpecYAML) == "") {
+		if s, err := ReadRunSummary(dir); err == nil && sameSeeds(s.Seeds, p.Seeds) && (s.Spec == "" || specDifference(s.Spec, p.SpecYAML) == "") &&
+			inputsDifference(s.Inputs, p.Inputs) == "" {
 			fmt.Fprintf(r.opt.Log, "run %s: finished earlier (%s); --force runs it again\n", p.Name, dir)
 			return s, nil
 		}
@@ -284,6 +289,9 @@ func (r *Runner) eachSeed(p plan, dir string, run func(seed uint64) (*SeedResult
 					if diff := specDifference(res.Spec, p.SpecYAML); diff != "" {
 						return nil, otherSpecError(p.Name, seedDir, diff)
 					}
+				}
+				if diff := inputsDifference(res.Inputs, p.Inputs); diff != "" {
+					return nil, otherSpecError(p.Name, seedDir, diff)
 				}
 				fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
 				results = append(results, res)
@@ -416,7 +424,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	}
 
 	res := &SeedResult{Run: p.Name, Seed: seed, Provenance: r.prov, Backend: be.Name(), Device: be.Device(),
-		Started: start.UTC(), Spec: string(p.SpecYAML), Pools: poolInfos(split), Cost: train.ModelCost(cfg, shape), Pretrain: pre}
+		Started: start.UTC(), Spec: string(p.SpecYAML), Inputs: p.Inputs, Pools: poolInfos(split), Cost: train.ModelCost(cfg, shape), Pretrain: pre}
 	labels := make([]int32, ep.Ways*ep.Queries)
 	scores := make([]float32, ep.Ways*ep.Queries*ep.Ways)
 
@@ -725,13 +733,17 @@ func planFor(s Spec) (plan, error) {
 	if err != nil {
 		return plan{}, err
 	}
+	inputs, err := inputFingerprints(s)
+	if err != nil {
+		return plan{}, err
+	}
 	e := s.Episodes
 	var sup *supervisedPlan
 	if s.Split.Protocol == "supervised" {
 		sup = &supervisedPlan{Labels: s.Supervised.Labels, TestFiles: s.Supervised.TestFiles, Classifier: s.ClassifierConfig(0)}
 	}
 	return plan{
-		Name: s.Name, SpecYAML: y, Dataset: d, Protocol: proto, Supervised: sup,
+		Name: s.Name, SpecYAML: y, Inputs: inputs, Dataset: d, Protocol: proto, Supervised: sup,
 		Pretrain: s.PretrainConfig(0), Detection: s.Detection, Adversarial: s.Adversarial,
 		Learner: s.LearnerConfig(0),
 		Episodes: episodePlan{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, MetaBatch: e.MetaBatch,

@@ -156,7 +156,7 @@ func (r *Runner) supervisedSeed(ctx context.Context, p plan, enc *datasets.Encod
 		return nil, err
 	}
 	res := &SeedResult{Run: p.Name, Seed: seed, Provenance: r.prov, Backend: be.Name(), Device: be.Device(), Cost: clf.Cost(),
-		Started: start.UTC(), Spec: string(p.SpecYAML), Pools: map[string]PoolInfo{"train": {File: tr.name, Classes: classes, Records: tr.m.Rows}}}
+		Started: start.UTC(), Spec: string(p.SpecYAML), Inputs: p.Inputs, Pools: map[string]PoolInfo{"train": {File: tr.name, Classes: classes, Records: tr.m.Rows}}}
 	bar := progress.New(r.opt.Log, fmt.Sprintf("%s seed %d: train", p.Name, seed), cfg.Epochs)
 	trainStart := time.Now()
 	err = clf.Fit(ctx, tr.m.X, tr.y, tr.m.Rows, func(epoch int, loss float64) {
