@@ -67,6 +67,9 @@ func ParseCategories(r io.Reader, name string) (Categories, error) {
 		if len(rec) != 2 {
 			return nil, fmt.Errorf("%s line %d: %d fields, want 2 (attack,category)", name, l, len(rec))
 		}
+		if l == 1 {
+			rec[0] = strings.TrimPrefix(rec[0], "\ufeff") // a byte-order mark some editors write
+		}
 		attack, cat := strings.TrimSpace(rec[0]), strings.ToLower(strings.TrimSpace(rec[1]))
 		if attack == "attack" && cat == "category" {
 			continue

@@ -50,3 +50,13 @@ func TestLoadCategoriesRejectsBadOverlay(t *testing.T) {
 		t.Errorf("overlay: %v, neptune %s, smurf %s", err, c.Of("neptune"), c.Of("smurf"))
 	}
 }
+
+// A byte-order mark before the first attack (or header) is not part of it.
+func TestParseCategoriesSkipsAByteOrderMark(t *testing.T) {
+	for _, in := range []string{"\ufeffsmurf,probe\n", "\ufeffattack,category\nsmurf,probe\n"} {
+		c, err := ParseCategories(strings.NewReader(in), "c.csv")
+		if err != nil || c.Of("smurf") != "probe" {
+			t.Errorf("%q: %v, smurf is %q", in, err, c.Of("smurf"))
+		}
+	}
+}
