@@ -101,6 +101,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			if err := shape.Validate(); err != nil {
 				return benchFlagError(err)
 			}
+			if err := benchFitsMemory(cfg, shape); err != nil {
+				return err
+			}
 			runs = append(runs, benchRun{cfg: cfg, shape: shape})
 		}
 	}
@@ -367,4 +370,27 @@ func maxOf(x []float64) float64 {
 		m = max(m, v)
 	}
 	return m
+}
+
+// benchFitsMemory is a usage error, naming the flags to lower, for a model
+// or meta-batch whose parameters, gradient and episodes alone exceed the
+// machine's memory.
+func benchFitsMemory(cfg train.Config, shape train.Shape) error {
+	need := train.MemoryFloor(cfg, shape)
+	if train.FitsMemory(need) {
+		return nil
+	}
+	have := train.GiB(train.MachineMemory())
+	one := shape
+	one.MetaBatch = 1
+	model := train.Shape{Ways: 2, Dim: shape.Dim}
+	switch {
+	case !train.FitsMemory(train.MemoryFloor(cfg, model)):
+		return usageErrorf("--hidden %v (with --dim %d): the model needs at least %s; this machine has %s",
+			cfg.Hidden, shape.Dim, train.GiB(train.MemoryFloor(cfg, model)), have)
+	case !train.FitsMemory(train.MemoryFloor(cfg, one)):
+		return usageErrorf("--ways %d, --shots %d, --queries %d: one episode needs at least %s with the model; this machine has %s",
+			shape.Ways, shape.Shots, shape.Queries, train.GiB(train.MemoryFloor(cfg, one)), have)
+	}
+	return usageErrorf("--meta-batch %d: needs at least %s with the model; this machine has %s", shape.MetaBatch, train.GiB(need), have)
 }

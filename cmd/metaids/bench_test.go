@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/metaids/metaids/kernels"
+	"github.com/metaids/metaids/train"
 )
 
 func runCmd(args ...string) (int, string, string) {
@@ -80,6 +81,21 @@ func TestBenchUsageErrors(t *testing.T) {
 		code, _, errs := runCmd(c.args...)
 		if code != 2 || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", c.args, code, errs, c.want)
+		}
+	}
+	// Sizes beyond the machine's memory name the flag to lower.
+	if train.MachineMemory() > 0 {
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"bench", "--meta-batch", "1,100000000"}, "--meta-batch 100000000: needs at least"},
+			{[]string{"bench", "--hidden", "1000000000,1000000000"}, "--hidden [1000000000 1000000000] (with --dim 122): the model needs at least"},
+			{[]string{"bench", "--shots", "1000000000"}, "--ways 5, --shots 1000000000, --queries 15: one episode needs at least"},
+		} {
+			if code, _, errs := runCmd(c.args...); code != 2 || !strings.Contains(errs, c.want) {
+				t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", c.args, code, errs, c.want)
+			}
 		}
 	}
 	// cuda is a wrong command line only where the build lacks it.
