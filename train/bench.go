@@ -32,7 +32,13 @@ type BenchOptions struct {
 // BenchResult is Bench's measurement. Rates are medians over the repeats.
 type BenchResult struct {
 	Algo        string    `json:"algo"`
+	Engine      string    `json:"engine"`
+	Activation  string    `json:"activation"`
+	Float64     bool      `json:"float64"`
+	Seed        uint64    `json:"seed"`
+	Warmup      int       `json:"warmup"`
 	Backend     string    `json:"backend"`
+	Device      string    `json:"device"`
 	Kernels     string    `json:"kernels"` // "avx2-fma" or "go"
 	Shape       Shape     `json:"shape"`
 	Hidden      []int     `json:"hidden"`
@@ -231,9 +237,10 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		r.FinalLoss = errorRate(batches[(step-1)%len(batches)])
 	}
 	r.Algo, r.Shape, r.Hidden, r.InnerSteps, r.Eval = o.Config.Algo, s, slices.Clone(o.Config.Hidden), o.Config.InnerSteps, o.Eval
-	r.Backend = "cpu"
+	r.Engine, r.Activation, r.Float64, r.Seed, r.Warmup = o.Config.Engine, o.Config.Activation, o.Config.Float64, o.Seed, o.Warmup
+	r.Backend, r.Device = "cpu", kernels.NewCPU().Device()
 	if o.Backend != nil {
-		r.Backend = o.Backend.Name()
+		r.Backend, r.Device = o.Backend.Name(), o.Backend.Device()
 	}
 	r.Kernels = "go"
 	if useAsm && !o.Config.Float64 {

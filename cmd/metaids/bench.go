@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/metaids/metaids/eval"
+	"github.com/metaids/metaids/experiments"
 	"github.com/metaids/metaids/kernels"
 	"github.com/metaids/metaids/train"
 )
@@ -164,7 +165,12 @@ func singleBench(e *env, outFormat eval.Format, run benchRun, engine string, war
 	if outFormat == eval.JSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		prov := experiments.CurrentProvenance()
+		return enc.Encode(struct {
+			train.BenchResult
+			Commit string `json:"commit"`
+			Go     string `json:"go"`
+		}{r, prov.Commit, prov.GoVersion})
 	}
 	f1 := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 	t := &eval.Table{
@@ -233,7 +239,8 @@ func sweepBench(e *env, outFormat eval.Format, runs []benchRun, ref map[string]f
 	s := runs[0].shape
 	if outFormat == eval.JSON {
 		env := map[string]any{
-			"backend": be.Name(), "device": be.Device(), "go": runtime.Version(),
+			"backend": be.Name(), "device": be.Device(), "go": runtime.Version(), "commit": experiments.CurrentProvenance().Commit,
+			"engine": runs[0].cfg.Engine, "activation": runs[0].cfg.Activation, "float64": runs[0].cfg.Float64, "seed": runs[0].cfg.InitSeed,
 			"ways": s.Ways, "shots": s.Shots, "queries": s.Queries, "dim": s.Dim, "hidden": runs[0].cfg.Hidden,
 			"inner_steps": runs[0].cfg.InnerSteps, "steps": steps, "warmup": warmup, "repeats": repeats,
 		}

@@ -180,3 +180,27 @@ func writeTemp(t *testing.T, text string) string {
 	}
 	return p
 }
+
+// The JSON of a measurement records the settings that change it, and where
+// it was taken.
+func TestBenchJSONRecordsItsSettings(t *testing.T) {
+	code, out, errs := runCmd("bench", "--steps", "2", "--warmup", "0", "--repeats", "1", "--format", "json",
+		"--engine", "gorgonia", "--activation", "tanh", "--seed", "7")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	for k, want := range map[string]any{"engine": "gorgonia", "activation": "tanh", "float64": false, "seed": 7.0, "warmup": 0.0, "backend": "cpu"} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+	for _, k := range []string{"device", "commit", "go"} {
+		if s, _ := got[k].(string); s == "" {
+			t.Errorf("%s missing:\n%s", k, out)
+		}
+	}
+}
