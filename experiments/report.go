@@ -59,15 +59,14 @@ func SuiteReport(path, title string, runs []*RunSummary, dirs []string, extra ..
 	for _, e := range extra {
 		b.WriteString(e + "\n\n")
 	}
-	prov := runs[0].Provenance
 	var wall float64
 	for _, r := range runs {
 		wall += r.Wall
 	}
-	fmt.Fprintf(&b, "Generated %s from %d runs. %s, %s, %s/%s with %d CPUs, backend %s (%s). "+
+	fmt.Fprintf(&b, "Generated %s from %d runs. %s, %s. "+
 		"Compute time of the runs (sum of their wall times): %s.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), len(runs), commits(runs), prov.GoVersion, prov.OS, prov.Arch,
-		prov.CPUs, runs[0].Backend, runs[0].Device, (time.Duration(wall) * time.Second).Round(time.Second))
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), len(runs), commits(runs), machines(runs),
+		(time.Duration(wall) * time.Second).Round(time.Second))
 	b.WriteString("Every figure is mean ± 95% confidence interval (1.96·sd/√n) over all test episodes of all seeds, in percent. " +
 		"Meta-test classes are attack types absent from the training file (novel attacks).\n\n")
 
@@ -308,23 +307,39 @@ func (s *section) find(label string, shots int) *RunSummary {
 // commits names the commit the runs were made with, or each commit and its
 // run count when a suite was extended by later runs.
 func commits(runs []*RunSummary) string {
+	return tally(runs, "Commit ", "Commits ", ", ", func(r *RunSummary) string { return r.Provenance.Commit })
+}
+
+// machines names the Go version, machine and backend the runs were made
+// with, or each and its run count when they differ.
+func machines(runs []*RunSummary) string {
+	return tally(runs, "", "", "; ", func(r *RunSummary) string {
+		p := r.Provenance
+		return fmt.Sprintf("%s, %s/%s with %d CPUs, backend %s (%s)", p.GoVersion, p.OS, p.Arch, p.CPUs, r.Backend, r.Device)
+	})
+}
+
+// tally is the runs' value after the prefix one when every run has the
+// same, else after many each value with its run count, in order of first
+// use, joined by sep.
+func tally(runs []*RunSummary, one, many, sep string, value func(*RunSummary) string) string {
 	var order []string
 	count := map[string]int{}
 	for _, r := range runs {
-		c := r.Provenance.Commit
-		if count[c] == 0 {
-			order = append(order, c)
+		v := value(r)
+		if count[v] == 0 {
+			order = append(order, v)
 		}
-		count[c]++
+		count[v]++
 	}
 	if len(order) == 1 {
-		return "Commit " + order[0]
+		return one + order[0]
 	}
 	parts := make([]string, len(order))
-	for i, c := range order {
-		parts[i] = fmt.Sprintf("%s (%d runs)", c, count[c])
+	for i, v := range order {
+		parts[i] = fmt.Sprintf("%s (%d runs)", v, count[v])
 	}
-	return "Commits " + strings.Join(parts, ", ")
+	return many + strings.Join(parts, sep)
 }
 
 // gridTable is learners (rows) by shots (columns) for one metric; nil when

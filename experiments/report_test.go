@@ -13,11 +13,12 @@ import (
 func TestSuiteReport(t *testing.T) {
 	mk := func(algo string, shots int, acc float64) *RunSummary {
 		return &RunSummary{Run: "r-" + algo, Dataset: "nsl-kdd", Algo: algo, Ways: 5, Shots: shots, Queries: 15, Seeds: []uint64{1},
-			Wall: 60, Provenance: Provenance{Commit: "first"}, Metrics: map[string]eval.Summary{"accuracy": {Mean: acc, HalfWidth: 0.01, N: 10}}}
+			Wall: 60, Provenance: Provenance{Commit: "first", GoVersion: "go1", OS: "linux", Arch: "amd64", CPUs: 2},
+			Backend: "cpu", Device: "c", Metrics: map[string]eval.Summary{"accuracy": {Mean: acc, HalfWidth: 0.01, N: 10}}}
 	}
 	mt := mk("protonet", 5, 0.91)
 	mt.Variant = "multitask-b0.5"
-	mt.Provenance.Commit = "later"
+	mt.Provenance.Commit, mt.Provenance.GoVersion, mt.Backend, mt.Device = "later", "go0", "cuda", "H100"
 	mt.Multitask = &MultitaskSummary{BinaryWeight: 0.5, Metrics: map[string]eval.Summary{
 		"binary_accuracy": {Mean: 0.95, HalfWidth: 0.02, N: 3}, "binary_auroc": {Mean: 0.97, HalfWidth: 0.01, N: 3}}}
 	runs := []*RunSummary{mk("maml", 5, 0.7), mk("protonet", 1, 0.8), mk("protonet", 5, 0.9), mk("zeta", 1, 0.5), mt}
@@ -27,6 +28,8 @@ func TestSuiteReport(t *testing.T) {
 		"| learner | 1-shot | 5-shot |",
 		"| maml | - | 70.00 ± 1.00 |\n| zeta | 50.00 ± 1.00 | - |",
 		"Commits first (4 runs), later (1 runs),",
+		// The machine of every run, not only the first's.
+		"go1, linux/amd64 with 2 CPUs, backend cpu (c) (4 runs); go0, linux/amd64 with 2 CPUs, backend cuda (H100) (1 runs).",
 		"Compute time of the runs (sum of their wall times): 5m0s.",
 		"![nsl-kdd accuracy by learner and shots](fewshot-nsl-kdd.png)",
 		"# Suite\n\n## Extra\n\nGenerated",
