@@ -74,7 +74,11 @@ func SuiteReport(path, title string, runs []*RunSummary, dirs []string, extra ..
 	for i, r := range runs {
 		index[r] = i
 	}
-	for _, s := range sections(runs) {
+	folder := map[*RunSummary]string{} // the folder holding each run
+	for i, r := range runs {
+		folder[r] = filepath.Dir(runDir(i))
+	}
+	for _, s := range sections(runs, folder) {
 		fmt.Fprintf(&b, "## %s: few-shot novel-attack detection\n\n", s.name)
 		for _, m := range []struct{ key, label string }{{"accuracy", "Accuracy"}, {"macro_f1", "Macro F1"}, {"detection_rate", "Detection rate"}, {"false_alarm_rate", "False-alarm rate"}} {
 			t := gridTable(fmt.Sprintf("%s (%d-way, %d queries per way)", m.label, s.ways, s.queries), s, func(r *RunSummary) (eval.Summary, bool) {
@@ -183,7 +187,7 @@ type row struct {
 
 // sections groups the few-shot runs by data set, ways and queries, in that
 // order. A data set seen at one shape only keeps its plain name.
-func sections(runs []*RunSummary) []*section {
+func sections(runs []*RunSummary, folder map[*RunSummary]string) []*section {
 	type key struct {
 		dataset       string
 		ways, queries int
@@ -223,7 +227,7 @@ func sections(runs []*RunSummary) []*section {
 			s.name = fmt.Sprintf("%s, %d-way, %d queries per way", s.dataset, s.ways, s.queries)
 			s.stem = fmt.Sprintf("fewshot-%s-%dway-%dq", s.dataset, s.ways, s.queries)
 		}
-		s.labelRows()
+		s.labelRows(folder)
 		out[i] = s
 	}
 	return out
@@ -234,7 +238,7 @@ func sections(runs []*RunSummary) []*section {
 // than one hiding the others (and so are the other runs of that learner): the name less the "-5shot" suffix a grid gives
 // it (see rowName), so that g-h64-1shot and g-h64-5shot make one row
 // "protonet (g-h64)", and a number where the names still agree.
-func (s *section) labelRows() {
+func (s *section) labelRows(folder map[*RunSummary]string) {
 	type cell struct {
 		label string
 		shots int
@@ -257,14 +261,29 @@ func (s *section) labelRows() {
 			taken[cell{r.Label(), r.Shots}] = true
 		}
 	}
+	// Runs of one name in different folders (two suites) are numbered by
+	// folder, so that each folder's grid keeps its own row.
+	type named struct{ label, name, folder string }
+	number := map[named]int{}
+	used := map[named]int{} // by label and name: numbers given so far
 	s.label, s.rows = map[*RunSummary]string{}, map[string]row{}
 	for i, r := range s.runs {
 		l := r.Label()
 		if split[l] {
 			name := rowName(r)
+			g, base := named{l, name, folder[r]}, named{label: l, name: name}
+			if number[g] == 0 {
+				used[base]++
+				number[g] = used[base]
+			}
+			n := number[g]
 			l = fmt.Sprintf("%s (%s)", r.Label(), name)
-			for n := 2; taken[cell{l, r.Shots}]; n++ {
+			if n > 1 {
 				l = fmt.Sprintf("%s (%s #%d)", r.Label(), name, n)
+			}
+			for taken[cell{l, r.Shots}] { // one folder, two runs of the name at these shots
+				used[base]++
+				l = fmt.Sprintf("%s (%s #%d)", r.Label(), name, used[base])
 			}
 			taken[cell{l, r.Shots}] = true
 		}

@@ -247,3 +247,24 @@ func reportHas(t *testing.T, got string, wants ...string) {
 		}
 	}
 }
+
+// Two folders holding runs of the same names (two suites) keep their rows
+// apart: each folder's runs share a row, numbered by folder.
+func TestSuiteReportKeepsFoldersApart(t *testing.T) {
+	mk := func(run string, shots int, acc float64) *RunSummary {
+		return &RunSummary{Run: run, Dataset: "nsl-kdd", Algo: "protonet", Ways: 5, Shots: shots, Queries: 15, Seeds: []uint64{1},
+			Metrics: map[string]eval.Summary{"accuracy": {Mean: acc, HalfWidth: 0.01, N: 10}}}
+	}
+	runs := []*RunSummary{mk("g-1shot", 1, 0.70), mk("g-1shot", 1, 0.60), mk("g-5shot", 5, 0.80)}
+	dir := t.TempDir()
+	dirs := []string{filepath.Join(dir, "x", "g-1shot"), filepath.Join(dir, "y", "g-1shot"), filepath.Join(dir, "y", "g-5shot")}
+	path := filepath.Join(dir, "REPORT.md")
+	if err := SuiteReport(path, "Suite", runs, dirs); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reportHas(t, string(b), "| protonet (g) | 70.00 ± 1.00 | - |\n| protonet (g #2) | 60.00 ± 1.00 | 80.00 ± 1.00 |")
+}
