@@ -311,6 +311,9 @@ func dataStats(e *env, args []string) error {
 		return err
 	}
 	cats, err := datasets.LoadCategories(src.categories)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return usageErrorf("--categories: %v", err) // names no file: a wrong command line
+	}
 	if err != nil {
 		return err
 	}

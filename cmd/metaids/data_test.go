@@ -337,3 +337,13 @@ func TestDrawEpisodesInterrupted(t *testing.T) {
 		t.Errorf("cancelled: %d drawn, %s", n, status)
 	}
 }
+
+// A --categories file that is not there is a wrong command line.
+func TestCategoriesFlagNamesAMissingFile(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none.csv")
+	for _, args := range [][]string{{"data", "stats", "nsl-kdd", "--categories", missing}, {"split", "nsl-kdd", "--categories", missing}} {
+		if code, _, stderr := runCmd(args...); code != 2 || !strings.Contains(stderr, "--categories: open "+missing) {
+			t.Errorf("%v: exit %d, %q; want exit 2 naming --categories", args, code, stderr)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	iofs "io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +66,9 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	cats, err := datasets.LoadCategories(src.categories)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return usageErrorf("--categories: %v", err) // names no file: a wrong command line
+	}
 	if err != nil {
 		return err
 	}
