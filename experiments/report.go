@@ -74,9 +74,16 @@ func SuiteReport(path, title string, runs []*RunSummary, dirs []string, extra ..
 	for i, r := range runs {
 		index[r] = i
 	}
-	folder := map[*RunSummary]string{} // the folder holding each run
+	folder := map[*RunSummary]string{} // the folder holding each run, however its path was spelled
 	for i, r := range runs {
-		folder[r] = filepath.Dir(runDir(i))
+		d := runDir(i)
+		if abs, err := filepath.Abs(d); err == nil {
+			d = abs
+		}
+		if real, err := filepath.EvalSymlinks(d); err == nil {
+			d = real
+		}
+		folder[r] = filepath.Dir(d)
 	}
 	for _, s := range sections(runs, folder) {
 		fmt.Fprintf(&b, "## %s: few-shot novel-attack detection\n\n", s.name)
@@ -255,37 +262,44 @@ func (s *section) labelRows(folder map[*RunSummary]string) {
 			split[c.label] = true
 		}
 	}
-	taken := map[cell]bool{}
-	for _, r := range s.runs {
-		if !split[r.Label()] {
-			taken[cell{r.Label(), r.Shots}] = true
-		}
+	// Runs of one name share a row unless their shot counts collide; then
+	// the later one takes a numbered row, the one its own folder's runs
+	// already use where there is one, so that two suites of the same names
+	// keep their own rows and a suite extended in another folder keeps one.
+	type group struct {
+		folders map[string]bool
+		shots   map[int]bool
 	}
-	// Runs of one name in different folders (two suites) are numbered by
-	// folder, so that each folder's grid keeps its own row.
-	type named struct{ label, name, folder string }
-	number := map[named]int{}
-	used := map[named]int{} // by label and name: numbers given so far
+	type named struct{ label, name string }
+	groups := map[named][]*group{}
 	s.label, s.rows = map[*RunSummary]string{}, map[string]row{}
 	for i, r := range s.runs {
 		l := r.Label()
 		if split[l] {
 			name := rowName(r)
-			g, base := named{l, name, folder[r]}, named{label: l, name: name}
-			if number[g] == 0 {
-				used[base]++
-				number[g] = used[base]
+			gs := groups[named{l, name}]
+			n := -1
+			for j, g := range gs { // its folder's row first
+				if g.folders[folder[r]] && !g.shots[r.Shots] {
+					n = j
+					break
+				}
 			}
-			n := number[g]
+			for j, g := range gs {
+				if n < 0 && !g.shots[r.Shots] {
+					n = j
+				}
+			}
+			if n < 0 {
+				gs = append(gs, &group{folders: map[string]bool{}, shots: map[int]bool{}})
+				groups[named{l, name}] = gs
+				n = len(gs) - 1
+			}
+			gs[n].folders[folder[r]], gs[n].shots[r.Shots] = true, true
 			l = fmt.Sprintf("%s (%s)", r.Label(), name)
-			if n > 1 {
-				l = fmt.Sprintf("%s (%s #%d)", r.Label(), name, n)
+			if n > 0 {
+				l = fmt.Sprintf("%s (%s #%d)", r.Label(), name, n+1)
 			}
-			for taken[cell{l, r.Shots}] { // one folder, two runs of the name at these shots
-				used[base]++
-				l = fmt.Sprintf("%s (%s #%d)", r.Label(), name, used[base])
-			}
-			taken[cell{l, r.Shots}] = true
 		}
 		s.label[r] = l
 		if _, ok := s.rows[l]; !ok {

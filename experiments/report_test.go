@@ -267,4 +267,16 @@ func TestSuiteReportKeepsFoldersApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	reportHas(t, string(b), "| protonet (g) | 70.00 ± 1.00 | - |\n| protonet (g #2) | 60.00 ± 1.00 | 80.00 ± 1.00 |")
+
+	// A suite extended by a run in another folder, and a folder spelled two
+	// ways, keep one row.
+	runs = []*RunSummary{mk("g-1shot", 1, 0.70), mk("g-5shot", 5, 0.80), mk("h-1shot", 1, 0.50), mk("g-10shot", 10, 0.85)}
+	dirs = []string{filepath.Join(dir, "x", "g-1shot"), dir + "/x/./g-5shot", filepath.Join(dir, "x", "h-1shot"), filepath.Join(dir, "y", "g-10shot")}
+	if err := SuiteReport(path, "Suite", runs, dirs); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = os.ReadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	reportHas(t, string(b), "| protonet (g) | 70.00 ± 1.00 | 80.00 ± 1.00 | 85.00 ± 1.00 |\n| protonet (h) | 50.00 ± 1.00 | - | - |")
 }
