@@ -60,11 +60,15 @@ func runCompare(ctx context.Context, e *env, args []string) error {
 // or the supervised labelling), whose chance levels are the same.
 func compareTable(runs []*experiments.RunSummary) *eval.Table {
 	metrics := eval.MetricNames
-	t := &eval.Table{Title: "Comparison", Labels: 5, Header: []string{"run", "dataset", "algo", "episodes", "seeds"}}
+	t := &eval.Table{Title: "Comparison", Labels: 4, Header: []string{"run", "dataset", "algo", "episodes", "seeds"}}
 	t.Header = append(t.Header, metrics...)
 	group := func(r *experiments.RunSummary) string {
 		if r.Protocol == "supervised" {
-			return r.Dataset + " " + r.Shape()
+			g := r.Dataset + " " + r.Shape()
+			if len(r.Supervised) > 0 { // its figures are the first test file's
+				g += " on " + r.Supervised[0].TestFile
+			}
+			return g
 		}
 		return fmt.Sprintf("%s %dw %dq", r.Dataset, r.Ways, r.Queries)
 	}
