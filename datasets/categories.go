@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"fmt"
@@ -50,7 +51,11 @@ func DefaultCategories() Categories {
 // listed again only with the same category, and "normal" is only ever
 // normal; errors name the file and line.
 func ParseCategories(r io.Reader, name string) (Categories, error) {
-	cr := csv.NewReader(r)
+	br := bufio.NewReader(r)
+	if bom, err := br.Peek(3); err == nil && string(bom) == "\ufeff" {
+		br.Discard(3) // a byte-order mark some editors write
+	}
+	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1
 	cr.Comment = '#'
 	c := Categories{}
@@ -66,9 +71,6 @@ func ParseCategories(r io.Reader, name string) (Categories, error) {
 		l, _ := cr.FieldPos(0)
 		if len(rec) != 2 {
 			return nil, fmt.Errorf("%s line %d: %d fields, want 2 (attack,category)", name, l, len(rec))
-		}
-		if l == 1 {
-			rec[0] = strings.TrimPrefix(rec[0], "\ufeff") // a byte-order mark some editors write
 		}
 		attack, cat := strings.TrimSpace(rec[0]), strings.ToLower(strings.TrimSpace(rec[1]))
 		if attack == "attack" && cat == "category" {

@@ -53,7 +53,8 @@ func TestLoadCategoriesRejectsBadOverlay(t *testing.T) {
 
 // A byte-order mark before the first attack (or header) is not part of it.
 func TestParseCategoriesSkipsAByteOrderMark(t *testing.T) {
-	for _, in := range []string{"\ufeffsmurf,probe\n", "\ufeffattack,category\nsmurf,probe\n"} {
+	for _, in := range []string{"\ufeffsmurf,probe\n", "\ufeffattack,category\nsmurf,probe\n", "\ufeff# mine\nsmurf,probe\n",
+		"\ufeff\nsmurf,probe\n", "\ufeff\"smurf\",probe\n"} {
 		c, err := ParseCategories(strings.NewReader(in), "c.csv")
 		if err != nil || c.Of("smurf") != "probe" {
 			t.Errorf("%q: %v, smurf is %q", in, err, c.Of("smurf"))
