@@ -1,9 +1,13 @@
 # metaids: build, test, benchmark, reproduce.
 GO ?= go
 BIN := bin/metaids
-# The commit (with +dirty for uncommitted changes) recorded in every result file.
-COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
-LDFLAGS := -X github.com/metaids/metaids/experiments.BuildCommit=$(COMMIT)
+# The commit (with +dirty for uncommitted changes) recorded in every result file,
+# stamped only in this project's own checkout: an exported tree records none, and
+# a tree inside another repository does not take that repository's HEAD.
+ifeq ($(shell git rev-parse --show-toplevel 2>/dev/null),$(realpath $(CURDIR)))
+COMMIT := $(shell git rev-parse HEAD)$(shell git diff --quiet HEAD || echo +dirty)
+endif
+LDFLAGS := $(if $(COMMIT),-X github.com/metaids/metaids/experiments.BuildCommit=$(COMMIT))
 QUICK_OUT ?= results/quick
 QUICK_SET := --seeds 1 --set episodes.train_steps=40 --set episodes.val_every=20 \
 	--set episodes.val_episodes=5 --set episodes.test_episodes=20 --set pretrain.epochs=1 \

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"reflect"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -50,7 +51,11 @@ func encodeValue(v reflect.Value) *yaml.Node {
 		}
 		return n
 	case reflect.String:
-		return scalar("!!str", v.String())
+		n := scalar("!!str", v.String())
+		if strings.ContainsAny(n.Value, "\t\r") || strings.HasSuffix(n.Value, "\n") {
+			n.Style = yaml.DoubleQuotedStyle // a block scalar cannot hold these and read back the same
+		}
+		return n
 	case reflect.Int:
 		return scalar("!!int", strconv.FormatInt(v.Int(), 10))
 	case reflect.Uint64:

@@ -610,3 +610,23 @@ optimizer: {name: sgd, lr: 0.05}
 		}
 	}
 }
+
+// A description a block scalar cannot hold (a tab opening a line, a trailing
+// newline) reads back the same from the resolved spec.
+func TestDescriptionsRoundTrip(t *testing.T) {
+	for _, d := range []string{"\tindented note\nsecond line", "\n", "two\nlines\n", "cr\r\nlf", "plain"} {
+		s := parseSpec(t, "dataset: {name: nsl-kdd}\n")[0]
+		s.Description = d
+		y, err := s.YAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(y, "spec.yaml")
+		if err != nil {
+			t.Fatalf("%q: the resolved spec does not parse: %v\n%s", d, err, y)
+		}
+		if back[0].Description != d {
+			t.Errorf("%q read back as %q", d, back[0].Description)
+		}
+	}
+}

@@ -56,3 +56,38 @@ func TestTerminalBar(t *testing.T) {
 		t.Errorf("bar %q", got)
 	}
 }
+
+// A bar wider than the terminal is cut short: a wrapped line would leave a
+// row behind at every redraw.
+func TestTerminalBarFitsTheWidth(t *testing.T) {
+	var buf bytes.Buffer
+	b := New(&buf, "train", 4)
+	b.tty, b.cols = true, 30
+	clock := b.start
+	b.now = func() time.Time { return clock }
+	clock = clock.Add(time.Second)
+	b.Update(2, "a long status that would wrap")
+	if got := strings.TrimPrefix(buf.String(), "\r\033[K"); len(got) != 29 {
+		t.Errorf("bar of %d characters on a 30-column terminal: %q", len(got), got)
+	}
+}
+
+// No work done says so, and work slower than one unit a second shows the
+// seconds each takes, not a rate of 0/s.
+func TestEmptyAndSlowWork(t *testing.T) {
+	var buf bytes.Buffer
+	b := New(&buf, "train", 0)
+	b.Finish("")
+	if got := strings.TrimSpace(buf.String()); got != "train: done 0 in 0s" {
+		t.Errorf("empty work: %q", got)
+	}
+	buf.Reset()
+	b = New(&buf, "maml", 100)
+	clock := b.start
+	b.now = func() time.Time { return clock }
+	clock = clock.Add(30 * time.Second)
+	b.Update(10, "")
+	if !strings.Contains(buf.String(), "10/100 3.0s each ETA 4m30s") {
+		t.Errorf("slow work: %q", buf.String())
+	}
+}
