@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -235,6 +236,11 @@ func summarise(p plan, seeds []*SeedResult) *RunSummary {
 		return s
 	}
 	s.Provenance, s.Backend, s.Device, s.Cost = seeds[0].Provenance, seeds[0].Backend, seeds[0].Device, seeds[0].Cost
+	for _, r := range seeds[1:] { // seeds resumed across commits: name every commit
+		if c := r.Provenance.Commit; !slices.Contains(strings.Split(s.Provenance.Commit, ", "), c) {
+			s.Provenance.Commit += ", " + c
+		}
+	}
 	if p.Supervised != nil {
 		s.Protocol, s.Algo, s.Labels = "supervised", "classifier", p.Supervised.Labels
 		s.Ways, s.Shots, s.Queries = 0, 0, 0
@@ -441,6 +447,20 @@ func runReport(s *RunSummary, seeds []*SeedResult) string {
 		s.Cost.Params, s.Cost.MACsPerFlow, s.FlowsPS, s.LatencyUS)
 	MetricTable("Test metrics", []*RunSummary{s}).Render(&b, eval.Markdown)
 	b.WriteString("\n")
+	if len(s.Supervised) > 0 {
+		ft := &eval.Table{Title: "Per test file (mean ± 95% CI over seeds)", Header: []string{"test file", "records", "accuracy %", "macro F1 %", "detection %", "false alarm %"}}
+		for _, f := range s.Supervised {
+			cell := func(k string) string {
+				if v, ok := f.Metrics[k]; ok {
+					return v.Format(100, 2)
+				}
+				return "-"
+			}
+			ft.Rows = append(ft.Rows, []string{f.TestFile, strconv.Itoa(f.Records), cell("accuracy"), cell("macro_f1"), cell("detection_rate"), cell("false_alarm_rate")})
+		}
+		ft.Render(&b, eval.Markdown)
+		b.WriteString("\n")
+	}
 	spread := &eval.Table{Title: "Per seed", Header: []string{"seed", "accuracy %", "macro F1 %", "best val acc %", "best step", "train steps/s", "test episodes/s"}}
 	for _, r := range seeds {
 		spread.Rows = append(spread.Rows, []string{strconv.FormatUint(r.Seed, 10), r.Metrics["accuracy"].Format(100, 2), r.Metrics["macro_f1"].Format(100, 2),

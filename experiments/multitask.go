@@ -135,14 +135,20 @@ func (m *multitaskEval) result() *MultitaskResult {
 		if auc, err := eval.AUROC(m.scores, m.positive); err == nil {
 			r.Metrics["binary_auroc"] = auc
 		}
-		r.Metrics["binary_detection_rate"] = m.binConf.DetectionRate(0)
-		r.Metrics["binary_false_alarm_rate"] = m.binConf.FalseAlarmRate(0)
+		if m.binConf.Support(1) > 0 {
+			r.Metrics["binary_detection_rate"] = m.binConf.DetectionRate(0)
+		}
+		if m.binConf.Support(0) > 0 { // undefined without normal rows, like the AUROC
+			r.Metrics["binary_false_alarm_rate"] = m.binConf.FalseAlarmRate(0)
+		}
 		t := confusionTable([]string{"normal", "attack"}, m.binConf)
 		r.Binary = &t
 	}
 	if m.hasCats {
-		r.Metrics["category_accuracy"] = eval.MeanCI(m.catAcc).Mean
-		r.Metrics["category_macro_f1"] = m.catConf.MacroF1()
+		if m.catConf.Total() > 0 { // else every row was of a category the head never saw
+			r.Metrics["category_accuracy"] = eval.MeanCI(m.catAcc).Mean
+			r.Metrics["category_macro_f1"] = m.catConf.MacroF1()
+		}
 		t := confusionTable(r.Categories, m.catConf)
 		r.Category = &t
 	}
@@ -246,6 +252,9 @@ func writeMultitaskPlot(dir, run string, s *MultitaskSummary) error {
 		for j, v := range row {
 			c.Counts[i*n+j] = v
 		}
+	}
+	if c.Total() == 0 {
+		return nil // no scored row: nothing to plot
 	}
 	return eval.PlotConfusion(filepath.Join(dir, "multitask_category"), run+": category head on meta-test (row-normalised)", s.Category.Classes, c, true)
 }
