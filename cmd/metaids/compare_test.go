@@ -13,13 +13,19 @@ import (
 
 func writeSummary(t *testing.T, dir, run string, acc, far eval.Summary) string {
 	t.Helper()
-	s := experiments.RunSummary{Run: run, Dataset: "nsl-kdd", Algo: run, Ways: 5, Shots: 5, Queries: 15, Seeds: []uint64{1},
-		Metrics: map[string]eval.Summary{"accuracy": acc, "false_alarm_rate": far}}
+	return writeRunSummary(t, dir, experiments.RunSummary{Run: run, Dataset: "nsl-kdd", Algo: run, Ways: 5, Shots: 5, Queries: 15,
+		Seeds: []uint64{1}, Metrics: map[string]eval.Summary{"accuracy": acc, "false_alarm_rate": far}})
+}
+
+// writeRunSummary writes s as the summary.json of dir/<s.Run> and returns
+// that folder.
+func writeRunSummary(t *testing.T, dir string, s experiments.RunSummary) string {
+	t.Helper()
 	b, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, run)
+	p := filepath.Join(dir, s.Run)
 	if err := os.MkdirAll(p, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -221,19 +227,8 @@ func TestCompareTiesSupervisedAndNames(t *testing.T) {
 	x := writeSummary(t, dir, "007", acc(0.9), acc(0.1))
 	y := writeSummary(t, dir, "1e3", acc(0.9), acc(0.1))
 	z := writeSummary(t, dir, "z", acc(0.5), acc(0.1))
-	sup := experiments.RunSummary{Run: "sup", Dataset: "nsl-kdd", Algo: "classifier", Protocol: "supervised", Labels: "category",
-		Seeds: []uint64{1, 2, 3}, Metrics: map[string]eval.Summary{"accuracy": acc(0.8)}}
-	b, err := json.Marshal(sup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := filepath.Join(dir, "sup")
-	if err := os.MkdirAll(s, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(s, "summary.json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	s := writeRunSummary(t, dir, experiments.RunSummary{Run: "sup", Dataset: "nsl-kdd", Algo: "classifier", Protocol: "supervised",
+		Labels: "category", Seeds: []uint64{1, 2, 3}, Metrics: map[string]eval.Summary{"accuracy": acc(0.8)}})
 	_, out, stderr := run(t, "compare", x, y, z, s, "--format", "csv")
 	for _, want := range []string{"007,nsl-kdd,007,5w 5s 15q,1,90.00 ± 1.00 ▲", "1e3,nsl-kdd,1e3,5w 5s 15q,1,90.00 ± 1.00 ▲",
 		"sup,nsl-kdd,classifier,\"supervised, category\",3,"} {
@@ -276,19 +271,8 @@ func TestCompareRanksWithinOneTask(t *testing.T) {
 	acc := func(m float64) eval.Summary { return eval.Summary{Mean: m, HalfWidth: 0.01, N: 10} }
 	a := writeSummary(t, dir, "a", acc(0.9), acc(0.1))
 	b := writeSummary(t, dir, "b", acc(0.7), acc(0.1))
-	k := experiments.RunSummary{Run: "k", Dataset: "kddcup99", Algo: "k", Ways: 5, Shots: 5, Queries: 15, Seeds: []uint64{1},
-		Metrics: map[string]eval.Summary{"accuracy": acc(0.5)}}
-	js, err := json.Marshal(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd := filepath.Join(dir, "k")
-	if err := os.MkdirAll(kd, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(kd, "summary.json"), js, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	kd := writeRunSummary(t, dir, experiments.RunSummary{Run: "k", Dataset: "kddcup99", Algo: "k", Ways: 5, Shots: 5, Queries: 15,
+		Seeds: []uint64{1}, Metrics: map[string]eval.Summary{"accuracy": acc(0.5)}})
 	_, out, stderr := run(t, "compare", a, b, kd, "--format", "csv")
 	for _, want := range []string{"a,nsl-kdd,a,5w 5s 15q,1,90.00 ± 1.00 ▲", "b,nsl-kdd,b,5w 5s 15q,1,70.00 ± 1.00 ▼", "k,kddcup99,k,5w 5s 15q,1,50.00 ± 1.00,"} {
 		if !strings.Contains(out, want) {
