@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -74,9 +76,13 @@ func runRun(ctx context.Context, e *env, args []string) error {
 
 	runner := experiments.NewRunner(experiments.RunOptions{OutDir: *out, Force: *force, Device: *device, Seeds: seeds, Log: e.stderr})
 	var done []*experiments.RunSummary
+	_, statErr := os.Stat(*out)
 	for _, s := range specs {
 		sum, err := runner.Run(ctx, s)
 		if err != nil {
+			if errors.Is(statErr, fs.ErrNotExist) {
+				os.Remove(*out) // made by this command and left empty: no trace (a folder with results stays)
+			}
 			if len(done) > 0 {
 				experiments.MetricTable("Finished runs", done).Render(e.stdout, f)
 			}

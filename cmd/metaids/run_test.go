@@ -79,3 +79,16 @@ func TestRunDeviceFlagComesBeforeTheChecks(t *testing.T) {
 		t.Errorf("recorded spec does not say device cpu:\n%s", spec)
 	}
 }
+
+// A run that fails before any seed finishes leaves no output folder it made.
+func TestFailedRunLeavesNoOutputFolder(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "new")
+	code, _, stderr := run(t, "run", "../../experiments/nsl-kdd/protonet-5way5shot.yaml", "--out", out, "--seeds", "1",
+		"--set", "split.val_fraction=0.1")
+	if code != 1 || !strings.Contains(stderr, "meta-val pool") {
+		t.Fatalf("exit %d, %q; want the meta-val pool's error", code, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("the failed run left %s behind (%v)", out, err)
+	}
+}
