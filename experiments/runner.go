@@ -268,6 +268,9 @@ func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", p.Name, ExplainShortage(err, p.Protocol.MinRecords))
 	}
+	if why := train.HostReason(p.Learner, be); why != "" {
+		fmt.Fprintf(r.opt.Log, "run %s: %s runs on the host (%s); its optimiser steps use the GPU\n", p.Name, p.Learner.Algo, why)
+	}
 	// Caught before any seed trains rather than after its test episodes.
 	if det := p.Detection; det.Method != "none" && det.Threshold == "f1" && split.Val == nil {
 		return nil, fmt.Errorf("run %s: %w", p.Name, errF1WithoutVal)

@@ -218,6 +218,9 @@ emulate() {
     grep -q 'CUDA_ERROR_LAUNCH_FAILED' "$tmp/run.log" && ! grep -q -e '^panic' -e '^goroutine ' "$tmp/run.log" ||
       { tail -n 20 "$tmp/run.log" >&2; die "metaids run --device cuda ($algo) on a faulting device did not stop with the driver's error"; }
   done
+  # A learner that cannot run device-resident says why.
+  grep -q 'anil runs on the host (only protonet, maml and fomaml run device-resident)' "$tmp/run.log" ||
+    { tail -n 20 "$tmp/run.log" >&2; die "metaids run --device cuda (anil) did not say why it runs on the host"; }
   say "pre-training reaches the device learner; a device fault mid-run is an error, not a panic"
 
   expect_refusal "$lib" 'no usable CUDA device: cuInit: CUDA_ERROR_NO_DEVICE' METAIDS_FAKECUDA_INIT=100

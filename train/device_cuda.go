@@ -23,7 +23,7 @@ import (
 // does what the device learners do not: prediction (but ProtoNet's batch
 // classification), checkpoints, embeddings and input gradients.
 
-func init() { deviceLearner = newDeviceLearner }
+func init() { deviceLearner, deviceUnsupported = newDeviceLearner, DeviceUnsupported }
 
 // DeviceUnsupported says why cfg cannot run device-resident, or "".
 func DeviceUnsupported(cfg Config) string {

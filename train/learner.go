@@ -145,6 +145,20 @@ func New(cfg Config, shape Shape, be kernels.Backend) (Learner, error) {
 // backend and the learner has one (ok false otherwise).
 var deviceLearner func(cfg Config, shape Shape, be kernels.Backend, host Learner) (Learner, bool, error)
 
+// deviceUnsupported is set by the cuda build: why cfg cannot run
+// device-resident, or "".
+var deviceUnsupported func(cfg Config) string
+
+// HostReason says why a learner built for cfg on be runs on the host rather
+// than device-resident: "" when be is not the GPU backend or the learner
+// runs on the device.
+func HostReason(cfg Config, be kernels.Backend) string {
+	if be == nil || be.Name() != "cuda" || deviceUnsupported == nil {
+		return ""
+	}
+	return deviceUnsupported(cfg)
+}
+
 // engine is the precision-independent view of a learner's parameters and
 // meta-gradient that checkpoints and tests use.
 type engine interface {
