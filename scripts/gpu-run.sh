@@ -58,7 +58,8 @@ step() {
   fi
   ((limit > left)) && limit=$left
   local t0=$SECONDS
-  timeout "$limit" "$@" >"$work/$name" 2>"$work/$name.err"
+  # metaids stops cleanly on SIGTERM after its current step; a call that hangs is killed 10 s later.
+  timeout -k 10 "$limit" "$@" >"$work/$name" 2>"$work/$name.err"
   local rc=$?
   say "$name: exit $rc in $((SECONDS - t0)) s"
   return $rc
@@ -68,20 +69,20 @@ nvidia-smi >"$work/nvidia-smi.txt" 2>&1 || say "nvidia-smi failed"
 say "$(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>/dev/null)"
 
 if [[ $mode == profile ]]; then
-  if ! command -v ncu >/dev/null; then
-    say "no ncu on this machine"
-    exit 1
-  fi
-  for algo in protonet maml; do
+  PATH=$PATH:/usr/local/cuda/bin
+  # Without ncu the sanitizer runs still go ahead: a device call is too dear to spend on nothing.
+  command -v ncu >/dev/null || say "no ncu on this machine: the profile is skipped"
+  command -v ncu >/dev/null && for algo in protonet maml; do
     # Skip the first steps' launches (graph nodes count one each): a step of protonet is 14 kernels, of
     # maml 39, so 70 cover a few steps of each.
     step "ncu-$algo.csv" 150 ncu --target-processes all --launch-skip 300 --launch-count 70 --csv --page details \
       .device/metaids bench --device cuda --algo "$algo" --meta-batch 256 --steps 20 --warmup 5 --repeats 1
   done
+  command -v compute-sanitizer >/dev/null || say "no compute-sanitizer on this machine"
   (cd kernels/cuda && step memcheck.log 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
     ../../.device/kernels.test -test.count=1)
   (cd kernels/cuda && step racecheck.log 90 compute-sanitizer --tool racecheck --error-exitcode 9 \
-    ../../.device/kernels.test -test.count=1 -test.run 'Gemm|ColSum|Softmax|ReduceSum|ClassMean|Pairwise')
+    ../../.device/kernels.test -test.count=1 -test.run 'Gemm|ColSum|Softmax|ClassMean|Pairwise')
   say "done"
   exit 0
 fi

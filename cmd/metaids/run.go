@@ -80,11 +80,16 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	for _, s := range specs {
 		sum, err := runner.Run(ctx, s)
 		if err != nil {
+			removed := false
 			if errors.Is(statErr, fs.ErrNotExist) {
-				os.Remove(*out) // made by this command and left empty: no trace (a folder with results stays)
+				// Made by this command and left empty: no trace (a folder with results stays).
+				removed = os.Remove(*out) == nil
 			}
 			if len(done) > 0 {
 				experiments.MetricTable("Finished runs", done).Render(e.stdout, f)
+			}
+			if ctx.Err() != nil && removed {
+				return errors.New("interrupted before any run or seed finished: nothing was kept")
 			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("interrupted: finished runs and seeds are kept under %s; run the same command again to resume", *out)
