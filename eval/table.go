@@ -351,6 +351,13 @@ func writeLaTeXRow(b *strings.Builder, cells []string) {
 
 // EscapeLaTeX makes s safe as text-mode LaTeX. It works rune by rune so the
 // braces it introduces (e.g. \textbackslash{}) are not escaped again.
+// latexMath are the symbols LaTeX's utf8 input does not know in text mode,
+// as math-mode commands.
+var latexMath = map[rune]string{
+	'▲': `\uparrow`, '▼': `\downarrow`, '√': `\surd`, '→': `\rightarrow`,
+	'≈': `\approx`, 'ε': `\varepsilon`, 'λ': `\lambda`, 'Δ': `\Delta`,
+}
+
 func EscapeLaTeX(s string) string {
 	var b strings.Builder
 	for _, r := range s {
@@ -374,25 +381,12 @@ func EscapeLaTeX(s string) string {
 			b.WriteString(`\textgreater{}`)
 		case '\n', '\r':
 			b.WriteByte(' ') // a raw newline is harmless but a blank line would end the row
-		// Symbols LaTeX's utf8 input does not know in text mode.
-		case '▲':
-			b.WriteString(`\ensuremath{\uparrow}`)
-		case '▼':
-			b.WriteString(`\ensuremath{\downarrow}`)
-		case '√':
-			b.WriteString(`\ensuremath{\surd}`)
-		case '→':
-			b.WriteString(`\ensuremath{\rightarrow}`)
-		case '≈':
-			b.WriteString(`\ensuremath{\approx}`)
-		case 'ε':
-			b.WriteString(`\ensuremath{\varepsilon}`)
-		case 'λ':
-			b.WriteString(`\ensuremath{\lambda}`)
-		case 'Δ':
-			b.WriteString(`\ensuremath{\Delta}`)
 		default:
-			b.WriteRune(r)
+			if m, ok := latexMath[r]; ok {
+				b.WriteString(`\ensuremath{` + m + `}`)
+			} else {
+				b.WriteRune(r)
+			}
 		}
 	}
 	return b.String()

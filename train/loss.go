@@ -246,7 +246,6 @@ func sqNorm[T Float](x []T, smooth bool) T {
 	return s
 }
 
-// axpy sets y += a*x.
 // subRows sets each h-wide row of dst to the same row of src minus c.
 func subRows[T Float](dst, src, c []T) {
 	h := len(c)
@@ -258,6 +257,7 @@ func subRows[T Float](dst, src, c []T) {
 	}
 }
 
+// axpy sets y += a*x.
 func axpy[T Float](a T, x, y []T) {
 	y = y[:len(x)]
 	for i, v := range x {
