@@ -101,25 +101,23 @@ var cudaCompiled = kernels.Compiled("cuda")
 // only when the model alone does not fit.
 func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 	e := s.Episodes
-	shape := train.Shape{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, Dim: datasets.MinEncodedDim}
+	shape := train.Shape{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, MetaBatch: e.MetaBatch, Dim: datasets.MinEncodedDim}
 	floor := func(metaBatch int) float64 {
 		sh := shape
 		sh.MetaBatch = metaBatch
 		return train.MemoryFloor(cfg, sh)
 	}
-	// The model's own share: its parameters at the fewest ways (the output
-	// layer has a unit per way).
-	model := train.MemoryFloor(cfg, train.Shape{Ways: 2, Dim: datasets.MinEncodedDim})
 	batch := floor(e.MetaBatch)
 	// A lower bound on the memory of one episode the runner keeps.
 	stored := datasets.BatchBytes(e.Ways, e.Shots, e.Queries, 1, datasets.MinEncodedDim)
 	episodic := s.Split.Protocol != "supervised"
 	have := train.GiB(train.MachineMemory())
+	part, need := train.MemoryShortfall(cfg, shape)
 	switch {
-	case !train.FitsMemory(model):
+	case part == "model":
 		d.fail("model.hidden", "hidden layers %v need at least %s for their parameters and gradient; this machine has %s",
-			cfg.Hidden, train.GiB(model), have)
-	case !train.FitsMemory(floor(1)):
+			cfg.Hidden, train.GiB(need), have)
+	case part == "episode":
 		keys := []string{"episodes.ways", "episodes.shots", "episodes.queries"}
 		values := []int{e.Ways, e.Shots, e.Queries}
 		i := 0 // ways, when the output layer alone is too large
@@ -132,10 +130,10 @@ func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 		}
 		keys[0], keys[i] = keys[i], keys[0]
 		d.failCombo(keys, "%d, but one episode of %d×%d rows needs at least %s with the model; this machine has %s",
-			values[i], e.Ways, e.Shots+e.Queries, train.GiB(floor(1)), have)
-	case !train.FitsMemory(batch):
+			values[i], e.Ways, e.Shots+e.Queries, train.GiB(need), have)
+	case part == "meta-batch":
 		d.fail("episodes.meta_batch", "%d episodes of %d×%d rows need at least %s with the model; this machine has %s",
-			e.MetaBatch, e.Ways, e.Shots+e.Queries, train.GiB(batch), have)
+			e.MetaBatch, e.Ways, e.Shots+e.Queries, train.GiB(need), have)
 	case episodic && datasets.BatchBytes(e.Ways, e.Shots, e.Queries, e.MetaBatch, datasets.MinEncodedDim) > datasets.MaxBatchBytes:
 		d.fail("episodes.meta_batch", "%d episodes of %d×%d rows take at least %s, more than a sampler's limit of %s (datasets.MaxBatchBytes)",
 			e.MetaBatch, e.Ways, e.Shots+e.Queries, train.GiB(datasets.BatchBytes(e.Ways, e.Shots, e.Queries, e.MetaBatch, datasets.MinEncodedDim)),

@@ -96,6 +96,26 @@ func modelParams(cfg Config, s Shape) float64 {
 	return n
 }
 
+// MemoryShortfall says which part of training a learner of cfg for shape s
+// does not fit in the machine's memory, and the memory floor of that part:
+// "" when all of it fits; "model" when its parameters and gradient alone do
+// not (at the fewest ways, as the output layer has a unit per way);
+// "episode" when one episode with the model does not; else "meta-batch".
+func MemoryShortfall(cfg Config, s Shape) (part string, need float64) {
+	if need = MemoryFloor(cfg, s); FitsMemory(need) {
+		return "", need
+	}
+	if model := MemoryFloor(cfg, Shape{Ways: 2, Dim: s.Dim}); !FitsMemory(model) {
+		return "model", model
+	}
+	one := s
+	one.MetaBatch = 1
+	if episode := MemoryFloor(cfg, one); !FitsMemory(episode) {
+		return "episode", episode
+	}
+	return "meta-batch", need
+}
+
 // MachineMemory is the machine's memory in bytes, 0 when unknown.
 func MachineMemory() float64 { return physicalMemory }
 

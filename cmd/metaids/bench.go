@@ -383,21 +383,17 @@ func maxOf(x []float64) float64 {
 // or meta-batch whose parameters, gradient and episodes alone exceed the
 // machine's memory.
 func benchFitsMemory(cfg train.Config, shape train.Shape) error {
-	need := train.MemoryFloor(cfg, shape)
-	if train.FitsMemory(need) {
-		return nil
-	}
 	have := train.GiB(train.MachineMemory())
-	one := shape
-	one.MetaBatch = 1
-	model := train.Shape{Ways: 2, Dim: shape.Dim}
-	switch {
-	case !train.FitsMemory(train.MemoryFloor(cfg, model)):
+	switch part, need := train.MemoryShortfall(cfg, shape); part {
+	case "":
+		return nil
+	case "model":
 		return usageErrorf("--hidden %v (with --dim %d): the model needs at least %s; this machine has %s",
-			cfg.Hidden, shape.Dim, train.GiB(train.MemoryFloor(cfg, model)), have)
-	case !train.FitsMemory(train.MemoryFloor(cfg, one)):
+			cfg.Hidden, shape.Dim, train.GiB(need), have)
+	case "episode":
 		return usageErrorf("--ways %d, --shots %d, --queries %d: one episode needs at least %s with the model; this machine has %s",
-			shape.Ways, shape.Shots, shape.Queries, train.GiB(train.MemoryFloor(cfg, one)), have)
+			shape.Ways, shape.Shots, shape.Queries, train.GiB(need), have)
+	default:
+		return usageErrorf("--meta-batch %d: needs at least %s with the model; this machine has %s", shape.MetaBatch, train.GiB(need), have)
 	}
-	return usageErrorf("--meta-batch %d: needs at least %s with the model; this machine has %s", shape.MetaBatch, train.GiB(need), have)
 }
