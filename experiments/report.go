@@ -76,14 +76,7 @@ func SuiteReport(path, title string, runs []*RunSummary, dirs []string, extra ..
 	}
 	folder := map[*RunSummary]string{} // the folder holding each run, however its path was spelled
 	for i, r := range runs {
-		d := runDir(i)
-		if abs, err := filepath.Abs(d); err == nil {
-			d = abs
-		}
-		if real, err := filepath.EvalSymlinks(d); err == nil {
-			d = real
-		}
-		folder[r] = filepath.Dir(d)
+		folder[r] = filepath.Dir(DirKey(runDir(i)))
 	}
 	for _, s := range sections(runs, folder) {
 		fmt.Fprintf(&b, "## %s: few-shot novel-attack detection\n\n", s.name)

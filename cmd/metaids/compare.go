@@ -36,7 +36,7 @@ func runCompare(ctx context.Context, e *env, args []string) error {
 	var runs []*experiments.RunSummary
 	seen := map[string]bool{}
 	for _, d := range dirs {
-		k := dirKey(d)
+		k := experiments.DirKey(d)
 		if seen[k] {
 			continue // the same run named twice is one run
 		}

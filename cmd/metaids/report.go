@@ -45,7 +45,7 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	// A report inside a run folder would overwrite that run's files
 	// (summary.json, report.md) or be taken for them.
 	for _, d := range dirs {
-		if dirKey(filepath.Dir(*out)) == dirKey(d) {
+		if experiments.DirKey(filepath.Dir(*out)) == experiments.DirKey(d) {
 			return usageErrorf("--out %s is inside the run folder %s: write the report beside the runs (e.g. %s)", *out, d, filepath.Join(filepath.Dir(d), "REPORT.md"))
 		}
 	}
@@ -76,7 +76,7 @@ func findRuns(dirs []string) ([]*experiments.RunSummary, []string, error) {
 	var runs []found
 	seen := map[string]bool{}
 	add := func(dir string, s *experiments.RunSummary) {
-		if k := dirKey(dir); !seen[k] {
+		if k := experiments.DirKey(dir); !seen[k] {
 			seen[k] = true
 			runs = append(runs, found{s, dir})
 		}
@@ -118,19 +118,6 @@ func findRuns(dirs []string) ([]*experiments.RunSummary, []string, error) {
 		summaries[i], folders[i] = r.s, r.dir
 	}
 	return summaries, folders, nil
-}
-
-// dirKey is what identifies a folder however it is named: its absolute,
-// cleaned path with symbolic links resolved (as far as they resolve).
-func dirKey(dir string) string {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return filepath.Clean(dir)
-	}
-	if real, err := filepath.EvalSymlinks(abs); err == nil {
-		return real
-	}
-	return abs
 }
 
 // isRunDir reports whether dir is a run's folder (metaids run writes its
