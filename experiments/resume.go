@@ -118,6 +118,19 @@ func inputsDifference(recorded, now map[string]string) string {
 	return ""
 }
 
+// differenceFrom is how results recorded with spec and inputs differ from
+// the plan: "" when they are of the same experiment. Results written before
+// the spec was recorded with them are taken to be (the folder's spec.yaml
+// was checked).
+func (p plan) differenceFrom(spec string, inputs map[string]string) string {
+	if spec != "" {
+		if diff := specDifference(spec, p.SpecYAML); diff != "" {
+			return diff
+		}
+	}
+	return inputsDifference(inputs, p.Inputs)
+}
+
 func otherSpecError(run, dir, diff string) error {
 	return fmt.Errorf("run %s: %s %w (%s); --force runs it again in place, or --out DIR runs it elsewhere", run, dir, errOtherSpec, diff)
 }

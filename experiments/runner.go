@@ -189,8 +189,7 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 		}
 		// The summary must be of this spec too: a --force run stopped
 		// before its end leaves the new spec.yaml beside the old summary.
-		if s, err := ReadRunSummary(dir); err == nil && sameSeeds(s.Seeds, p.Seeds) && (s.Spec == "" || specDifference(s.Spec, p.SpecYAML) == "") &&
-			inputsDifference(s.Inputs, p.Inputs) == "" {
+		if s, err := ReadRunSummary(dir); err == nil && sameSeeds(s.Seeds, p.Seeds) && p.differenceFrom(s.Spec, s.Inputs) == "" {
 			fmt.Fprintf(r.opt.Log, "run %s: finished earlier (%s); --force runs it again\n", p.Name, dir)
 			return s, nil
 		}
@@ -288,12 +287,7 @@ func (r *Runner) eachSeed(p plan, dir string, run func(seed uint64) (*SeedResult
 		seedDir := filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
 		if !r.opt.Force {
 			if res, err := readSeedResult(seedDir); err == nil {
-				if res.Spec != "" { // older results may lack it; the folder's spec.yaml was checked
-					if diff := specDifference(res.Spec, p.SpecYAML); diff != "" {
-						return nil, otherSpecError(p.Name, seedDir, diff)
-					}
-				}
-				if diff := inputsDifference(res.Inputs, p.Inputs); diff != "" {
+				if diff := p.differenceFrom(res.Spec, res.Inputs); diff != "" {
 					return nil, otherSpecError(p.Name, seedDir, diff)
 				}
 				fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
