@@ -172,6 +172,20 @@ func (c *CurvePoint) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// DirKey is what identifies a folder however its path is spelled: its
+// absolute, cleaned path with symbolic links resolved (as far as they
+// resolve).
+func DirKey(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return filepath.Clean(dir)
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
+}
+
 // readSeedResult reads a finished seed's summary.
 func readSeedResult(dir string) (*SeedResult, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
@@ -366,19 +380,25 @@ func writeRunSummary(dir string, s *RunSummary, seeds []*SeedResult) error {
 	return writeJSON(filepath.Join(dir, "summary.json"), s)
 }
 
+// metricCells are the named metrics in percent with their intervals, "-"
+// for one that is missing (undefined, or not measured).
+func metricCells(m map[string]eval.Summary, names ...string) []string {
+	cells := make([]string, len(names))
+	for i, n := range names {
+		cells[i] = "-"
+		if v, ok := m[n]; ok {
+			cells[i] = v.Format(100, 2)
+		}
+	}
+	return cells
+}
+
 // MetricTable renders runs side by side: metric mean ± 95% CI in percent.
 func MetricTable(title string, runs []*RunSummary) *eval.Table {
 	t := &eval.Table{Title: title, Labels: 4, Header: []string{"run", "algo", "episodes", "seeds", "accuracy %", "macro F1 %", "detection %", "false alarm %", "AUROC %"}}
 	for _, r := range runs {
-		cell := func(name string) string {
-			m, ok := r.Metrics[name]
-			if !ok {
-				return "-"
-			}
-			return m.Format(100, 2)
-		}
-		t.Rows = append(t.Rows, []string{r.Run, r.Algo, r.Shape(), seedList(r.Seeds),
-			cell("accuracy"), cell("macro_f1"), cell("detection_rate"), cell("false_alarm_rate"), cell("auroc")})
+		t.Rows = append(t.Rows, append([]string{r.Run, r.Algo, r.Shape(), seedList(r.Seeds)},
+			metricCells(r.Metrics, "accuracy", "macro_f1", "detection_rate", "false_alarm_rate", "auroc")...))
 	}
 	t.Notes = []string{"mean ± 95% confidence interval (1.96·sd/√n) over all test episodes of all seeds"}
 	for _, r := range runs {
@@ -450,13 +470,7 @@ func runReport(s *RunSummary, seeds []*SeedResult) string {
 	if len(s.Supervised) > 0 {
 		ft := &eval.Table{Title: "Per test file (mean ± 95% CI over seeds)", Header: []string{"test file", "records", "accuracy %", "macro F1 %", "detection %", "false alarm %"}}
 		for _, f := range s.Supervised {
-			cell := func(k string) string {
-				if v, ok := f.Metrics[k]; ok {
-					return v.Format(100, 2)
-				}
-				return "-"
-			}
-			ft.Rows = append(ft.Rows, []string{f.TestFile, strconv.Itoa(f.Records), cell("accuracy"), cell("macro_f1"), cell("detection_rate"), cell("false_alarm_rate")})
+			ft.Rows = append(ft.Rows, append([]string{f.TestFile, strconv.Itoa(f.Records)}, f.cells()...))
 		}
 		ft.Render(&b, eval.Markdown)
 		b.WriteString("\n")

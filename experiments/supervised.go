@@ -15,6 +15,7 @@ import (
 	"github.com/metaids/metaids/internal/progress"
 	"github.com/metaids/metaids/kernels"
 	"github.com/metaids/metaids/train"
+	"gopkg.in/yaml.v3"
 )
 
 // supervisedPlan is the supervised track of a plan: a classifier trained on
@@ -56,6 +57,13 @@ func CheckSupervisedData(s Spec) ([]string, error) {
 	}
 	_, _, _, classes, err := loadSupervised(p)
 	return classes, err
+}
+
+// cells are the test file's accuracy, macro F1, detection and false-alarm
+// rates for a table, "-" for a rate the file cannot define (no attack, or no
+// normal record, in it).
+func (f SupervisedEval) cells() []string {
+	return metricCells(f.Metrics, "accuracy", "macro_f1", "detection_rate", "false_alarm_rate")
 }
 
 // loadSupervised loads, encodes and labels the training and test files.
@@ -329,13 +337,7 @@ func SupervisedSection(runs []*RunSummary) string {
 		Header: []string{"run", "dataset", "labels", "test file", "accuracy", "macro F1", "detection rate", "false-alarm rate"}}
 	for _, r := range sup {
 		for _, f := range r.Supervised {
-			cell := func(k string) string {
-				if v, ok := f.Metrics[k]; ok {
-					return v.Format(100, 2)
-				}
-				return "-" // undefined: no attack, or no normal record, in the file
-			}
-			d.Rows = append(d.Rows, []string{r.Run, r.Dataset, r.Labels, f.TestFile, cell("accuracy"), cell("macro_f1"), cell("detection_rate"), cell("false_alarm_rate")})
+			d.Rows = append(d.Rows, append([]string{r.Run, r.Dataset, r.Labels, f.TestFile}, f.cells()...))
 		}
 	}
 	d.Render(&b, eval.Markdown)
@@ -343,13 +345,19 @@ func SupervisedSection(runs []*RunSummary) string {
 }
 
 // trainFileOf is the training file a run's recorded spec names, or "" when
-// the spec cannot be read back.
+// it names none. The resolved spec names it outright, so the key is read
+// alone: the whole spec's checks (a cuda device, a data folder) depend on
+// the machine reading it, not on the run.
 func trainFileOf(r *RunSummary) string {
-	specs, err := Parse([]byte(r.Spec), "spec.yaml")
-	if err != nil || len(specs) != 1 {
+	var spec struct {
+		Dataset struct {
+			TrainFile string `yaml:"train_file"`
+		} `yaml:"dataset"`
+	}
+	if yaml.Unmarshal([]byte(r.Spec), &spec) != nil {
 		return ""
 	}
-	return specs[0].Dataset.TrainFile
+	return spec.Dataset.TrainFile
 }
 
 func orDash(s string) string {
