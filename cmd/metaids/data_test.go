@@ -221,8 +221,9 @@ func TestChecksumMismatchNamesFlag(t *testing.T) {
 	}
 }
 
-// shippedHead returns the first n lines of a shipped record file.
-func shippedHead(t *testing.T, path string, n int) []byte {
+// shippedRecords returns the records of a shipped file (path under data/,
+// gzipped), decompressed.
+func shippedRecords(t *testing.T, path string) []byte {
 	t.Helper()
 	b, err := fs.ReadFile(datasets.ShippedFS(), "data/"+path)
 	if err != nil {
@@ -236,6 +237,13 @@ func shippedHead(t *testing.T, path string, n int) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return raw
+}
+
+// shippedHead returns the first n lines of a shipped record file.
+func shippedHead(t *testing.T, path string, n int) []byte {
+	t.Helper()
+	raw := shippedRecords(t, path)
 	end := 0
 	for range n {
 		end += bytes.IndexByte(raw[end:], '\n') + 1

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,19 +190,7 @@ func TestValidateDeepChecksumNamesTheSpecKey(t *testing.T) {
 	}
 	data := t.TempDir()
 	for _, f := range []string{"KDDTrain+_20Percent.txt", "KDDTest-21.txt"} {
-		zr, err := os.Open(filepath.Join("../../datasets/data/nsl-kdd", f+".gz"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		gz, err := gzip.NewReader(zr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(gz)
-		zr.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := shippedRecords(t, "nsl-kdd/"+f+".gz")
 		if f == "KDDTest-21.txt" { // one record short of the published file
 			b = b[:bytes.LastIndexByte(b[:len(b)-1], '\n')+1]
 		}
