@@ -3,7 +3,6 @@ package experiments
 import (
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -155,12 +154,8 @@ func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 // files, and returns the category map (nil if it could not be read).
 func (d *decoder) resolveDataset(s *Spec) datasets.Categories {
 	ds := &s.Dataset
-	if ds.DataDir != "" {
-		if st, err := os.Stat(ds.DataDir); err != nil {
-			d.fail("dataset.data_dir", "%v", err)
-		} else if !st.IsDir() {
-			d.fail("dataset.data_dir", "%s is not a folder", ds.DataDir)
-		}
+	if err := datasets.CheckDataDir(ds.DataDir); err != nil {
+		d.fail("dataset.data_dir", "%v", err)
 	}
 	cats, err := datasets.LoadCategories(ds.Categories)
 	if err != nil {
