@@ -235,9 +235,10 @@ func sections(runs []*RunSummary, folder map[*RunSummary]string) []*section {
 
 // labelRows gives every run of the section its row label. Runs that would
 // share a (learner, shots) cell are told apart by their run names rather
-// than one hiding the others (and so are the other runs of that learner): the name less the "-5shot" suffix a grid gives
-// it (see rowName), so that g-h64-1shot and g-h64-5shot make one row
-// "protonet (g-h64)", and a number where the names still agree.
+// than one hiding the others, and so are the other runs of that learner:
+// the name less the "-5shot" suffix a grid gives it (see rowName), so that
+// g-h64-1shot and g-h64-5shot make one row "protonet (g-h64)", and a number
+// where the names still agree.
 func (s *section) labelRows(folder map[*RunSummary]string) {
 	type cell struct {
 		label string

@@ -73,9 +73,11 @@ func compareTable(runs []*experiments.RunSummary) *eval.Table {
 		return fmt.Sprintf("%s %dw %dq", r.Dataset, r.Ways, r.Queries)
 	}
 	var groups []string
-	for _, r := range runs {
-		if g := group(r); !slices.Contains(groups, g) {
-			groups = append(groups, g)
+	groupOf := make([]string, len(runs))
+	for i, r := range runs {
+		groupOf[i] = group(r)
+		if !slices.Contains(groups, groupOf[i]) {
+			groups = append(groups, groupOf[i])
 		}
 	}
 	type key struct{ group, metric string }
@@ -88,7 +90,7 @@ func compareTable(runs []*experiments.RunSummary) *eval.Table {
 			best[k] = -1
 			for i, r := range runs {
 				s, ok := r.Metrics[m]
-				if !ok || group(r) != g {
+				if !ok || groupOf[i] != g {
 					continue
 				}
 				if s.N < 2 {
@@ -122,7 +124,7 @@ func compareTable(runs []*experiments.RunSummary) *eval.Table {
 				continue
 			}
 			cell := s.Format(100, 2)
-			switch b, ok := best[key{group(r), m}]; {
+			switch b, ok := best[key{groupOf[i], m}]; {
 			case !ok || b < 0 || s.N < 2:
 			case b == i || s.Mean == runs[b].Metrics[m].Mean: // a tie for best is marked on each
 				cell += " ▲"
