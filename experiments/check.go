@@ -44,6 +44,7 @@ func (d *decoder) finish(s *Spec, varied map[string]bool) {
 	d.checkEpisodes(s)
 	d.checkLearner(s)
 	d.checkSupervised(s)
+	d.checkSupervisedGrid(s, varied)
 	d.checkThreatOptions(s)
 	d.checkAdversarial(s)
 	d.checkMultitask(s)
@@ -303,6 +304,19 @@ func (d *decoder) checkSplit(s *Spec, cats datasets.Categories) {
 			d.fail("split.val_fraction", "%g, but split.val_classes lists the meta-val classes: give one or the other", sp.ValFraction)
 		}
 		sp.ValFraction = 0
+	}
+}
+
+// checkSupervisedGrid refuses a grid over a key the supervised track does
+// not read: its runs would be the same run under different names.
+func (d *decoder) checkSupervisedGrid(s *Spec, varied map[string]bool) {
+	if s.Split.Protocol != "supervised" {
+		return
+	}
+	for _, key := range []string{"learner.algo", "episodes.ways", "episodes.shots", "episodes.queries"} {
+		if varied[key] {
+			d.failCombo([]string{key, "split.protocol"}, "a grid, but the supervised track trains one classifier on every record and does not read %s: every run of the grid would be the same", key)
+		}
 	}
 }
 

@@ -213,6 +213,8 @@ func TestErrors(t *testing.T) {
 			"spec.yaml:3: episodes.shots: empty list: want a value, or a list of values for a grid"},
 		{"grid value twice", "dataset: {name: nsl-kdd}\nlearner:\n  algo:\n    - maml\n    - maml\n", nil,
 			"spec.yaml:5: learner.algo[1]: maml is listed twice (also learner.algo[0])"},
+		{"supervised grid over an episodic key", "dataset: {name: nsl-kdd}\nsplit: {protocol: supervised}\nepisodes:\n  shots: [1, 5]\n", nil,
+			"spec.yaml:4: episodes.shots: a grid, but the supervised track trains one classifier on every record and does not read episodes.shots: every run of the grid would be the same"},
 		{"grid value out of range", "dataset: {name: nsl-kdd}\nepisodes:\n  shots:\n    - 1\n    - 0\n", nil,
 			"spec.yaml:5: episodes.shots: 0, want at least 1"},
 		{"grid value of the wrong type", "dataset: {name: nsl-kdd}\nepisodes:\n  ways: [5, ten]\n", nil,
