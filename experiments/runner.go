@@ -179,10 +179,35 @@ type ConfusionTable struct {
 // errInterrupted is returned when the context ends a run early.
 var errInterrupted = errors.New("interrupted")
 
+// checkRunDir explains a run folder's path that cannot be a folder: a
+// file, or a link to nothing (which os.Stat calls absent and mkdir calls
+// existing). An absent path is fine: the run makes it.
+func checkRunDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return nil
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		target, _ := os.Readlink(dir)
+		if fi, err = os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s is a link to %s, which does not exist", dir, target)
+		} else if err != nil {
+			return err
+		}
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is a file, not a folder: move it, or run with --out DIR elsewhere", dir)
+	}
+	return nil
+}
+
 // Run runs one plan for every seed, writing results/<run>/. A seed whose
 // results exist is skipped unless Force; so is a whole finished run.
 func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err error) {
 	dir := filepath.Join(r.opt.OutDir, p.Name)
+	if err := checkRunDir(dir); err != nil {
+		return nil, fmt.Errorf("run %s: %w", p.Name, err)
+	}
 	if !r.opt.Force {
 		if err := checkRecordedSpec(dir, p); err != nil {
 			return nil, err

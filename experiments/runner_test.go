@@ -169,6 +169,34 @@ func TestFailedRunLeavesNoFolder(t *testing.T) {
 	}
 }
 
+// A run whose folder's path is a file or a link to nothing says so, and
+// leaves the path as it was.
+func TestRunFolderThatCannotBeOne(t *testing.T) {
+	p := testPlan(t, "protonet")
+	for _, c := range []struct {
+		name, want string
+		make       func(path string) error
+	}{
+		{"dangling link", "is a link to ", func(path string) error { return os.Symlink(filepath.Join(filepath.Dir(path), "gone"), path) }},
+		{"file", "is a file, not a folder", func(path string) error { return os.WriteFile(path, []byte("x"), 0o644) }},
+	} {
+		for _, force := range []bool{false, true} {
+			out := t.TempDir()
+			path := filepath.Join(out, p.Name)
+			if err := c.make(path); err != nil {
+				t.Fatal(err)
+			}
+			_, err := NewRunner(RunOptions{OutDir: out, Force: force, Log: &bytes.Buffer{}}).runPlan(context.Background(), p)
+			if err == nil || !strings.Contains(err.Error(), path+" "+c.want) {
+				t.Errorf("%s, force %v: got %v, want an error saying %q", c.name, force, err, path+" "+c.want)
+			}
+			if _, err := os.Lstat(path); err != nil {
+				t.Errorf("%s, force %v: the path is gone: %v", c.name, force, err)
+			}
+		}
+	}
+}
+
 func TestRunnerReportsUndrawableValidation(t *testing.T) {
 	p := testPlan(t, "protonet")
 	p.Protocol.ValFraction = 0.1 // one attack class + normal: too few for 5 ways
