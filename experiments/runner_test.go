@@ -49,6 +49,21 @@ func runSpec(t *testing.T, text, file string) (*RunSummary, string) {
 	return s, out
 }
 
+// checkRunLevelFilesListed fails when a run folder holds a file beside its
+// seed folders that runLevelFiles, which --force removes, does not list.
+func checkRunLevelFilesListed(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() && e.Name() != "spec.yaml" && !slices.Contains(runLevelFiles, e.Name()) {
+			t.Errorf("%s writes %s, which runLevelFiles does not list: --force would leave it from the run it replaces", dir, e.Name())
+		}
+	}
+}
+
 func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
 	out := t.TempDir()
 	var log bytes.Buffer
@@ -70,6 +85,7 @@ func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
 			t.Errorf("missing %s", f)
 		}
 	}
+	checkRunLevelFilesListed(t, filepath.Join(out, p.Name))
 	// The checkpoint restores the selected learner with its encoder and spec.
 	ckpt, err := os.Open(filepath.Join(out, p.Name, "seed-1", "checkpoint.bin"))
 	if err != nil {
@@ -244,6 +260,7 @@ seeds: [1, 2]
 			t.Errorf("missing %s", f)
 		}
 	}
+	checkRunLevelFilesListed(t, filepath.Join(out, "sup"))
 	if sec := SupervisedSection([]*RunSummary{s}); !strings.Contains(sec, "| category |") || !strings.Contains(sec, "RNN-IDS") {
 		t.Errorf("report section:\n%s", sec)
 	}
@@ -286,6 +303,7 @@ seeds: [3]
 				t.Errorf("%s: missing %s", rule, f)
 			}
 		}
+		checkRunLevelFilesListed(t, filepath.Join(out, "threats"))
 	}
 }
 
@@ -348,6 +366,7 @@ seeds: [1, 2]
 			t.Errorf("missing %s", f)
 		}
 	}
+	checkRunLevelFilesListed(t, filepath.Join(out, "adv"))
 	if _, err := Parse([]byte("dataset: {name: nsl-kdd}\nlearner: {engine: gorgonia}\nadversarial: {eval_budgets: [0.1]}\n"), "x.yaml"); err == nil || !strings.Contains(err.Error(), "fused engine") {
 		t.Errorf("gorgonia engine with adversarial evaluation: %v", err)
 	}
@@ -429,6 +448,7 @@ seeds: [1, 2]
 				t.Errorf("%s: missing %s", spec.Name, f)
 			}
 		}
+		checkRunLevelFilesListed(t, filepath.Join(out, spec.Name))
 	}
 }
 
