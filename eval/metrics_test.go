@@ -189,25 +189,62 @@ func TestConfusionPanics(t *testing.T) {
 	}
 }
 
+// Student's t 97.5% quantiles in closed form: with 1 degree of freedom
+// t = tan(π(p−½)); with 2, t = √(2/α − 2), α = 4p(1−p); with 4,
+// t = 2√(q−1), q = cos(arccos(√α)/3)/√α (p = 0.975).
+var (
+	p975  = 0.975
+	alpha = 4 * p975 * (1 - p975)
+	t1    = math.Tan(math.Pi * (p975 - 0.5))                                          // 12.7062
+	t2    = math.Sqrt(2/alpha - 2)                                                    // 4.3027
+	t4    = 2 * math.Sqrt(math.Cos(math.Acos(math.Sqrt(alpha))/3)/math.Sqrt(alpha)-1) // 2.7764
+)
+
+func TestCIHalfWidth(t *testing.T) {
+	const tol = 1e-9
+	for _, c := range []struct {
+		n    int
+		want float64
+	}{{2, t1 / math.Sqrt(2)}, {3, t2 / math.Sqrt(3)}, {5, t4 / math.Sqrt(5)}, {1, 0}, {0, 0}} {
+		if got := CIHalfWidth(1, c.n); math.Abs(got-c.want) > tol {
+			t.Errorf("CIHalfWidth(1, %d) = %.12g, want %.12g", c.n, got, c.want)
+		}
+	}
+	// Many values: the normal quantile 1.95996 to three decimals.
+	if got := CIHalfWidth(1, 10001) * 100; math.Abs(got-1.96) > 1e-3 {
+		t.Errorf("CIHalfWidth(1, 10001)·√10001 = %.6g, want ≈1.96", got)
+	}
+}
+
 func TestMeanCI(t *testing.T) {
 	// xs = 1..5: mean 3, squared deviations 4+1+0+1+4 = 10, sample variance
-	// 10/4 = 2.5, SD = √2.5, half-width 1.96·√2.5/√5 = 1.96/√2 ≈ 1.38593.
+	// 10/4 = 2.5, SD = √2.5, half-width t₄·√2.5/√5 = t₄/√2 ≈ 1.96324
+	// (t₄ = 2.77645, Student's t with n−1 = 4 degrees of freedom).
 	s := MeanCI([]float64{1, 2, 3, 4, 5})
 	if s.N != 5 {
 		t.Errorf("N = %d, want 5", s.N)
 	}
 	near(t, "Mean", s.Mean, 3)
 	near(t, "SD", s.SD, math.Sqrt(2.5))
-	near(t, "HalfWidth", s.HalfWidth, 1.96/math.Sqrt2)
-	if got := s.Format(1, 2); got != "3.00 ± 1.39" {
+	if math.Abs(s.HalfWidth-t4/math.Sqrt2) > 1e-9 {
+		t.Errorf("HalfWidth = %.12g, want %.12g", s.HalfWidth, t4/math.Sqrt2)
+	}
+	if got := s.Format(1, 2); got != "3.00 ± 1.96" {
 		t.Errorf("Format(1,2) = %q", got)
 	}
 
-	// Fractions: mean 0.83, deviations ±0.01, ±0.03, sum of squares 0.002,
-	// variance 0.002/3, half-width 1.96·√(0.002/3)/2 ≈ 0.0253035.
-	f := MeanCI([]float64{0.80, 0.82, 0.84, 0.86})
-	if got := f.Format(100, 2); got != "83.00 ± 2.53" {
-		t.Errorf("Format(100,2) = %q", got)
+	// Two seeds, 0.80 and 0.84: SD = 0.02·√2, half-width
+	// t₁·0.02·√2/√2 = 0.02·12.7062 ≈ 0.254, not the 1.96·0.02 = 0.039 of a
+	// normal quantile.
+	two := MeanCI([]float64{0.80, 0.84})
+	if got := two.Format(100, 2); got != "82.00 ± 25.41" {
+		t.Errorf("two values: Format(100,2) = %q", got)
+	}
+
+	// Three seeds 0.70, 0.75, 0.80: SD 0.05, half-width t₂·0.05/√3 ≈ 0.1242.
+	three := MeanCI([]float64{0.70, 0.75, 0.80})
+	if got := three.Format(100, 2); got != "75.00 ± 12.42" {
+		t.Errorf("three values: Format(100,2) = %q", got)
 	}
 
 	one := MeanCI([]float64{0.7})

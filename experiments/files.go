@@ -333,7 +333,7 @@ func poolSummaries(a, b eval.Summary) eval.Summary {
 	out := eval.Summary{Mean: mean, N: n}
 	if n > 1 {
 		out.SD = math.Sqrt(ss / float64(n-1))
-		out.HalfWidth = 1.96 * out.SD / math.Sqrt(float64(n))
+		out.HalfWidth = eval.CIHalfWidth(out.SD, n)
 	}
 	return out
 }
@@ -400,7 +400,7 @@ func MetricTable(title string, runs []*RunSummary) *eval.Table {
 		t.Rows = append(t.Rows, append([]string{r.Run, r.Algo, r.Shape(), seedList(r.Seeds)},
 			metricCells(r.Metrics, "accuracy", "macro_f1", "detection_rate", "false_alarm_rate", "auroc")...))
 	}
-	t.Notes = []string{"mean ± 95% confidence interval (1.96·sd/√n) over all test episodes of all seeds"}
+	t.Notes = []string{"mean ± 95% confidence interval (t·sd/√n, Student's t with n−1 degrees of freedom) over all test episodes of all seeds"}
 	for _, r := range runs {
 		if r.Protocol == "supervised" {
 			t.Notes = append(t.Notes, "supervised runs: over seeds, on the first test file (report.md has every test file)")

@@ -116,6 +116,7 @@ func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
 	if got := strings.Count(string(must(os.ReadFile(filepath.Join(out, p.Name, "seed-1", "episodes.csv")))), "\n"); got != 13 {
 		t.Errorf("episodes.csv has %d lines, want header + 12", got)
 	}
+	checkSummaryFromEpisodes(t, filepath.Join(out, p.Name), s)
 
 	// A second runner finds the finished run and does not repeat it.
 	log.Reset()

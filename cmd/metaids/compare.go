@@ -136,7 +136,7 @@ func compareTable(runs []*experiments.RunSummary) *eval.Table {
 		}
 		t.Rows = append(t.Rows, row)
 	}
-	t.Notes = append([]string{"mean ± 95% CI (1.96·sd/√n) over test episodes, in percent; ▲ best run per metric; ▼ interval does not overlap the best run's"}, t.Notes...)
+	t.Notes = append([]string{"mean ± 95% CI (t·sd/√n, Student's t with n−1 degrees of freedom) over test episodes, in percent; ▲ best run per metric; ▼ interval does not overlap the best run's"}, t.Notes...)
 	for _, r := range runs {
 		if r.Protocol == "supervised" {
 			t.Notes = append(t.Notes, "supervised runs: the interval is over seeds, on the first test file")

@@ -1,0 +1,97 @@
+package experiments
+
+import (
+	"encoding/csv"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/metaids/metaids/eval"
+)
+
+// checkSummaryFromEpisodes recomputes a finished run's metrics from its
+// seeds' episodes.csv files, as a reader of the results would: each metric's
+// mean, sample SD and 95% half-width over the pooled test episodes of all
+// seeds, and the spread of the per-seed means. The CSV keeps 10 significant
+// digits, hence the tolerance.
+func checkSummaryFromEpisodes(t *testing.T, dir string, s *RunSummary) {
+	t.Helper()
+	const tol = 1e-9
+	pooled := map[string][]float64{}
+	means := map[string][]float64{}
+	for _, seed := range s.Seeds {
+		f, err := os.Open(filepath.Join(dir, "seed-"+strconv.FormatUint(seed, 10), "episodes.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c, name := range rows[0][1:] {
+			var xs []float64
+			for _, row := range rows[1:] {
+				if row[c+1] == "" {
+					continue // undefined in that episode
+				}
+				v, err := strconv.ParseFloat(row[c+1], 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				xs = append(xs, v)
+			}
+			if len(xs) == 0 {
+				continue
+			}
+			pooled[name] = append(pooled[name], xs...)
+			sum := 0.0
+			for _, x := range xs {
+				sum += x
+			}
+			means[name] = append(means[name], sum/float64(len(xs)))
+		}
+	}
+	meanSD := func(xs []float64) (mean, sd float64) {
+		for _, x := range xs {
+			mean += x
+		}
+		mean /= float64(len(xs))
+		for _, x := range xs {
+			sd += (x - mean) * (x - mean)
+		}
+		return mean, math.Sqrt(sd / float64(len(xs)-1))
+	}
+	check := func(what string, got eval.Summary, xs []float64) {
+		t.Helper()
+		mean, sd := meanSD(xs)
+		hw := eval.CIHalfWidth(sd, len(xs))
+		if got.N != len(xs) || math.Abs(got.Mean-mean) > tol || math.Abs(got.SD-sd) > tol || math.Abs(got.HalfWidth-hw) > tol {
+			t.Errorf("%s: summary %+v, recomputed from episodes.csv mean %v sd %v half-width %v n %d", what, got, mean, sd, hw, len(xs))
+		}
+	}
+	if len(pooled) != len(s.Metrics) {
+		t.Errorf("summary has %d metrics, the episode files %d", len(s.Metrics), len(pooled))
+	}
+	for name, xs := range pooled {
+		check(name, s.Metrics[name], xs)
+		check(name+" seed spread", s.SeedSpread[name], means[name])
+	}
+}
+
+func TestPoolSummariesIsMeanCIOfTheUnion(t *testing.T) {
+	parts := [][]float64{{0.81, 0.9, 0.84}, {0.7}, {0.6, 0.66}, {0.95, 0.93, 0.99, 0.9}}
+	var all []float64
+	var pooled eval.Summary
+	for _, p := range parts {
+		all = append(all, p...)
+		pooled = poolSummaries(pooled, eval.MeanCI(p))
+		want := eval.MeanCI(all)
+		if pooled.N != want.N || math.Abs(pooled.Mean-want.Mean) > 1e-12 || math.Abs(pooled.SD-want.SD) > 1e-12 ||
+			math.Abs(pooled.HalfWidth-want.HalfWidth) > 1e-12 {
+			t.Errorf("pooled %v: %+v, want %+v", all, pooled, want)
+		}
+	}
+}
