@@ -395,12 +395,13 @@ func metricCells(m map[string]eval.Summary, names ...string) []string {
 
 // MetricTable renders runs side by side: metric mean ± 95% CI in percent.
 func MetricTable(title string, runs []*RunSummary) *eval.Table {
-	t := &eval.Table{Title: title, Labels: 4, Header: []string{"run", "algo", "episodes", "seeds", "accuracy %", "macro F1 %", "detection %", "false alarm %", "AUROC %"}}
+	t := &eval.Table{Title: title, Labels: 4, Header: []string{"run", "algo", "episodes", "seeds", "accuracy %", "precision %", "recall %", "F1 %", "detection %", "false alarm %", "AUROC %"}}
 	for _, r := range runs {
 		t.Rows = append(t.Rows, append([]string{r.Run, r.Algo, r.Shape(), seedList(r.Seeds)},
-			metricCells(r.Metrics, "accuracy", "macro_f1", "detection_rate", "false_alarm_rate", "auroc")...))
+			metricCells(r.Metrics, "accuracy", "macro_precision", "macro_recall", "macro_f1", "detection_rate", "false_alarm_rate", "auroc")...))
 	}
-	t.Notes = []string{"mean ± 95% confidence interval (t·sd/√n, Student's t with n−1 degrees of freedom) over all test episodes of all seeds"}
+	t.Notes = []string{"mean ± 95% confidence interval (t·sd/√n, Student's t with n−1 degrees of freedom) over all test episodes of all seeds",
+		"precision, recall and F1: macro averages over the classes of each episode"}
 	for _, r := range runs {
 		if r.Protocol == "supervised" {
 			t.Notes = append(t.Notes, "supervised runs: over seeds, on the first test file (report.md has every test file)")
@@ -468,7 +469,7 @@ func runReport(s *RunSummary, seeds []*SeedResult) string {
 	MetricTable("Test metrics", []*RunSummary{s}).Render(&b, eval.Markdown)
 	b.WriteString("\n")
 	if len(s.Supervised) > 0 {
-		ft := &eval.Table{Title: "Per test file (mean ± 95% CI over seeds)", Header: []string{"test file", "records", "accuracy %", "macro F1 %", "detection %", "false alarm %"}}
+		ft := &eval.Table{Title: "Per test file (mean ± 95% CI over seeds)", Header: []string{"test file", "records", "accuracy %", "precision %", "recall %", "F1 %", "detection %", "false alarm %"}}
 		for _, f := range s.Supervised {
 			ft.Rows = append(ft.Rows, append([]string{f.TestFile, strconv.Itoa(f.Records)}, f.cells()...))
 		}
@@ -476,9 +477,18 @@ func runReport(s *RunSummary, seeds []*SeedResult) string {
 		b.WriteString("\n")
 	}
 	spread := &eval.Table{Title: "Per seed", Header: []string{"seed", "accuracy %", "macro F1 %", "best val acc %", "best step", "train steps/s", "test episodes/s"}}
+	if s.Protocol == "supervised" {
+		// No validation and no episodes: a training step is an epoch.
+		spread.Header = []string{"seed", "accuracy %", "macro F1 %", "train epochs/s"}
+	}
 	for _, r := range seeds {
-		spread.Rows = append(spread.Rows, []string{strconv.FormatUint(r.Seed, 10), r.Metrics["accuracy"].Format(100, 2), r.Metrics["macro_f1"].Format(100, 2),
-			pct(r.Train.BestValAccuracy), strconv.Itoa(r.Train.BestStep), fmt.Sprintf("%.1f", r.Train.StepsPerSec), fmt.Sprintf("%.1f", r.Test.EpisodesPerSec)})
+		row := []string{strconv.FormatUint(r.Seed, 10), r.Metrics["accuracy"].Format(100, 2), r.Metrics["macro_f1"].Format(100, 2)}
+		if s.Protocol == "supervised" {
+			row = append(row, fmt.Sprintf("%.2f", r.Train.StepsPerSec))
+		} else {
+			row = append(row, pct(r.Train.BestValAccuracy), strconv.Itoa(r.Train.BestStep), fmt.Sprintf("%.1f", r.Train.StepsPerSec), fmt.Sprintf("%.1f", r.Test.EpisodesPerSec))
+		}
+		spread.Rows = append(spread.Rows, row)
 	}
 	if sp, ok := s.SeedSpread["accuracy"]; ok && len(seeds) > 1 {
 		spread.Notes = append(spread.Notes, fmt.Sprintf("spread of the per-seed mean accuracy: %s", sp.Format(100, 2)))

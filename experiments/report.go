@@ -80,7 +80,7 @@ func SuiteReport(path, title string, runs []*RunSummary, dirs []string, extra ..
 	}
 	for _, s := range sections(runs, folder) {
 		fmt.Fprintf(&b, "## %s: few-shot novel-attack detection\n\n", s.name)
-		for _, m := range []struct{ key, label string }{{"accuracy", "Accuracy"}, {"macro_f1", "Macro F1"}, {"detection_rate", "Detection rate"}, {"false_alarm_rate", "False-alarm rate"}} {
+		for _, m := range []struct{ key, label string }{{"accuracy", "Accuracy"}, {"macro_precision", "Macro precision"}, {"macro_recall", "Macro recall"}, {"macro_f1", "Macro F1"}, {"detection_rate", "Detection rate"}, {"false_alarm_rate", "False-alarm rate"}} {
 			t := gridTable(fmt.Sprintf("%s (%d-way, %d queries per way)", m.label, s.ways, s.queries), s, func(r *RunSummary) (eval.Summary, bool) {
 				v, ok := r.Metrics[m.key]
 				return v, ok

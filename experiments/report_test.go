@@ -68,6 +68,26 @@ func TestRunReportPutsUndefinedF1Last(t *testing.T) {
 	}
 }
 
+// The run table shows accuracy and the macro precision, recall and F1,
+// each under its own header.
+func TestMetricTableColumns(t *testing.T) {
+	v := func(m float64) eval.Summary { return eval.Summary{Mean: m, HalfWidth: 0.01, N: 10} }
+	s := &RunSummary{Run: "r", Algo: "protonet", Ways: 5, Shots: 1, Queries: 15, Seeds: []uint64{1},
+		Metrics: map[string]eval.Summary{"accuracy": v(0.5), "macro_precision": v(0.6), "macro_recall": v(0.7), "macro_f1": v(0.65)}}
+	tab := MetricTable("t", []*RunSummary{s})
+	want := map[string]string{"accuracy %": "50.00 ± 1.00", "precision %": "60.00 ± 1.00", "recall %": "70.00 ± 1.00",
+		"F1 %": "65.00 ± 1.00", "detection %": "-", "AUROC %": "-"}
+	for i, h := range tab.Header {
+		if w, ok := want[h]; ok && tab.Rows[0][i] != w {
+			t.Errorf("%s: %q, want %q", h, tab.Rows[0][i], w)
+		}
+		delete(want, h)
+	}
+	for h := range want {
+		t.Errorf("no %q column in %v", h, tab.Header)
+	}
+}
+
 // Runs with different robustness budgets share one table: each cell is the
 // run's own score at that column's attack and budget, "-" where it has none.
 // Runs with different detection settings each get their note.

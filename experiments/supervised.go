@@ -59,11 +59,11 @@ func CheckSupervisedData(s Spec) ([]string, error) {
 	return classes, err
 }
 
-// cells are the test file's accuracy, macro F1, detection and false-alarm
-// rates for a table, "-" for a rate the file cannot define (no attack, or no
-// normal record, in it).
+// cells are the test file's accuracy, macro precision, recall and F1,
+// detection and false-alarm rates for a table, "-" for a rate the file
+// cannot define (no attack, or no normal record, in it).
 func (f SupervisedEval) cells() []string {
-	return metricCells(f.Metrics, "accuracy", "macro_f1", "detection_rate", "false_alarm_rate")
+	return metricCells(f.Metrics, "accuracy", "macro_precision", "macro_recall", "macro_f1", "detection_rate", "false_alarm_rate")
 }
 
 // loadSupervised loads, encodes and labels the training and test files.
@@ -334,7 +334,7 @@ func SupervisedSection(runs []*RunSummary) string {
 		b.WriteString("\n")
 	}
 	d := &eval.Table{Title: "Every supervised run and test file, % (metaids: mean ± 95% CI over seeds)", Labels: 4,
-		Header: []string{"run", "dataset", "labels", "test file", "accuracy", "macro F1", "detection rate", "false-alarm rate"}}
+		Header: []string{"run", "dataset", "labels", "test file", "accuracy", "macro precision", "macro recall", "macro F1", "detection rate", "false-alarm rate"}}
 	for _, r := range sup {
 		for _, f := range r.Supervised {
 			d.Rows = append(d.Rows, append([]string{r.Run, r.Dataset, r.Labels, f.TestFile}, f.cells()...))

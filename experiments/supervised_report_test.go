@@ -36,6 +36,12 @@ func TestSupervisedRunReportHasEveryTestFile(t *testing.T) {
 	if !strings.Contains(rep, "KDDTest-21") {
 		t.Errorf("report.md of a supervised run omits KDDTest-21:\n%s", rep)
 	}
+	// No validation, no episodes: the per-seed table shows neither.
+	seed.Train = TrainStats{Steps: 2, BestStep: -1, StepsPerSec: 0.5}
+	rep = runReport(s, []*SeedResult{seed})
+	if !strings.Contains(rep, "| seed | accuracy % | macro F1 % | train epochs/s |") || !strings.Contains(rep, "| 1 | 80.00 (n=1) | 80.00 (n=1) | 0.50 |") {
+		t.Errorf("per-seed table of a supervised run:\n%s", rep)
+	}
 }
 
 // Only NSL-KDD runs trained on the whole KDDTrain+ sit beside the published
