@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -160,14 +161,198 @@ func taskLoss(m *mlp, ways int, w []float64, x []float32, y []int32) float64 {
 
 // fdAdapt runs k inner SGD steps with finite-difference gradients.
 func fdAdapt(m *mlp, ways int, w []float64, lr float64, k int, x []float32, y []int32) []float64 {
+	rates := make([]float64, len(w))
+	for i := range rates {
+		rates[i] = lr
+	}
+	return fdAdaptRates(m, ways, w, rates, k, x, y)
+}
+
+// fdAdaptRates is fdAdapt with a learning rate per parameter.
+func fdAdaptRates(m *mlp, ways int, w, rates []float64, k int, x []float32, y []int32) []float64 {
 	w = append([]float64(nil), w...)
 	for range k {
 		g := fdGrad(w, func(p []float64) float64 { return taskLoss(m, ways, p, x, y) })
 		for i := range w {
-			w[i] -= lr * g[i]
+			w[i] -= rates[i] * g[i]
 		}
 	}
 	return w
+}
+
+// textbookRates are the inner learning rates the learner's definition
+// gives each parameter: InnerLR everywhere (maml, fomaml, reptile), on the
+// head's weights and bias only (anil), or the learned rates that follow θ in
+// the parameter vector (metasgd).
+func textbookRates(l *gbml[float64]) []float64 {
+	cfg, n := l.Config(), l.m.nParam
+	rates := make([]float64, n)
+	switch cfg.Algo {
+	case "metasgd":
+		copy(rates, l.params[n:2*n])
+	case "anil":
+		for i := l.m.layers[len(l.m.layers)-1].w; i < n; i++ {
+			rates[i] = cfg.InnerLR
+		}
+	default:
+		for i := range rates {
+			rates[i] = cfg.InnerLR
+		}
+	}
+	return rates
+}
+
+// logSoftmaxRef is the log-softmax of one row of logits, written out.
+func logSoftmaxRef(l []float64) []float64 {
+	var sum float64
+	for _, v := range l {
+		sum += math.Exp(v)
+	}
+	out := make([]float64, len(l))
+	for j, v := range l {
+		out[j] = v - math.Log(sum)
+	}
+	return out
+}
+
+// checkScores compares Predict's scores with the log-softmax of logits
+// [rows, C] computed from the definition.
+func checkScores(t *testing.T, what string, got []float32, logits []float64, C int) {
+	t.Helper()
+	for r := 0; r*C < len(logits); r++ {
+		for j, v := range logSoftmaxRef(logits[r*C : r*C+C]) {
+			if d := math.Abs(float64(got[r*C+j]) - v); d > 1e-5*(1+math.Abs(v)) {
+				t.Fatalf("%s: score[%d,%d] = %g, the definition gives %g", what, r, j, got[r*C+j], v)
+			}
+		}
+	}
+}
+
+// TestGBMLFollowsTheDefinitions rebuilds each gradient-based learner's inner
+// loop from its definition, with finite-difference gradients: the training
+// loss is the mean over tasks of the query loss after InnerSteps support
+// steps at the learner's per-parameter rates (Reptile: the loss on support
+// and query before adapting), and Predict scores the queries after
+// TestInnerSteps (not InnerSteps) such steps. With the finite-difference
+// check of the meta-gradient against that loss, this pins the meta-gradient
+// to the textbook objective. Meta-SGD's rates are drawn apart first, so that
+// a rate applied to the wrong parameter shows.
+func TestGBMLFollowsTheDefinitions(t *testing.T) {
+	for _, algo := range []string{"maml", "fomaml", "reptile", "anil", "metasgd"} {
+		t.Run(algo, func(t *testing.T) {
+			cfg := tinyConfig(algo, "tanh", 2)
+			cfg.Hidden = []int{5, 4}
+			cfg.TestInnerSteps = 3
+			l := mustNew(t, cfg, tiny).(*gbml[float64])
+			n := l.m.nParam
+			if algo == "metasgd" {
+				p := make([]float64, l.numParams())
+				l.getParams(p)
+				rng := rand.New(rand.NewPCG(3, 4))
+				for i := n; i < 2*n; i++ {
+					p[i] = 0.05 + 0.5*rng.Float64()
+				}
+				l.setParams(p)
+			}
+			b := tinyBatch(t, tiny, 2, 17)
+			theta := append([]float64(nil), l.params[:n]...)
+			rates := textbookRates(l)
+			var want float64
+			for _, ep := range b {
+				if algo == "reptile" {
+					x := append(append([]float32(nil), ep.SupportX...), ep.QueryX...)
+					y := append(append([]int32(nil), ep.SupportY...), ep.QueryY...)
+					want += taskLoss(l.m, tiny.Ways, theta, x, y)
+					continue
+				}
+				wK := fdAdaptRates(l.m, tiny.Ways, theta, rates, cfg.InnerSteps, ep.SupportX, ep.SupportY)
+				want += taskLoss(l.m, tiny.Ways, wK, ep.QueryX, ep.QueryY)
+			}
+			want /= float64(len(b))
+			got, err := l.metaGrad(b, make([]float64, l.numParams()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(got-want) > 1e-8*(1+want) {
+				t.Errorf("training loss %.12g, the definition gives %.12g", got, want)
+			}
+			if algo == "metasgd" {
+				checkMetaGradFD(t, l, b)
+			}
+			nq := tiny.Ways * tiny.Queries
+			for i, ep := range b {
+				labels, scores := make([]int32, nq), make([]float32, nq*tiny.Ways)
+				if err := l.Predict(ep, labels, scores); err != nil {
+					t.Fatal(err)
+				}
+				w := fdAdaptRates(l.m, tiny.Ways, theta, rates, cfg.TestInnerSteps, ep.SupportX, ep.SupportY)
+				ps := newPass[float64](l.m, nq)
+				forward(l.m, w, convert(make([]float64, len(ep.QueryX)), ep.QueryX), ps, newScratch[float64](l.m, nq, false))
+				checkScores(t, fmt.Sprintf("episode %d", i), scores, ps.out(), tiny.Ways)
+			}
+		})
+	}
+}
+
+// TestFinetuneFollowsTheDefinition rebuilds the fine-tuning baseline's
+// Predict from its definition: the encoder (the hidden layers of the
+// pre-trained network) is frozen, a zero-initialised linear head is fitted
+// to the support embeddings by FinetuneSteps steps of full-batch gradient
+// descent at FinetuneLR on the mean cross-entropy (finite-difference
+// gradients here), and the queries are scored by the head's log-softmax.
+func TestFinetuneFollowsTheDefinition(t *testing.T) {
+	for _, hidden := range [][]int{{5}, {5, 4}} {
+		cfg := tinyConfig("finetune", "tanh", 1)
+		cfg.Hidden = hidden
+		cfg.FinetuneSteps = 7
+		cfg.FinetuneLR = 0.7
+		l := mustNew(t, cfg, tiny).(*finetune[float64])
+		ep := tinyBatch(t, tiny, 1, 19)[0]
+		ns, nq, C := tiny.Ways*tiny.Shots, tiny.Ways*tiny.Queries, tiny.Ways
+		act, _ := parseActivation(cfg.Activation)
+		enc := newMLP(tiny.Dim, hidden, 0, act)
+		h := hidden[len(hidden)-1]
+		embed := func(x []float32, rows int) []float64 {
+			ps := newPass[float64](enc, rows)
+			forward(enc, l.params[:enc.nParam], convert(make([]float64, len(x)), x), ps, newScratch[float64](enc, rows, false))
+			return append([]float64(nil), ps.out()...)
+		}
+		es, eq := embed(ep.SupportX, ns), embed(ep.QueryX, nq)
+		// The head: weights [h, C] row-major, then the bias [C].
+		logits := func(hw, e []float64) []float64 {
+			out := make([]float64, len(e)/h*C)
+			for r := range len(e) / h {
+				for c := range C {
+					v := hw[h*C+c]
+					for j := range h {
+						v += e[r*h+j] * hw[j*C+c]
+					}
+					out[r*C+c] = v
+				}
+			}
+			return out
+		}
+		supportLoss := func(hw []float64) float64 {
+			lg := logits(hw, es)
+			var loss float64
+			for r, y := range ep.SupportY {
+				loss -= logSoftmaxRef(lg[r*C : r*C+C])[y]
+			}
+			return loss / float64(ns)
+		}
+		hw := make([]float64, h*C+C)
+		for range cfg.FinetuneSteps {
+			g := fdGrad(hw, supportLoss)
+			for i := range hw {
+				hw[i] -= cfg.FinetuneLR * g[i]
+			}
+		}
+		labels, scores := make([]int32, nq), make([]float32, nq*C)
+		if err := l.Predict(ep, labels, scores); err != nil {
+			t.Fatal(err)
+		}
+		checkScores(t, fmt.Sprintf("hidden %v", hidden), scores, logits(hw, eq), C)
+	}
 }
 
 func TestFOMAMLIsQueryGradientAtAdaptedWeights(t *testing.T) {
