@@ -123,6 +123,10 @@ func TestOptimizerMatchesTextbook(t *testing.T) {
 		{Name: "adam", LR: 1e-2, Beta1: 0, Beta2: 0, Eps: 1e-3},
 		{Name: "sgd", LR: 0.1, WeightDecay: 0.05, ClipNorm: 0.5},
 		{Name: "sgd", LR: 0.1},
+		// The gradients' norms are 1.8, 3.5, 3.7, 7.6 and 9.3: clipping
+		// at 3.6 must leave the first two steps alone.
+		{Name: "sgd", LR: 0.1, ClipNorm: 3.6},
+		{Name: "adam", LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, ClipNorm: 3.6},
 	}
 	const n = 7
 	for ci, cfg := range cfgs {
