@@ -119,7 +119,7 @@ func TestQueryInputGradFiniteDifferences(t *testing.T) {
 				g[i] = float64(v)
 			}
 			if r := relErr(g, fd); r > 1e-5 || math.IsNaN(r) {
-				t.Fatalf("relative error %.3g between analytic and finite-difference input gradient\nanalytic %v\nfd       %v", r, g[:8], fd[:8])
+				t.Fatalf("relative error %.3g between analytic and finite-difference input gradient\nanalytic %v\nfd       %v", r, g[:min(8, len(g))], fd[:min(8, len(fd))])
 			}
 			// The loss is the one Predict's scores imply.
 			nq := tiny.Ways * tiny.Queries
