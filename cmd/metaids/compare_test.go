@@ -175,6 +175,9 @@ func TestReportAndCompareReadEachRunOnce(t *testing.T) {
 func TestReportOutMustNameAFile(t *testing.T) {
 	dir := t.TempDir()
 	a := writeSummary(t, dir, "a", eval.Summary{Mean: 0.8, HalfWidth: 0.01, N: 10}, eval.Summary{Mean: 0.1, HalfWidth: 0.01, N: 10})
+	if err := os.Mkdir(filepath.Join(a, "seed-1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	parent := t.TempDir()
 	outDir := filepath.Join(parent, "weird")
 	if err := os.Mkdir(outDir, 0o755); err != nil {
@@ -187,6 +190,8 @@ func TestReportOutMustNameAFile(t *testing.T) {
 		{filepath.Join(parent, "fewshot-nsl-kdd.png"), "the report's own plots take that name"},
 		// Inside a run folder it would overwrite the run's summary.json.
 		{filepath.Join(a, "summary.json"), "is inside the run folder"},
+		// So would it, one folder down, overwrite a seed's.
+		{filepath.Join(a, "seed-1", "summary.json"), "is inside the run folder"},
 	} {
 		code, _, stderr := run(t, "report", a, "--out", c.out)
 		if code != 2 || !strings.Contains(stderr, c.want) {

@@ -42,10 +42,12 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	// A report inside a run folder would overwrite that run's files
-	// (summary.json, report.md) or be taken for them.
+	// A report inside a run folder, or a folder of it, would overwrite that
+	// run's files (summary.json, report.md, a seed's summary.json) or be
+	// taken for them.
+	outDir := experiments.DirKey(filepath.Dir(*out))
 	for _, d := range dirs {
-		if experiments.DirKey(filepath.Dir(*out)) == experiments.DirKey(d) {
+		if k := experiments.DirKey(d); outDir == k || strings.HasPrefix(outDir, k+string(filepath.Separator)) {
 			return usageErrorf("--out %s is inside the run folder %s: write the report beside the runs (e.g. %s)", *out, d, filepath.Join(filepath.Dir(d), "REPORT.md"))
 		}
 	}
