@@ -174,6 +174,9 @@ func (p *parser) parseLine(line []byte) error {
 		if len(b) == 0 {
 			return &ParseError{File: r.Name, Line: p.line, Field: FeatureNames[fi], Msg: "empty value"}
 		}
+		if spaced(b) {
+			return &ParseError{File: r.Name, Line: p.line, Field: FeatureNames[fi], Msg: spacedMsg(b)}
+		}
 		idx, ok := p.catIdx[k][string(b)]
 		if !ok {
 			if len(r.CatValues[k]) >= maxVocab {
@@ -187,6 +190,9 @@ func (p *parser) parseLine(line []byte) error {
 		r.Cat[k] = append(r.Cat[k], idx)
 	}
 	label := p.fields[NumFeatures]
+	if spaced(label) {
+		return &ParseError{File: r.Name, Line: p.line, Field: "label", Msg: spacedMsg(label)}
+	}
 	label = bytes.TrimSuffix(label, []byte{'.'})
 	if len(label) == 0 {
 		return &ParseError{File: r.Name, Line: p.line, Field: "label", Msg: "empty label"}
@@ -213,6 +219,15 @@ func (p *parser) parseLine(line []byte) error {
 	r.N++
 	return nil
 }
+
+// spaced reports a symbol or label with spaces or tabs around it: "normal "
+// would be a label of its own, with no category, and "tcp " a symbol of its
+// own, so the record would be read as something it is not.
+func spaced(b []byte) bool {
+	return len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t')
+}
+
+func spacedMsg(b []byte) string { return fmt.Sprintf("%q has spaces around it", b) }
 
 func (p *parser) fieldCountError(line []byte) error {
 	got := bytes.Count(line, []byte{','}) + 1

@@ -93,6 +93,11 @@ func TestParseBadInput(t *testing.T) {
 		{"negative rate", replace(40, "-0.01"), `line 1, field dst_host_srv_rerror_rate: "-0.01" is outside [0, 1]`},
 		{"empty label", replace(41, ""), "line 1, field label: empty label"},
 		{"empty categorical", replace(2, ""), "line 1, field service: empty value"},
+		// Spaces would make another symbol or label ("normal " is no
+		// category, so normal traffic would become an attack type).
+		{"label with a trailing space", replace(41, "normal "), `line 1, field label: "normal " has spaces around it`},
+		{"label with a leading tab", replace(41, "\tnormal"), `line 1, field label: "\tnormal" has spaces around it`},
+		{"symbol with a space", replace(1, " tcp"), `line 1, field protocol_type: " tcp" has spaces around it`},
 		{"bad difficulty", replace(42, "x"), `line 1, field difficulty: "x" is not an integer`},
 		{"digit separator", nslLine + "\n" + replace(4, "1_0"), `x.txt line 2, field src_bytes: "1_0" is not a number`},
 		{"hexadecimal float", replace(5, "0x1p3"), `x.txt line 1, field dst_bytes: "0x1p3" is not a number`},
@@ -106,6 +111,10 @@ func TestParseBadInput(t *testing.T) {
 				t.Fatalf("error %v, want it to contain %q", err, c.want)
 			}
 		})
+	}
+	k := strings.Replace(kddLine, "smurf.", "smurf. ", 1)
+	if _, err := Parse(strings.NewReader(k), "k.txt", FormatKDD99); err == nil || !strings.Contains(err.Error(), `k.txt line 1, field label: "smurf. " has spaces around it`) {
+		t.Errorf("KDD Cup 99 label with a trailing space: error %v", err)
 	}
 	var pe *ParseError
 	_, err := Parse(strings.NewReader(replace(4, "x")), "x.txt", FormatNSL)
