@@ -186,7 +186,9 @@ func DirKey(dir string) string {
 	return abs
 }
 
-// readSeedResult reads a finished seed's summary.
+// readSeedResult reads a finished seed's summary. One that parses but is not
+// the result of the folder's seed (an empty object, another seed's file) is
+// an error, as one that does not parse: the seed is not finished.
 func readSeedResult(dir string) (*SeedResult, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
 	if err != nil {
@@ -195,6 +197,9 @@ func readSeedResult(dir string) (*SeedResult, error) {
 	var res SeedResult
 	if err := json.Unmarshal(b, &res); err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	if res.Run == "" || res.Metrics["accuracy"].N == 0 || filepath.Base(dir) != fmt.Sprintf("seed-%d", res.Seed) {
+		return nil, fmt.Errorf("%s/summary.json: not the result of this seed: no run name or test metrics, or another seed's", dir)
 	}
 	return &res, nil
 }

@@ -100,6 +100,33 @@ func TestOtherSeedsRunAndFinishedSeedsAreKept(t *testing.T) {
 	}
 }
 
+// A seed summary.json that parses but is no seed's result (an empty object,
+// or another seed's file) is not a finished seed: the seed runs again.
+func TestSeedSummaryThatIsNoResultRunsAgain(t *testing.T) {
+	out := t.TempDir()
+	if _, _, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(out, "resume")
+	seed2, err := os.ReadFile(filepath.Join(dir, "seed-2", "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]byte{[]byte("{}\n"), seed2} {
+		os.Remove(filepath.Join(dir, "summary.json"))
+		if err := os.WriteFile(filepath.Join(dir, "seed-1", "summary.json"), bad, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, log, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(log, "seed 1: finished earlier") || !sameSeeds(s.Seeds, []uint64{1, 2}) || s.Metrics["accuracy"].N != 8 {
+			t.Errorf("seed-1 holding %.20q: seeds %v, %d episodes, log %q; want seed 1 run again", bad, s.Seeds, s.Metrics["accuracy"].N, log)
+		}
+	}
+}
+
 func TestStaleSeedOfAnotherSpecIsRefused(t *testing.T) {
 	out := t.TempDir()
 	if _, _, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}}); err != nil {
