@@ -77,6 +77,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "extra"}, "unexpected arguments"},
 		{[]string{"bench", "--device", "gpu"}, `--device "gpu": want auto, cpu or cuda`},
 		{[]string{"bench", "--backend", "tpu"}, `--device "tpu": want auto, cpu or cuda`},
+		{[]string{"bench", "--device", ""}, `--device "": want auto, cpu or cuda`},
 	} {
 		code, _, errs := runCmd(c.args...)
 		if code != 2 || !strings.Contains(errs, c.want) {

@@ -62,11 +62,11 @@ func checkMins(flags ...intFlag) error {
 	return nil
 }
 
-// checkDeviceFlag checks a --device value ("" leaves the spec's): one of
+// checkDeviceFlag checks a --device value given on the command line: one of
 // auto, cpu and cuda, and cuda only in a build that has it.
 func checkDeviceFlag(device string) error {
 	switch device {
-	case "", "auto", "cpu":
+	case "auto", "cpu":
 	case "cuda":
 		if !kernels.Compiled("cuda") {
 			return usageErrorf("--device cuda: this build has no cuda backend (build with -tags metaids_cuda); use cpu, or auto for cuda where it is compiled in and working")

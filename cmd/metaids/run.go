@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -30,12 +31,21 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// An empty --seeds or --device (an unset shell variable, say) is not
+	// taken for the flag left out.
+	given := map[string]bool{}
+	fl.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if given["seeds"] && *seedList == "" {
+		return usageErrorf("--seeds is empty: want comma-separated seeds, e.g. 1,2,3")
+	}
 	seeds, err := parseSeeds(*seedList)
 	if err != nil {
 		return usageErrorf("--seeds: %v", err)
 	}
-	if err := checkDeviceFlag(*device); err != nil {
-		return err
+	if given["device"] {
+		if err := checkDeviceFlag(*device); err != nil {
+			return err
+		}
 	}
 	if *device != "" {
 		// Applied as an override, so that the specs are checked with the

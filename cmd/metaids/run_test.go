@@ -51,6 +51,9 @@ func TestRunCommandErrors(t *testing.T) {
 		{[]string{"run", bad, "--seeds", "1,x"}, 2, "--seeds"},
 		{[]string{"run", bad, "--device", "tpu"}, 2, `--device "tpu"`},
 		{[]string{"run", bad, "--out", ""}, 2, "--out is empty"},
+		// Empty, as from an unset shell variable, is not the spec's value.
+		{[]string{"run", bad, "--seeds", ""}, 2, "--seeds is empty"},
+		{[]string{"run", bad, "--device", ""}, 2, `--device "": want auto, cpu or cuda`},
 		{[]string{"run", bad, "--set", "episodes.shot=1"}, 1, "episodes.shot"},
 	}
 	for _, c := range cases {
