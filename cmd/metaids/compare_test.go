@@ -251,6 +251,22 @@ func TestCompareTiesSupervisedAndNames(t *testing.T) {
 	}
 }
 
+// A run folder in a folder of runs that holds its summary.json but not its
+// spec.yaml (the summaries alone copied from elsewhere) is reported, not
+// left out.
+func TestReportReadsRunsWithoutTheirSpec(t *testing.T) {
+	dir := t.TempDir()
+	a := writeSummary(t, dir, "a", eval.Summary{Mean: 0.8, HalfWidth: 0.01, N: 10}, eval.Summary{Mean: 0.1, HalfWidth: 0.01, N: 10})
+	if err := os.WriteFile(filepath.Join(a, "spec.yaml"), []byte("name: a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeSummary(t, dir, "b", eval.Summary{Mean: 0.7, HalfWidth: 0.01, N: 10}, eval.Summary{Mean: 0.1, HalfWidth: 0.01, N: 10})
+	code, stdout, stderr := run(t, "report", dir, "--out", filepath.Join(t.TempDir(), "R.md"))
+	if code != 0 || !strings.Contains(stdout, "(2 runs)") {
+		t.Errorf("report of a folder with a run lacking spec.yaml: exit %d, %q %q; want 2 runs", code, stdout, stderr)
+	}
+}
+
 // A folder of runs may hold links to run folders: they are reported too.
 func TestReportFollowsLinkedRuns(t *testing.T) {
 	dir, links := t.TempDir(), t.TempDir()

@@ -122,11 +122,16 @@ func findRuns(dirs []string) ([]*experiments.RunSummary, []string, error) {
 	return summaries, folders, nil
 }
 
-// isRunDir reports whether dir is a run's folder (metaids run writes its
-// spec.yaml first).
+// isRunDir reports whether dir is a run's folder: metaids run writes its
+// spec.yaml first and its summary.json last, and a run's summaries may have
+// been copied without their specs.
 func isRunDir(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, "spec.yaml"))
-	return err == nil
+	for _, name := range []string{"spec.yaml", "summary.json"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // unfinished explains why a run folder cannot be reported.
