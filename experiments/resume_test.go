@@ -2,9 +2,11 @@ package experiments
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,6 +126,50 @@ func TestSeedSummaryThatIsNoResultRunsAgain(t *testing.T) {
 		if strings.Contains(log, "seed 1: finished earlier") || !sameSeeds(s.Seeds, []uint64{1, 2}) || s.Metrics["accuracy"].N != 8 {
 			t.Errorf("seed-1 holding %.20q: seeds %v, %d episodes, log %q; want seed 1 run again", bad, s.Seeds, s.Metrics["accuracy"].N, log)
 		}
+	}
+}
+
+// A seed kept from a run on other data (a data_dir file edited in between,
+// with no_checksum) is refused, naming the pool that changed, rather than
+// mixed into the summary with seeds run on the new data.
+func TestSeedOfOtherDataIsRefused(t *testing.T) {
+	gzf, err := datasets.ShippedFS().Open("data/nsl-kdd/KDDTest+.txt.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gzf.Close()
+	zr, err := gzip.NewReader(gzf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	writeTest := func(labels ...string) {
+		var b bytes.Buffer
+		for _, line := range strings.SplitAfter(string(all), "\n") {
+			for _, l := range labels {
+				if strings.Contains(line, ","+l+",") {
+					b.WriteString(line)
+				}
+			}
+		}
+		if err := os.WriteFile(filepath.Join(data, "KDDTest+.txt"), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := t.TempDir()
+	over := []string{"dataset.data_dir=" + data, "dataset.no_checksum=true", "episodes.ways=2"}
+	writeTest("normal", "apache2", "mscan")
+	if _, _, err := runResume(t, out, RunOptions{Seeds: []uint64{1}}, over...); err != nil {
+		t.Fatal(err)
+	}
+	writeTest("normal", "apache2", "mscan", "saint", "snmpguess")
+	_, _, err = runResume(t, out, RunOptions{Seeds: []uint64{1, 2}}, over...)
+	if !errors.Is(err, errOtherSpec) || !strings.Contains(err.Error(), "seed-1") || !strings.Contains(err.Error(), "meta-test pool") {
+		t.Fatalf("error %v, want seed-1 named as run on other data", err)
 	}
 }
 

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/metaids/metaids/datasets"
@@ -299,20 +301,26 @@ func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels
 	if det := p.Detection; det.Method != "none" && det.Threshold == "f1" && split.Val == nil {
 		return nil, fmt.Errorf("run %s: %w", p.Name, errF1WithoutVal)
 	}
-	return r.eachSeed(p, dir, func(seed uint64) (*SeedResult, error) {
+	return r.eachSeed(p, dir, poolInfos(split), func(seed uint64) (*SeedResult, error) {
 		return r.runSeed(ctx, p, split, be, seed)
 	})
 }
 
 // eachSeed runs one seed after another, keeping seeds finished earlier
-// unless Force, and writes each seed's files as soon as it is done.
-func (r *Runner) eachSeed(p plan, dir string, run func(seed uint64) (*SeedResult, error)) ([]*SeedResult, error) {
+// unless Force, and writes each seed's files as soon as it is done. A seed
+// is kept only if it was run on the same pools, since the files of a
+// data_dir may have changed (with no_checksum) under the same spec.
+func (r *Runner) eachSeed(p plan, dir string, pools map[string]PoolInfo, run func(seed uint64) (*SeedResult, error)) ([]*SeedResult, error) {
 	var results []*SeedResult
 	for _, seed := range p.Seeds {
 		seedDir := filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
 		if !r.opt.Force {
 			if res, err := readSeedResult(seedDir); err == nil {
-				if diff := p.differenceFrom(res.Spec, res.Inputs); diff != "" {
+				diff := p.differenceFrom(res.Spec, res.Inputs)
+				if diff == "" {
+					diff = poolsDifference(res.Pools, pools)
+				}
+				if diff != "" {
 					return nil, otherSpecError(p.Name, seedDir, diff)
 				}
 				fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
@@ -713,6 +721,34 @@ func poolInfos(s *datasets.Split) map[string]PoolInfo {
 		out[name] = info
 	}
 	return out
+}
+
+// poolsDifference names the first pool whose file, classes or record count
+// differ from those recorded ("" when none does, or none was recorded).
+func poolsDifference(recorded, now map[string]PoolInfo) string {
+	if recorded == nil {
+		return ""
+	}
+	names := slices.Sorted(maps.Keys(now))
+	for name := range recorded {
+		if _, ok := now[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
+		was, is := recorded[name], now[name]
+		if was.File != is.File || was.Records != is.Records || !slices.Equal(was.Classes, is.Classes) {
+			return fmt.Sprintf("the %s pool is %s there and %s now: the data changed", name, was.describe(), is.describe())
+		}
+	}
+	return ""
+}
+
+func (p PoolInfo) describe() string {
+	if p.File == "" {
+		return "absent"
+	}
+	return fmt.Sprintf("%d records of %d classes from %s", p.Records, len(p.Classes), p.File)
 }
 
 func confusionTable(names []string, c *eval.Confusion) ConfusionTable {

@@ -146,9 +146,14 @@ func (r *Runner) runSupervised(ctx context.Context, p plan, dir string, be kerne
 	}
 	fmt.Fprintf(r.opt.Log, "%s: loaded and encoded %s (%d records, %d features) and %d test file(s) in %s\n",
 		p.Name, tr.name, tr.m.Rows, tr.m.Dim, len(tests), time.Since(start).Round(time.Millisecond))
-	return r.eachSeed(p, dir, func(seed uint64) (*SeedResult, error) {
+	return r.eachSeed(p, dir, supervisedPools(tr, classes), func(seed uint64) (*SeedResult, error) {
 		return r.supervisedSeed(ctx, p, enc, tr, tests, classes, be, seed)
 	})
+}
+
+// supervisedPools describes what the classifier is trained on.
+func supervisedPools(tr *encodedFile, classes []string) map[string]PoolInfo {
+	return map[string]PoolInfo{"train": {File: tr.name, Classes: classes, Records: tr.m.Rows}}
 }
 
 func (r *Runner) supervisedSeed(ctx context.Context, p plan, enc *datasets.Encoder, tr *encodedFile, tests []*encodedFile,
@@ -164,7 +169,7 @@ func (r *Runner) supervisedSeed(ctx context.Context, p plan, enc *datasets.Encod
 		return nil, err
 	}
 	res := &SeedResult{Run: p.Name, Seed: seed, Provenance: r.prov, Backend: be.Name(), Device: be.Device(), Cost: clf.Cost(),
-		Started: start.UTC(), Spec: string(p.SpecYAML), Inputs: p.Inputs, Pools: map[string]PoolInfo{"train": {File: tr.name, Classes: classes, Records: tr.m.Rows}}}
+		Started: start.UTC(), Spec: string(p.SpecYAML), Inputs: p.Inputs, Pools: supervisedPools(tr, classes)}
 	bar := progress.New(r.opt.Log, fmt.Sprintf("%s seed %d: train", p.Name, seed), cfg.Epochs)
 	trainStart := time.Now()
 	err = clf.Fit(ctx, tr.m.X, tr.y, tr.m.Rows, func(epoch int, loss float64) {
