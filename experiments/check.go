@@ -411,13 +411,25 @@ func (d *decoder) checkAdversarial(s *Spec) {
 	if !(a.TrainMix > 0 && a.TrainMix <= 1) {
 		d.fail("adversarial.train_mix", "%g, want a share in (0, 1]", a.TrainMix)
 	}
+	budgets := map[float64]int{}
 	for i, e := range a.EvalBudgets {
+		key := fmt.Sprintf("adversarial.eval_budgets[%d]", i)
 		if !(e > 0 && e <= 1) {
-			d.fail(fmt.Sprintf("adversarial.eval_budgets[%d]", i), "%g, want a budget in (0, 1]", e)
+			d.fail(key, "%g, want a budget in (0, 1]", e)
 		}
+		if j, dup := budgets[e]; dup {
+			d.fail(key, "%g is listed twice (also adversarial.eval_budgets[%d])", e, j)
+		}
+		budgets[e] = i
 	}
+	attacks := map[string]int{}
 	for i, at := range a.EvalAttacks {
-		d.choice(fmt.Sprintf("adversarial.eval_attacks[%d]", i), at, []string{"fgsm", "pgd"})
+		key := fmt.Sprintf("adversarial.eval_attacks[%d]", i)
+		d.choice(key, at, []string{"fgsm", "pgd"})
+		if j, dup := attacks[at]; dup {
+			d.fail(key, "%s is listed twice (also adversarial.eval_attacks[%d])", at, j)
+		}
+		attacks[at] = i
 	}
 	d.atLeast("adversarial.pgd_steps", a.PGDSteps, 1)
 	d.atLeast("adversarial.eval_episodes", a.EvalEpisodes, 1)
