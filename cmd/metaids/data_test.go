@@ -296,6 +296,13 @@ func TestSplitJSON(t *testing.T) {
 	}
 }
 
+// Fewer than two ways is a wrong command line, as in a spec and in bench.
+func TestSplitOneWay(t *testing.T) {
+	if code, _, stderr := run(t, "split", "nsl-kdd", "--ways", "1"); code != 2 || !strings.Contains(stderr, "--ways must be at least 2 (got 1)") {
+		t.Errorf("--ways 1: exit %d, stderr %q; want exit 2 naming --ways", code, stderr)
+	}
+}
+
 // Too few classes after the classes smaller than --shots + --queries are
 // left out: the error names the flags that decide it.
 func TestSplitShortageNamesFlags(t *testing.T) {
