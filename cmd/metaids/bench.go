@@ -114,7 +114,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			Config: r.cfg, Shape: r.shape, Steps: *steps, Warmup: *warmup, Repeats: *repeats,
 			Threads: *threads, Seed: *seed, Backend: be, Eval: *evalMode,
 		})
-		if r.err != nil && (len(runs) == 1 || ctx.Err() != nil) {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted: no figures are reported (%w)", ctx.Err())
+		}
+		if r.err != nil && len(runs) == 1 {
 			return r.err
 		}
 		if len(runs) > 1 {

@@ -205,3 +205,14 @@ func TestBenchJSONRecordsItsSettings(t *testing.T) {
 		}
 	}
 }
+
+// Interrupted, bench says so and exits 1, with no figures.
+func TestBenchInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errOut bytes.Buffer
+	code := runMain(ctx, &env{stdout: &out, stderr: &errOut}, []string{"bench", "--steps", "2", "--warmup", "0", "--repeats", "1"})
+	if code != 1 || !strings.Contains(errOut.String(), "interrupted") || out.Len() != 0 {
+		t.Errorf("exit %d, stderr %q, stdout %q; want exit 1, interrupted and no output", code, errOut.String(), out.String())
+	}
+}
