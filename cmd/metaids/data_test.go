@@ -43,7 +43,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"data", "list", "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"data", "stats", "kddcup99", "--file", "kddcup.data"}, 1, "--data-dir"},
 		{[]string{"split", "nsl-kdd", "--episodes", "-1"}, 2, "--episodes must be at least 0 (got -1)"},
-		{[]string{"split", "nsl-kdd", "--ways", "0"}, 2, "--ways must be at least 1 (got 0)"},
+		{[]string{"split", "nsl-kdd", "--ways", "0"}, 2, "--ways must be at least 2 (got 0)"},
 		{[]string{"split", "nsl-kdd", "--shots", "-1"}, 2, "--shots must be at least 1 (got -1)"},
 		{[]string{"split", "nsl-kdd", "--queries", "-2"}, 2, "--queries must be at least 0 (got -2)"},
 		{[]string{"split", "nsl-kdd", "--meta-batch", "0"}, 2, "--meta-batch must be at least 1 (got 0)"},
