@@ -181,9 +181,10 @@ type ConfusionTable struct {
 // errInterrupted is returned when the context ends a run early.
 var errInterrupted = errors.New("interrupted")
 
-// checkRunDir explains a run folder's path that cannot be a folder: a
-// file, or a link to nothing (which os.Stat calls absent and mkdir calls
-// existing). An absent path is fine: the run makes it.
+// checkRunDir explains a run folder's path that cannot be the run's folder:
+// a file, a link to nothing (which os.Stat calls absent and mkdir calls
+// existing), or a folder of other files. An absent path or an empty folder
+// is fine: the run makes or fills it.
 func checkRunDir(dir string) error {
 	fi, err := os.Lstat(dir)
 	if err != nil {
@@ -199,6 +200,20 @@ func checkRunDir(dir string) error {
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("%s is a file, not a folder: move it, or run with --out DIR elsewhere", dir)
+	}
+	// A folder of someone else's files that happens to bear the run's name
+	// is not written into (nor, with --force, cleared of its report.md).
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if n := e.Name(); n == "spec.yaml" || n == "summary.json" || isSeedDir(n) {
+			return nil
+		}
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("%s is a folder that holds no run (no spec.yaml, summary.json or seed-N folder): move it, or run with --out DIR elsewhere", dir)
 	}
 	return nil
 }

@@ -186,8 +186,8 @@ func TestFailedRunLeavesNoFolder(t *testing.T) {
 	}
 }
 
-// A run whose folder's path is a file or a link to nothing says so, and
-// leaves the path as it was.
+// A run whose folder's path is a file, a link to nothing or a folder of
+// other files says so, and leaves the path as it was.
 func TestRunFolderThatCannotBeOne(t *testing.T) {
 	p := testPlan(t, "protonet")
 	for _, c := range []struct {
@@ -196,6 +196,12 @@ func TestRunFolderThatCannotBeOne(t *testing.T) {
 	}{
 		{"dangling link", "is a link to ", func(path string) error { return os.Symlink(filepath.Join(filepath.Dir(path), "gone"), path) }},
 		{"file", "is a file, not a folder", func(path string) error { return os.WriteFile(path, []byte("x"), 0o644) }},
+		{"folder of other files", "is a folder that holds no run", func(path string) error {
+			if err := os.Mkdir(path, 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(path, "report.md"), []byte("mine"), 0o644)
+		}},
 	} {
 		for _, force := range []bool{false, true} {
 			out := t.TempDir()
@@ -209,6 +215,9 @@ func TestRunFolderThatCannotBeOne(t *testing.T) {
 			}
 			if _, err := os.Lstat(path); err != nil {
 				t.Errorf("%s, force %v: the path is gone: %v", c.name, force, err)
+			}
+			if b, err := os.ReadFile(filepath.Join(path, "report.md")); c.name == "folder of other files" && string(b) != "mine" {
+				t.Errorf("force %v: the folder's report.md is %q (%v), want it kept", force, b, err)
 			}
 		}
 	}
