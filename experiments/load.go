@@ -113,9 +113,13 @@ func ParseOverride(s string) (Override, error) {
 		}
 	}
 	value := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(v), &doc); err != nil {
+	dec := yaml.NewDecoder(strings.NewReader(v))
+	var doc, extra yaml.Node
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return Override{}, fmt.Errorf("--set %s: value is not YAML: %s", s, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Override{}, fmt.Errorf("--set %s: the value is more than one YAML document", s)
 	}
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		value = doc.Content[0]

@@ -347,6 +347,7 @@ func TestParseOverrideSyntax(t *testing.T) {
 		"=1":                "--set =1: want key=value, e.g. episodes.shots=1",
 		"episodes..shots=1": `--set episodes..shots=1: key "episodes..shots" has an empty part`,
 		"seeds=[1,2":        "--set seeds=[1,2: value is not YAML: line 1: did not find expected ',' or ']'",
+		"seeds=1\n---\n2":   "--set seeds=1\n---\n2: the value is more than one YAML document",
 	} {
 		if _, err := ParseOverride(s); err == nil || err.Error() != want {
 			t.Errorf("ParseOverride(%q) = %v, want %q", s, err, want)
