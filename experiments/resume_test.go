@@ -9,10 +9,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/eval"
 )
 
 const resumeSpec = `
@@ -379,5 +381,31 @@ func TestEditedCategoriesFileIsAnotherRun(t *testing.T) {
 	_, _, err := runResume(t, out, RunOptions{}, "dataset.categories="+cats)
 	if !errors.Is(err, errOtherSpec) || !strings.Contains(err.Error(), "the content of dataset.categories differs") {
 		t.Fatalf("an edited categories file: %v", err)
+	}
+}
+
+// The seeds of a run are one experiment whatever order they are listed in
+// (a run finished with seeds 1,2,3 is finished for 3,1,2), so the summary
+// pools them in seed order and gives the same numbers bit for bit.
+func TestSeedOrderDoesNotChangeTheSummary(t *testing.T) {
+	var sums []*RunSummary
+	for _, seeds := range [][]uint64{{1, 2, 3}, {3, 1, 2}} {
+		p := testPlan(t, "protonet")
+		p.Seeds = seeds
+		s, err := NewRunner(RunOptions{OutDir: t.TempDir(), Log: &bytes.Buffer{}}).runPlan(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, s)
+	}
+	a, b := sums[0], sums[1]
+	if !slices.Equal(a.Seeds, b.Seeds) {
+		t.Errorf("summary seeds %v and %v, want both in seed order", a.Seeds, b.Seeds)
+	}
+	for _, name := range eval.MetricNames {
+		if a.Metrics[name] != b.Metrics[name] || a.SeedSpread[name] != b.SeedSpread[name] {
+			t.Errorf("%s: %+v (spread %+v) with seeds 1,2,3 but %+v (spread %+v) with 3,1,2",
+				name, a.Metrics[name], a.SeedSpread[name], b.Metrics[name], b.SeedSpread[name])
+		}
 	}
 }

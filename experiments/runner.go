@@ -276,6 +276,9 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 	} else if results, err = r.runEpisodic(ctx, p, dir, be); err != nil {
 		return nil, err
 	}
+	// Seeds listed in any order are the same run (sameSeeds): pooled in
+	// seed order, they give the same numbers bit for bit.
+	slices.SortFunc(results, func(a, b *SeedResult) int { return cmp.Compare(a.Seed, b.Seed) })
 	sum = summarise(p, results)
 	if err := writeRunSummary(dir, sum, results); err != nil {
 		return nil, err
