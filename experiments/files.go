@@ -255,10 +255,19 @@ func summarise(p plan, seeds []*SeedResult) *RunSummary {
 		return s
 	}
 	s.Provenance, s.Backend, s.Device, s.Cost = seeds[0].Provenance, seeds[0].Backend, seeds[0].Device, seeds[0].Cost
-	for _, r := range seeds[1:] { // seeds resumed across commits: name every commit
-		if c := r.Provenance.Commit; !slices.Contains(strings.Split(s.Provenance.Commit, ", "), c) {
-			s.Provenance.Commit += ", " + c
+	// Seeds resumed with another build, Go, machine or backend: name each.
+	add := func(all *string, v string) {
+		if !slices.Contains(strings.Split(*all, ", "), v) {
+			*all += ", " + v
 		}
+	}
+	for _, r := range seeds[1:] {
+		add(&s.Provenance.Commit, r.Provenance.Commit)
+		add(&s.Provenance.GoVersion, r.Provenance.GoVersion)
+		add(&s.Provenance.OS, r.Provenance.OS)
+		add(&s.Provenance.Arch, r.Provenance.Arch)
+		add(&s.Backend, r.Backend)
+		add(&s.Device, r.Device)
 	}
 	if p.Supervised != nil {
 		s.Protocol, s.Algo, s.Labels = "supervised", "classifier", p.Supervised.Labels

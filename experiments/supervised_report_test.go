@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,5 +105,21 @@ func TestRunSummaryNamesEveryCommit(t *testing.T) {
 	s := summarise(p, []*SeedResult{seed(1, "aaa"), seed(2, "bbb"), seed(3, "aaa")})
 	if s.Provenance.Commit != "aaa, bbb" {
 		t.Errorf("commit %q, want \"aaa, bbb\"", s.Provenance.Commit)
+	}
+}
+
+// A run resumed with another Go, on another machine or backend, names each
+// in its summary, not only the first seed's.
+func TestRunSummaryNamesEveryGoVersionAndBackend(t *testing.T) {
+	p := testPlan(t, "protonet")
+	seed := func(n uint64, goVersion, backend, device string) *SeedResult {
+		return &SeedResult{Seed: n, Provenance: Provenance{Commit: "aaa", GoVersion: goVersion, OS: "linux", Arch: "amd64"},
+			Backend: backend, Device: device, Metrics: map[string]eval.Summary{"accuracy": {Mean: 0.5, N: 1}}}
+	}
+	s := summarise(p, []*SeedResult{seed(1, "go1.26.0", "cpu", "Xeon"), seed(2, "go1.26.1", "cuda", "H100"), seed(3, "go1.26.0", "cpu", "Xeon")})
+	got := []string{s.Provenance.Commit, s.Provenance.GoVersion, s.Provenance.OS, s.Backend, s.Device}
+	want := []string{"aaa", "go1.26.0, go1.26.1", "linux", "cpu, cuda", "Xeon, H100"}
+	if !slices.Equal(got, want) {
+		t.Errorf("commit, Go, OS, backend, device %q, want %q", got, want)
 	}
 }
