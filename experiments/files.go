@@ -266,6 +266,7 @@ func summarise(p plan, seeds []*SeedResult) *RunSummary {
 		add(&s.Provenance.GoVersion, r.Provenance.GoVersion)
 		add(&s.Provenance.OS, r.Provenance.OS)
 		add(&s.Provenance.Arch, r.Provenance.Arch)
+		add(&s.Provenance.Kernels, r.Provenance.Kernels)
 		add(&s.Backend, r.Backend)
 		add(&s.Device, r.Device)
 	}
@@ -472,12 +473,21 @@ func seedList(seeds []uint64) string {
 	return strings.Join(s, ",")
 }
 
+// backendText is the backend, its device and the host's kernels, as reports
+// name them: "cpu (AMD EPYC (amd64); avx2-fma kernels)".
+func (r *RunSummary) backendText() string {
+	if r.Provenance.Kernels == "" { // recorded before kernels were
+		return fmt.Sprintf("%s (%s)", r.Backend, r.Device)
+	}
+	return fmt.Sprintf("%s (%s; %s kernels)", r.Backend, r.Device, r.Provenance.Kernels)
+}
+
 // runReport is the Markdown report of one run.
 func runReport(s *RunSummary, seeds []*SeedResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\n", s.Run)
-	fmt.Fprintf(&b, "%s, %s, %s; seeds %s; commit %s, %s, backend %s (%s); wall time %.1f s.\n\n",
-		s.Dataset, s.Algo, s.Shape(), seedList(s.Seeds), s.Provenance.Commit, s.Provenance.GoVersion, s.Backend, s.Device, s.Wall)
+	fmt.Fprintf(&b, "%s, %s, %s; seeds %s; commit %s, %s, backend %s; wall time %.1f s.\n\n",
+		s.Dataset, s.Algo, s.Shape(), seedList(s.Seeds), s.Provenance.Commit, s.Provenance.GoVersion, s.backendText(), s.Wall)
 	fmt.Fprintf(&b, "Model cost: %d parameters, %d multiply-adds per flow; %.0f flows/s classified (%.1f µs per flow, adaptation included).\n\n",
 		s.Cost.Params, s.Cost.MACsPerFlow, s.FlowsPS, s.LatencyUS)
 	MetricTable("Test metrics", []*RunSummary{s}).Render(&b, eval.Markdown)

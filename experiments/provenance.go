@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+
+	"github.com/metaids/metaids/train"
 )
 
 // Provenance records what produced a result.
@@ -16,6 +18,9 @@ type Provenance struct {
 	OS        string `json:"os"`
 	Arch      string `json:"arch"`
 	CPUs      int    `json:"cpus"`
+	// Kernels are the host's float32 matrix kernels (train.HostKernels),
+	// which the numbers depend on bit for bit.
+	Kernels string `json:"kernels,omitempty"`
 }
 
 // BuildCommit is set at link time by the Makefile
@@ -27,7 +32,8 @@ var BuildCommit string
 // else from git in the working directory (go run stamps nothing), else
 // "unknown".
 func CurrentProvenance() Provenance {
-	p := Provenance{Commit: "unknown", GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU()}
+	p := Provenance{Commit: "unknown", GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
+		Kernels: train.HostKernels()}
 	if BuildCommit != "" {
 		p.Commit = BuildCommit
 		return p

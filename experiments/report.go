@@ -342,7 +342,7 @@ func commits(runs []*RunSummary) string {
 func machines(runs []*RunSummary) string {
 	return tally(runs, "", "", "; ", func(r *RunSummary) string {
 		p := r.Provenance
-		return fmt.Sprintf("%s, %s/%s with %d CPUs, backend %s (%s)", p.GoVersion, p.OS, p.Arch, p.CPUs, r.Backend, r.Device)
+		return fmt.Sprintf("%s, %s/%s with %d CPUs, backend %s", p.GoVersion, p.OS, p.Arch, p.CPUs, r.backendText())
 	})
 }
 

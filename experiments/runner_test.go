@@ -113,6 +113,12 @@ func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
 	if seed1.Provenance.GoVersion == "" || seed1.Backend != "cpu" || seed1.Device == "" || seed1.Train.BestStep < 10 {
 		t.Errorf("seed summary lacks provenance or training record: %+v %+v", seed1.Provenance, seed1.Train)
 	}
+	// The numbers depend bit for bit on the host's kernels: both summaries
+	// and the report name them.
+	if k := train.HostKernels(); seed1.Provenance.Kernels != k || s.Provenance.Kernels != k ||
+		!strings.Contains(string(must(os.ReadFile(filepath.Join(out, p.Name, "report.md")))), k+" kernels") {
+		t.Errorf("kernels %q (seed) and %q (run), want %q recorded and reported", seed1.Provenance.Kernels, s.Provenance.Kernels, k)
+	}
 	if got := strings.Count(string(must(os.ReadFile(filepath.Join(out, p.Name, "seed-1", "episodes.csv")))), "\n"); got != 13 {
 		t.Errorf("episodes.csv has %d lines, want header + 12", got)
 	}

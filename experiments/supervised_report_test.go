@@ -112,14 +112,14 @@ func TestRunSummaryNamesEveryCommit(t *testing.T) {
 // in its summary, not only the first seed's.
 func TestRunSummaryNamesEveryGoVersionAndBackend(t *testing.T) {
 	p := testPlan(t, "protonet")
-	seed := func(n uint64, goVersion, backend, device string) *SeedResult {
-		return &SeedResult{Seed: n, Provenance: Provenance{Commit: "aaa", GoVersion: goVersion, OS: "linux", Arch: "amd64"},
+	seed := func(n uint64, goVersion, backend, device, kernels string) *SeedResult {
+		return &SeedResult{Seed: n, Provenance: Provenance{Commit: "aaa", GoVersion: goVersion, OS: "linux", Arch: "amd64", Kernels: kernels},
 			Backend: backend, Device: device, Metrics: map[string]eval.Summary{"accuracy": {Mean: 0.5, N: 1}}}
 	}
-	s := summarise(p, []*SeedResult{seed(1, "go1.26.0", "cpu", "Xeon"), seed(2, "go1.26.1", "cuda", "H100"), seed(3, "go1.26.0", "cpu", "Xeon")})
-	got := []string{s.Provenance.Commit, s.Provenance.GoVersion, s.Provenance.OS, s.Backend, s.Device}
-	want := []string{"aaa", "go1.26.0, go1.26.1", "linux", "cpu, cuda", "Xeon, H100"}
+	s := summarise(p, []*SeedResult{seed(1, "go1.26.0", "cpu", "Xeon", "avx2-fma"), seed(2, "go1.26.1", "cuda", "H100", "go"), seed(3, "go1.26.0", "cpu", "Xeon", "avx2-fma")})
+	got := []string{s.Provenance.Commit, s.Provenance.GoVersion, s.Provenance.OS, s.Backend, s.Device, s.Provenance.Kernels}
+	want := []string{"aaa", "go1.26.0, go1.26.1", "linux", "cpu, cuda", "Xeon, H100", "avx2-fma, go"}
 	if !slices.Equal(got, want) {
-		t.Errorf("commit, Go, OS, backend, device %q, want %q", got, want)
+		t.Errorf("commit, Go, OS, backend, device, kernels %q, want %q", got, want)
 	}
 }

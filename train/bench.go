@@ -243,8 +243,8 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		r.Backend, r.Device = o.Backend.Name(), o.Backend.Device()
 	}
 	r.Kernels = "go"
-	if useAsm && !o.Config.Float64 {
-		r.Kernels = "avx2-fma"
+	if !o.Config.Float64 {
+		r.Kernels = HostKernels()
 	}
 	r.Threads = runtime.GOMAXPROCS(0)
 	r.Steps, r.Repeats = o.Steps, o.Repeats

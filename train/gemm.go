@@ -58,6 +58,17 @@ func gemm32(m, n, k int, a []float32, ai, ap int, b []float32, ldb int, c []floa
 	}
 }
 
+// HostKernels names the float32 matrix kernels the host computes with:
+// "avx2-fma" (the assembly kernels, on amd64 with AVX2 and FMA) or "go" (plain
+// loops: other CPUs and purego builds). They round differently, so float32
+// results agree bit for bit only between runs with the same kernels.
+func HostKernels() string {
+	if useAsm {
+		return "avx2-fma"
+	}
+	return "go"
+}
+
 // matMul sets or accumulates C[m,n] (+)= A[m,k] B[k,n], all row-major.
 func matMul[T Float](c, a, b []T, m, k, n int, acc bool) {
 	if !acc {

@@ -46,3 +46,18 @@ func TestGemmKernelsMatchLoops(t *testing.T) {
 		}
 	}
 }
+
+// HostKernels names the kernels gemm and dot use, which results depend on
+// bit for bit.
+func TestHostKernelsNamesTheKernelsInUse(t *testing.T) {
+	defer func(v bool) { useAsm = v }(useAsm)
+	for _, c := range []struct {
+		asm  bool
+		want string
+	}{{false, "go"}, {true, "avx2-fma"}} {
+		useAsm = c.asm
+		if got := HostKernels(); got != c.want {
+			t.Errorf("with useAsm %v: HostKernels() = %q, want %q", c.asm, got, c.want)
+		}
+	}
+}
