@@ -142,6 +142,21 @@ type SeedResult struct {
 	checkpoint []byte // the selected learner, with its encoder and spec
 }
 
+// CheckpointProvenance is the "provenance" blob of a seed's checkpoint: the
+// seed and what made it, as its summary.json records them.
+type CheckpointProvenance struct {
+	Run        string     `json:"run"`
+	Seed       uint64     `json:"seed"`
+	Provenance Provenance `json:"provenance"`
+	Backend    string     `json:"backend"`
+	Device     string     `json:"device"`
+}
+
+func (r *SeedResult) provenanceJSON() []byte {
+	b, _ := json.Marshal(CheckpointProvenance{r.Run, r.Seed, r.Provenance, r.Backend, r.Device}) // plain strings and numbers: cannot fail
+	return b
+}
+
 // PretrainStats summarise self-supervised pre-training.
 type PretrainStats struct {
 	Objective string    `json:"objective"`
@@ -603,7 +618,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		return nil, err
 	}
 	var ckpt bytes.Buffer
-	if err := learner.SaveCheckpoint(&ckpt, map[string][]byte{"encoder": encoder, "spec": p.SpecYAML}); err != nil {
+	if err := learner.SaveCheckpoint(&ckpt, map[string][]byte{"encoder": encoder, "spec": p.SpecYAML, "provenance": res.provenanceJSON()}); err != nil {
 		return nil, err
 	}
 	res.checkpoint = ckpt.Bytes()

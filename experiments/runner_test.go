@@ -3,15 +3,18 @@ package experiments
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/kernels"
 	"github.com/metaids/metaids/train"
 )
 
@@ -64,6 +67,21 @@ func checkRunLevelFilesListed(t *testing.T, dir string) {
 	}
 }
 
+// checkCheckpointProvenance checks that a checkpoint's provenance blob names
+// its run and seed and what made it, so that a checkpoint away from its
+// summary.json still says so.
+func checkCheckpointProvenance(t *testing.T, blob []byte, run string, seed uint64) {
+	t.Helper()
+	var got CheckpointProvenance
+	if err := json.Unmarshal(blob, &got); err != nil {
+		t.Fatalf("checkpoint provenance %q: %v", blob, err)
+	}
+	want := CheckpointProvenance{Run: run, Seed: seed, Provenance: CurrentProvenance(), Backend: "cpu", Device: kernels.NewCPU().Device()}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("checkpoint provenance %+v, want %+v", got, want)
+	}
+}
+
 func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
 	out := t.TempDir()
 	var log bytes.Buffer
@@ -100,6 +118,7 @@ func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
 	if err := enc.UnmarshalJSON(extra["encoder"]); err != nil || enc.Dim() != 125 {
 		t.Errorf("checkpoint encoder: %v", err)
 	}
+	checkCheckpointProvenance(t, extra["provenance"], p.Name, 1)
 	if st, err := os.Stat(filepath.Join(out, p.Name, "summary.json")); err != nil || st.Mode().Perm() != 0o644 {
 		t.Errorf("summary.json mode %v, want 0644 (readable by others)", st.Mode())
 	}
@@ -277,6 +296,16 @@ seeds: [1, 2]
 		}
 	}
 	checkRunLevelFilesListed(t, filepath.Join(out, "sup"))
+	ckpt, err := os.Open(filepath.Join(out, "sup", "seed-2", "checkpoint.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ckpt.Close()
+	_, extra, err := train.LoadClassifier(ckpt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCheckpointProvenance(t, extra["provenance"], "sup", 2)
 	if sec := SupervisedSection([]*RunSummary{s}); !strings.Contains(sec, "| category |") || !strings.Contains(sec, "RNN-IDS") {
 		t.Errorf("report section:\n%s", sec)
 	}

@@ -208,7 +208,7 @@ func (r *Runner) supervisedSeed(ctx context.Context, p plan, enc *datasets.Encod
 		return nil, err
 	}
 	var ckpt strings.Builder
-	if err := clf.Save(&ckpt, map[string][]byte{"encoder": encoded, "spec": p.SpecYAML}); err != nil {
+	if err := clf.Save(&ckpt, map[string][]byte{"encoder": encoded, "spec": p.SpecYAML, "provenance": res.provenanceJSON()}); err != nil {
 		return nil, err
 	}
 	res.checkpoint = []byte(ckpt.String())
