@@ -1,11 +1,11 @@
 # metaids: build, test, benchmark, reproduce.
 GO ?= go
 BIN := bin/metaids
-# The commit (with +dirty for uncommitted changes) recorded in every result file,
+# The commit (with +dirty for uncommitted changes or untracked files) recorded in every result file,
 # stamped only in this project's own checkout: an exported tree records none, and
 # a tree inside another repository does not take that repository's HEAD.
 ifeq ($(shell git rev-parse --show-toplevel 2>/dev/null),$(realpath $(CURDIR)))
-COMMIT := $(shell git rev-parse HEAD)$(shell git diff --quiet HEAD || echo +dirty)
+COMMIT := $(shell git rev-parse HEAD)$(shell test -z "$$(git status --porcelain)" || echo +dirty)
 endif
 LDFLAGS := $(if $(COMMIT),-X github.com/metaids/metaids/experiments.BuildCommit=$(COMMIT))
 QUICK_OUT ?= results/quick

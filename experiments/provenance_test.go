@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -20,11 +21,7 @@ func TestProvenanceIgnoresOtherRepositories(t *testing.T) {
 	}
 	for _, args := range [][]string{{"init", "-q"}, {"add", "go.mod"},
 		{"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "other"}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
+		git(t, dir, args...)
 	}
 	if BuildCommit != "" {
 		t.Skip("commit stamped at link time")
@@ -39,5 +36,26 @@ func TestProvenanceIgnoresOtherRepositories(t *testing.T) {
 	}
 	if c := CurrentProvenance().Commit; len(c) < 40 {
 		t.Errorf("commit %q in a checkout of this module, want its HEAD", c)
+	}
+	// Clean once committed; an untracked source file, which a build would
+	// compile in, makes it dirty, as it does Go's own vcs.modified.
+	git(t, dir, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-am", "module")
+	if c := CurrentProvenance().Commit; len(c) != 40 {
+		t.Errorf("commit %q in a clean checkout, want the bare HEAD", c)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "extra.go"), []byte("package other\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c := CurrentProvenance().Commit; !strings.HasSuffix(c, "+dirty") {
+		t.Errorf("commit %q with an untracked source file, want +dirty", c)
+	}
+}
+
+func git(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
 	}
 }
