@@ -80,13 +80,18 @@ func SuiteReport(path, title string, runs []*RunSummary, dirs []string, extra ..
 	}
 	for _, s := range sections(runs, folder) {
 		fmt.Fprintf(&b, "## %s: few-shot novel-attack detection\n\n", s.name)
-		for _, m := range []struct{ key, label string }{{"accuracy", "Accuracy"}, {"macro_precision", "Macro precision"}, {"macro_recall", "Macro recall"}, {"macro_f1", "Macro F1"}, {"detection_rate", "Detection rate"}, {"false_alarm_rate", "False-alarm rate"}} {
+		for _, m := range []struct{ key, label string }{{"accuracy", "Accuracy"}, {"macro_precision", "Macro precision"}, {"macro_f1", "Macro F1"}, {"detection_rate", "Detection rate"}, {"false_alarm_rate", "False-alarm rate"}} {
 			t := gridTable(fmt.Sprintf("%s (%d-way, %d queries per way)", m.label, s.ways, s.queries), s, func(r *RunSummary) (eval.Summary, bool) {
 				v, ok := r.Metrics[m.key]
 				return v, ok
 			})
 			if t == nil {
 				continue
+			}
+			if m.key == "accuracy" {
+				// Macro recall is the mean over ways of correct/queries, which,
+				// every way having the same number of queries, is accuracy.
+				t.Notes = append(t.Notes, "macro recall equals accuracy: every way of an episode has the same number of queries")
 			}
 			t.Render(&b, eval.Markdown)
 			b.WriteString("\n")

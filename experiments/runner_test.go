@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -96,6 +97,11 @@ func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
 	}
 	if _, ok := s.Metrics["detection_rate"]; !ok {
 		t.Error("no detection rate although normal is a way")
+	}
+	// Every way has the same number of queries, so macro recall is accuracy
+	// (the suite report says so in place of a table of its own).
+	if a, r := s.Metrics["accuracy"].Mean, s.Metrics["macro_recall"].Mean; math.Abs(a-r) > 1e-12 {
+		t.Errorf("macro recall %v, accuracy %v: want them equal", r, a)
 	}
 	for _, f := range []string{"spec.yaml", "summary.json", "report.md", "seed-1/summary.json", "seed-1/episodes.csv",
 		"seed-1/per_class.csv", "seed-1/confusion.csv", "seed-1/curve.csv", "seed-2/summary.json"} {
