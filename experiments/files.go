@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"crypto/sha256"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -30,8 +31,11 @@ func writeJSON(path string, v any) error {
 	return writeFileAtomic(path, append(b, '\n'))
 }
 
-func writeCSV(path string, header []string, rows [][]string) error {
+func writeCSV(path, note string, header []string, rows [][]string) error {
 	var sb strings.Builder
+	if note != "" {
+		sb.WriteString("# " + note + "\n")
+	}
 	w := csv.NewWriter(&sb)
 	if err := w.Write(header); err != nil {
 		return err
@@ -42,11 +46,23 @@ func writeCSV(path string, header []string, rows [][]string) error {
 	return writeFileAtomic(path, []byte(sb.String()))
 }
 
+// ftoa writes the shortest text that reads back as v exactly, so that a
+// figure recomputed from a CSV is the one the run computed.
 func ftoa(v float64) string {
 	if math.IsNaN(v) {
 		return ""
 	}
-	return strconv.FormatFloat(v, 'g', 10, 64)
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// csvNote is the comment line that opens each of a seed's CSV files, so
+// that a file taken out of its folder still says what made it: the run,
+// seed, commit, Go version, backend, device and host kernels, and the
+// sha256 of the resolved spec (the seed's summary.json holds its text).
+func csvNote(res *SeedResult) string {
+	p := res.Provenance
+	return fmt.Sprintf("metaids run %s, seed %d; spec sha256:%x; commit %s; %s; backend %s (%s); kernels %s",
+		res.Run, res.Seed, sha256.Sum256([]byte(res.Spec)), p.Commit, p.GoVersion, res.Backend, res.Device, p.Kernels)
 }
 
 // writeSeedResult writes one seed's files into a fresh directory next to
@@ -64,6 +80,7 @@ func writeSeedResult(dir string, res *SeedResult) error {
 		os.RemoveAll(tmp)
 		return err
 	}
+	note := csvNote(res)
 	var rows [][]string
 	for _, e := range res.episodes {
 		row := []string{strconv.Itoa(e.Episode)}
@@ -72,14 +89,14 @@ func writeSeedResult(dir string, res *SeedResult) error {
 		}
 		rows = append(rows, row)
 	}
-	if err := writeCSV(filepath.Join(tmp, "episodes.csv"), append([]string{"episode"}, eval.MetricNames...), rows); err != nil {
+	if err := writeCSV(filepath.Join(tmp, "episodes.csv"), note, append([]string{"episode"}, eval.MetricNames...), rows); err != nil {
 		return fail(err)
 	}
 	rows = rows[:0]
 	for _, c := range res.PerClass {
 		rows = append(rows, []string{c.Class, c.Category, ftoa(c.Precision), ftoa(c.Recall), ftoa(c.F1), strconv.FormatInt(c.Support, 10)})
 	}
-	if err := writeCSV(filepath.Join(tmp, "per_class.csv"), []string{"class", "category", "precision", "recall", "f1", "support"}, rows); err != nil {
+	if err := writeCSV(filepath.Join(tmp, "per_class.csv"), note, []string{"class", "category", "precision", "recall", "f1", "support"}, rows); err != nil {
 		return fail(err)
 	}
 	rows = rows[:0]
@@ -90,17 +107,17 @@ func writeSeedResult(dir string, res *SeedResult) error {
 		}
 		rows = append(rows, row)
 	}
-	if err := writeCSV(filepath.Join(tmp, "confusion.csv"), append([]string{"truth \\ predicted"}, res.Confusion.Classes...), rows); err != nil {
+	if err := writeCSV(filepath.Join(tmp, "confusion.csv"), note, append([]string{"truth \\ predicted"}, res.Confusion.Classes...), rows); err != nil {
 		return fail(err)
 	}
 	rows = rows[:0]
 	for _, p := range res.Curve {
 		rows = append(rows, []string{strconv.Itoa(p.Step), ftoa(p.TrainLoss), ftoa(p.ValAccuracy), ftoa(p.ValCI)})
 	}
-	if err := writeCSV(filepath.Join(tmp, "curve.csv"), []string{"step", "train_loss", "val_accuracy", "val_ci"}, rows); err != nil {
+	if err := writeCSV(filepath.Join(tmp, "curve.csv"), note, []string{"step", "train_loss", "val_accuracy", "val_ci"}, rows); err != nil {
 		return fail(err)
 	}
-	if err := writeSupervisedFiles(tmp, res); err != nil {
+	if err := writeSupervisedFiles(tmp, note, res); err != nil {
 		return fail(err)
 	}
 	if len(res.checkpoint) > 0 {

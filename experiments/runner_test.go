@@ -3,13 +3,16 @@ package experiments
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -144,8 +147,17 @@ func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
 		!strings.Contains(string(must(os.ReadFile(filepath.Join(out, p.Name, "report.md")))), k+" kernels") {
 		t.Errorf("kernels %q (seed) and %q (run), want %q recorded and reported", seed1.Provenance.Kernels, s.Provenance.Kernels, k)
 	}
-	if got := strings.Count(string(must(os.ReadFile(filepath.Join(out, p.Name, "seed-1", "episodes.csv")))), "\n"); got != 13 {
-		t.Errorf("episodes.csv has %d lines, want header + 12", got)
+	if got := strings.Count(string(must(os.ReadFile(filepath.Join(out, p.Name, "seed-1", "episodes.csv")))), "\n"); got != 14 {
+		t.Errorf("episodes.csv has %d lines, want the provenance line, header + 12", got)
+	}
+	// Each CSV says what made it, in a comment line of its own.
+	for _, f := range []string{"episodes.csv", "per_class.csv", "confusion.csv", "curve.csv"} {
+		first, _, _ := strings.Cut(string(must(os.ReadFile(filepath.Join(out, p.Name, "seed-1", f)))), "\n")
+		want := fmt.Sprintf("# metaids run %s, seed 1; spec sha256:%x; commit %s; %s; backend cpu (%s); kernels %s",
+			p.Name, sha256.Sum256([]byte(seed1.Spec)), seed1.Provenance.Commit, runtime.Version(), seed1.Device, train.HostKernels())
+		if first != want {
+			t.Errorf("%s begins %q, want %q", f, first, want)
+		}
 	}
 	checkSummaryFromEpisodes(t, filepath.Join(out, p.Name), s)
 
@@ -302,6 +314,9 @@ seeds: [1, 2]
 		}
 	}
 	checkRunLevelFilesListed(t, filepath.Join(out, "sup"))
+	if b := string(must(os.ReadFile(filepath.Join(out, "sup", "seed-2", "per_class-KDDTest+.csv")))); !strings.HasPrefix(b, "# metaids run sup, seed 2; spec sha256:") {
+		t.Errorf("per_class-KDDTest+.csv does not open with its provenance line:\n%.200s", b)
+	}
 	ckpt, err := os.Open(filepath.Join(out, "sup", "seed-2", "checkpoint.bin"))
 	if err != nil {
 		t.Fatal(err)

@@ -373,13 +373,13 @@ func orDash(s string) string {
 }
 
 // writeSupervisedFiles writes per-test-file CSVs into a seed directory.
-func writeSupervisedFiles(dir string, res *SeedResult) error {
+func writeSupervisedFiles(dir, note string, res *SeedResult) error {
 	for _, f := range res.Supervised {
 		var rows [][]string
 		for _, c := range f.PerClass {
 			rows = append(rows, []string{c.Class, ftoa(c.Precision), ftoa(c.Recall), ftoa(c.F1), strconv.FormatInt(c.Support, 10)})
 		}
-		if err := writeCSV(filepath.Join(dir, "per_class-"+f.TestFile+".csv"), []string{"class", "precision", "recall", "f1", "support"}, rows); err != nil {
+		if err := writeCSV(filepath.Join(dir, "per_class-"+f.TestFile+".csv"), note, []string{"class", "precision", "recall", "f1", "support"}, rows); err != nil {
 			return err
 		}
 	}
