@@ -397,7 +397,7 @@ func writeRunSummary(dir string, s *RunSummary, seeds []*SeedResult) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "report.md"), []byte(runReport(s, seeds)+robust)); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, "report.md"), []byte(runReport(s, seeds)+robust+specSection(s.Spec))); err != nil {
 		return err
 	}
 	if err := writeRunPlots(dir, s, seeds); err != nil {
@@ -497,6 +497,16 @@ func (r *RunSummary) backendText() string {
 		return fmt.Sprintf("%s (%s)", r.Backend, r.Device)
 	}
 	return fmt.Sprintf("%s (%s; %s kernels)", r.Backend, r.Device, r.Provenance.Kernels)
+}
+
+// specSection closes a run report with the resolved spec it was run with,
+// so that the report alone says what was run.
+func specSection(spec string) string {
+	if spec == "" {
+		return ""
+	}
+	return "\n## Spec\n\nThe resolved spec, every default written out (`spec.yaml` beside this report):\n\n```yaml\n" +
+		strings.TrimRight(spec, "\n") + "\n```\n"
 }
 
 // runReport is the Markdown report of one run.

@@ -150,6 +150,9 @@ func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
 	if got := strings.Count(string(must(os.ReadFile(filepath.Join(out, p.Name, "seed-1", "episodes.csv")))), "\n"); got != 14 {
 		t.Errorf("episodes.csv has %d lines, want the provenance line, header + 12", got)
 	}
+	if rep := string(must(os.ReadFile(filepath.Join(out, p.Name, "report.md")))); !strings.Contains(rep, "## Spec") || !strings.Contains(rep, "```yaml\n"+strings.TrimRight(string(p.SpecYAML), "\n")+"\n```") {
+		t.Errorf("report.md does not end with the resolved spec:\n%s", rep)
+	}
 	// Each CSV says what made it, in a comment line of its own.
 	for _, f := range []string{"episodes.csv", "per_class.csv", "confusion.csv", "curve.csv"} {
 		first, _, _ := strings.Cut(string(must(os.ReadFile(filepath.Join(out, p.Name, "seed-1", f)))), "\n")
