@@ -186,13 +186,24 @@ func localMessage(e *experiments.Error) string {
 	return msg
 }
 
-// specFiles expands folders into the .yaml and .yml files under them.
+// specFiles expands folders into the .yaml and .yml files under them. A
+// file named twice (or by itself and by its folder) is listed once: its runs
+// are not two runs that would share a results folder.
 func specFiles(args []string) ([]string, error) {
 	var out []string
+	seen := map[string]bool{}
+	add := func(files ...string) {
+		for _, f := range files {
+			if k := experiments.DirKey(f); !seen[k] {
+				seen[k] = true
+				out = append(out, f)
+			}
+		}
+	}
 	for _, a := range args {
 		st, err := os.Stat(a)
 		if err != nil || !st.IsDir() {
-			out = append(out, a) // a missing file is reported as that spec's error
+			add(a) // a missing file is reported as that spec's error
 			continue
 		}
 		var found []string
@@ -212,7 +223,7 @@ func specFiles(args []string) ([]string, error) {
 			return nil, fmt.Errorf("%s holds no .yaml spec files", a)
 		}
 		sort.Strings(found)
-		out = append(out, found...)
+		add(found...)
 	}
 	return out, nil
 }

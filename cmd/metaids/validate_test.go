@@ -112,6 +112,29 @@ func TestValidateErrors(t *testing.T) {
 	}
 }
 
+// A spec file named twice, or by itself and by its folder, is one spec:
+// its runs do not collide with themselves.
+func TestSpecNamedTwice(t *testing.T) {
+	dir := writeSpecs(t, map[string]string{"a.yaml": "dataset: {name: nsl-kdd}\n"})
+	a := filepath.Join(dir, "a.yaml")
+	for _, args := range [][]string{{a, a}, {dir, a}, {a, filepath.Join(dir, ".", "a.yaml")}} {
+		code, out, stderr := run(t, append([]string{"validate", "--format", "json"}, args...)...)
+		if code != 0 {
+			t.Errorf("validate %v: exit %d: %s", args, code, stderr)
+			continue
+		}
+		if rows := validateRows(t, out); len(rows) != 1 {
+			t.Errorf("validate %v: %d rows, want 1:\n%s", args, len(rows), out)
+		}
+	}
+	// run loads its specs the same way: the only error is the one the
+	// override makes (so that nothing runs), not a name collision.
+	code, _, stderr := run(t, "run", a, dir, "--out", t.TempDir(), "--set", "episodes.test_episodes=0")
+	if code != 1 || !strings.Contains(stderr, "episodes.test_episodes") || strings.Contains(stderr, "collide") {
+		t.Errorf("run: exit %d: %s", code, stderr)
+	}
+}
+
 func TestValidateDeep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads NSL-KDD")
