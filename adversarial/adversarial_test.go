@@ -575,3 +575,65 @@ func BenchmarkPGD(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "episodes/s")
 }
+
+// recordGrad returns a gradient of +1 everywhere and keeps a copy of the
+// query rows it was asked about at each call.
+type recordGrad struct{ seen [][]float32 }
+
+func (r *recordGrad) QueryInputGrad(ep *datasets.Episode, gx []float32) (float64, error) {
+	r.seen = append(r.seen, append([]float32(nil), ep.QueryX...))
+	for i := range gx {
+		gx[i] = 1
+	}
+	return 0, nil
+}
+
+// TestRobustnessPGDSchedule checks the PGD that Robustness runs against its
+// documented schedule (experiments/README.md): a random start inside the
+// budget's ball, then steps of 2.5·eps/steps along the gradient's sign, each
+// projected onto the ball (clean values at 0.5, so the space's [0,1] never
+// binds).
+func TestRobustnessPGDSchedule(t *testing.T) {
+	const eps, steps = float32(0.04), 10
+	alpha := 2.5 * eps / steps
+	s := toySpace()
+	ep := datasets.NewEpisode(2, 1, 2, toyDim)
+	for i := range ep.QueryX {
+		if s.Mutable[i%toyDim] {
+			ep.QueryX[i] = 0.5
+		}
+	}
+	clean := append([]float32(nil), ep.QueryX...)
+	ig := &recordGrad{}
+	if err := attack(context.Background(), ig, ep, "pgd", eps, steps, s, 3); err != nil {
+		t.Fatal(err)
+	}
+	if len(ig.seen) != steps {
+		t.Fatalf("%d gradient evaluations, want %d", len(ig.seen), steps)
+	}
+	moved := 0
+	for i, v := range ig.seen[0] {
+		if v != clean[i] {
+			moved++
+		}
+	}
+	checkInSpace(t, ig.seen[0], clean, eps, s)
+	if want := len(ep.QueryY) * toyNumeric; moved != want {
+		t.Errorf("the first gradient was taken at %d moved coordinates, want a random start in all %d", moved, want)
+	}
+	for k := 0; k < steps; k++ {
+		next := ep.QueryX
+		if k+1 < steps {
+			next = ig.seen[k+1]
+		}
+		for i, v := range next {
+			if !s.Mutable[i%toyDim] {
+				continue
+			}
+			want := min(ig.seen[k][i]+alpha, clean[i]+eps)
+			if math.Abs(float64(v-want)) > 1e-6 {
+				t.Fatalf("step %d, value %d: %g, want min(%g + %g, %g + %g)", k+1, i, v, ig.seen[k][i], alpha, clean[i], eps)
+			}
+		}
+	}
+}
