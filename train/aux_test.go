@@ -120,6 +120,83 @@ func TestAuxGradientAddsToFirstOrderLearners(t *testing.T) {
 	}
 }
 
+// TestAuxObjectiveByDefinition recomputes the documented objective of a
+// meta-batch: the plain learner's loss at the same shared parameters, plus
+// BinaryWeight times the binary head's mean cross-entropy and CategoryWeight
+// times the category head's, over every support and query row, at the
+// meta-parameters, with labels from NormalWay and WayCategory.
+func TestAuxObjectiveByDefinition(t *testing.T) {
+	for _, algo := range []string{"protonet", "maml", "reptile", "finetune"} {
+		t.Run(algo, func(t *testing.T) {
+			cfg := auxConfig(algo, "tanh", 2)
+			cfg.Hidden = []int{5, 4}
+			with := mustNew(t, cfg, tiny).(engine)
+			plainCfg := cfg
+			plainCfg.Aux = AuxConfig{}
+			plain := mustNew(t, plainCfg, tiny).(engine)
+			b := withAuxLabels(tinyBatch(t, tiny, 2, 9))
+			p := make([]float64, with.numParams())
+			with.getParams(p)
+			np := plain.numParams()
+			plain.setParams(p[:np])
+			got := metaLoss(t, with, b)(p)
+			want := metaLoss(t, plain, b)(p[:np])
+
+			enc := newMLP(tiny.Dim, cfg.Hidden, 0, actTanh)
+			h := enc.outDim()
+			// ce is the mean cross-entropy of the linear head w [h,C] then
+			// bias [C] on the embeddings emb of labelled rows.
+			ce := func(w []float64, C int, emb []float64, ys []int32) float64 {
+				var sum float64
+				for r, y := range ys {
+					logits := make([]float64, C)
+					mx := math.Inf(-1)
+					for j := range logits {
+						logits[j] = w[h*C+j]
+						for k := 0; k < h; k++ {
+							logits[j] += emb[r*h+k] * w[k*C+j]
+						}
+						mx = max(mx, logits[j])
+					}
+					var z float64
+					for _, v := range logits {
+						z += math.Exp(v - mx)
+					}
+					sum += mx + math.Log(z) - logits[y]
+				}
+				return sum / float64(len(ys))
+			}
+			var emb []float64
+			var bin, cat []int32
+			for _, ep := range b {
+				for _, part := range []struct {
+					x []float32
+					y []int32
+				}{{ep.SupportX, ep.SupportY}, {ep.QueryX, ep.QueryY}} {
+					emb = append(emb, hiddenOut(enc, p, part.x, len(part.y), len(cfg.Hidden))...)
+					for _, way := range part.y {
+						bin = append(bin, int32(b2i(int(way) != ep.NormalWay)))
+						cat = append(cat, ep.WayCategory[way])
+					}
+				}
+			}
+			heads := p[np:]
+			want += cfg.Aux.BinaryWeight*ce(heads, 2, emb, bin) +
+				cfg.Aux.CategoryWeight*ce(heads[2*h+2:], auxCategories, emb, cat)
+			if math.Abs(got-want) > 1e-12*(1+math.Abs(want)) {
+				t.Errorf("objective %.15g, by definition %.15g", got, want)
+			}
+		})
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // TestAuxHeadsLeaveTheModelAlone checks that heads are appended: the shared
 // parameters start where they would without heads, and zero weights mean
 // no heads at all.
