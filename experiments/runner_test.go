@@ -532,3 +532,89 @@ func TestMultitaskPlanCheck(t *testing.T) {
 		t.Errorf("binary head without normal meta-train traffic: %v", err)
 	}
 }
+
+// TestAdversarialTrainingPerturbsMetaBatches: with train_eps the meta-steps
+// see the FGSM queries, so the first step's loss (same initial weights, same
+// draws) is above the clean run's.
+func TestAdversarialTrainingPerturbsMetaBatches(t *testing.T) {
+	r := NewRunner(RunOptions{OutDir: t.TempDir(), Log: &bytes.Buffer{}})
+	firstLoss := func(eps float64) float64 {
+		p := testPlan(t, "protonet")
+		p.Episodes.TrainSteps, p.Episodes.ValEvery, p.Episodes.TestEpisodes = 1, 0, 1
+		p.Adversarial = AdversarialSpec{TrainEps: eps, TrainMix: 1}
+		split, err := r.split(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.runSeed(context.Background(), p, split, kernels.NewCPU(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Curve[0].TrainLoss
+	}
+	clean, adv := firstLoss(0), firstLoss(0.1)
+	if !(adv > clean) {
+		t.Errorf("first meta-step loss %g with train_eps 0.1, %g without: the queries were not perturbed", adv, clean)
+	}
+}
+
+// TestPretrainedEncoderReachesTheLearner: with no meta-training steps the
+// evaluated learner's encoder is exactly the one pre-training fits on the
+// meta-train pool's normal traffic.
+func TestPretrainedEncoderReachesTheLearner(t *testing.T) {
+	r := NewRunner(RunOptions{OutDir: t.TempDir(), Log: &bytes.Buffer{}})
+	p := testPlan(t, "protonet")
+	p.Episodes.TrainSteps, p.Episodes.ValEvery, p.Episodes.TestEpisodes = 0, 0, 1
+	pc := train.DefaultPretrainConfig()
+	pc.Objective, pc.Epochs, pc.BatchSize = "mask", 1, 4096
+	pc.Hidden, pc.Activation = p.Learner.Hidden, p.Learner.Activation
+	p.Pretrain = &pc
+	split, err := r.split(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seed = 4
+	res, err := r.runSeed(context.Background(), p, split, kernels.NewCPU(), seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := p.Learner
+	cfg.InitSeed = seed
+	shape := train.Shape{Ways: 5, Shots: 5, Queries: 15, MetaBatch: 2, Dim: split.Encoder.Dim()}
+	ran, err := train.New(cfg, shape, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ran.LoadCheckpoint(bytes.NewReader(res.checkpoint)); err != nil {
+		t.Fatal(err)
+	}
+	_, rows, err := normalRows(p, split)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.Seed = seed
+	x := gather(split.Train, rows)
+	pt, err := train.Pretrain(context.Background(), pc, x, len(rows), split.Train.Dim, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := train.New(cfg, shape, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pt.InitLearner(want); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	h := cfg.Hidden[len(cfg.Hidden)-1]
+	a, b := make([]float32, n*h), make([]float32, n*h)
+	if err := ran.(train.Embedder).Embed(x[:n*split.Train.Dim], n, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := want.(train.Embedder).Embed(x[:n*split.Train.Dim], n, b); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a, b) {
+		t.Errorf("the evaluated encoder is not the pre-trained one: embeddings %v, want %v", a[:4], b[:4])
+	}
+}
