@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/detect"
 	"github.com/metaids/metaids/kernels"
 	"github.com/metaids/metaids/train"
 )
@@ -616,5 +618,66 @@ func TestPretrainedEncoderReachesTheLearner(t *testing.T) {
 	}
 	if !slices.Equal(a, b) {
 		t.Errorf("the evaluated encoder is not the pre-trained one: embeddings %v, want %v", a[:4], b[:4])
+	}
+}
+
+// TestDetectionThresholdOnHeldOutNormals: the far rule's threshold is the
+// one ThresholdAtFAR sets on the sampled normal flows that the normal model
+// was not fitted on, so their false-alarm rate is at most the target.
+func TestDetectionThresholdOnHeldOutNormals(t *testing.T) {
+	r := NewRunner(RunOptions{OutDir: t.TempDir(), Log: &bytes.Buffer{}})
+	p := testPlan(t, "protonet")
+	p.Detection = DetectionSpec{Method: "mahalanobis", Shrinkage: detect.LedoitWolf, Threshold: "far", TargetFAR: 0.05, MaxNormal: 2000}
+	split, err := r.split(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := p.Learner
+	cfg.InitSeed = 1
+	l, err := train.New(cfg, train.Shape{Ways: 5, Shots: 5, Queries: 15, MetaBatch: 2, Dim: split.Encoder.Dim()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seed = 5
+	res, err := runDetection(p, split, l, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same seeded sample, halved as runDetection halves it.
+	_, all, err := normalRows(p, split)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := sample(rand.New(rand.NewPCG(seed, 0xd7ec7)), all, p.Detection.MaxNormal)
+	half := len(rows) / 2
+	embed := func(rows []int32) []float32 {
+		out := make([]float32, len(rows)*l.(train.Embedder).EmbedDim())
+		if err := l.(train.Embedder).Embed(gather(split.Train, rows), len(rows), out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	h := l.(train.Embedder).EmbedDim()
+	m, err := detect.Fit(detect.Mahalanobis, embed(rows[:half]), half, h, detect.LedoitWolf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make([]float64, len(rows)-half)
+	if err := m.Score(embed(rows[half:]), len(held), held); err != nil {
+		t.Fatal(err)
+	}
+	want, err := detect.ThresholdAtFAR(held, 0.05)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alarms := 0
+	for _, s := range held {
+		if s > res.Report.Threshold {
+			alarms++
+		}
+	}
+	if res.Report.Threshold != want || float64(alarms) > 0.05*float64(len(held)) || res.FitNormal != half || res.TuneFlows != len(held) {
+		t.Errorf("threshold %g (%d of %d held-out normal flows above it, fitted on %d), want %g set on the %d held-out flows",
+			res.Report.Threshold, alarms, len(held), res.FitNormal, want, len(held))
 	}
 }
