@@ -48,7 +48,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	var format string
 	formatFlag(fs, &format)
 	seed := fs.Uint64("seed", 1, "seed of the synthetic episodes and the initialisation")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseFlags(e, fs, args)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ func runCompare(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "compare", "compare RESULT_DIR... [--format F]")
 	var format string
 	formatFlag(fs, &format)
-	dirs, err := parseFlags(fs, args)
+	dirs, err := parseFlags(e, fs, args)
 	if err != nil {
 		return err
 	}

@@ -153,7 +153,7 @@ func dataList(e *env, args []string) error {
 	dir := fs.String("data-dir", "", "directory searched first for record files (plain or .gz)")
 	var format string
 	formatFlag(fs, &format)
-	if pos, err := parseFlags(fs, args); err != nil {
+	if pos, err := parseFlags(e, fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usageErrorf("data list takes no arguments")
@@ -229,7 +229,7 @@ func dataVerify(e *env, args []string) error {
 	dir := fs.String("data-dir", "", "directory searched first for record files (plain or .gz)")
 	var format string
 	formatFlag(fs, &format)
-	pos, err := parseFlags(fs, args)
+	pos, err := parseFlags(e, fs, args)
 	if err != nil {
 		return err
 	}
@@ -287,7 +287,7 @@ func dataStats(e *env, args []string) error {
 	src := addDataSource(fs)
 	var format string
 	formatFlag(fs, &format)
-	pos, err := parseFlags(fs, args)
+	pos, err := parseFlags(e, fs, args)
 	if err != nil {
 		return err
 	}

@@ -362,3 +362,23 @@ func TestCategoriesFlagNamesAMissingFile(t *testing.T) {
 		}
 	}
 }
+
+// Asked for (-h, or metaids help COMMAND), a command's usage goes to stdout
+// with exit 0; after a wrong flag it goes to stderr with exit 2.
+func TestHelpGoesToStdout(t *testing.T) {
+	for _, args := range [][]string{{"run", "-h"}, {"validate", "--help"}, {"split", "-h"}, {"bench", "-h"},
+		{"report", "-h"}, {"compare", "-h"}, {"data", "stats", "-h"}, {"help", "run"}, {"help", "data", "stats"}} {
+		code, out, stderr := run(t, args...)
+		want := "usage: metaids " + args[0]
+		if args[0] == "help" {
+			want = "usage: metaids " + args[1]
+		}
+		if code != 0 || !strings.HasPrefix(out, want) || stderr != "" {
+			t.Errorf("%v: exit %d, stdout %.60q, stderr %.60q; want exit 0 and the usage on stdout alone", args, code, out, stderr)
+		}
+	}
+	code, out, stderr := run(t, "run", "--bogus")
+	if code != 2 || out != "" || !strings.Contains(stderr, "-bogus") || !strings.Contains(stderr, "usage: metaids run") {
+		t.Errorf("run --bogus: exit %d, stdout %q, stderr %.80q; want exit 2, the error and usage on stderr", code, out, stderr)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -87,6 +88,10 @@ func main() {
 
 // runMain runs one command line and returns the exit status.
 func runMain(ctx context.Context, e *env, args []string) int {
+	if len(args) > 1 && args[0] == "help" {
+		// metaids help COMMAND [SUBCOMMAND] is metaids COMMAND [SUBCOMMAND] -h.
+		args = append(args[1:], "-h")
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(e.stdout)
 		if len(args) == 0 {
@@ -135,14 +140,20 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: metaids %s\n", synopsis)
+		fmt.Fprintf(fs.Output(), "usage: metaids %s\n", synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
-// parseFlags parses args, allowing flags after positional arguments.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+// parseFlags parses args, allowing flags after positional arguments. Asked
+// for with -h, the usage goes to stdout, to be paged or searched; after a
+// wrong flag it goes to stderr with the error.
+func parseFlags(e *env, fs *flag.FlagSet, args []string) ([]string, error) {
+	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "--h" || a == "-help" || a == "--help" }) {
+		fs.SetOutput(e.stdout)
+		defer fs.SetOutput(e.stderr)
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

@@ -22,7 +22,7 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	out := fl.String("out", "results/REPORT.md", "report file; plots go beside it")
 	title := fl.String("title", "metaids report", "report title")
 	note := fl.String("note", "", "a line placed under the title (e.g. how long the suite took)")
-	pos, err := parseFlags(fl, args)
+	pos, err := parseFlags(e, fl, args)
 	if err != nil {
 		return err
 	}

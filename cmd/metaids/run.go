@@ -27,7 +27,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	device := fl.String("device", "", "auto, cpu or cuda, replacing every spec's backend.device")
 	out := fl.String("out", "results", "directory the runs write into (<out>/<run>/)")
 	force := fl.Bool("force", false, "run again runs and seeds whose results exist")
-	files, f, overrides, err := sa.parse(fl, args, "run")
+	files, f, overrides, err := sa.parse(e, fl, args, "run")
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	src := addDataSource(fs)
 	var format string
 	formatFlag(fs, &format)
-	pos, err := parseFlags(fs, args)
+	pos, err := parseFlags(e, fs, args)
 	if err != nil {
 		return err
 	}

@@ -48,8 +48,8 @@ func addSpecFlags(fl *flag.FlagSet) *specArgs {
 
 // parse reads the command line of cmd: the spec files (folders expanded),
 // the output format and the overrides.
-func (a *specArgs) parse(fl *flag.FlagSet, args []string, cmd string) ([]string, eval.Format, []experiments.Override, error) {
-	pos, err := parseFlags(fl, args)
+func (a *specArgs) parse(e *env, fl *flag.FlagSet, args []string, cmd string) ([]string, eval.Format, []experiments.Override, error) {
+	pos, err := parseFlags(e, fl, args)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -79,7 +79,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	fl := newFlags(e, "validate", validateSynopsis)
 	sa := addSpecFlags(fl)
 	deep := fl.Bool("deep", false, "also load the data, build each split and check that every pool can give the spec's episodes (about a second per data set)")
-	files, f, overrides, err := sa.parse(fl, args, "validate")
+	files, f, overrides, err := sa.parse(e, fl, args, "validate")
 	if err != nil {
 		return err
 	}
