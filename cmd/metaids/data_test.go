@@ -45,7 +45,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"split", "nsl-kdd", "--episodes", "-1"}, 2, "--episodes must be at least 0 (got -1)"},
 		{[]string{"split", "nsl-kdd", "--ways", "0"}, 2, "--ways must be at least 2 (got 0)"},
 		{[]string{"split", "nsl-kdd", "--shots", "-1"}, 2, "--shots must be at least 1 (got -1)"},
-		{[]string{"split", "nsl-kdd", "--queries", "-2"}, 2, "--queries must be at least 0 (got -2)"},
+		{[]string{"split", "nsl-kdd", "--queries", "-2"}, 2, "--queries must be at least 1 (got -2)"},
 		{[]string{"split", "nsl-kdd", "--meta-batch", "0"}, 2, "--meta-batch must be at least 1 (got 0)"},
 		{[]string{"split", "nsl-kdd", "--val-fraction", "1"}, 2, "--val-fraction must be in [0, 1) (got 1)"},
 		{[]string{"split", "nsl-kdd", "--val-fraction", "NaN"}, 2, "--val-fraction must be in [0, 1) (got NaN)"},
@@ -296,10 +296,14 @@ func TestSplitJSON(t *testing.T) {
 	}
 }
 
-// Fewer than two ways is a wrong command line, as in a spec and in bench.
+// Fewer than two ways or no query is a wrong command line, as in a spec and
+// in bench.
 func TestSplitOneWay(t *testing.T) {
 	if code, _, stderr := run(t, "split", "nsl-kdd", "--ways", "1"); code != 2 || !strings.Contains(stderr, "--ways must be at least 2 (got 1)") {
 		t.Errorf("--ways 1: exit %d, stderr %q; want exit 2 naming --ways", code, stderr)
+	}
+	if code, _, stderr := run(t, "split", "nsl-kdd", "--queries", "0"); code != 2 || !strings.Contains(stderr, "--queries must be at least 1 (got 0)") {
+		t.Errorf("--queries 0: exit %d, stderr %q; want exit 2 naming --queries", code, stderr)
 	}
 }
 

@@ -46,7 +46,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	}
 	// Checked before the data load, and not reported per pool as an
 	// episode that cannot be drawn.
-	if err := checkMins(intFlag{"--ways", *ways, 2}, intFlag{"--shots", *shots, 1}, intFlag{"--queries", *queries, 0},
+	if err := checkMins(intFlag{"--ways", *ways, 2}, intFlag{"--shots", *shots, 1}, intFlag{"--queries", *queries, 1},
 		intFlag{"--meta-batch", *metaBatch, 1}, intFlag{"--episodes", *episodes, 0}); err != nil {
 		return err
 	}
