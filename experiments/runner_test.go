@@ -681,3 +681,46 @@ func TestDetectionThresholdOnHeldOutNormals(t *testing.T) {
 			res.Report.Threshold, alarms, len(held), res.FitNormal, want, len(held))
 	}
 }
+
+// TestTestEpisodesIndependentOfTraining checks that for a seed the meta-test
+// episodes are the same whatever the learner, its training and validation,
+// so that learners are compared on the same episodes.
+func TestTestEpisodesIndependentOfTraining(t *testing.T) {
+	r := NewRunner(RunOptions{OutDir: t.TempDir(), Log: &bytes.Buffer{}})
+	be := kernels.NewCPU()
+	run := func(algo string, edit func(*episodePlan)) *SeedResult {
+		t.Helper()
+		p := testPlan(t, algo)
+		edit(&p.Episodes)
+		split, err := r.split(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.runSeed(context.Background(), p, split, be, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	untrained := run("nearest-centroid", func(e *episodePlan) { e.TrainSteps, e.ValEvery, e.MetaBatch = 0, 0, 1 })
+	trained := run("nearest-centroid", func(e *episodePlan) { e.TrainSteps, e.ValEvery, e.ValEpisodes, e.MetaBatch = 25, 5, 7, 3 })
+	// nearest-centroid learns nothing: the same episodes give the same scores.
+	if !slices.Equal(untrained.episodes, trained.episodes) {
+		t.Errorf("nearest-centroid scores differ with training and validation:\n%v\n%v", untrained.episodes, trained.episodes)
+	}
+	proto := run("protonet", func(*episodePlan) {})
+	if a, b := truthCounts(untrained.Confusion), truthCounts(proto.Confusion); !slices.Equal(a, b) {
+		t.Errorf("query rows per meta-test class: %v for nearest-centroid, %v for protonet", a, b)
+	}
+}
+
+// truthCounts are the rows of a confusion table's classes, summed.
+func truthCounts(c ConfusionTable) []int64 {
+	out := make([]int64, len(c.Counts))
+	for i, row := range c.Counts {
+		for _, n := range row {
+			out[i] += n
+		}
+	}
+	return out
+}
