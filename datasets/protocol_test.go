@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -86,5 +87,148 @@ func TestNovelAttackSplitErrors(t *testing.T) {
 	// Excluding normal explicitly and by NoNormal at once is not an error.
 	if _, err := NovelAttackSplit(d, ProtocolOptions{NoNormal: true, TrainExclude: []string{"normal"}, MinRecords: 100}); err != nil {
 		t.Errorf("normal excluded twice: %v", err)
+	}
+}
+
+// TestNovelAttackSplitPools checks each pool against the files it comes
+// from: meta-train and meta-val hold rows of the training file under their
+// own labels, class-disjoint but for normal traffic, which they share;
+// meta-test holds rows of the test file whose attack types the training
+// file never has. Every class of the files with enough records is in the
+// pool the protocol puts it in.
+func TestNovelAttackSplitPools(t *testing.T) {
+	for _, tc := range []struct{ dataset, train, test string }{
+		{"nsl-kdd", "KDDTrain+", "KDDTest+"},
+		{"kddcup99", "kddcup.data_10_percent", "corrected"},
+	} {
+		t.Run(tc.dataset, func(t *testing.T) {
+			if testing.Short() && tc.dataset == "kddcup99" {
+				t.Skip("large files")
+			}
+			const minRecords = 25
+			d, _ := Lookup(tc.dataset)
+			s, err := NovelAttackSplit(d, ProtocolOptions{MinRecords: minRecords, ValFraction: 0.4, Seed: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			train, test := loadShipped(t, tc.dataset, tc.train), loadShipped(t, tc.dataset, tc.test)
+			counts := func(r *Records) map[string]int {
+				n := map[string]int{}
+				for _, l := range r.Label {
+					n[r.LabelNames[l]]++
+				}
+				return n
+			}
+			inTrain, inTest := counts(train), counts(test)
+			checkRows := func(pool string, p *Pool, r *Records, count map[string]int) {
+				if len(p.X) != r.N*p.Dim {
+					t.Fatalf("%s pool: %d values, not the %d rows of %s", pool, len(p.X), r.N, r.Name)
+				}
+				for _, c := range p.Classes {
+					if len(c.Rows) < minRecords || len(c.Rows) != count[c.Name] {
+						t.Errorf("%s class %s: %d rows", pool, c.Name, len(c.Rows))
+					}
+					for _, row := range c.Rows {
+						if got := r.LabelNames[r.Label[row]]; got != c.Name {
+							t.Fatalf("%s class %s holds row %d of %s, labelled %s", pool, c.Name, row, r.Name, got)
+						}
+					}
+				}
+			}
+			checkRows("meta-train", s.Train, train, inTrain)
+			checkRows("meta-val", s.Val, train, inTrain)
+			checkRows("meta-test", s.Test, test, inTest)
+
+			where := map[string][]string{}
+			for pool, p := range map[string]*Pool{"meta-train": s.Train, "meta-val": s.Val, "meta-test": s.Test} {
+				for _, c := range p.Classes {
+					where[c.Name] = append(where[c.Name], pool)
+				}
+			}
+			for name, pools := range where {
+				if name != "normal" && len(pools) != 1 {
+					t.Errorf("class %s is in %v", name, pools)
+				}
+			}
+			if got := len(where["normal"]); got != 3 {
+				t.Errorf("normal is in %d pools, want every one", got)
+			}
+			// Normal traffic: the same training records in meta-train and
+			// meta-val, the test file's in meta-test.
+			trainNormal, valNormal := s.Train.Classes[s.Train.ClassIndex("normal")], s.Val.Classes[s.Val.ClassIndex("normal")]
+			if !slices.Equal(trainNormal.Rows, valNormal.Rows) {
+				t.Error("meta-train and meta-val hold different normal records")
+			}
+			for name, n := range inTrain {
+				switch got := where[name]; {
+				case n < minRecords && len(got) > 0, n >= minRecords && len(got) == 0,
+					name != "normal" && slices.Contains(got, "meta-test"):
+					t.Errorf("%s (%d records in %s) is in %v", name, n, tc.train, got)
+				}
+			}
+			novel := 0
+			for name, n := range inTest {
+				if _, ok := inTrain[name]; ok {
+					continue
+				}
+				novel++
+				if got := where[name]; n >= minRecords != slices.Equal(got, []string{"meta-test"}) {
+					t.Errorf("novel %s (%d records in %s) is in %v", name, n, tc.test, got)
+				}
+			}
+			if novel != 17 {
+				t.Errorf("%d attack types of %s are not in %s, want 17", novel, tc.test, tc.train)
+			}
+			if got, want := len(s.Val.Classes)-1, 5; got != want {
+				t.Errorf("%d meta-val attack types, want round(0.4 * meta-train and meta-val attack types) = %d", got, want)
+			}
+		})
+	}
+}
+
+func TestNovelAttackSplitOptions(t *testing.T) {
+	d, _ := Lookup("nsl-kdd")
+	s, err := NovelAttackSplit(d, ProtocolOptions{MinRecords: 25, Val: []string{"smurf", "pod"},
+		TrainExclude: []string{"neptune"}, TestExclude: []string{"mscan"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(classNamesOf(s.Val), " "); got != "normal pod smurf" {
+		t.Errorf("meta-val %s, want normal pod smurf", got)
+	}
+	for _, p := range []*Pool{s.Train, s.Val, s.Test} {
+		if p.ClassIndex("neptune") >= 0 || p.ClassIndex("mscan") >= 0 {
+			t.Errorf("excluded class in %v", classNamesOf(p))
+		}
+	}
+	for _, p := range []*Pool{s.Train, s.Test} {
+		if p.ClassIndex("smurf") >= 0 || p.ClassIndex("pod") >= 0 {
+			t.Errorf("meta-val class in %v", classNamesOf(p))
+		}
+	}
+	if len(s.Train.Classes) != 12-3+1 {
+		t.Errorf("meta-train %v, want the 12 attack types with 25 records but neptune, pod and smurf, and normal", classNamesOf(s.Train))
+	}
+	if want := "apache2 httptunnel mailbomb normal processtable saint snmpgetattack snmpguess"; strings.Join(classNamesOf(s.Test), " ") != want {
+		t.Errorf("meta-test %v, want %s", classNamesOf(s.Test), want)
+	}
+	excluded := func(pool string) (names []string) {
+		for _, dr := range s.Dropped[pool] {
+			if dr.Reason == "excluded" {
+				names = append(names, dr.Name)
+			}
+		}
+		return names
+	}
+	if !slices.Equal(excluded("train"), []string{"neptune"}) || !slices.Equal(excluded("test"), []string{"mscan"}) {
+		t.Errorf("excluded: meta-train %v, meta-test %v", excluded("train"), excluded("test"))
+	}
+
+	s, err = NovelAttackSplit(d, ProtocolOptions{MinRecords: 25, TestInclude: []string{"saint", "apache2"}, NoNormal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(classNamesOf(s.Test), " "); got != "apache2 saint" {
+		t.Errorf("meta-test %s, want apache2 saint", got)
 	}
 }
