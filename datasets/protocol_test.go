@@ -1,6 +1,8 @@
 package datasets
 
 import (
+	"encoding/binary"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -230,5 +232,32 @@ func TestNovelAttackSplitOptions(t *testing.T) {
 	}
 	if got := strings.Join(classNamesOf(s.Test), " "); got != "apache2 saint" {
 		t.Errorf("meta-test %s, want apache2 saint", got)
+	}
+}
+
+// TestNSLKDDHasNoSameLabelDuplicates checks what README.md says of NSL-KDD:
+// no two records of one label encode alike, so no query row of an NSL-KDD
+// episode has a copy of its own class in the support set.
+func TestNSLKDDHasNoSameLabelDuplicates(t *testing.T) {
+	train := loadShipped(t, "nsl-kdd", "KDDTrain+")
+	enc, err := FitEncoder(train, EncoderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*Records{train, loadShipped(t, "nsl-kdd", "KDDTest+")} {
+		m := enc.Transform(r)
+		first := map[string]int{}
+		var b []byte
+		for i := range m.Rows {
+			b = binary.LittleEndian.AppendUint16(b[:0], r.Label[i])
+			for _, v := range m.Row(i) {
+				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+			}
+			key := string(b)
+			if j, ok := first[key]; ok {
+				t.Fatalf("%s: records %d and %d are both %s and encode alike", r.Name, j, i, r.LabelNames[r.Label[i]])
+			}
+			first[key] = i
+		}
 	}
 }
