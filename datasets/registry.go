@@ -15,6 +15,7 @@ type FileInfo struct {
 	RawSHA256 string // sha256 of the uncompressed content, when known
 	Shipped   bool   // embedded in the binary
 	Role      string // what the file is for
+	SubsetOf  string // the file whose records this one is a subset of, if any
 }
 
 // Dataset is one of the known data sets.
@@ -25,6 +26,17 @@ type Dataset struct {
 	// Train and Test are the default meta-train and meta-test files.
 	Train, Test string
 	Citation    string
+}
+
+// SharesRecords reports whether files a and b (short names) hold the same
+// records: they are one file, or one is a subset of the other.
+func (d *Dataset) SharesRecords(a, b string) bool {
+	fa, errA := d.File(a)
+	fb, errB := d.File(b)
+	if errA != nil || errB != nil {
+		return false
+	}
+	return fa == fb || fa.SubsetOf == fb.Name || fb.SubsetOf == fa.Name
 }
 
 // File returns the named file of the data set.
@@ -54,7 +66,7 @@ var known = []*Dataset{
 			{Name: "KDDTrain+", DiskName: "KDDTrain+.txt", Records: 125973, Shipped: true, Role: "training set",
 				GzSHA256:  "39e78eaceffb1a183af002b4994b100b69795895bfbf67cfc62dabd4c9b76d4e",
 				RawSHA256: "1b86d2f957b33082081bba410fe129b475efebcc13c9014c3f447c8271aadf95"},
-			{Name: "KDDTrain+_20Percent", DiskName: "KDDTrain+_20Percent.txt", Records: 25192, Shipped: true, Role: "20% subset of the training set",
+			{Name: "KDDTrain+_20Percent", DiskName: "KDDTrain+_20Percent.txt", Records: 25192, Shipped: true, Role: "20% subset of the training set", SubsetOf: "KDDTrain+",
 				GzSHA256:  "fc113da7acc7e3006f0c3bf00c9ba5c052be44b00af3b1951beff90694bf66ff",
 				RawSHA256: "7ea86479faab5ca2190b7f18b4982fb058ce5bf2b46e0e1017d0d9ef90f9c16e"},
 			{Name: "KDDTest+", DiskName: "KDDTest+.txt", Records: 22544, Shipped: true, Role: "test set",
@@ -73,7 +85,7 @@ var known = []*Dataset{
 		Citation: "\"KDD Cup 1999 Data\", The UCI KDD Archive, University of California, Irvine, 1999 " +
 			"(S. Stolfo, W. Fan, W. Lee, A. Prodromidis, P. Chan; DOI 10.24432/C51C7N; CC BY 4.0).",
 		Files: []FileInfo{
-			{Name: "kddcup.data_10_percent", DiskName: "kddcup.data_10_percent", Records: 494021, Shipped: true, Role: "10% training set",
+			{Name: "kddcup.data_10_percent", DiskName: "kddcup.data_10_percent", Records: 494021, Shipped: true, Role: "10% training set", SubsetOf: "kddcup.data",
 				GzSHA256:  "8045aca0d84e70e622d1148d7df782496f6333bf6eb979a1b0837c42a9fd9561",
 				RawSHA256: "f8c8267ebcd9c0ed1fd7d6277fe5bfff8732e9b7db8e61b873542b2a534b6f9a"},
 			{Name: "corrected", DiskName: "corrected", Records: 311029, Shipped: true, Role: "labelled test set",

@@ -201,8 +201,12 @@ func (d *decoder) resolveDataset(s *Spec) datasets.Categories {
 			}
 		}
 	}
-	if ds.TrainFile == ds.TestFile && s.Split.Protocol != "supervised" {
+	switch {
+	case s.Split.Protocol == "supervised":
+	case ds.TrainFile == ds.TestFile:
 		d.failCombo([]string{"dataset.test_file", "dataset.train_file"}, "%s is also the training file; the novel-attack protocol needs a test file with attack types the training file lacks", ds.TestFile)
+	case data.SharesRecords(ds.TrainFile, ds.TestFile):
+		d.failCombo([]string{"dataset.test_file", "dataset.train_file"}, "%s and the training file %s share records (one is a subset of the other), so meta-test episodes would hold training records", ds.TestFile, ds.TrainFile)
 	}
 	return cats
 }
@@ -347,6 +351,9 @@ func (d *decoder) checkSupervised(s *Spec) {
 		sv.TestFiles[i] = info.Name
 		if j, dup := seen[info.Name]; dup {
 			d.fail(key, "%q is listed twice (also supervised.test_files[%d])", f, j)
+		}
+		if s.Split.Protocol == "supervised" && data.SharesRecords(info.Name, s.Dataset.TrainFile) {
+			d.fail(key, "%s shares records with the training file %s (the same file, or one a subset of the other): its score would not be a test score", info.Name, s.Dataset.TrainFile)
 		}
 		seen[info.Name] = i
 		if datasets.CheckDataDir(s.Dataset.DataDir) != nil {
