@@ -389,7 +389,7 @@ func (d *decoder) checkThreatOptions(s *Spec) {
 		}
 	}
 	if d.choice("detection.method", det.Method, detectors) && det.Method != "none" {
-		if !(det.Shrinkage < 0 || det.Shrinkage <= 1) {
+		if !(det.Shrinkage == -1 || (det.Shrinkage >= 0 && det.Shrinkage <= 1)) {
 			d.fail("detection.shrinkage", "%g, want a value in [0, 1], or -1 for the Ledoit-Wolf estimate", det.Shrinkage)
 		}
 		if d.choice("detection.threshold", det.Threshold, thresholds) && det.Threshold == "far" && !(det.TargetFAR > 0 && det.TargetFAR < 1) {

@@ -177,6 +177,8 @@ func TestErrors(t *testing.T) {
 			"spec.yaml:3: dataset.test_file: KDDTrain+_20Percent and the training file KDDTrain+ share records (one is a subset of the other), so meta-test episodes would hold training records"},
 		{"supervised test file is the train file", "dataset: {name: nsl-kdd}\nsplit: {protocol: supervised}\nsupervised:\n  test_files: [KDDTest+, KDDTrain+_20Percent]\n", nil,
 			"spec.yaml:4: supervised.test_files[1]: KDDTrain+_20Percent shares records with the training file KDDTrain+ (the same file, or one a subset of the other): its score would not be a test score"},
+		{"shrinkage negative but not -1", "dataset: {name: nsl-kdd}\ndetection:\n  method: mahalanobis\n  shrinkage: -0.5\n", nil,
+			"spec.yaml:4: detection.shrinkage: -0.5, want a value in [0, 1], or -1 for the Ledoit-Wolf estimate"},
 		{"val_every beyond train_steps", "dataset: {name: nsl-kdd}\nepisodes:\n  train_steps: 100\n", nil,
 			"spec.yaml:3: episodes.val_every: 250, more than train_steps = 100, so validation would never run (0 turns it off)"},
 		{"validation without meta-val classes", "dataset: {name: nsl-kdd}\nsplit:\n  val_fraction: 0\n", nil,
