@@ -31,21 +31,22 @@ func runCompare(ctx context.Context, e *env, args []string) error {
 		return usageErrorf("--format: %v", err)
 	}
 	if len(dirs) == 0 {
-		return usageErrorf("compare needs at least one result directory (results/<run>)")
+		return usageErrorf("compare needs at least one result directory: a run (results/<run>) or a folder of runs (results)")
 	}
+	// Runs in the order named; a folder of runs gives its runs by name.
 	var runs []*experiments.RunSummary
 	seen := map[string]bool{}
 	for _, d := range dirs {
-		k := experiments.DirKey(d)
-		if seen[k] {
-			continue // the same run named twice is one run
-		}
-		seen[k] = true
-		s, err := experiments.ReadRunSummary(d)
+		found, folders, err := findRuns([]string{d})
 		if err != nil {
-			return fmt.Errorf("%s: not a finished run: %w", d, err)
+			return err
 		}
-		runs = append(runs, s)
+		for i, s := range found {
+			if k := experiments.DirKey(folders[i]); !seen[k] {
+				seen[k] = true // the same run named twice is one run
+				runs = append(runs, s)
+			}
+		}
 	}
 	t := compareTable(runs)
 	return t.Render(e.stdout, f)

@@ -65,6 +65,16 @@ func TestCompare(t *testing.T) {
 	if code, _, _ := run(t, "compare"); code != 2 {
 		t.Errorf("no dirs: exit %d", code)
 	}
+	// A folder of runs gives its runs, as for report; a run also named on
+	// its own is shown once, where it was first named.
+	code, out, stderr = run(t, "compare", c, dir, "--format", "csv")
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		names = append(names, strings.SplitN(l, ",", 2)[0])
+	}
+	if code != 0 || strings.Join(names, " ") != "c a b" {
+		t.Errorf("compare c and the folder: exit %d, runs %v (stderr %q), want c a b", code, names, stderr)
+	}
 }
 
 func TestBrokenSummariesAreNamed(t *testing.T) {

@@ -92,7 +92,7 @@ func findRuns(dirs []string) ([]*experiments.RunSummary, []string, error) {
 		}
 		entries, err := os.ReadDir(d)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("%s: not a finished run nor a folder of runs: %w", d, err)
 		}
 		n := 0
 		for _, en := range entries {
