@@ -86,14 +86,20 @@ func runRun(ctx context.Context, e *env, args []string) error {
 
 	runner := experiments.NewRunner(experiments.RunOptions{OutDir: *out, Force: *force, Device: *device, Seeds: seeds, Log: e.stderr})
 	var done []*experiments.RunSummary
-	_, statErr := os.Stat(*out)
+	made := missingAncestors(*out)
 	for _, s := range specs {
 		sum, err := runner.Run(ctx, s)
 		if err != nil {
 			removed := false
-			if errors.Is(statErr, fs.ErrNotExist) {
-				// Made by this command and left empty: no trace (a folder with results stays).
-				removed = os.Remove(*out) == nil
+			if len(made) > 0 {
+				// Made by this command and left empty: no trace (a folder with
+				// results stays), the parents it made for it included.
+				removed = os.Remove(made[0]) == nil
+				for _, d := range made[1:] {
+					if !removed || os.Remove(d) != nil {
+						break
+					}
+				}
 			}
 			if len(done) > 0 {
 				experiments.MetricTable("Finished runs", done).Render(e.stdout, f)
@@ -119,6 +125,21 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	}
 	t.Notes = append(t.Notes, "reports, per-episode metrics, confusion matrices and plots: "+where)
 	return t.Render(e.stdout, f)
+}
+
+// missingAncestors lists dir and those of its parents that do not exist
+// yet, dir first: what making dir makes.
+func missingAncestors(dir string) []string {
+	var out []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
+			return out
+		}
+		out = append(out, d)
+		if filepath.Dir(d) == d {
+			return out
+		}
+	}
 }
 
 func parseSeeds(s string) ([]uint64, error) {

@@ -83,15 +83,20 @@ func TestRunDeviceFlagComesBeforeTheChecks(t *testing.T) {
 	}
 }
 
-// A run that fails before any seed finishes leaves no output folder it made.
+// A run that fails before any seed finishes leaves no output folder it
+// made, nor the parents it made for it; a parent that was there stays.
 func TestFailedRunLeavesNoOutputFolder(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "new")
+	root := t.TempDir()
+	out := filepath.Join(root, "new", "deeper", "out")
 	code, _, stderr := run(t, "run", "../../experiments/nsl-kdd/protonet-5way5shot.yaml", "--out", out, "--seeds", "1",
 		"--set", "split.val_fraction=0.1")
 	if code != 1 || !strings.Contains(stderr, "meta-val pool") {
 		t.Fatalf("exit %d, %q; want the meta-val pool's error", code, stderr)
 	}
-	if _, err := os.Stat(out); !os.IsNotExist(err) {
-		t.Errorf("the failed run left %s behind (%v)", out, err)
+	if _, err := os.Stat(filepath.Join(root, "new")); !os.IsNotExist(err) {
+		t.Errorf("the failed run left %s behind (%v)", filepath.Join(root, "new"), err)
+	}
+	if _, err := os.Stat(root); err != nil {
+		t.Errorf("the folder that was there is gone: %v", err)
 	}
 }
