@@ -222,8 +222,8 @@ func (l *base[T]) restore(h ckptHeader, p []byte) (map[string][]byte, error) {
 	}
 	need := stateSize(h.DType, h.NumParams, h.Moments)
 	for _, b := range h.Extra {
-		if b.Len < 0 {
-			return nil, fmt.Errorf("%w: negative blob length", ErrCheckpoint)
+		if b.Len < 0 || b.Len > len(p) {
+			return nil, fmt.Errorf("%w: blob %q has length %d", ErrCheckpoint, b.Name, b.Len)
 		}
 		need += b.Len
 	}
