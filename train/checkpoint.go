@@ -178,6 +178,15 @@ func Load(r io.Reader, be kernels.Backend) (Learner, map[string][]byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// The payload holds every parameter, so it bounds the model a header
+	// may describe. A corrupt header asking for more than the machine has
+	// is refused as too large by New; one asking for less, but for more
+	// than the payload holds, is refused here, before New allocates it.
+	if checkMemory(h.Config, h.Shape) == nil {
+		if n := modelParams(h.Config, h.Shape); elemBytes(h.Config.Float64)*n > float64(len(payload)) {
+			return nil, nil, fmt.Errorf("%w: the model described has %.4g parameters, more than the %d-byte payload holds", ErrCheckpoint, n, len(payload))
+		}
+	}
 	l, err := New(h.Config, h.Shape, be)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrCheckpoint, err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/crc32"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -111,20 +112,37 @@ func TestCheckpointOfAbsurdModelIsRefused(t *testing.T) {
 	if err := json.Unmarshal(p[8:8+hl], &h); err != nil {
 		t.Fatal(err)
 	}
-	h["Config"].(map[string]any)["Hidden"] = []int{1 << 40}
-	header, err := json.Marshal(h)
-	if err != nil {
-		t.Fatal(err)
+	withHidden := func(hidden []int) *bytes.Buffer {
+		h["Config"].(map[string]any)["Hidden"] = hidden
+		header, err := json.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		out.WriteString(ckptMagic)
+		out.Write(p[:4])
+		out.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(header))))
+		out.Write(header)
+		out.Write(p[8+hl : len(p)-4])
+		out.Write(binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(out.Bytes())))
+		return &out
 	}
-	var out bytes.Buffer
-	out.WriteString(ckptMagic)
-	out.Write(p[:4])
-	out.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(header))))
-	out.Write(header)
-	out.Write(p[8+hl : len(p)-4])
-	out.Write(binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(out.Bytes())))
-	_, _, err = Load(&out, nil)
+	_, _, err := Load(withHidden([]int{1 << 40}), nil)
 	if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), ErrTooLarge.Error()) {
 		t.Errorf("Load of a checkpoint with hidden [2^40]: %v, want a bad checkpoint too large for the machine", err)
 	}
+	// A model that fits the machine but not the payload is refused before
+	// it is built (it took 19 GB and half a minute at hidden [20000 20000]).
+	withMemory(1<<30, func() {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, _, err := Load(withHidden([]int{4000, 4000}), nil)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), "payload") {
+			t.Errorf("Load of a checkpoint with hidden [4000 4000] and the payload of [16]: %v, want a bad checkpoint naming the payload", err)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+			t.Errorf("refusing it allocated %d bytes", grew)
+		}
+	})
 }
