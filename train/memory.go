@@ -41,12 +41,21 @@ func memTotal() float64 {
 }
 
 // MemoryFloor is a lower bound, in bytes, on the memory a learner of cfg
-// for shape s takes to train: its parameters and their gradient, and the
-// meta-batch of float32 episodes a caller passes it. Computed in float64,
-// so absurd sizes do not overflow.
+// for shape s takes to train: its parameters and their gradient, the
+// meta-batch of float32 episodes a caller passes it, and the query-by-way
+// logits and their gradient, which grow as the square of the ways (once for
+// the prototype learners, once per task for the others, which adapt each
+// task's own copy). Computed in float64, so absurd sizes do not overflow.
 func MemoryFloor(cfg Config, s Shape) float64 {
-	rows := float64(s.Ways) * (float64(s.Shots) + float64(s.Queries))
-	return 2*elemBytes(cfg.Float64)*modelParams(cfg, s) + 4*float64(s.MetaBatch)*rows*float64(s.Dim)
+	ways := float64(s.Ways)
+	rows := ways * (float64(s.Shots) + float64(s.Queries))
+	tasks := float64(s.MetaBatch)
+	if cfg.Algo == "protonet" || cfg.Algo == "nearest-centroid" {
+		tasks = min(tasks, 1)
+	}
+	scores := tasks * ways * float64(s.Queries) * ways
+	elem := elemBytes(cfg.Float64)
+	return 2*elem*modelParams(cfg, s) + 4*float64(s.MetaBatch)*rows*float64(s.Dim) + 2*elem*scores
 }
 
 // elemBytes is the size of a parameter: float32, or float64 (gradient

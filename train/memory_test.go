@@ -31,15 +31,22 @@ func TestMemoryFloorCountsTheParameters(t *testing.T) {
 		}
 	}
 	// By hand: ProtoNet on 8 features, hidden [16]: 8*16+16 = 144 parameters
-	// and their gradient at 4 bytes, and 2 episodes of 3*(2+3) rows of 8
-	// float32 features.
+	// and their gradient at 4 bytes, 2 episodes of 3*(2+3) rows of 8
+	// float32 features, and the 3*3 queries' logits for 3 ways and their
+	// gradient (once: ProtoNet shares them between the tasks).
 	c := smallConfig("protonet")
-	if got, want := MemoryFloor(c, small), 2*4*144.0+4*2*15*8.0; got != want {
+	if got, want := MemoryFloor(c, small), 2*4*144.0+4*2*15*8.0+2*4*9*3.0; got != want {
 		t.Errorf("MemoryFloor = %g, want %g", got, want)
 	}
 	c.Float64 = true
-	if got, want := MemoryFloor(c, small), 2*8*144.0+4*2*15*8.0; got != want {
+	if got, want := MemoryFloor(c, small), 2*8*144.0+4*2*15*8.0+2*8*9*3.0; got != want {
 		t.Errorf("MemoryFloor in float64 = %g, want %g", got, want)
+	}
+	// MAML's logits are per task; they grow as the square of the ways.
+	c = smallConfig("maml")
+	wide := Shape{Ways: 30000, Shots: 1, Queries: 1, MetaBatch: 2, Dim: 8}
+	if got, want := MemoryFloor(c, wide)-2*4*modelParams(c, wide)-4*2*30000*2*8.0, 2*4*2*30000*30000.0; got != want {
+		t.Errorf("MemoryFloor of 30000 ways counts %g bytes of logits, want %g", got, want)
 	}
 }
 
