@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/metaids/metaids/datasets"
 	"github.com/metaids/metaids/eval"
 	"github.com/metaids/metaids/train"
 )
@@ -382,6 +383,11 @@ func ReadRunSummary(dir string) (*RunSummary, error) {
 	}
 	if s.Run == "" || len(s.Seeds) == 0 || s.Metrics["accuracy"].N == 0 {
 		return nil, fmt.Errorf("%s/summary.json: %w", dir, errNotSummary)
+	}
+	// The data set names a report's sections and plot files: one that is
+	// not a data set (say, with a "/" in it) is no run of this program.
+	if d, err := datasets.Lookup(s.Dataset); err != nil || d.Name != s.Dataset {
+		return nil, fmt.Errorf("%s/summary.json: data set %q is not one of %s", dir, s.Dataset, strings.Join(datasets.Names(), ", "))
 	}
 	return &s, nil
 }
