@@ -188,10 +188,6 @@ type base[T Float] struct {
 	// aux are the multi-task heads (nil without them); their parameters
 	// follow the learner's own in params.
 	aux *auxHeads[T]
-
-	// extraState lists further state that checkpoints carry (e.g. buffers
-	// that are not trained by the optimiser); may be nil.
-	extraState func() [][]T
 }
 
 func (l *base[T]) Name() string   { return l.name }
