@@ -107,13 +107,6 @@ func (p *Pretrained) Hidden() []int      { return slices.Clone(p.cfg.Hidden) }
 func (p *Pretrained) Activation() string { return p.cfg.Activation }
 func (p *Pretrained) Dim() int           { return p.dim }
 
-// Config returns the configuration Pretrain ran with.
-func (p *Pretrained) Config() PretrainConfig {
-	c := p.cfg
-	c.Hidden = slices.Clone(c.Hidden)
-	return c
-}
-
 // Losses are the mean training reconstruction losses of each epoch (on
 // corrupted inputs, measured before each batch's step); FinalLoss is the
 // last.
