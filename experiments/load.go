@@ -127,9 +127,6 @@ func ParseOverride(s string) (Override, error) {
 	return Override{text: s, path: path, value: value}, nil
 }
 
-// String is the override as given.
-func (o Override) String() string { return o.text }
-
 // apply sets the override's key in root, creating sections as needed, and
 // marks the nodes it adds as coming from the override.
 func (o Override) apply(root *yaml.Node, origin map[*yaml.Node]string) *Error {
