@@ -9,9 +9,10 @@
 #                      METAIDS_CUDA_GRAPHS=0, evaluation); a NSL-KDD experiment with metaids run on
 #                      the GPU and on the CPU; go test -bench. ~5 minutes.
 #   quick              the same with fewer steps and meta-batch sizes, to check the setup.
-#   profile            ncu over one meta-step of each learner at meta-batch 256, then the kernel tests
-#                      under compute-sanitizer (memcheck, and racecheck for the shared-memory
-#                      kernels), which find what the CPU emulation cannot. ~5 minutes.
+#   profile            the kernel tests under compute-sanitizer (memcheck, initcheck, and racecheck and
+#                      synccheck for the kernels with shared memory and barriers) and the device-learner
+#                      tests under memcheck, which find what the CPU emulation cannot; then ncu over a few
+#                      meta-steps of each learner at meta-batch 256. ~5 minutes.
 #
 # Logs and JSON go to a work folder (default results/gpu/<mode>). Where $OUT is set (a folder that
 # is fetched back, and only a few files), they are also packed into $OUT/gpu-<mode>.tar.gz, with
@@ -70,19 +71,31 @@ say "$(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --f
 
 if [[ $mode == profile ]]; then
   PATH=$PATH:/usr/local/cuda/bin
-  # Without ncu the sanitizer runs still go ahead: a device call is too dear to spend on nothing.
-  command -v ncu >/dev/null || say "no ncu on this machine: the profile is skipped"
+  # The sanitizers first: they check what the CPU emulation cannot (accesses out of bounds or misaligned
+  # on the GPU, reads of device memory nothing wrote, shared-memory races, barriers that not every thread
+  # of a block reaches), and should not lose their time to the profile.
+  if command -v compute-sanitizer >/dev/null; then
+    san=(compute-sanitizer --error-exitcode 9)
+    (cd kernels/cuda && step memcheck.log 120 "${san[@]}" --tool memcheck ../../.device/kernels.test -test.count=1)
+    # The device learners' meta-steps as recorded graphs: the first layer reading the pool through row
+    # numbers, split reductions, the staged copies.
+    (cd train && step memcheck-train.log 120 "${san[@]}" --tool memcheck ../.device/train.test -test.run Device -test.count=1)
+    # The kernels with shared memory and barriers: pairwise_sqdist, sgemm_batched, col_sum and reduce_sum
+    # (through the softmax and vector tests).
+    shared='Gemm|ColSum|Softmax|VectorOps|ClassMean|Pairwise|GridStriding'
+    (cd kernels/cuda && step racecheck.log 90 "${san[@]}" --tool racecheck ../../.device/kernels.test -test.count=1 -test.run "$shared")
+    (cd kernels/cuda && step synccheck.log 60 "${san[@]}" --tool synccheck ../../.device/kernels.test -test.count=1 -test.run "$shared")
+    (cd kernels/cuda && step initcheck.log 90 "${san[@]}" --tool initcheck ../../.device/kernels.test -test.count=1)
+  else
+    say "no compute-sanitizer on this machine (nor in /usr/local/cuda/bin): memcheck, racecheck, synccheck and initcheck skipped"
+  fi
+  command -v ncu >/dev/null || say "no ncu on this machine (nor in /usr/local/cuda/bin): the profile is skipped"
   command -v ncu >/dev/null && for algo in protonet maml; do
     # Skip the first steps' launches (graph nodes count one each): a step of protonet is 14 kernels, of
     # maml 39, so 70 cover a few steps of each.
     step "ncu-$algo.csv" 150 ncu --target-processes all --launch-skip 300 --launch-count 70 --csv --page details \
       .device/metaids bench --device cuda --algo "$algo" --meta-batch 256 --steps 20 --warmup 5 --repeats 1
   done
-  command -v compute-sanitizer >/dev/null || say "no compute-sanitizer on this machine"
-  (cd kernels/cuda && step memcheck.log 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
-    ../../.device/kernels.test -test.count=1)
-  (cd kernels/cuda && step racecheck.log 90 compute-sanitizer --tool racecheck --error-exitcode 9 \
-    ../../.device/kernels.test -test.count=1 -test.run 'Gemm|ColSum|Softmax|ClassMean|Pairwise')
   say "done"
   exit 0
 fi
