@@ -98,19 +98,27 @@ func inputFingerprints(s Spec) (map[string]string, error) {
 	return map[string]string{"dataset.categories": fmt.Sprintf("sha256:%x", sha256.Sum256(b))}, nil
 }
 
+// unionKeys lists the keys of now, sorted, then those only recorded has,
+// sorted: every key once, in an order that does not change between runs.
+func unionKeys[V any](recorded, now map[string]V) []string {
+	keys := slices.Sorted(maps.Keys(now))
+	var gone []string
+	for k := range recorded {
+		if _, ok := now[k]; !ok {
+			gone = append(gone, k)
+		}
+	}
+	slices.Sort(gone)
+	return append(keys, gone...)
+}
+
 // inputsDifference names the first input file whose content differs from
 // the one recorded; results recorded before inputs were are not compared.
 func inputsDifference(recorded, now map[string]string) string {
 	if recorded == nil {
 		return ""
 	}
-	keys := slices.Sorted(maps.Keys(now))
-	for k := range recorded {
-		if _, ok := now[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	for _, k := range keys {
+	for _, k := range unionKeys(recorded, now) {
 		if recorded[k] != now[k] {
 			return fmt.Sprintf("the content of %s differs from the file those results were run with", k)
 		}

@@ -409,3 +409,15 @@ func TestSeedOrderDoesNotChangeTheSummary(t *testing.T) {
 		}
 	}
 }
+
+// The keys compared are every key once, in the same order on every call,
+// so that the first difference reported does not change from run to run.
+func TestUnionKeysOrder(t *testing.T) {
+	recorded := map[string]int{"z": 1, "b": 1, "a": 1, "c": 1}
+	now := map[string]int{"c": 1, "d": 1}
+	for range 20 {
+		if got := strings.Join(unionKeys(recorded, now), " "); got != "c d a b z" {
+			t.Fatalf("unionKeys = %q, want c d a b z", got)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -762,13 +761,7 @@ func poolsDifference(recorded, now map[string]PoolInfo) string {
 	if recorded == nil {
 		return ""
 	}
-	names := slices.Sorted(maps.Keys(now))
-	for name := range recorded {
-		if _, ok := now[name]; !ok {
-			names = append(names, name)
-		}
-	}
-	for _, name := range names {
+	for _, name := range unionKeys(recorded, now) {
 		was, is := recorded[name], now[name]
 		if was.File != is.File || was.Records != is.Records || !slices.Equal(was.Classes, is.Classes) {
 			return fmt.Sprintf("the %s pool is %s there and %s now: the data changed", name, was.describe(), is.describe())
