@@ -95,10 +95,10 @@ func (d *decoder) checkNameLength(s *Spec) {
 var cudaCompiled = kernels.Compiled("cuda")
 
 // checkMemory refuses, before anything runs, a model, episode, meta-batch
-// or set of stored episodes whose parameters, gradient and episodes alone
-// exceed the machine's memory (train.New refuses the first three too, with
-// the encoded width known), naming the key that makes it so: model.hidden
-// only when the model alone does not fit.
+// or set of stored episodes that with the learner's working buffers
+// (train.MemoryFloor) exceed the machine's memory (train.New refuses the
+// first three too, with the encoded width known), naming the key that makes
+// it so: model.hidden only when the model alone does not fit.
 func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 	e := s.Episodes
 	shape := train.Shape{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries, MetaBatch: e.MetaBatch, Dim: datasets.MinEncodedDim}
@@ -115,7 +115,7 @@ func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 	part, need := train.MemoryShortfall(cfg, shape)
 	switch {
 	case part == "model":
-		d.fail("model.hidden", "hidden layers %v need at least %s for their parameters and gradient; this machine has %s",
+		d.fail("model.hidden", "hidden layers %v need at least %s for the model alone; this machine has %s",
 			cfg.Hidden, train.GiB(need), have)
 	case part == "episode":
 		keys := []string{"episodes.ways", "episodes.shots", "episodes.queries"}

@@ -305,9 +305,11 @@ func TestTooLargeForMemory(t *testing.T) {
 		}
 	}
 	// A meta-batch within the machine's memory but above what a sampler
-	// allocates is refused too, before any data is read.
+	// allocates is refused too, before any data is read (nearest-centroid
+	// needs little beyond the episodes; a learner's activations would not
+	// fit).
 	if train.MachineMemory() > datasets.MaxBatchBytes*1.1 {
-		_, err := Parse([]byte("dataset: {name: nsl-kdd}\n"), "spec.yaml", parseOverrides(t, []string{"episodes.meta_batch=1000000"})...)
+		_, err := Parse([]byte("dataset: {name: nsl-kdd}\nlearner: {algo: nearest-centroid}\n"), "spec.yaml", parseOverrides(t, []string{"episodes.meta_batch=1000000"})...)
 		if want := "spec.yaml: --set episodes.meta_batch=1000000: 1000000 episodes of 5×20 rows take at least 17.1 GiB, more than a sampler's limit of 16.0 GiB"; err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("meta-batch above the sampler's limit: %v, want %q", err, want)
 		}

@@ -41,21 +41,70 @@ func memTotal() float64 {
 }
 
 // MemoryFloor is a lower bound, in bytes, on the memory a learner of cfg
-// for shape s takes to train: its parameters and their gradient, the
-// meta-batch of float32 episodes a caller passes it, and the query-by-way
-// logits and their gradient, which grow as the square of the ways (once for
-// the prototype learners, once per task for the others, which adapt each
-// task's own copy). Computed in float64, so absurd sizes do not overflow.
+// for shape s takes to train: its parameters, their gradient and Adam's two
+// moments, the meta-batch of float32 episodes a caller passes it, and the
+// working buffers the learner allocates for them (workingElems). Computed
+// in float64, so absurd sizes do not overflow.
 func MemoryFloor(cfg Config, s Shape) float64 {
-	ways := float64(s.Ways)
-	rows := ways * (float64(s.Shots) + float64(s.Queries))
-	tasks := float64(s.MetaBatch)
-	if cfg.Algo == "protonet" || cfg.Algo == "nearest-centroid" {
-		tasks = min(tasks, 1)
+	rows := float64(s.Ways) * (float64(s.Shots) + float64(s.Queries))
+	model := 2 * modelParams(cfg, s)
+	if cfg.Optimizer.Name == "adam" {
+		model *= 2
 	}
-	scores := tasks * ways * float64(s.Queries) * ways
-	elem := elemBytes(cfg.Float64)
-	return 2*elem*modelParams(cfg, s) + 4*float64(s.MetaBatch)*rows*float64(s.Dim) + 2*elem*scores
+	return elemBytes(cfg.Float64)*(model+workingElems(cfg, s)) + 4*float64(s.MetaBatch)*rows*float64(s.Dim)
+}
+
+// workingElems counts the elements of the largest buffers a learner of cfg
+// allocates for shape s besides its parameters (protonet.go, gbml.go,
+// finetune.go): a pass over n rows keeps each hidden unit's pre-activation,
+// output and gradient (3n), and the output layer's logits and gradient.
+// What a learner keeps for Predict or for auxiliary heads is left out.
+func workingElems(cfg Config, s Shape) float64 {
+	ways, dim := float64(s.Ways), float64(s.Dim)
+	// Support and query rows of a task; none at a meta-batch of none,
+	// whose floor is the model's alone.
+	task := min(float64(s.MetaBatch), 1)
+	ns, nq := task*ways*float64(s.Shots), task*ways*float64(s.Queries)
+	var units float64
+	for _, h := range cfg.Hidden {
+		units += float64(h)
+	}
+	pass := func(n, out float64) float64 { return n * (3*units + 2*out) }
+	switch cfg.Algo {
+	case "nearest-centroid":
+		// The query-by-way logits and their gradient.
+		return 2 * nq * ways
+	case "protonet":
+		// The fused engine runs the meta-batch through the encoder as one
+		// stacked copy; gorgonia's graph holds one episode.
+		n := ns + nq
+		if cfg.Engine != "gorgonia" {
+			n *= float64(s.MetaBatch)
+		}
+		return n*dim + pass(n, 0) + 2*nq*ways
+	case "finetune":
+		// Every row of the meta-batch through the PretrainClasses-way
+		// head, with the softmax and its gradient.
+		n := float64(s.MetaBatch) * (ns + nq)
+		c := float64(cfg.PretrainClasses)
+		return n*dim + pass(n, c) + 2*n*c
+	}
+	// The MAML family adapts one task at a time. Each inner step keeps its
+	// adapted weights and their gradient; second-order learners also keep
+	// each step's pass over the support rows (Reptile's: support and query)
+	// with the softmax and its gradient, for the backward sweep. Then the
+	// query pass, its gradient and the adapted copy Predict uses.
+	theta := mlpParams(s.Dim, cfg.Hidden, s.Ways)
+	n := ns
+	if cfg.Algo == "reptile" {
+		n += nq
+	}
+	k, kept := float64(cfg.InnerSteps), 1.0
+	if cfg.Algo == "maml" || cfg.Algo == "anil" || cfg.Algo == "metasgd" {
+		kept = k
+	}
+	q := max(nq, n)
+	return k*2*theta + kept*(pass(n, ways)+2*n*ways) + pass(q, ways) + 2*q*ways + 3*theta
 }
 
 // elemBytes is the size of a parameter: float32, or float64 (gradient
@@ -74,29 +123,18 @@ func FitsMemory(bytes float64) bool { return physicalMemory <= 0 || bytes <= phy
 // modelParams counts cfg's parameters for shape s, as ModelCost does, in
 // float64 arithmetic: widths of any size give a finite count.
 func modelParams(cfg Config, s Shape) float64 {
-	mlp := func(out int) float64 {
-		n, in := 0.0, float64(s.Dim)
-		for _, h := range cfg.Hidden {
-			n += (in + 1) * float64(h)
-			in = float64(h)
-		}
-		if out > 0 {
-			n += (in + 1) * float64(out)
-		}
-		return n
-	}
 	var n float64
 	switch cfg.Algo {
 	case "nearest-centroid":
 		return 0
 	case "protonet":
-		n = mlp(0)
+		n = mlpParams(s.Dim, cfg.Hidden, 0)
 	case "finetune":
-		n = mlp(cfg.PretrainClasses)
+		n = mlpParams(s.Dim, cfg.Hidden, cfg.PretrainClasses)
 	case "metasgd":
-		n = 2 * mlp(s.Ways)
+		n = 2 * mlpParams(s.Dim, cfg.Hidden, s.Ways)
 	default:
-		n = mlp(s.Ways)
+		n = mlpParams(s.Dim, cfg.Hidden, s.Ways)
 	}
 	if cfg.Aux.Enabled() && len(cfg.Hidden) > 0 {
 		// Small beside the layers above, which decide a refusal.
@@ -105,10 +143,25 @@ func modelParams(cfg Config, s Shape) float64 {
 	return n
 }
 
+// mlpParams counts the parameters of an MLP on dim inputs with the given
+// hidden widths and, when out > 0, a linear head of out units.
+func mlpParams(dim int, hidden []int, out int) float64 {
+	n, in := 0.0, float64(dim)
+	for _, h := range hidden {
+		n += (in + 1) * float64(h)
+		in = float64(h)
+	}
+	if out > 0 {
+		n += (in + 1) * float64(out)
+	}
+	return n
+}
+
 // MemoryShortfall says which part of training a learner of cfg for shape s
 // does not fit in the machine's memory, and the memory floor of that part:
-// "" when all of it fits; "model" when its parameters and gradient alone do
-// not (at the fewest ways, as the output layer has a unit per way);
+// "" when all of it fits; "model" when the model alone does not (its
+// parameters, gradient, optimiser state and the MAML family's adapted
+// copies, at the fewest ways, as the output layer has a unit per way);
 // "episode" when one episode with the model does not; else "meta-batch".
 func MemoryShortfall(cfg Config, s Shape) (part string, need float64) {
 	if need = MemoryFloor(cfg, s); FitsMemory(need) {
@@ -139,7 +192,7 @@ func checkMemory(cfg Config, s Shape) error {
 	if s.MetaBatch == 1 {
 		episodes = "episode"
 	}
-	return fmt.Errorf("%w: hidden layers %v (%.4g parameters, trained with their gradient) and a meta-batch of %d %s of %d×%d rows × %d features need at least %s; this machine has %s",
+	return fmt.Errorf("%w: hidden layers %v (%.4g parameters, trained with their gradient) and a meta-batch of %d %s of %d×%d rows × %d features need at least %s with the learner's working buffers; this machine has %s",
 		ErrTooLarge, cfg.Hidden, modelParams(cfg, s), s.MetaBatch, episodes, s.Ways, s.Shots+s.Queries, s.Dim, GiB(floor), GiB(physicalMemory))
 }
 

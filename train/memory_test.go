@@ -30,23 +30,38 @@ func TestMemoryFloorCountsTheParameters(t *testing.T) {
 			}
 		}
 	}
-	// By hand: ProtoNet on 8 features, hidden [16]: 8*16+16 = 144 parameters
-	// and their gradient at 4 bytes, 2 episodes of 3*(2+3) rows of 8
-	// float32 features, and the 3*3 queries' logits for 3 ways and their
-	// gradient (once: ProtoNet shares them between the tasks).
+	// By hand: ProtoNet on 8 features, hidden [16]: 8*16+16 = 144
+	// parameters, their gradient and Adam's two moments at 4 bytes; the
+	// stacked copy of 2 episodes of 3*(2+3) rows of 8 features, and each
+	// row's 16 pre-activations, outputs and their gradient; the 3*3
+	// queries' logits for 3 ways and their gradient (once: ProtoNet shares
+	// them between the tasks); and the 2 float32 episodes passed in.
 	c := smallConfig("protonet")
-	if got, want := MemoryFloor(c, small), 2*4*144.0+4*2*15*8.0+2*4*9*3.0; got != want {
+	working := 30*8 + 30*3*16 + 2*9*3.0
+	if got, want := MemoryFloor(c, small), 4*(4*144+working)+4*2*15*8.0; got != want {
 		t.Errorf("MemoryFloor = %g, want %g", got, want)
 	}
 	c.Float64 = true
-	if got, want := MemoryFloor(c, small), 2*8*144.0+4*2*15*8.0+2*8*9*3.0; got != want {
+	if got, want := MemoryFloor(c, small), 8*(4*144+working)+4*2*15*8.0; got != want {
 		t.Errorf("MemoryFloor in float64 = %g, want %g", got, want)
 	}
-	// MAML's logits are per task; they grow as the square of the ways.
+	c.Float64, c.Optimizer.Name = false, "sgd"
+	if got, want := MemoryFloor(c, small), 4*(2*144+working)+4*2*15*8.0; got != want {
+		t.Errorf("MemoryFloor with SGD = %g, want %g", got, want)
+	}
+	// MAML's logits grow as the square of the ways: at 1 shot and 1 query,
+	// each of its 2 inner steps keeps the support logits, their gradient,
+	// the softmax and its gradient, and the query pass has as many. It
+	// adapts one task at a time: a larger meta-batch adds its episodes only.
 	c = smallConfig("maml")
-	wide := Shape{Ways: 30000, Shots: 1, Queries: 1, MetaBatch: 2, Dim: 8}
-	if got, want := MemoryFloor(c, wide)-2*4*modelParams(c, wide)-4*2*30000*2*8.0, 2*4*2*30000*30000.0; got != want {
-		t.Errorf("MemoryFloor of 30000 ways counts %g bytes of logits, want %g", got, want)
+	wide := Shape{Ways: 30000, Shots: 1, Queries: 1, MetaBatch: 1, Dim: 8}
+	if got, want := MemoryFloor(c, wide), 4*(2*4+4)*30000*30000.0; got < want {
+		t.Errorf("MemoryFloor of 30000 ways is %g bytes, want at least %g of logits", got, want)
+	}
+	two := wide
+	two.MetaBatch = 2
+	if got, want := MemoryFloor(c, two)-MemoryFloor(c, wide), 4*30000*2*8.0; got != want {
+		t.Errorf("a second task adds %g bytes, want its episode's %g", got, want)
 	}
 }
 

@@ -383,8 +383,8 @@ func maxOf(x []float64) float64 {
 }
 
 // benchFitsMemory is a usage error, naming the flags to lower, for a model
-// or meta-batch whose parameters, gradient and episodes alone exceed the
-// machine's memory.
+// or meta-batch whose model, episodes and working buffers
+// (train.MemoryFloor) exceed the machine's memory.
 func benchFitsMemory(cfg train.Config, shape train.Shape) error {
 	have := train.GiB(train.MachineMemory())
 	switch part, need := train.MemoryShortfall(cfg, shape); part {
