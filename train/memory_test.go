@@ -168,3 +168,42 @@ func TestCheckpointOfAbsurdModelIsRefused(t *testing.T) {
 		}
 	})
 }
+
+// The floor is a lower bound on what a learner really holds, and not far
+// below it: for every learner at a small and a medium shape, the live heap
+// that building it and three meta-steps leave (with the meta-batch, after
+// a collection; MetaStep allocates nothing once built) is at least the
+// floor and at most floorSlack times it.
+func TestMemoryFloorBoundsTheHeap(t *testing.T) {
+	const floorSlack = 3
+	for _, hidden := range [][]int{{64}, {256, 128}} {
+		for _, mb := range []int{1, 8} {
+			s := Shape{Ways: 5, Shots: 5, Queries: 15, MetaBatch: mb, Dim: 125}
+			for _, algo := range allAlgos {
+				c := DefaultConfig(algo)
+				c.Hidden, c.PretrainClasses = hidden, 23
+				floor := MemoryFloor(c, s)
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.GC() // and what finalizers of earlier tests let go
+				runtime.ReadMemStats(&before)
+				b := tinyBatch(t, s, mb, 1)
+				l := mustNew(t, c, s)
+				for range 3 {
+					if _, err := l.MetaStep(b); err != nil {
+						t.Fatal(err)
+					}
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				runtime.KeepAlive(l)
+				runtime.KeepAlive(b)
+				held := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+				t.Logf("%-16s hidden %v meta-batch %d: floor %8.0f B, held %8.0f B (%.2f×)", algo, hidden, mb, floor, held, held/floor)
+				if floor > held || held > floorSlack*floor {
+					t.Errorf("%s hidden %v meta-batch %d: floor %.0f B, but the learner holds %.0f B", algo, hidden, mb, floor, held)
+				}
+			}
+		}
+	}
+}
