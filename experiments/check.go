@@ -311,6 +311,15 @@ func (d *decoder) checkSplit(s *Spec, cats datasets.Categories) {
 	}
 }
 
+// listedTwice fails list[i] when its value v (shown as shown) was listed
+// before, naming where, and records index i as v's latest.
+func listedTwice[T comparable](d *decoder, list string, i int, v T, shown string, seen map[T]int) {
+	if j, dup := seen[v]; dup {
+		d.fail(fmt.Sprintf("%s[%d]", list, i), "%s is listed twice (also %s[%d])", shown, list, j)
+	}
+	seen[v] = i
+}
+
 // checkSupervisedGrid refuses a grid over a key the supervised track does
 // not read: its runs would be the same run under different names.
 func (d *decoder) checkSupervisedGrid(s *Spec, varied map[string]bool) {
@@ -349,13 +358,10 @@ func (d *decoder) checkSupervised(s *Spec) {
 			continue
 		}
 		sv.TestFiles[i] = info.Name
-		if j, dup := seen[info.Name]; dup {
-			d.fail(key, "%q is listed twice (also supervised.test_files[%d])", f, j)
-		}
+		listedTwice(d, "supervised.test_files", i, info.Name, strconv.Quote(f), seen)
 		if s.Split.Protocol == "supervised" && data.SharesRecords(info.Name, s.Dataset.TrainFile) {
 			d.fail(key, "%s shares records with the training file %s (the same file, or one a subset of the other): its score would not be a test score", info.Name, s.Dataset.TrainFile)
 		}
-		seen[info.Name] = i
 		if datasets.CheckDataDir(s.Dataset.DataDir) != nil {
 			continue // dataset.data_dir's error says it already
 		}
@@ -424,19 +430,13 @@ func (d *decoder) checkAdversarial(s *Spec) {
 		if !(e > 0 && e <= 1) {
 			d.fail(key, "%g, want a budget in (0, 1]", e)
 		}
-		if j, dup := budgets[e]; dup {
-			d.fail(key, "%g is listed twice (also adversarial.eval_budgets[%d])", e, j)
-		}
-		budgets[e] = i
+		listedTwice(d, "adversarial.eval_budgets", i, e, strconv.FormatFloat(e, 'g', -1, 64), budgets)
 	}
 	attacks := map[string]int{}
 	for i, at := range a.EvalAttacks {
 		key := fmt.Sprintf("adversarial.eval_attacks[%d]", i)
 		d.choice(key, at, []string{"fgsm", "pgd"})
-		if j, dup := attacks[at]; dup {
-			d.fail(key, "%s is listed twice (also adversarial.eval_attacks[%d])", at, j)
-		}
-		attacks[at] = i
+		listedTwice(d, "adversarial.eval_attacks", i, at, at, attacks)
 	}
 	d.atLeast("adversarial.pgd_steps", a.PGDSteps, 1)
 	d.atLeast("adversarial.eval_episodes", a.EvalEpisodes, 1)
@@ -573,9 +573,6 @@ func (d *decoder) checkBackend(s *Spec) {
 	}
 	seen := map[uint64]int{}
 	for i, v := range s.Seeds {
-		if j, dup := seen[v]; dup {
-			d.fail(fmt.Sprintf("seeds[%d]", i), "%d is listed twice (also seeds[%d])", v, j)
-		}
-		seen[v] = i
+		listedTwice(d, "seeds", i, v, strconv.FormatUint(v, 10), seen)
 	}
 }
