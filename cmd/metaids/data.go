@@ -64,6 +64,16 @@ func (d *dataSource) options() datasets.LoadOptions {
 	return datasets.LoadOptions{DataDir: d.dir, SkipChecksum: d.noChecksum}
 }
 
+// loadCategories reads --categories over the shipped mapping; a file that
+// is not there is a wrong command line.
+func (d *dataSource) loadCategories() (datasets.Categories, error) {
+	cats, err := datasets.LoadCategories(d.categories)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil, usageErrorf("--categories: %v", err)
+	}
+	return cats, err
+}
+
 // checkDataDir is a usage error for a --data-dir that is not there or not a
 // folder: searched first, it would otherwise be passed over in silence for
 // the shipped copies.
@@ -310,10 +320,7 @@ func dataStats(e *env, args []string) error {
 	if err := checkDataDir(src.dir); err != nil {
 		return err
 	}
-	cats, err := datasets.LoadCategories(src.categories)
-	if errors.Is(err, iofs.ErrNotExist) {
-		return usageErrorf("--categories: %v", err) // names no file: a wrong command line
-	}
+	cats, err := src.loadCategories()
 	if err != nil {
 		return err
 	}

@@ -90,15 +90,12 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	for _, s := range specs {
 		sum, err := runner.Run(ctx, s)
 		if err != nil {
-			removed := false
-			if len(made) > 0 {
-				// Made by this command and left empty: no trace (a folder with
-				// results stays), the parents it made for it included.
-				removed = os.Remove(made[0]) == nil
-				for _, d := range made[1:] {
-					if !removed || os.Remove(d) != nil {
-						break
-					}
+			// Made by this command and left empty: no trace (a folder with
+			// results stays), the parents it made for it included.
+			removed := len(made) > 0 && os.Remove(made[0]) == nil
+			for _, d := range made[1:] {
+				if !removed || os.Remove(d) != nil {
+					break
 				}
 			}
 			if len(done) > 0 {

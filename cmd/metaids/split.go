@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	iofs "io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -65,10 +64,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	if err := checkDataDir(src.dir); err != nil {
 		return err
 	}
-	cats, err := datasets.LoadCategories(src.categories)
-	if errors.Is(err, iofs.ErrNotExist) {
-		return usageErrorf("--categories: %v", err) // names no file: a wrong command line
-	}
+	cats, err := src.loadCategories()
 	if err != nil {
 		return err
 	}
