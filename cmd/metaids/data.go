@@ -33,11 +33,11 @@ func runData(ctx context.Context, e *env, args []string) error {
 	}
 	switch args[0] {
 	case "list":
-		return dataList(e, args[1:])
+		return inSubcommand("list", dataList(e, args[1:]))
 	case "stats":
-		return dataStats(e, args[1:])
+		return inSubcommand("stats", dataStats(e, args[1:]))
 	case "verify":
-		return dataVerify(e, args[1:])
+		return inSubcommand("verify", dataVerify(e, args[1:]))
 	case "-h", "--help", "help":
 		fmt.Fprintf(e.stdout, "usage: metaids %s\n", dataSynopsis)
 		return nil

@@ -38,6 +38,24 @@ func register(c command) { commands[c.name] = c }
 // errUsage marks a command line that is wrong (exit status 2, not 1).
 var errUsage = errors.New("invalid arguments")
 
+// subcommandError is the error of a command's subcommand (data stats), so
+// that the message names the subcommand that failed.
+type subcommandError struct {
+	name string
+	err  error
+}
+
+func (s subcommandError) Error() string { return s.err.Error() }
+func (s subcommandError) Unwrap() error { return s.err }
+
+// inSubcommand tags err, if any, with the subcommand it came from.
+func inSubcommand(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return subcommandError{name, err}
+}
+
 // errReported marks a usage error that the flag package has already printed.
 var errReported = fmt.Errorf("%w (reported)", errUsage)
 
@@ -105,6 +123,11 @@ func runMain(ctx context.Context, e *env, args []string) int {
 		return 2
 	}
 	err := c.run(ctx, e, args[1:])
+	name := c.name
+	var sub subcommandError
+	if errors.As(err, &sub) {
+		name += " " + sub.name
+	}
 	switch {
 	case err == nil:
 		return 0
@@ -113,10 +136,10 @@ func runMain(ctx context.Context, e *env, args []string) int {
 	case errors.Is(err, errReported):
 		return 2
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(e.stderr, "metaids %s: %v\n", c.name, err)
+		fmt.Fprintf(e.stderr, "metaids %s: %v\n", name, err)
 		return 2
 	default:
-		fmt.Fprintf(e.stderr, "metaids %s: %v\n", c.name, err)
+		fmt.Fprintf(e.stderr, "metaids %s: %v\n", name, err)
 		return 1
 	}
 }
