@@ -543,9 +543,9 @@ func (d *devLearner) queue(b datasets.Batch) error {
 	var err error
 	switch o.Name {
 	case "sgd":
-		err = d.dev.SGDStep(d.params, d.grad, float32(o.LR), float32(o.WeightDecay))
+		err = d.dev.SGDStep(d.params, d.grad, d.loss, float32(o.LR), float32(o.WeightDecay))
 	case "adam":
-		err = d.dev.AdamStep(d.params, d.grad, d.mom, d.vel, opt.t, kernels.AdamParams{
+		err = d.dev.AdamStep(d.params, d.grad, d.mom, d.vel, d.loss, opt.t, kernels.AdamParams{
 			LR: float32(o.LR), Beta1: float32(o.Beta1), Beta2: float32(o.Beta2),
 			Eps: float32(o.Eps), WeightDecay: float32(o.WeightDecay), Decoupled: o.Decoupled,
 		})

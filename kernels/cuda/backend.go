@@ -416,7 +416,8 @@ func (b *Backend) PairwiseSqDistGrad(gx, gy, gout, x, y []float32, B, Q, N, D in
 	}))
 }
 
-// SGDStep is kernels.Backend's, on the GPU (copying every call).
+// SGDStep is kernels.Backend's, on the GPU (copying every call). It always
+// applies, as the CPU's does: its callers have the loss on the host.
 func (b *Backend) SGDStep(p, g []float32, lr, weightDecay float32) {
 	if len(g) != len(p) {
 		panic(fmt.Sprintf("cuda.SGDStep: len(g)=%d, want len(p)=%d", len(g), len(p)))
@@ -433,14 +434,15 @@ func (b *Backend) SGDStep(p, g []float32, lr, weightDecay float32) {
 		if err != nil {
 			return err
 		}
-		if err := b.sgdStep(dp, dg, lr, weightDecay); err != nil {
+		if err := b.sgdStep(dp, dg, Buffer{}, lr, weightDecay); err != nil {
 			return err
 		}
 		return b.get(p, dp)
 	}))
 }
 
-// AdamStep is kernels.Backend's, on the GPU (copying every call).
+// AdamStep is kernels.Backend's, on the GPU (copying every call); it always
+// applies, as SGDStep.
 func (b *Backend) AdamStep(p, g, m, v []float32, t int, hp kernels.AdamParams) {
 	if len(g) != len(p) || len(m) != len(p) || len(v) != len(p) {
 		panic(fmt.Sprintf("cuda.AdamStep: len(p)=%d len(g)=%d len(m)=%d len(v)=%d, want all equal",
@@ -460,7 +462,7 @@ func (b *Backend) AdamStep(p, g, m, v []float32, t int, hp kernels.AdamParams) {
 				return err
 			}
 		}
-		if err := b.adamStep(d[0], d[1], d[2], d[3], t, hp); err != nil {
+		if err := b.adamStep(d[0], d[1], d[2], d[3], Buffer{}, t, hp); err != nil {
 			return err
 		}
 		if err := b.get(p, d[0]); err != nil {

@@ -240,6 +240,55 @@ func TestAdamStep(t *testing.T) {
 	}
 }
 
+// TestStepsSkipANonFiniteLoss gives the optimiser steps the step's loss:
+// NaN or infinite, p, m and v stay as they are, bit for bit; finite (the
+// largest float32 too), the step is the one taken without a loss. The
+// length spans many blocks, each of which must read the loss.
+func TestStepsSkipANonFiniteLoss(t *testing.T) {
+	d := newDev(t)
+	r := rand.New(rand.NewPCG(29, 30))
+	const n, lr, wd = 100003, 0.05, 1e-2
+	hp := kernels.AdamParams{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1}
+	p0, g, m0, v0 := randn(r, n), d.buf(randn(r, n)), randn(r, n), randn(r, n)
+	for i, x := range v0 {
+		v0[i] = x * x
+	}
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for _, loss := range []float32{nan, inf, -inf, 1.5, math.MaxFloat32} {
+		t.Run(fmt.Sprint(loss), func(t *testing.T) {
+			d := dev{d.Dev, t}
+			skip := loss != loss || loss == inf || loss == -inf
+			l := d.buf([]float32{loss})
+			p, wp := d.buf(p0), d.buf(p0)
+			d.ok(d.SGDStep(p, g, l, lr, wd))
+			if !skip {
+				d.ok(d.SGDStep(wp, g, Buffer{}, lr, wd))
+			}
+			sameBits(t, "SGD: p", d.get(p), d.get(wp))
+			p, m, v := d.buf(p0), d.buf(m0), d.buf(v0)
+			wp, wm, wv := d.buf(p0), d.buf(m0), d.buf(v0)
+			d.ok(d.AdamStep(p, g, m, v, l, 3, hp))
+			if !skip {
+				d.ok(d.AdamStep(wp, g, wm, wv, Buffer{}, 3, hp))
+			}
+			sameBits(t, "Adam: p", d.get(p), d.get(wp))
+			sameBits(t, "Adam: m", d.get(m), d.get(wm))
+			sameBits(t, "Adam: v", d.get(v), d.get(wv))
+		})
+	}
+}
+
+// sameBits fails unless got is want, bit for bit.
+func sameBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	for i, x := range got {
+		if math.Float32bits(x) != math.Float32bits(want[i]) {
+			t.Errorf("%s: element %d is %g, want %g", what, i, x, want[i])
+			return
+		}
+	}
+}
+
 // TestHostMethodsDoNotAllocate holds the kernels.Backend methods to the
 // interface's promise of no allocation on the hot path.
 func TestHostMethodsDoNotAllocate(t *testing.T) {
@@ -1210,7 +1259,7 @@ func BenchmarkProtoNetStepOnDevice(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				d.ok(s.run(params, grad))
-				d.ok(d.AdamStep(params, grad, m, v, i+1, hp))
+				d.ok(d.AdamStep(params, grad, m, v, s.lossSum, i+1, hp))
 			}
 			d.ok(d.Sync())
 			b.ReportMetric(float64(B*b.N)/b.Elapsed().Seconds(), "tasks/s")
@@ -1307,9 +1356,12 @@ func TestOperandsMustNotAlias(t *testing.T) {
 		{"scale in place", func() error { return d.ScaleTo(s(0, 8), s(0, 8), 2) }, ""},
 		{"scale shifted", func() error { return d.ScaleTo(s(1, 9), s(0, 8), 2) }, "dst overlaps x"},
 		{"copy", func() error { return d.Copy(s(0, 8), s(4, 12)) }, "dst overlaps src"},
-		{"sgd", func() error { return d.SGDStep(s(0, 8), s(0, 8), 0.1, 0) }, "p overlaps g"},
-		{"adam moments", func() error { return d.AdamStep(s(0, 8), s(8, 16), s(16, 24), s(20, 28), 1, adam) }, "m overlaps v"},
-		{"adam", func() error { return d.AdamStep(s(0, 8), s(8, 16), s(16, 24), s(24, 32), 1, adam) }, ""},
+		{"sgd", func() error { return d.SGDStep(s(0, 8), s(0, 8), Buffer{}, 0.1, 0) }, "p overlaps g"},
+		{"sgd, loss in p", func() error { return d.SGDStep(s(0, 8), s(8, 16), s(7, 8), 0.1, 0) }, "p overlaps loss"},
+		{"sgd, two losses", func() error { return d.SGDStep(s(0, 8), s(8, 16), s(16, 18), 0.1, 0) }, "loss has 2 elements"},
+		{"adam moments", func() error { return d.AdamStep(s(0, 8), s(8, 16), s(16, 24), s(20, 28), Buffer{}, 1, adam) }, "m overlaps v"},
+		{"adam, loss in v", func() error { return d.AdamStep(s(0, 8), s(8, 16), s(16, 24), s(24, 32), s(24, 25), 1, adam) }, "v overlaps loss"},
+		{"adam", func() error { return d.AdamStep(s(0, 8), s(8, 16), s(16, 24), s(24, 32), s(32, 33), 1, adam) }, ""},
 		{"activation", func() error { return d.Activate(Tanh, s(0, 8), s(4, 12)) }, "a overlaps z"},
 		{"activation grad in place", func() error { return d.ActivationGrad(Tanh, s(0, 8), s(0, 8), Buffer{}, s(8, 16)) }, ""},
 		{"activation grad, a", func() error { return d.ActivationGrad(Tanh, s(0, 8), s(0, 8), Buffer{}, s(7, 15)) }, "dst overlaps a"},

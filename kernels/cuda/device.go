@@ -185,29 +185,41 @@ func optBuf(x Buffer) int {
 	return x.n
 }
 
-// SGDStep applies p -= lr*(g + weightDecay*p).
-func (d Dev) SGDStep(p, g Buffer, lr, weightDecay float32) error {
+// SGDStep applies p -= lr*(g + weightDecay*p), unless the step's loss (one
+// element, read by the kernel when it runs) is not finite; the zero Buffer
+// for loss always applies.
+func (d Dev) SGDStep(p, g, loss Buffer, lr, weightDecay float32) error {
 	need("Dev.SGDStep", "g", g, p.n)
-	apart("Dev.SGDStep", 1, whole("p", p), whole("g", g))
+	needLoss("Dev.SGDStep", loss)
+	apart("Dev.SGDStep", 1, whole("p", p), whole("g", g), whole("loss", loss))
 	if p.n == 0 {
 		return nil
 	}
-	return d.b.do(func() error { return d.b.sgdStep(p, g, lr, weightDecay) })
+	return d.b.do(func() error { return d.b.sgdStep(p, g, loss, lr, weightDecay) })
 }
 
-// AdamStep applies one Adam step t (from 1), updating the moments m and v.
-func (d Dev) AdamStep(p, g, m, v Buffer, t int, hp kernels.AdamParams) error {
+// AdamStep applies one Adam step t (from 1), updating the moments m and v,
+// unless the step's loss is not finite, as SGDStep.
+func (d Dev) AdamStep(p, g, m, v, loss Buffer, t int, hp kernels.AdamParams) error {
 	need("Dev.AdamStep", "g", g, p.n)
 	need("Dev.AdamStep", "m", m, p.n)
 	need("Dev.AdamStep", "v", v, p.n)
-	apart("Dev.AdamStep", 3, whole("p", p), whole("m", m), whole("v", v), whole("g", g))
+	needLoss("Dev.AdamStep", loss)
+	apart("Dev.AdamStep", 3, whole("p", p), whole("m", m), whole("v", v), whole("g", g), whole("loss", loss))
 	if t < 1 {
 		panic(fmt.Sprintf("cuda.Dev.AdamStep: step t=%d, want t >= 1", t))
 	}
 	if p.n == 0 {
 		return nil
 	}
-	return d.b.do(func() error { return d.b.adamStep(p, g, m, v, t, hp) })
+	return d.b.do(func() error { return d.b.adamStep(p, g, m, v, loss, t, hp) })
+}
+
+// needLoss panics unless loss is the zero Buffer or one element.
+func needLoss(op string, loss Buffer) {
+	if !loss.IsNil() {
+		need(op, "loss", loss, 1)
+	}
 }
 
 // Gemm describes a strided batched matrix product on row-major matrices:
@@ -621,11 +633,11 @@ func (b *Backend) pairwiseSqDistGrad(gx, gy, gout, x, y Buffer, B, Q, N, D int, 
 	return nil
 }
 
-func (b *Backend) sgdStep(p, g Buffer, lr, wd float32) error {
-	return b.launch(kSGDStep, b.grid1(p.n), block1, ptrArg(p), ptrArg(g), floatArg(lr), floatArg(wd), longArg(p.n))
+func (b *Backend) sgdStep(p, g, loss Buffer, lr, wd float32) error {
+	return b.launch(kSGDStep, b.grid1(p.n), block1, ptrArg(p), ptrArg(g), ptrArg(loss), floatArg(lr), floatArg(wd), longArg(p.n))
 }
 
-func (b *Backend) adamStep(p, g, m, v Buffer, t int, hp kernels.AdamParams) error {
+func (b *Backend) adamStep(p, g, m, v, loss Buffer, t int, hp kernels.AdamParams) error {
 	// As cpu.Adam: bias corrections in float64, the rest in float32.
 	bc1 := 1 - math.Pow(float64(hp.Beta1), float64(t))
 	bc2 := 1 - math.Pow(float64(hp.Beta2), float64(t))
@@ -639,7 +651,7 @@ func (b *Backend) adamStep(p, g, m, v Buffer, t int, hp kernels.AdamParams) erro
 		l2, decay = hp.WeightDecay, 1
 	}
 	return b.launch(kAdamStep, b.grid1(p.n), block1,
-		ptrArg(p), ptrArg(g), ptrArg(m), ptrArg(v), longArg(p.n),
+		ptrArg(p), ptrArg(g), ptrArg(m), ptrArg(v), ptrArg(loss), longArg(p.n),
 		floatArg(hp.Beta1), floatArg(hp.Beta2), floatArg(c1), floatArg(c2),
 		floatArg(step), floatArg(rbc2), floatArg(hp.Eps), floatArg(l2), floatArg(decay))
 }

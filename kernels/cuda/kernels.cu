@@ -107,10 +107,18 @@ extern "C" __global__ void pairwise_sqdist_grad_y(float* __restrict__ gy, const 
 // ---------------------------------------------------------------------------
 // Optimiser steps.
 
+// skip_step is whether an update must leave p, m and v as they are: the
+// step's loss (one float) is not finite, which the CPU learners refuse
+// before updating. The device learners queue the update before the host
+// reads the loss, so the kernel checks it; a null loss always applies (for
+// callers that checked the loss on the host).
+__device__ __forceinline__ bool skip_step(const float* __restrict__ loss) { return loss && !isfinite(*loss); }
+
 // sgd_step applies p -= lr*(g + wd*p), as cpu.SGD (which skips the decay
-// term when wd is 0).
-extern "C" __global__ void sgd_step(float* __restrict__ p, const float* __restrict__ g, float lr, float wd,
-                                    long long n) {
+// term when wd is 0); nothing changes when skip_step(loss).
+extern "C" __global__ void sgd_step(float* __restrict__ p, const float* __restrict__ g,
+                                    const float* __restrict__ loss, float lr, float wd, long long n) {
+    if (skip_step(loss)) return;
     GRID_STRIDE(i, n) {
         const float pi = p[i];
         p[i] = wd == 0.f ? pi - lr * g[i] : pi - lr * (g[i] + wd * pi);
@@ -120,10 +128,12 @@ extern "C" __global__ void sgd_step(float* __restrict__ p, const float* __restri
 // adam_step applies one Adam step as cpu.Adam. The host computes, in float64
 // as the CPU does, step = lr/(1-beta1^t) and rbc2 = 1/sqrt(1-beta2^t);
 // c1 = 1-beta1, c2 = 1-beta2, and l2 (L2 decay) or decay = 1-lr*wd (AdamW)
-// in float32.
+// in float32. Nothing changes when skip_step(loss).
 extern "C" __global__ void adam_step(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m,
-                                     float* __restrict__ v, long long n, float b1, float b2, float c1, float c2,
-                                     float step, float rbc2, float eps, float l2, float decay) {
+                                     float* __restrict__ v, const float* __restrict__ loss, long long n, float b1,
+                                     float b2, float c1, float c2, float step, float rbc2, float eps, float l2,
+                                     float decay) {
+    if (skip_step(loss)) return;
     GRID_STRIDE(i, n) {
         const float pi = p[i];
         const float gi = g[i] + l2 * pi;
