@@ -5,6 +5,7 @@ package train
 import (
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/metaids/metaids/datasets"
 	"github.com/metaids/metaids/kernels"
@@ -469,7 +470,9 @@ func (d *devLearner) replay(key graphKey, f func() error) error {
 
 // MetaStep runs the step on the device (gradient, optimiser update) and
 // returns its loss. Losses of steps queued before (QueueStep) are kept for
-// the next Drain.
+// the next Drain. As on the CPU, a step whose loss is not finite is an
+// error and changes nothing: the update kernels skip it and finishOldest
+// takes back its count.
 func (d *devLearner) MetaStep(b datasets.Batch) (float64, error) {
 	if err := d.settle(); err != nil {
 		return 0, err
@@ -490,6 +493,14 @@ func (d *devLearner) MetaStep(b datasets.Batch) (float64, error) {
 // soon as b is staged, with the losses of earlier steps that finished.
 // With graphs the device runs up to maxInFlight steps behind the host;
 // without, each step finishes before QueueStep returns.
+//
+// A step whose loss is not finite is skipped on the device, and once the
+// steps in flight are in (Drain), Steps() and Adam's count are the updates
+// applied. The step queued behind a skipped one (at most maxInFlight-1)
+// still runs, from the parameters the skipped one left, but was numbered
+// when queued: its Adam bias correction used a count one more than the
+// updates before it, and its error, if its loss is not finite too, names
+// that number.
 func (d *devLearner) QueueStep(b datasets.Batch) ([]float64, error) {
 	err := d.queue(b)
 	return d.takeReady(), err
@@ -563,7 +574,9 @@ func (d *devLearner) queue(b datasets.Batch) error {
 }
 
 // finishOldest waits for the oldest step in flight and moves its loss to
-// ready; a loss that is not finite is an error naming the step.
+// ready; a loss that is not finite is an error naming the step. The update
+// kernels read the same float32 and skipped such a step, so it is not
+// counted, in Steps() or in Adam's bias correction, as on the CPU.
 func (d *devLearner) finishOldest() error {
 	q := d.inFlight[0]
 	d.inFlight = append(d.inFlight[:0], d.inFlight[1:]...)
@@ -573,7 +586,9 @@ func (d *devLearner) finishOldest() error {
 	}
 	loss := float64(sl.hloss.Float32()[0])
 	d.ready = append(d.ready, loss)
-	if loss != loss || loss > 1e300 || loss < -1e300 {
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		d.base.steps--
+		d.base.opt.t--
 		return fmt.Errorf("%s step %d: loss is %g", d.cfg.Algo, q.step, loss)
 	}
 	return nil

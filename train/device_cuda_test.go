@@ -561,8 +561,9 @@ func TestDevicePipeline(t *testing.T) {
 		if _, err := queued.QueueStep(batch); err != nil {
 			t.Fatalf("%s: queueing a step reported %v before it ran", algo, err)
 		}
+		n := queued.base.steps // the step's number, taken back when it fails
 		_, err = queued.Drain()
-		if want := fmt.Sprintf("step %d: loss is NaN", queued.base.steps); err == nil || !strings.Contains(err.Error(), want) {
+		if want := fmt.Sprintf("step %d: loss is NaN", n); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: Drain after a diverged step = %v, want an error with %q", algo, err, want)
 		}
 	}
