@@ -92,16 +92,17 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			// Made by this command and left empty: no trace (a folder with
 			// results stays), the parents it made for it included.
-			removed := len(made) > 0 && os.Remove(made[0]) == nil
-			for _, d := range made[1:] {
-				if !removed || os.Remove(d) != nil {
+			removed := 0
+			for _, d := range made {
+				if os.Remove(d) != nil {
 					break
 				}
+				removed++
 			}
 			if len(done) > 0 {
 				experiments.MetricTable("Finished runs", done).Render(e.stdout, f)
 			}
-			if ctx.Err() != nil && removed {
+			if ctx.Err() != nil && removed > 0 {
 				return errors.New("interrupted before any run or seed finished: nothing was kept")
 			}
 			if ctx.Err() != nil {

@@ -33,6 +33,16 @@ func TestRunCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "finished earlier") {
 		t.Errorf("second run: exit %d, %q", code, stderr)
 	}
+	// Another spec under the same --out, which this command did not make: an
+	// error naming the changed key, the results kept.
+	code, _, stderr = run(t, append(args, "--set", "episodes.ways=3")...)
+	want := "holds results of a different spec (episodes.ways is 5 there and 3 now); --force runs it again in place, or --out DIR runs it elsewhere"
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("changed spec: exit %d, %q; want 1 and %q", code, stderr, want)
+	}
+	if _, err := os.Stat(filepath.Join(out, "nsl-protonet-5way5shot", "summary.json")); err != nil {
+		t.Errorf("the finished run is gone: %v", err)
+	}
 }
 
 func TestRunCommandErrors(t *testing.T) {
