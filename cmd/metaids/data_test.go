@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -384,5 +385,21 @@ func TestHelpGoesToStdout(t *testing.T) {
 	code, out, stderr := run(t, "run", "--bogus")
 	if code != 2 || out != "" || !strings.Contains(stderr, "-bogus") || !strings.Contains(stderr, "usage: metaids run") {
 		t.Errorf("run --bogus: exit %d, stdout %q, stderr %.80q; want exit 2, the error and usage on stderr", code, out, stderr)
+	}
+}
+
+// A command's synopsis (the first line of its -h) names every flag the
+// command takes, but where it says [flags].
+func TestSynopsisNamesEveryFlag(t *testing.T) {
+	flagLine := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
+	for _, args := range [][]string{{"run"}, {"validate"}, {"compare"}, {"report"}, {"split"},
+		{"data", "list"}, {"data", "stats"}, {"data", "verify"}} {
+		_, out, _ := run(t, append(args, "-h")...)
+		synopsis, _, _ := strings.Cut(out, "\n")
+		for _, m := range flagLine.FindAllStringSubmatch(out, -1) {
+			if !strings.Contains(synopsis+" ", "--"+m[1]+" ") && !strings.Contains(synopsis, "--"+m[1]+"]") {
+				t.Errorf("%v: the synopsis %q does not name --%s", args, synopsis, m[1])
+			}
+		}
 	}
 }

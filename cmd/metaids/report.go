@@ -18,7 +18,7 @@ func init() {
 }
 
 func runReport(ctx context.Context, e *env, args []string) error {
-	fl := newFlags(e, "report", "report RESULT_DIR... [--out FILE] [--title T]")
+	fl := newFlags(e, "report", "report RESULT_DIR... [--out FILE] [--title T] [--note TEXT]")
 	out := fl.String("out", "results/REPORT.md", "report file; plots go beside it")
 	title := fl.String("title", "metaids report", "report title")
 	note := fl.String("note", "", "a line placed under the title (e.g. how long the suite took)")

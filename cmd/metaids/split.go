@@ -17,7 +17,7 @@ func init() {
 	register(command{name: "split", summary: "show the class-disjoint meta-train/val/test split of a data set and draw episodes from it", run: runSplit})
 }
 
-const splitSynopsis = "split DATASET [--ways N --shots K --queries Q --meta-batch B] [--normal-way] [--val-fraction F] [--episodes E] [--seed S] [--format F]"
+const splitSynopsis = "split DATASET [--ways N --shots K --queries Q --meta-batch B] [--normal-way] [--replacement] [--val-fraction F] [--episodes E] [--seed S] [--data-dir D [--no-checksum]] [--categories CSV] [--format F]"
 
 func runSplit(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "split", splitSynopsis)
