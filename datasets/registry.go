@@ -72,7 +72,7 @@ var known = []*Dataset{
 			{Name: "KDDTest+", DiskName: "KDDTest+.txt", Records: 22544, Shipped: true, Role: "test set",
 				GzSHA256:  "1ebe1079af669e3c35ef7be25b5bafde1e47951244d1b4834682b14a22238da1",
 				RawSHA256: "fa46b0935342616aa83b7c2578db355b6a7aaabbc492248172c7a1e8b7ab8f84"},
-			{Name: "KDDTest-21", DiskName: "KDDTest-21.txt", Records: 11850, Shipped: true, Role: "test records of difficulty below 21",
+			{Name: "KDDTest-21", DiskName: "KDDTest-21.txt", Records: 11850, Shipped: true, Role: "test records of difficulty below 21", SubsetOf: "KDDTest+",
 				GzSHA256:  "cf79d2eab7d8cc749e7c088260c0297cbb26d95062d27d1f8c761f4eeac3327a",
 				RawSHA256: "746993ac9e25868827cacf09eab450050a2a1056e1ce48a1ad39f5dc801d531d"},
 		},
