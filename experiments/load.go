@@ -118,7 +118,14 @@ func ParseOverride(s string) (Override, error) {
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return Override{}, fmt.Errorf("--set %s: value is not YAML: %s", s, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		// What follows a complete first value (name={algo}x) fails as a
+		// second document would; it is a syntax error, not a second value.
+		return Override{}, fmt.Errorf("--set %s: value is not YAML: %s; quote text that YAML would read as more, as in --set \"%s='%s'\"",
+			s, strings.TrimPrefix(err.Error(), "yaml: "), k, strings.ReplaceAll(strings.TrimSpace(v), "'", "''"))
+	default:
 		return Override{}, fmt.Errorf("--set %s: the value is more than one YAML document", s)
 	}
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {

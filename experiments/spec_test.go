@@ -360,6 +360,8 @@ func TestParseOverrideSyntax(t *testing.T) {
 		"episodes..shots=1": `--set episodes..shots=1: key "episodes..shots" has an empty part`,
 		"seeds=[1,2":        "--set seeds=[1,2: value is not YAML: line 1: did not find expected ',' or ']'",
 		"seeds=1\n---\n2":   "--set seeds=1\n---\n2: the value is more than one YAML document",
+		"name={algo}x":      `--set name={algo}x: value is not YAML: did not find expected <document start>; quote text that YAML would read as more, as in --set "name='{algo}x'"`,
+		"name=[a]b'c":       `--set name=[a]b'c: value is not YAML: did not find expected <document start>; quote text that YAML would read as more, as in --set "name='[a]b''c'"`,
 	} {
 		if _, err := ParseOverride(s); err == nil || err.Error() != want {
 			t.Errorf("ParseOverride(%q) = %v, want %q", s, err, want)
