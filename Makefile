@@ -9,6 +9,10 @@ COMMIT := $(shell git rev-parse HEAD)$(shell test -z "$$(git status --porcelain)
 endif
 LDFLAGS := $(if $(COMMIT),-X github.com/metaids/metaids/experiments.BuildCommit=$(COMMIT))
 QUICK_OUT ?= results/quick
+# Seeds run at once by make reproduce (JOBS=n; the numbers do not depend on it, the throughput
+# figures in the summaries do) and by make reproduce-quick.
+JOBS ?= 1
+QUICK_JOBS ?= 2
 QUICK_SET := --seeds 1 --set episodes.train_steps=40 --set episodes.val_every=20 \
 	--set episodes.val_episodes=5 --set episodes.test_episodes=20 --set pretrain.epochs=1 \
 	--set adversarial.eval_episodes=5 --set adversarial.pgd_steps=2
@@ -43,17 +47,17 @@ bench:
 
 # The suite behind results/REPORT.md: every learner at 1, 5 and 10 shots on
 # NSL-KDD and KDD Cup 99 novel attacks, three seeds. Finished runs are kept;
-# FORCE=1 runs everything again.
+# FORCE=1 runs everything again; JOBS=2 runs two seeds at once.
 reproduce: build
 	@start=$$(date +%s); \
-	$(BIN) run experiments/reproduce --out results $(if $(FORCE),--force) && \
+	$(BIN) run experiments/reproduce --out results --jobs $(JOBS) $(if $(FORCE),--force) && \
 	$(BIN) report results/repro-* --out results/REPORT.md --title "metaids: reproduce suite" \
 		--note "make reproduce took $$(( $$(date +%s) - start )) s of wall time on this machine (runs finished earlier are not repeated and not counted)."
 
 reproduce-quick: build
 	rm -rf $(QUICK_OUT)
 	@echo "reproduce-quick: the reproduce suite, shortened; progress in $(QUICK_OUT).log"
-	@$(BIN) run experiments/reproduce experiments/nsl-kdd/every-option.yaml --out $(QUICK_OUT) $(QUICK_SET) --format csv > /dev/null 2> $(QUICK_OUT).log \
+	@$(BIN) run experiments/reproduce experiments/nsl-kdd/every-option.yaml --out $(QUICK_OUT) $(QUICK_SET) --jobs $(QUICK_JOBS) --format csv > /dev/null 2> $(QUICK_OUT).log \
 		|| { tail -n 30 $(QUICK_OUT).log; exit 1; }
 	$(BIN) report $(QUICK_OUT) --out $(QUICK_OUT)/REPORT.md --title "metaids: reproduce suite (quick)"
 

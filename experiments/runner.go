@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/metaids/metaids/datasets"
@@ -73,13 +74,21 @@ type RunOptions struct {
 	Device string    // overrides the spec's backend.device when set
 	Seeds  []uint64  // override the spec's seeds when set
 	Log    io.Writer // progress and log lines (default os.Stderr)
+	// Jobs is how many seeds RunAll runs at once (default 1). Above 1, the
+	// spec's backend.threads is not applied (GOMAXPROCS is the process's),
+	// progress comes as log lines, and a run on a GPU runs its seeds one at
+	// a time and no other GPU run beside it.
+	Jobs int
 }
 
 // Runner runs specs, caching data splits between runs that share them.
 type Runner struct {
-	opt    RunOptions
-	splits map[string]*datasets.Split
-	prov   Provenance
+	opt     RunOptions
+	splitMu sync.Mutex // held while a split is looked up or built
+	splits  map[string]*datasets.Split
+	prov    Provenance
+	slots   chan struct{} // one per seed running when Jobs > 1; nil for one at a time
+	gpu     sync.Mutex    // held through a run on a GPU backend when Jobs > 1
 }
 
 // NewRunner returns a runner.
@@ -90,7 +99,12 @@ func NewRunner(opt RunOptions) *Runner {
 	if opt.Log == nil {
 		opt.Log = os.Stderr
 	}
-	return &Runner{opt: opt, splits: map[string]*datasets.Split{}, prov: CurrentProvenance()}
+	r := &Runner{opt: opt, splits: map[string]*datasets.Split{}, prov: CurrentProvenance()}
+	if opt.Jobs > 1 {
+		r.opt.Log = &lockedWriter{w: opt.Log}
+		r.slots = make(chan struct{}, min(opt.Jobs, MaxJobs))
+	}
+	return r
 }
 
 // CurvePoint is one point of the learning curve: the mean meta-train loss
@@ -282,6 +296,12 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 	if c, ok := be.(io.Closer); ok {
 		defer c.Close() // a GPU backend's context, module and staging memory
 	}
+	if r.slots != nil && be.Name() != "cpu" {
+		// One GPU run at a time, its seeds one after another: runs beside
+		// it would share the device's memory and time.
+		r.gpu.Lock()
+		defer r.gpu.Unlock()
+	}
 	var results []*SeedResult
 	if p.Supervised != nil {
 		if results, err = r.runSupervised(ctx, p, dir, be); err != nil {
@@ -333,20 +353,24 @@ func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels
 	if det := p.Detection; det.Method != "none" && det.Threshold == "f1" && split.Val == nil {
 		return nil, fmt.Errorf("run %s: %w", p.Name, errF1WithoutVal)
 	}
-	return r.eachSeed(p, dir, poolInfos(split), func(seed uint64) (*SeedResult, error) {
+	return r.eachSeed(ctx, p, dir, poolInfos(split), be.Name() != "cpu", func(ctx context.Context, seed uint64) (*SeedResult, error) {
 		return r.runSeed(ctx, p, split, be, seed)
 	})
 }
 
-// eachSeed runs one seed after another, keeping seeds finished earlier
-// unless Force, and writes each seed's files as soon as it is done. A seed
-// is kept only if it was run on the same pools, since the files of a
-// data_dir may have changed (with no_checksum) under the same spec.
-func (r *Runner) eachSeed(p plan, dir string, pools map[string]PoolInfo, run func(seed uint64) (*SeedResult, error)) ([]*SeedResult, error) {
-	var results []*SeedResult
-	for _, seed := range p.Seeds {
-		seedDir := filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
+// eachSeed runs the seeds of a plan, keeping seeds finished earlier unless
+// Force, and writes each seed's files as soon as it is done. A seed is kept
+// only if it was run on the same pools, since the files of a data_dir may
+// have changed (with no_checksum) under the same spec. With Jobs above 1 the
+// seeds run at once, as slots allow, unless oneAtATime; the first to fail
+// stops the others, which keep nothing.
+func (r *Runner) eachSeed(ctx context.Context, p plan, dir string, pools map[string]PoolInfo, oneAtATime bool,
+	run func(ctx context.Context, seed uint64) (*SeedResult, error)) ([]*SeedResult, error) {
+	results := make([]*SeedResult, len(p.Seeds))
+	var todo []int
+	for i, seed := range p.Seeds {
 		if !r.opt.Force {
+			seedDir := filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
 			if res, err := readSeedResult(seedDir); err == nil {
 				diff := p.differenceFrom(res.Spec, res.Inputs)
 				if diff == "" {
@@ -356,18 +380,80 @@ func (r *Runner) eachSeed(p plan, dir string, pools map[string]PoolInfo, run fun
 					return nil, otherSpecError(p.Name, seedDir, diff)
 				}
 				fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
-				results = append(results, res)
+				results[i] = res
 				continue
 			}
 		}
-		res, err := run(seed)
+		todo = append(todo, i)
+	}
+	one := func(ctx context.Context, i int) (err error) {
+		seed := p.Seeds[i]
+		defer func() {
+			if err != nil {
+				err = fmt.Errorf("run %s seed %d: %w", p.Name, seed, err)
+			}
+		}()
+		res, err := run(ctx, seed)
 		if err != nil {
-			return nil, fmt.Errorf("run %s seed %d: %w", p.Name, seed, err)
+			return err
 		}
-		if err := writeSeedResult(seedDir, res); err != nil {
-			return nil, fmt.Errorf("run %s seed %d: %w", p.Name, seed, err)
+		if err := writeSeedResult(filepath.Join(dir, fmt.Sprintf("seed-%d", seed)), res); err != nil {
+			return err
 		}
-		results = append(results, res)
+		results[i] = res
+		return nil
+	}
+	// A slot is taken before a seed starts, so the seeds start in order.
+	takeSlot := func(ctx context.Context) error {
+		if r.slots == nil {
+			return nil
+		}
+		select {
+		case r.slots <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return errInterrupted
+		}
+	}
+	freeSlot := func() {
+		if r.slots != nil {
+			<-r.slots
+		}
+	}
+	if r.slots == nil || oneAtATime || len(todo) < 2 {
+		for _, i := range todo {
+			if err := takeSlot(ctx); err != nil {
+				return nil, fmt.Errorf("run %s seed %d: %w", p.Name, p.Seeds[i], err)
+			}
+			err := one(ctx, i)
+			freeSlot()
+			if err != nil {
+				return nil, err
+			}
+		}
+		return results, nil
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	errs := make([]error, len(todo))
+	var wg sync.WaitGroup
+	for k, i := range todo {
+		if err := takeSlot(ctx); err != nil {
+			errs[k] = fmt.Errorf("run %s seed %d: %w", p.Name, p.Seeds[i], err)
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer freeSlot()
+			if errs[k] = one(ctx, i); errs[k] != nil {
+				stop()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := firstFailure(errs); err != nil {
+		return nil, err
 	}
 	return results, nil
 }
@@ -381,6 +467,8 @@ func (r *Runner) split(p plan) (*datasets.Split, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.splitMu.Lock()
+	defer r.splitMu.Unlock()
 	if s, ok := r.splits[string(key)]; ok {
 		return s, nil
 	}
@@ -406,7 +494,7 @@ func classCount(p *datasets.Pool) int {
 // runSeed meta-trains with periodic validation (keeping the best
 // checkpoint), then evaluates on meta-test episodes.
 func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be kernels.Backend, seed uint64) (*SeedResult, error) {
-	if p.Threads > 0 {
+	if p.Threads > 0 && r.slots == nil {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(p.Threads))
 	}
 	start := time.Now()

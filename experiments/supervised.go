@@ -146,7 +146,7 @@ func (r *Runner) runSupervised(ctx context.Context, p plan, dir string, be kerne
 	}
 	fmt.Fprintf(r.opt.Log, "%s: loaded and encoded %s (%d records, %d features) and %d test file(s) in %s\n",
 		p.Name, tr.name, tr.m.Rows, tr.m.Dim, len(tests), time.Since(start).Round(time.Millisecond))
-	return r.eachSeed(p, dir, supervisedPools(tr, classes), func(seed uint64) (*SeedResult, error) {
+	return r.eachSeed(ctx, p, dir, supervisedPools(tr, classes), be.Name() != "cpu", func(ctx context.Context, seed uint64) (*SeedResult, error) {
 		return r.supervisedSeed(ctx, p, enc, tr, tests, classes, be, seed)
 	})
 }
@@ -158,7 +158,7 @@ func supervisedPools(tr *encodedFile, classes []string) map[string]PoolInfo {
 
 func (r *Runner) supervisedSeed(ctx context.Context, p plan, enc *datasets.Encoder, tr *encodedFile, tests []*encodedFile,
 	classes []string, be kernels.Backend, seed uint64) (*SeedResult, error) {
-	if p.Threads > 0 {
+	if p.Threads > 0 && r.slots == nil {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(p.Threads))
 	}
 	start := time.Now()

@@ -18,7 +18,7 @@ func init() {
 	register(command{name: "run", summary: "meta-train and evaluate the runs of experiment specs, writing results/<run>/", run: runRun})
 }
 
-const runSynopsis = "run SPEC... [--set key=value]... [--seeds 1,2,3] [--device auto|cpu|cuda] [--out DIR] [--force] [--format F]"
+const runSynopsis = "run SPEC... [--set key=value]... [--seeds 1,2,3] [--device auto|cpu|cuda] [--jobs N] [--out DIR] [--force] [--format F]"
 
 func runRun(ctx context.Context, e *env, args []string) error {
 	fl := newFlags(e, "run", runSynopsis)
@@ -27,6 +27,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	device := fl.String("device", "", "auto, cpu or cuda, replacing every spec's backend.device")
 	out := fl.String("out", "results", "directory the runs write into (<out>/<run>/)")
 	force := fl.Bool("force", false, "run again runs and seeds whose results exist")
+	jobs := fl.Int("jobs", 1, "seeds (of one run or several) to run at once; the numbers do not depend on it")
 	files, f, overrides, err := sa.parse(e, fl, args, "run")
 	if err != nil {
 		return err
@@ -60,6 +61,9 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if *out == "" {
 		return usageErrorf("--out is empty: want the folder the runs write into (default results)")
 	}
+	if *jobs < 1 || *jobs > experiments.MaxJobs {
+		return usageErrorf("--jobs must be 1 to %d (got %d)", experiments.MaxJobs, *jobs)
+	}
 	// Every spec is loaded and checked before any run starts, so a typo in
 	// the last file does not surface after an hour of training.
 	var specs []experiments.Spec
@@ -84,33 +88,33 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		return errors.New("specs with errors, nothing was run:\n" + strings.Join(problems, "\n"))
 	}
 
-	runner := experiments.NewRunner(experiments.RunOptions{OutDir: *out, Force: *force, Device: *device, Seeds: seeds, Log: e.stderr})
-	var done []*experiments.RunSummary
+	if err := experiments.CheckJobs(*jobs, specs); err != nil {
+		return usageErrorf("--jobs %d: %v: lower --jobs", *jobs, err)
+	}
+
+	runner := experiments.NewRunner(experiments.RunOptions{OutDir: *out, Force: *force, Device: *device, Seeds: seeds, Log: e.stderr, Jobs: *jobs})
 	made := missingAncestors(*out)
-	for _, s := range specs {
-		sum, err := runner.Run(ctx, s)
-		if err != nil {
-			// Made by this command and left empty: no trace (a folder with
-			// results stays), the parents it made for it included.
-			removed := 0
-			for _, d := range made {
-				if os.Remove(d) != nil {
-					break
-				}
-				removed++
+	done, err := runner.RunAll(ctx, specs)
+	if err != nil {
+		// Made by this command and left empty: no trace (a folder with
+		// results stays), the parents it made for it included.
+		removed := 0
+		for _, d := range made {
+			if os.Remove(d) != nil {
+				break
 			}
-			if len(done) > 0 {
-				experiments.MetricTable("Finished runs", done).Render(e.stdout, f)
-			}
-			if ctx.Err() != nil && removed > 0 {
-				return errors.New("interrupted before any run or seed finished: nothing was kept")
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("interrupted: finished runs and seeds are kept under %s; run the same command again to resume", *out)
-			}
-			return err
+			removed++
 		}
-		done = append(done, sum)
+		if len(done) > 0 {
+			experiments.MetricTable("Finished runs", done).Render(e.stdout, f)
+		}
+		if ctx.Err() != nil && removed > 0 {
+			return errors.New("interrupted before any run or seed finished: nothing was kept")
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted: finished runs and seeds are kept under %s; run the same command again to resume", *out)
+		}
+		return err
 	}
 	t := experiments.MetricTable("Results", done)
 	dirs := make([]string, len(done))

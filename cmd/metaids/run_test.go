@@ -11,7 +11,7 @@ func TestRunCommand(t *testing.T) {
 	out := t.TempDir()
 	args := []string{"run", "../../experiments/nsl-kdd/protonet-5way5shot.yaml", "--out", out, "--seeds", "4",
 		"--set", "episodes.train_steps=20", "--set", "episodes.val_every=10", "--set", "episodes.val_episodes=4",
-		"--set", "episodes.test_episodes=8", "--format", "csv"}
+		"--set", "episodes.test_episodes=8", "--format", "csv", "--jobs", "2"}
 	code, stdout, stderr := run(t, args...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -61,6 +61,8 @@ func TestRunCommandErrors(t *testing.T) {
 		{[]string{"run", bad, "--seeds", "1,x"}, 2, "--seeds"},
 		{[]string{"run", bad, "--device", "tpu"}, 2, `--device "tpu"`},
 		{[]string{"run", bad, "--out", ""}, 2, "--out is empty"},
+		{[]string{"run", bad, "--jobs", "0"}, 2, "--jobs must be 1 to 1024 (got 0)"},
+		{[]string{"run", bad, "--jobs", "1025"}, 2, "--jobs must be 1 to 1024 (got 1025)"},
 		// Empty, as from an unset shell variable, is not the spec's value.
 		{[]string{"run", bad, "--seeds", ""}, 2, "--seeds is empty"},
 		{[]string{"run", bad, "--device", ""}, 2, `--device "": want auto, cpu or cuda`},
