@@ -111,6 +111,16 @@ func TestJobsGiveTheSameResults(t *testing.T) {
 			t.Errorf("%s differs between --jobs 1 and 3", name)
 		}
 	}
+	for _, jobs := range []int{0, 3} {
+		out := outs[min(jobs, 1)]
+		res, err := readSeedResult(filepath.Join(out, "j-protonet", "seed-2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Jobs != jobs {
+			t.Errorf("seed summary under --jobs %d records jobs %d, want %d", max(jobs, 1), res.Jobs, jobs)
+		}
+	}
 	for i := range sums[0] {
 		a, b := sums[0][i], sums[1][i]
 		for name, m := range a.Metrics {

@@ -91,6 +91,14 @@ type Runner struct {
 	gpu     sync.Mutex    // held through a run on a GPU backend when Jobs > 1
 }
 
+// jobs is what a seed records of Jobs: 0 when seeds ran one at a time.
+func (r *Runner) jobs() int {
+	if r.slots == nil {
+		return 0
+	}
+	return cap(r.slots)
+}
+
 // NewRunner returns a runner.
 func NewRunner(opt RunOptions) *Runner {
 	if opt.OutDir == "" {
@@ -126,13 +134,16 @@ type PoolInfo struct {
 
 // SeedResult is the outcome of one run with one seed: results/<run>/seed-<n>/summary.json.
 type SeedResult struct {
-	Run        string                  `json:"run"`
-	Seed       uint64                  `json:"seed"`
-	Provenance Provenance              `json:"provenance"`
-	Backend    string                  `json:"backend"`
-	Device     string                  `json:"device"`
-	Started    time.Time               `json:"started"`
-	Wall       float64                 `json:"wall_seconds"`
+	Run        string     `json:"run"`
+	Seed       uint64     `json:"seed"`
+	Provenance Provenance `json:"provenance"`
+	Backend    string     `json:"backend"`
+	Device     string     `json:"device"`
+	Started    time.Time  `json:"started"`
+	Wall       float64    `json:"wall_seconds"`
+	// Jobs is the --jobs the seed ran under when above 1: its throughput
+	// figures are then those of a machine it shared with other seeds.
+	Jobs       int                     `json:"jobs,omitempty"`
 	Cost       train.Cost              `json:"cost"`
 	Pretrain   *PretrainStats          `json:"pretrain,omitempty"`
 	Detection  *DetectionResult        `json:"detection,omitempty"`
@@ -573,7 +584,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		}
 	}
 
-	res := &SeedResult{Run: p.Name, Seed: seed, Provenance: r.prov, Backend: be.Name(), Device: be.Device(),
+	res := &SeedResult{Run: p.Name, Seed: seed, Provenance: r.prov, Backend: be.Name(), Device: be.Device(), Jobs: r.jobs(),
 		Started: start.UTC(), Spec: string(p.SpecYAML), Inputs: p.Inputs, Pools: poolInfos(split), Cost: train.ModelCost(cfg, shape), Pretrain: pre}
 	labels := make([]int32, ep.Ways*ep.Queries)
 	scores := make([]float32, ep.Ways*ep.Queries*ep.Ways)

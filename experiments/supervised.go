@@ -168,7 +168,7 @@ func (r *Runner) supervisedSeed(ctx context.Context, p plan, enc *datasets.Encod
 	if err != nil {
 		return nil, err
 	}
-	res := &SeedResult{Run: p.Name, Seed: seed, Provenance: r.prov, Backend: be.Name(), Device: be.Device(), Cost: clf.Cost(),
+	res := &SeedResult{Run: p.Name, Seed: seed, Provenance: r.prov, Backend: be.Name(), Device: be.Device(), Jobs: r.jobs(), Cost: clf.Cost(),
 		Started: start.UTC(), Spec: string(p.SpecYAML), Inputs: p.Inputs, Pools: supervisedPools(tr, classes)}
 	bar := progress.New(r.opt.Log, fmt.Sprintf("%s seed %d: train", p.Name, seed), cfg.Epochs)
 	trainStart := time.Now()
