@@ -567,7 +567,9 @@ func (d *decoder) checkBackend(s *Spec) {
 	} else if d.choice("backend.device", s.Backend.Device, devices) && s.Backend.Device == "cuda" && !cudaCompiled {
 		d.fail("backend.device", "cuda, but this build has no cuda backend (build with -tags metaids_cuda); use cpu, or auto for cuda where it is compiled in and working")
 	}
-	d.atLeast("backend.threads", s.Backend.Threads, 0)
+	if d.atLeast("backend.threads", s.Backend.Threads, 0) {
+		d.atMost("backend.threads", s.Backend.Threads, train.MaxThreads)
+	}
 	if len(s.Seeds) == 0 {
 		d.fail("seeds", "empty: want at least one seed")
 	}

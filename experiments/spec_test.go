@@ -139,6 +139,9 @@ func TestErrors(t *testing.T) {
 			`spec.yaml:2: model.activation: "gelu"; want one of relu, leaky_relu, tanh, sigmoid; did you mean relu?`},
 		{"unknown device", "dataset: {name: nsl-kdd}\nbackend: {device: gpu}\n", nil,
 			`spec.yaml:2: backend.device: "gpu"; want one of auto, cpu, cuda; did you mean cuda?`},
+		// GOMAXPROCS reads 2^31 as negative and dies past 10,000 threads.
+		{"threads beyond the runtime", "dataset: {name: nsl-kdd}\nbackend: {threads: 2147483648}\n", nil,
+			"spec.yaml:2: backend.threads: 2147483648, want at most 1024"},
 		{"unknown scaling", "dataset: {name: nsl-kdd}\nencoder: {scaling: bogus}\n", nil,
 			`spec.yaml:2: encoder.scaling: "bogus"; want one of minmax, zscore`},
 		{"misspelt scaling", "dataset: {name: nsl-kdd}\nencoder:\n  scaling: z-score\n", nil,

@@ -13,6 +13,12 @@ import (
 	"github.com/metaids/metaids/kernels"
 )
 
+// MaxThreads bounds the threads (GOMAXPROCS) of a run or a benchmark. The
+// runtime keeps a few threads per P and dies past 10,000 of them (a
+// fatal error, not a panic), and reads a count past 2^31 as a negative
+// one; threads beyond the machine's cores only add switching.
+const MaxThreads = 1024
+
 // BenchOptions configures Bench.
 type BenchOptions struct {
 	Config  Config
@@ -20,7 +26,7 @@ type BenchOptions struct {
 	Steps   int    // timed meta-steps per repeat, >= 1
 	Warmup  int    // untimed meta-steps before the first repeat
 	Repeats int    // timed repeats; the median is reported, >= 1
-	Threads int    // GOMAXPROCS during the run; 0 leaves it
+	Threads int    // GOMAXPROCS during the run; 0 leaves it; at most MaxThreads
 	Seed    uint64 // seed of the synthetic episodes
 	Backend kernels.Backend
 	// Eval times evaluation instead of training: each "step" classifies
@@ -85,9 +91,9 @@ type BenchResult struct {
 // it needs no data set. Episodes are generated before timing starts.
 func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	var r BenchResult
-	if o.Steps < 1 || o.Repeats < 1 || o.Warmup < 0 || o.Threads < 0 {
-		return r, fmt.Errorf("bench: steps=%d repeats=%d warmup=%d threads=%d, want steps, repeats >= 1 and warmup, threads >= 0",
-			o.Steps, o.Repeats, o.Warmup, o.Threads)
+	if o.Steps < 1 || o.Repeats < 1 || o.Warmup < 0 || o.Threads < 0 || o.Threads > MaxThreads {
+		return r, fmt.Errorf("bench: steps=%d repeats=%d warmup=%d threads=%d, want steps, repeats >= 1, warmup >= 0 and threads from 0 to %d",
+			o.Steps, o.Repeats, o.Warmup, o.Threads, MaxThreads)
 	}
 	if o.Threads > 0 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.Threads))

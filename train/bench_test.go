@@ -3,6 +3,8 @@ package train
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/metaids/metaids/datasets"
@@ -105,5 +107,20 @@ func TestBenchReports(t *testing.T) {
 	}
 	if _, err := Bench(context.Background(), BenchOptions{Config: c, Shape: small}); err == nil {
 		t.Error("zero steps accepted")
+	}
+}
+
+// A thread count the runtime cannot take (it dies past 10,000 threads) is
+// refused before GOMAXPROCS is touched.
+func TestBenchRefusesTooManyThreads(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	c := DefaultConfig("protonet")
+	_, err := Bench(context.Background(), BenchOptions{Config: c, Shape: Shape{Ways: 2, Shots: 1, Queries: 1, MetaBatch: 1, Dim: 4},
+		Steps: 1, Repeats: 1, Threads: MaxThreads + 1, Seed: 1})
+	if err == nil || !strings.Contains(err.Error(), "threads from 0 to 1024") {
+		t.Errorf("Threads %d: %v; want an error naming the bound", MaxThreads+1, err)
+	}
+	if after := runtime.GOMAXPROCS(0); after != before {
+		t.Errorf("GOMAXPROCS is %d after the refusal, %d before", after, before)
 	}
 }

@@ -63,6 +63,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		intFlag{"--warmup", *warmup, 0}, intFlag{"--threads", *threads, 0}); err != nil {
 		return err
 	}
+	if *threads > train.MaxThreads {
+		return usageErrorf("--threads must be at most %d (got %d)", train.MaxThreads, *threads)
+	}
 	hs, err := parseInts(*hidden)
 	if err != nil {
 		return fmt.Errorf("--hidden: %v: %w", err, errUsage)

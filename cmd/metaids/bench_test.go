@@ -74,6 +74,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "--repeats", "0"}, "--repeats must be at least 1 (got 0)"},
 		{[]string{"bench", "--warmup", "-1"}, "--warmup must be at least 0 (got -1)"},
 		{[]string{"bench", "--threads", "-3"}, "--threads must be at least 0 (got -3)"},
+		{[]string{"bench", "--threads", "100000"}, "--threads must be at most 1024 (got 100000)"},
 		{[]string{"bench", "extra"}, "unexpected arguments"},
 		{[]string{"bench", "--device", "gpu"}, `--device "gpu": want auto, cpu or cuda`},
 		{[]string{"bench", "--backend", "tpu"}, `--device "tpu": want auto, cpu or cuda`},
