@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -128,6 +129,97 @@ func TestSeedSummaryThatIsNoResultRunsAgain(t *testing.T) {
 		if strings.Contains(log, "seed 1: finished earlier") || !sameSeeds(s.Seeds, []uint64{1, 2}) || s.Metrics["accuracy"].N != 8 {
 			t.Errorf("seed-1 holding %.20q: seeds %v, %d episodes, log %q; want seed 1 run again", bad, s.Seeds, s.Metrics["accuracy"].N, log)
 		}
+	}
+}
+
+// A seed summary.json edited by hand so that its tables no longer fit its
+// classes is not a finished seed either: the seed runs again, saying why,
+// instead of the summary adding up cells that are not there.
+func TestSeedSummaryWithBrokenTablesRunsAgain(t *testing.T) {
+	out := t.TempDir()
+	if _, _, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(out, "resume")
+	file := filepath.Join(dir, "seed-2", "summary.json")
+	orig, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(*SeedResult)
+		want string
+	}{
+		{"extra column", func(r *SeedResult) { r.Confusion.Counts[0] = append(r.Confusion.Counts[0], 7) }, "confusion: row 0 holds"},
+		{"extra row", func(r *SeedResult) { r.Confusion.Counts = append(r.Confusion.Counts, r.Confusion.Counts[0]) }, "rows for"},
+		{"missing row", func(r *SeedResult) { r.Confusion.Counts = r.Confusion.Counts[1:] }, "rows for"},
+		{"negative count", func(r *SeedResult) { r.Confusion.Counts[0][0] = -3 }, "negative count -3"},
+		{"other classes", func(r *SeedResult) { r.Confusion.Classes[0] = "smurf" }, "want those of the run's pool"},
+	} {
+		var res SeedResult
+		if err := json.Unmarshal(orig, &res); err != nil {
+			t.Fatal(err)
+		}
+		c.edit(&res)
+		b, err := json.Marshal(&res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(dir, "summary.json"))
+		if err := os.WriteFile(file, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, log, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if !strings.Contains(log, file+": "+"confusion: ") || !strings.Contains(log, c.want) || !strings.Contains(log, "running the seed again") ||
+			s.Metrics["accuracy"].N != 8 {
+			t.Errorf("%s: %d episodes, log %q; want seed 2 run again, naming %s and %q", c.name, s.Metrics["accuracy"].N, log, file, c.want)
+		}
+	}
+}
+
+// Likewise a supervised seed whose results lack a test file: the summary
+// takes the first seed's files as the list for every seed.
+func TestSupervisedSeedWithoutItsTestFilesRunsAgain(t *testing.T) {
+	spec := `
+name: sup
+dataset: {name: nsl-kdd}
+split: {protocol: supervised}
+supervised: {test_files: [KDDTest-21, KDDTest+], epochs: 1, batch_size: 1024}
+model: {hidden: [4]}
+seeds: [1, 2]
+`
+	specs, err := Parse([]byte(spec), "sup.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	run := func() (*RunSummary, string) {
+		var log bytes.Buffer
+		s, err := NewRunner(RunOptions{OutDir: out, Log: &log}).Run(context.Background(), specs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, log.String()
+	}
+	run()
+	file := filepath.Join(out, "sup", "seed-1", "summary.json")
+	var res SeedResult
+	if err := json.Unmarshal(must(os.ReadFile(file)), &res); err != nil {
+		t.Fatal(err)
+	}
+	res.Supervised = nil
+	if err := os.WriteFile(file, must(json.Marshal(&res)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(out, "sup", "summary.json"))
+	s, log := run()
+	if !strings.Contains(log, file+": 0 supervised test results, but the spec has 2 test files") || len(s.Supervised) != 2 ||
+		s.Supervised[1].Metrics["accuracy"].N != 2 {
+		t.Errorf("log %q, %d test files; want seed 1 run again", log, len(s.Supervised))
 	}
 }
 

@@ -382,7 +382,8 @@ func (r *Runner) eachSeed(ctx context.Context, p plan, dir string, pools map[str
 	for i, seed := range p.Seeds {
 		if !r.opt.Force {
 			seedDir := filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
-			if res, err := readSeedResult(seedDir); err == nil {
+			res, err := readSeedResult(seedDir)
+			if err == nil {
 				diff := p.differenceFrom(res.Spec, res.Inputs)
 				if diff == "" {
 					diff = poolsDifference(res.Pools, pools)
@@ -390,9 +391,17 @@ func (r *Runner) eachSeed(ctx context.Context, p plan, dir string, pools map[str
 				if diff != "" {
 					return nil, otherSpecError(p.Name, seedDir, diff)
 				}
+				if err = res.fits(p, pools); err != nil {
+					err = fmt.Errorf("%s/summary.json: %w", seedDir, err)
+				}
+			}
+			if err == nil {
 				fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
 				results[i] = res
 				continue
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				fmt.Fprintf(r.opt.Log, "run %s seed %d: %v: not a finished result, running the seed again\n", p.Name, seed, err)
 			}
 		}
 		todo = append(todo, i)
@@ -852,6 +861,74 @@ func poolInfos(s *datasets.Split) map[string]PoolInfo {
 		out[name] = info
 	}
 	return out
+}
+
+// fits reports a kept seed's result that the run summary cannot pool with
+// the other seeds' (a summary.json edited by hand): one result per test
+// file of the supervised track, and confusion matrices that are square
+// over their classes, the main one over the classes of the meta-test pool
+// (or, supervised, of the training labels), with no negative count.
+func (r *SeedResult) fits(p plan, pools map[string]PoolInfo) error {
+	classes := pools["meta-test"].Classes
+	if p.Supervised != nil {
+		classes = pools["train"].Classes
+		if len(r.Supervised) != len(p.Supervised.TestFiles) {
+			return fmt.Errorf("%d supervised test results, but the spec has %d test files", len(r.Supervised), len(p.Supervised.TestFiles))
+		}
+	}
+	if err := r.Confusion.check(classes); err != nil {
+		return fmt.Errorf("confusion: %w", err)
+	}
+	for i := range r.Supervised {
+		if err := r.Supervised[i].Confusion.check(classes); err != nil {
+			return fmt.Errorf("supervised[%d].confusion: %w", i, err)
+		}
+	}
+	if m := r.Multitask; m != nil {
+		for _, h := range []struct {
+			name string
+			t    *ConfusionTable
+		}{{"binary_confusion", m.Binary}, {"category_confusion", m.Category}} {
+			if h.t == nil {
+				continue
+			}
+			if err := h.t.check(nil); err != nil {
+				return fmt.Errorf("multitask.%s: %w", h.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// check reports a confusion matrix that is not one count per pair of its
+// classes, none negative, or (when classes is given) not over classes.
+func (t ConfusionTable) check(classes []string) error {
+	if classes != nil && !slices.Equal(t.Classes, classes) {
+		return fmt.Errorf("classes %s, want those of the run's pool, %s", shortList(t.Classes), shortList(classes))
+	}
+	n := len(t.Classes)
+	if len(t.Counts) != n {
+		return fmt.Errorf("%d rows for %d classes", len(t.Counts), n)
+	}
+	for i, row := range t.Counts {
+		if len(row) != n {
+			return fmt.Errorf("row %d holds %d counts for %d classes", i, len(row), n)
+		}
+		for _, c := range row {
+			if c < 0 {
+				return fmt.Errorf("row %d holds the negative count %d", i, c)
+			}
+		}
+	}
+	return nil
+}
+
+// shortList is a list of names for a message: the first few and how many.
+func shortList(names []string) string {
+	if len(names) <= 6 {
+		return fmt.Sprintf("%v", names)
+	}
+	return fmt.Sprintf("%v... (%d)", names[:6], len(names))
 }
 
 // poolsDifference names the first pool whose file, classes or record count
