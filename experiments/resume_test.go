@@ -223,6 +223,33 @@ seeds: [1, 2]
 	}
 }
 
+// A loss or score that is not finite stops the run, naming the keys to
+// change with their values, rather than reporting metrics of arbitrary
+// predictions (an argmax over NaN scores is class 0).
+func TestDivergenceNamesTheKeys(t *testing.T) {
+	for _, c := range []struct {
+		sets []string
+		want []string
+	}{
+		{[]string{"optimizer.lr=1e30"}, []string{"meta-train loss is NaN at step ", "training diverged; lower optimizer.lr (now 1e+30)"}},
+		{[]string{"learner.algo=maml", "learner.inner_steps=1", "learner.inner_lr=1e30"},
+			[]string{"meta-train loss is NaN at step 1", "lower learner.inner_lr (now 1e+30)"}},
+		{[]string{"learner.algo=maml", "learner.inner_lr=1e30", "learner.test_inner_steps=1", "episodes.train_steps=0", "episodes.val_every=0"},
+			[]string{"meta-test episode 1: the learner's scores are not finite (a query's score is NaN); lower learner.inner_lr (now 1e+30)"}},
+	} {
+		out := t.TempDir()
+		_, _, err := runResume(t, out, RunOptions{}, c.sets...)
+		for _, w := range c.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %v; want %q", c.sets, err, w)
+			}
+		}
+		if entries, _ := os.ReadDir(out); len(entries) != 0 {
+			t.Errorf("%v: the failed run left %v", c.sets, entries)
+		}
+	}
+}
+
 // A seed kept from a run on other data (a data_dir file edited in between,
 // with no_checksum) is refused, naming the pool that changed, rather than
 // mixed into the summary with seeds run on the new data.

@@ -631,7 +631,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		for _, loss := range losses {
 			lossStep++
 			if math.IsNaN(loss) || math.IsInf(loss, 0) {
-				return fmt.Errorf("meta-train loss is %v at step %d (lower optimizer.lr or set optimizer.clip_norm)", loss, lossStep)
+				return fmt.Errorf("meta-train loss is %v at step %d: training diverged; %s", loss, lossStep, divergence(cfg, false))
 			}
 			lossSum += loss
 			lossN++
@@ -662,6 +662,9 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		} else {
 			loss, err := learner.MetaStep(batch)
 			if err != nil {
+				if math.IsNaN(loss) || math.IsInf(loss, 0) {
+					err = addLosses(loss) // the same error, naming the keys to change
+				}
 				return nil, err
 			}
 			if err := addLosses(loss); err != nil {
@@ -680,6 +683,9 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 			if validate {
 				trainTime += time.Since(trainStart)
 				acc, err := accuracyOn(learner, valEpisodes, labels, scores)
+				if errors.Is(err, errScores) {
+					err = fmt.Errorf("validation at step %d: %w; %s", step, err, divergence(cfg, true))
+				}
 				if err != nil {
 					return nil, err
 				}
@@ -752,6 +758,9 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		}
 		if err := learner.Predict(testEp, labels, scores); err != nil {
 			return nil, err
+		}
+		if err := checkScores(scores); err != nil {
+			return nil, fmt.Errorf("meta-test episode %d: %w; %s", i+1, err, divergence(cfg, true))
 		}
 		if _, err := ev.Add(eval.EpisodeInput{Ways: ep.Ways, Classes: testEp.Classes, NormalWay: testEp.NormalWay,
 			Truth: testEp.QueryY, Pred: labels, Scores: scores}); err != nil {
@@ -826,12 +835,50 @@ func (r *Runner) pretrain(ctx context.Context, p plan, split *datasets.Split, l 
 	return &PretrainStats{Objective: cfg.Objective, Rows: len(rows), Epochs: cfg.Epochs, Losses: pt.Losses(), Seconds: time.Since(start).Seconds()}, nil
 }
 
-// accuracyOn is the mean accuracy (and CI) of the learner on fixed episodes.
+// errScores is wrapped by the error about a learner's scores that are not
+// finite: its predictions would be arbitrary, and its metrics silently
+// wrong.
+var errScores = errors.New("the learner's scores are not finite")
+
+// checkScores returns an error wrapping errScores when a score is NaN or
+// infinite.
+func checkScores(scores []float32) error {
+	for _, v := range scores {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("%w (a query's score is %v)", errScores, v)
+		}
+	}
+	return nil
+}
+
+// mamlFamily are the learners that adapt to an episode's support set with
+// gradient steps of learner.inner_lr.
+var mamlFamily = []string{"maml", "fomaml", "reptile", "anil", "metasgd"}
+
+// divergence names the spec keys to change, with their values, when a
+// meta-train loss or (adapting to an episode's support set) a score is not
+// finite.
+func divergence(cfg train.Config, adapting bool) string {
+	outer := fmt.Sprintf("optimizer.lr (now %g), or set optimizer.clip_norm", cfg.Optimizer.LR)
+	switch {
+	case slices.Contains(mamlFamily, cfg.Algo):
+		return fmt.Sprintf("lower learner.inner_lr (now %g) or %s", cfg.InnerLR, outer)
+	case cfg.Algo == "finetune" && adapting:
+		return fmt.Sprintf("lower learner.finetune_lr (now %g) or %s", cfg.FinetuneLR, outer)
+	}
+	return "lower " + outer
+}
+
+// accuracyOn is the mean accuracy (and CI) of the learner on fixed
+// episodes; scores that are not finite are an error wrapping errScores.
 func accuracyOn(l train.Learner, eps []*datasets.Episode, labels []int32, scores []float32) (eval.Summary, error) {
 	accs := make([]float64, len(eps))
 	for i, e := range eps {
 		if err := l.Predict(e, labels, scores); err != nil {
 			return eval.Summary{}, err
+		}
+		if err := checkScores(scores); err != nil {
+			return eval.Summary{}, fmt.Errorf("meta-val episode %d: %w", i+1, err)
 		}
 		right := 0
 		for q, y := range e.QueryY {
