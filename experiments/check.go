@@ -110,6 +110,7 @@ func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 	batch := floor(e.MetaBatch)
 	// A lower bound on the memory of one episode the runner keeps.
 	stored := datasets.BatchBytes(e.Ways, e.Shots, e.Queries, 1, datasets.MinEncodedDim)
+	rows := uint64(e.Shots) + uint64(e.Queries) // each at least 1 here, and their sum may pass the largest int
 	episodic := s.Split.Protocol != "supervised"
 	have := train.GiB(train.MachineMemory())
 	part, need := train.MemoryShortfall(cfg, shape)
@@ -117,6 +118,9 @@ func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 	case part == "model":
 		d.fail("model.hidden", "hidden layers %v need at least %s for the model alone; this machine has %s",
 			cfg.Hidden, train.GiB(need), have)
+	case part == "inner-steps":
+		d.fail("learner.inner_steps", "%d, but the inner loop keeps an adapted copy of the model per step: at least %s; this machine has %s",
+			cfg.InnerSteps, train.GiB(need), have)
 	case part == "episode":
 		keys := []string{"episodes.ways", "episodes.shots", "episodes.queries"}
 		values := []int{e.Ways, e.Shots, e.Queries}
@@ -130,24 +134,24 @@ func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 		}
 		keys[0], keys[i] = keys[i], keys[0]
 		d.failCombo(keys, "%d, but one episode of %d×%d rows needs at least %s with the model; this machine has %s",
-			values[i], e.Ways, e.Shots+e.Queries, train.GiB(need), have)
+			values[i], e.Ways, rows, train.GiB(need), have)
 	case part == "meta-batch":
 		d.fail("episodes.meta_batch", "%d episodes of %d×%d rows need at least %s with the model; this machine has %s",
-			e.MetaBatch, e.Ways, e.Shots+e.Queries, train.GiB(need), have)
+			e.MetaBatch, e.Ways, rows, train.GiB(need), have)
 	case episodic && datasets.BatchBytes(e.Ways, e.Shots, e.Queries, e.MetaBatch, datasets.MinEncodedDim) > datasets.MaxBatchBytes:
 		d.fail("episodes.meta_batch", "%d episodes of %d×%d rows take at least %s, more than a sampler's limit of %s (datasets.MaxBatchBytes)",
-			e.MetaBatch, e.Ways, e.Shots+e.Queries, train.GiB(datasets.BatchBytes(e.Ways, e.Shots, e.Queries, e.MetaBatch, datasets.MinEncodedDim)),
+			e.MetaBatch, e.Ways, rows, train.GiB(datasets.BatchBytes(e.Ways, e.Shots, e.Queries, e.MetaBatch, datasets.MinEncodedDim)),
 			train.GiB(datasets.MaxBatchBytes))
 	case episodic && e.ValEvery > 0 && !train.FitsMemory(batch+float64(e.ValEpisodes)*stored):
 		// Drawn once and kept through training, so every validation
 		// compares the same episodes.
 		d.fail("episodes.val_episodes", "%d meta-val episodes of %d×%d rows need at least %s with the model and a meta-batch; this machine has %s",
-			e.ValEpisodes, e.Ways, e.Shots+e.Queries, train.GiB(batch+float64(e.ValEpisodes)*stored), have)
+			e.ValEpisodes, e.Ways, rows, train.GiB(batch+float64(e.ValEpisodes)*stored), have)
 	case episodic && len(s.Adversarial.EvalBudgets) > 0 && !train.FitsMemory(floor(0)+float64(s.Adversarial.EvalEpisodes)*stored):
 		// Drawn before the evaluation, all of them.
 		n := s.Adversarial.EvalEpisodes
 		d.fail("adversarial.eval_episodes", "%d robustness episodes of %d×%d rows need at least %s with the model; this machine has %s",
-			n, e.Ways, e.Shots+e.Queries, train.GiB(floor(0)+float64(n)*stored), have)
+			n, e.Ways, rows, train.GiB(floor(0)+float64(n)*stored), have)
 	}
 }
 
@@ -498,9 +502,9 @@ func (d *decoder) checkEpisodes(s *Spec) {
 	if e.NormalWay && !sp.Normal {
 		d.failCombo([]string{"episodes.normal_way", "split.normal"}, "true, but split.normal is false: there is no normal traffic in the pools to make a way of")
 	}
-	if shots && queries && sp.MinRecords > 0 && !e.Replacement && sp.MinRecords < e.Shots+e.Queries {
+	if shots && queries && sp.MinRecords > 0 && !e.Replacement && uint64(sp.MinRecords) < uint64(e.Shots)+uint64(e.Queries) {
 		d.failCombo([]string{"split.min_records", "episodes.shots", "episodes.queries"}, "%d, below shots+queries = %d: classes that small cannot give an episode unless episodes.replacement is true",
-			sp.MinRecords, e.Shots+e.Queries)
+			sp.MinRecords, uint64(e.Shots)+uint64(e.Queries))
 	}
 	if n := len(sp.TestInclude); n > 0 && n+normal < e.Ways {
 		d.failCombo([]string{"split.test_include", "episodes.ways"}, "%d meta-test classes%s, fewer than episodes.ways = %d", n+normal, withNormalClass(normal), e.Ways)

@@ -300,6 +300,12 @@ func TestTooLargeForMemory(t *testing.T) {
 			"spec.yaml:4: episodes.queries: 1000000000, but one episode of 3×1000000005 rows needs at least "},
 		{"dataset: {name: nsl-kdd}\nlearner: {algo: maml}\nepisodes:\n  ways: 1000000000\n", nil,
 			"spec.yaml:4: episodes.ways: 1000000000, but one episode of 1000000000×20 rows needs at least "},
+		// Shots and queries that add up past the largest int.
+		{"dataset: {name: nsl-kdd}\nepisodes: {shots: 4611686018427387904, queries: 4611686018427387904}\n", nil,
+			"spec.yaml:2: episodes.shots: 4611686018427387904, but one episode of 5×9223372036854775808 rows needs at least "},
+		// The MAML family keeps a copy of the model per inner step.
+		{"dataset: {name: nsl-kdd}\nlearner: {algo: maml, inner_steps: 1000000000}\n", nil,
+			"spec.yaml:2: learner.inner_steps: 1000000000, but the inner loop keeps an adapted copy of the model per step: at least "},
 		// Episodes drawn before they are used, all kept at once.
 		{"dataset: {name: nsl-kdd}\n", []string{"episodes.val_episodes=10000000"},
 			"spec.yaml: --set episodes.val_episodes=10000000: 10000000 meta-val episodes of 5×20 rows need at least "},

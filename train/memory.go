@@ -162,18 +162,28 @@ func mlpParams(dim int, hidden []int, out int) float64 {
 // "" when all of it fits; "model" when the model alone does not (its
 // parameters, gradient, optimiser state and the MAML family's adapted
 // copies, at the fewest ways, as the output layer has a unit per way);
-// "episode" when one episode with the model does not; else "meta-batch".
+// "episode" when one episode with the model does not; "inner-steps" when
+// either would fit but for the MAML family's inner steps, each of which
+// keeps its own adapted copy; else "meta-batch".
 func MemoryShortfall(cfg Config, s Shape) (part string, need float64) {
 	if need = MemoryFloor(cfg, s); FitsMemory(need) {
 		return "", need
 	}
-	if model := MemoryFloor(cfg, Shape{Ways: 2, Dim: s.Dim}); !FitsMemory(model) {
-		return "model", model
-	}
-	one := s
-	one.MetaBatch = 1
-	if episode := MemoryFloor(cfg, one); !FitsMemory(episode) {
-		return "episode", episode
+	oneStep := cfg
+	oneStep.InnerSteps = 1
+	model := Shape{Ways: 2, Dim: s.Dim}
+	episode := s
+	episode.MetaBatch = 1
+	for _, p := range []struct {
+		name  string
+		shape Shape
+	}{{"model", model}, {"episode", episode}} {
+		if floor := MemoryFloor(cfg, p.shape); !FitsMemory(floor) {
+			if FitsMemory(MemoryFloor(oneStep, p.shape)) {
+				return "inner-steps", floor
+			}
+			return p.name, floor
+		}
 	}
 	return "meta-batch", need
 }
@@ -192,8 +202,15 @@ func checkMemory(cfg Config, s Shape) error {
 	if s.MetaBatch == 1 {
 		episodes = "episode"
 	}
-	return fmt.Errorf("%w: hidden layers %v (%.4g parameters, trained with their gradient) and a meta-batch of %d %s of %d×%d rows × %d features need at least %s with the learner's working buffers; this machine has %s",
-		ErrTooLarge, cfg.Hidden, modelParams(cfg, s), s.MetaBatch, episodes, s.Ways, s.Shots+s.Queries, s.Dim, GiB(floor), GiB(physicalMemory))
+	steps := ""
+	if oneStep := cfg; oneStep.InnerSteps > 1 {
+		// The MAML family keeps an adapted copy per inner step.
+		if oneStep.InnerSteps = 1; MemoryFloor(oneStep, s) != floor {
+			steps = fmt.Sprintf(" and %d inner steps", cfg.InnerSteps)
+		}
+	}
+	return fmt.Errorf("%w: hidden layers %v (%.4g parameters, trained with their gradient), a meta-batch of %d %s of %d×%d rows × %d features%s need at least %s with the learner's working buffers; this machine has %s",
+		ErrTooLarge, cfg.Hidden, modelParams(cfg, s), s.MetaBatch, episodes, s.Ways, uint64(s.Shots)+uint64(s.Queries), s.Dim, steps, GiB(floor), GiB(physicalMemory))
 }
 
 // checkClassifierMemory is checkMemory for a classifier: its parameters,

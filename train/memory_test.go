@@ -120,6 +120,48 @@ func TestTooLargeIsRefusedBeforeAllocating(t *testing.T) {
 	})
 }
 
+// MemoryShortfall blames the inner steps when the MAML family's adapted
+// copies are what does not fit, and the model or episode otherwise.
+func TestMemoryShortfallNamesThePart(t *testing.T) {
+	withMemory(1<<30, func() {
+		steps := func(algo string, n int, hidden ...int) Config {
+			c := smallConfig(algo)
+			c.InnerSteps = n
+			if len(hidden) > 0 {
+				c.Hidden = hidden
+			}
+			return c
+		}
+		for _, c := range []struct {
+			name  string
+			cfg   Config
+			shape Shape
+			want  string
+		}{
+			{"fits", steps("maml", 5), small, ""},
+			{"many inner steps", steps("maml", 1e9), small, "inner-steps"},
+			{"many first-order inner steps", steps("fomaml", 1e9), small, "inner-steps"},
+			{"wide model, many inner steps", steps("maml", 1e9, 1<<40), small, "model"},
+			{"wide model", steps("protonet", 1e9, 1<<40), small, "model"},
+			{"long episode", steps("maml", 1), Shape{Ways: 3, Shots: 1 << 40, Queries: 3, MetaBatch: 1, Dim: 8}, "episode"},
+			{"huge meta-batch", steps("protonet", 5), Shape{Ways: 3, Shots: 2, Queries: 3, MetaBatch: 1 << 30, Dim: 8}, "meta-batch"},
+		} {
+			if part, _ := MemoryShortfall(c.cfg, c.shape); part != c.want {
+				t.Errorf("%s: %q, want %q", c.name, part, c.want)
+			}
+		}
+		// train.New says so too, and the rows of an episode whose shots and
+		// queries add up past the largest int.
+		if _, err := New(steps("maml", 1e9), small, nil); err == nil || !strings.Contains(err.Error(), "and 1000000000 inner steps need") {
+			t.Errorf("maml with 1e9 inner steps: %v", err)
+		}
+		if err := checkMemory(smallConfig("protonet"), Shape{Ways: 2, Shots: 1 << 62, Queries: 1 << 62, MetaBatch: 1, Dim: 8}); err == nil ||
+			!strings.Contains(err.Error(), "2×9223372036854775808 rows") {
+			t.Errorf("shots + queries past the largest int: %v", err)
+		}
+	})
+}
+
 // A checkpoint whose header (with a valid checksum) describes an absurd
 // model is refused, not allocated.
 func TestCheckpointOfAbsurdModelIsRefused(t *testing.T) {

@@ -396,6 +396,9 @@ func benchFitsMemory(cfg train.Config, shape train.Shape) error {
 	case "model":
 		return usageErrorf("--hidden %v (with --dim %d): the model needs at least %s; this machine has %s",
 			cfg.Hidden, shape.Dim, train.GiB(need), have)
+	case "inner-steps":
+		return usageErrorf("--inner-steps %d: the inner loop keeps an adapted copy of the model per step: at least %s; this machine has %s",
+			cfg.InnerSteps, train.GiB(need), have)
 	case "episode":
 		return usageErrorf("--ways %d, --shots %d, --queries %d: one episode needs at least %s with the model; this machine has %s",
 			shape.Ways, shape.Shots, shape.Queries, train.GiB(need), have)
