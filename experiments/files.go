@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -389,7 +390,56 @@ func ReadRunSummary(dir string) (*RunSummary, error) {
 	if d, err := datasets.Lookup(s.Dataset); err != nil || d.Name != s.Dataset {
 		return nil, fmt.Errorf("%s/summary.json: data set %q is not one of %s", dir, s.Dataset, strings.Join(datasets.Names(), ", "))
 	}
+	if err := s.checkFigures(); err != nil {
+		return nil, fmt.Errorf("%s/summary.json: %w", dir, err)
+	}
 	return &s, nil
+}
+
+// checkFigures reports a figure that no run writes (a summary.json edited
+// by hand), which tables and plots would show as a result: a summary of
+// fewer than one value, a negative spread, or a mean outside [0, 1], as
+// every metric is a share.
+func (s *RunSummary) checkFigures() error {
+	check := func(key string, m map[string]eval.Summary) error {
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			v := m[name]
+			switch {
+			case v.N < 1:
+				return fmt.Errorf("%s.%s: n = %d, want at least 1", key, name, v.N)
+			case !(v.SD >= 0 && v.HalfWidth >= 0):
+				return fmt.Errorf("%s.%s: sd %g and half-width %g, want both at least 0", key, name, v.SD, v.HalfWidth)
+			case !(v.Mean >= 0 && v.Mean <= 1):
+				return fmt.Errorf("%s.%s: mean %g, want a share in [0, 1]", key, name, v.Mean)
+			}
+		}
+		return nil
+	}
+	if err := check("metrics", s.Metrics); err != nil {
+		return err
+	}
+	if err := check("seed_spread", s.SeedSpread); err != nil {
+		return err
+	}
+	for i, f := range s.Supervised {
+		if err := check(fmt.Sprintf("supervised[%d].metrics", i), f.Metrics); err != nil {
+			return err
+		}
+	}
+	if s.Detection != nil {
+		if err := check("detection.metrics", s.Detection.Metrics); err != nil {
+			return err
+		}
+	}
+	for i, r := range s.Robustness {
+		if err := check(fmt.Sprintf("robustness[%d]", i), map[string]eval.Summary{"accuracy": r.Accuracy, "macro_f1": r.MacroF1}); err != nil {
+			return err
+		}
+	}
+	if s.Multitask != nil {
+		return check("multitask.metrics", s.Multitask.Metrics)
+	}
+	return nil
 }
 
 // errNotSummary is a summary.json that parses but lacks what every run

@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -94,6 +95,61 @@ func TestPoolSummariesIsMeanCIOfTheUnion(t *testing.T) {
 		if pooled.N != want.N || math.Abs(pooled.Mean-want.Mean) > 1e-12 || math.Abs(pooled.SD-want.SD) > 1e-12 ||
 			math.Abs(pooled.HalfWidth-want.HalfWidth) > 1e-12 {
 			t.Errorf("pooled %v: %+v, want %+v", all, pooled, want)
+		}
+	}
+}
+
+// A summary.json edited by hand so that a figure is one no run writes is
+// refused, naming the file and the figure, rather than shown in a table or
+// plotted (a negative half-width made report fail in its plot code, naming
+// no file; a mean in percent would have shown as 8500%).
+func TestReadRunSummaryRefusesImpossibleFigures(t *testing.T) {
+	acc := eval.Summary{Mean: 0.85, SD: 0.1, HalfWidth: 0.02, N: 40}
+	valid := func() *RunSummary {
+		return &RunSummary{Run: "r", Dataset: "nsl-kdd", Protocol: "novel", Algo: "protonet", Hidden: []int{64}, Ways: 5, Shots: 5,
+			Queries: 15, Seeds: []uint64{1, 2}, Metrics: map[string]eval.Summary{"accuracy": acc, "macro_f1": acc},
+			SeedSpread: map[string]eval.Summary{"accuracy": acc},
+			Detection:  &DetectionSummary{Method: "euclidean", Rule: "far", Metrics: map[string]eval.Summary{"auroc": acc}},
+			Robustness: []RobustResult{{Attack: "fgsm", Eps: 0.1, Accuracy: acc, MacroF1: acc}},
+			Multitask:  &MultitaskSummary{Metrics: map[string]eval.Summary{"binary_accuracy": acc}}}
+	}
+	dir := t.TempDir()
+	read := func(s *RunSummary) error {
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "summary.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err = ReadRunSummary(dir)
+		return err
+	}
+	if err := read(valid()); err != nil {
+		t.Fatalf("a valid summary: %v", err)
+	}
+	for _, c := range []struct {
+		edit func(*RunSummary)
+		want string
+	}{
+		{func(s *RunSummary) { s.Metrics["accuracy"] = eval.Summary{Mean: 0.85, N: -5} }, "metrics.accuracy: n = -5, want at least 1"},
+		{func(s *RunSummary) { s.Metrics["macro_f1"] = eval.Summary{Mean: 0.85, SD: 0.1, HalfWidth: -1, N: 40} },
+			"metrics.macro_f1: sd 0.1 and half-width -1, want both at least 0"},
+		{func(s *RunSummary) { s.Metrics["accuracy"] = eval.Summary{Mean: 85, SD: 10, HalfWidth: 2, N: 40} },
+			"metrics.accuracy: mean 85, want a share in [0, 1]"},
+		{func(s *RunSummary) { s.SeedSpread["accuracy"] = eval.Summary{Mean: 0.85} }, "seed_spread.accuracy: n = 0, want at least 1"},
+		{func(s *RunSummary) { s.Detection.Metrics["auroc"] = eval.Summary{Mean: -0.5, N: 2} }, "detection.metrics.auroc: mean -0.5, want a share in [0, 1]"},
+		{func(s *RunSummary) { s.Robustness[0].MacroF1.SD = -0.1 }, "robustness[0].macro_f1: sd -0.1 and half-width 0.02, want both at least 0"},
+		{func(s *RunSummary) { s.Multitask.Metrics["binary_accuracy"] = eval.Summary{Mean: 2, N: 3} },
+			"multitask.metrics.binary_accuracy: mean 2, want a share in [0, 1]"},
+		{func(s *RunSummary) {
+			s.Protocol, s.Supervised = "supervised", []SupervisedEval{{TestFile: "KDDTest+", Metrics: map[string]eval.Summary{"accuracy": {Mean: 0.8, N: 0}}}}
+		}, "supervised[0].metrics.accuracy: n = 0, want at least 1"},
+	} {
+		s := valid()
+		c.edit(s)
+		if err := read(s); err == nil || err.Error() != dir+"/summary.json: "+c.want {
+			t.Errorf("%v; want %q", err, dir+"/summary.json: "+c.want)
 		}
 	}
 }
