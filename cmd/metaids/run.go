@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -152,6 +153,9 @@ func parseSeeds(s string) ([]uint64, error) {
 	seen := map[uint64]bool{}
 	for _, f := range strings.Split(s, ",") {
 		v, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
+		if errors.Is(err, strconv.ErrRange) {
+			return nil, fmt.Errorf("seed %s is out of range (at most %d)", strings.TrimSpace(f), uint64(math.MaxUint64))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a list of non-negative integers", s)
 		}

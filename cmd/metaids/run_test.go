@@ -59,6 +59,7 @@ func TestRunCommandErrors(t *testing.T) {
 		{[]string{"run"}, 2, "one or more spec files"},
 		{[]string{"run", bad, "--out", dir}, 1, "bad.yaml:4: episodes.shots"},
 		{[]string{"run", bad, "--seeds", "1,x"}, 2, "--seeds"},
+		{[]string{"run", bad, "--seeds", "1,18446744073709551616"}, 2, "--seeds: seed 18446744073709551616 is out of range (at most 18446744073709551615)"},
 		{[]string{"run", bad, "--device", "tpu"}, 2, `--device "tpu"`},
 		{[]string{"run", bad, "--out", ""}, 2, "--out is empty"},
 		{[]string{"run", bad, "--jobs", "0"}, 2, "--jobs must be 1 to 1024 (got 0)"},
