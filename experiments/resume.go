@@ -68,6 +68,13 @@ func isSeedDir(name string) bool {
 	return ok && err == nil
 }
 
+// IsRunFolder reports whether dir is the folder of a run that has results:
+// its spec.yaml beside a run summary or a finished seed.
+func IsRunFolder(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, "spec.yaml"))
+	return err == nil && fi.Mode().IsRegular() && holdsResults(dir)
+}
+
 // holdsResults reports whether a run folder has a run summary or a
 // finished seed.
 func holdsResults(dir string) bool {

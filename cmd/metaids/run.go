@@ -65,6 +65,11 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if *jobs < 1 || *jobs > experiments.MaxJobs {
 		return usageErrorf("--jobs must be 1 to %d (got %d)", experiments.MaxJobs, *jobs)
 	}
+	// Runs written into another run's folder would be taken for its files,
+	// and a --force run of it would remove them with its seed folders.
+	if run := enclosingRun(*out); run != "" {
+		return usageErrorf("--out %s is inside the run folder %s: write the runs beside it (e.g. --out %s)", *out, run, filepath.Dir(run))
+	}
 	// Every spec is loaded and checked before any run starts, so a typo in
 	// the last file does not surface after an hour of training.
 	var specs []experiments.Spec
@@ -128,6 +133,19 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	}
 	t.Notes = append(t.Notes, "reports, per-episode metrics, confusion matrices and plots: "+where)
 	return t.Render(e.stdout, f)
+}
+
+// enclosingRun returns the folder of a run with results that dir is, or
+// lies inside, as far as it exists; "" when there is none.
+func enclosingRun(dir string) string {
+	for d := experiments.DirKey(dir); ; d = filepath.Dir(d) {
+		if experiments.IsRunFolder(d) {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
 }
 
 // missingAncestors lists dir and those of its parents that do not exist

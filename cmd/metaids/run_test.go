@@ -113,3 +113,50 @@ func TestFailedRunLeavesNoOutputFolder(t *testing.T) {
 		t.Errorf("the folder that was there is gone: %v", err)
 	}
 }
+
+// A run that fails in an --out folder that was there before (results, say)
+// reports its error and leaves the folder.
+func TestFailedRunInAnExistingOutputFolder(t *testing.T) {
+	out := t.TempDir()
+	code, _, stderr := run(t, "run", "../../experiments/nsl-kdd/protonet-5way5shot.yaml", "--out", out, "--seeds", "1",
+		"--set", "split.val_fraction=0.1")
+	if code != 1 || !strings.Contains(stderr, "meta-val pool") {
+		t.Fatalf("exit %d, %q; want the meta-val pool's error", code, stderr)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Errorf("the --out folder that was there is gone: %v", err)
+	}
+}
+
+// --out inside the folder of a run with results (the run's folder, a seed's
+// folder, or below) is a wrong command line: a --force run of that run would
+// remove what was written there. A folder with only a spec.yaml (a project
+// folder, or a run killed before any seed finished) is no run.
+func TestRunOutInsideARunFolder(t *testing.T) {
+	root := t.TempDir()
+	spec := "../../experiments/nsl-kdd/protonet-5way5shot.yaml"
+	short := []string{"--seeds", "1", "--set", "episodes.train_steps=2", "--set", "episodes.val_every=0", "--set", "episodes.test_episodes=2"}
+	if code, _, stderr := run(t, append([]string{"run", spec, "--out", root}, short...)...); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	runDir := filepath.Join(root, "nsl-protonet-5way5shot")
+	for _, out := range []string{runDir, filepath.Join(runDir, "seed-1"), filepath.Join(runDir, "seed-1", "new", "deeper")} {
+		code, _, stderr := run(t, append([]string{"run", spec, "--out", out, "--set", "name=other"}, short...)...)
+		if want := "--out " + out + " is inside the run folder " + runDir + ": write the runs beside it (e.g. --out " + root + ")"; code != 2 || !strings.Contains(stderr, want) {
+			t.Errorf("--out %s: exit %d, %q; want 2 and %q", out, code, stderr, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "seed-1", "new")); !os.IsNotExist(err) {
+		t.Errorf("the refused run made a folder: %v", err)
+	}
+	only := filepath.Join(root, "project")
+	if err := os.MkdirAll(only, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(only, "spec.yaml"), []byte("name: x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, append([]string{"run", spec, "--out", filepath.Join(only, "results")}, short...)...); code != 0 {
+		t.Errorf("--out under a folder with only a spec.yaml: exit %d: %s", code, stderr)
+	}
+}
