@@ -250,6 +250,46 @@ func TestDivergenceNamesTheKeys(t *testing.T) {
 	}
 }
 
+// A supervised training file of one class (normal traffic alone, from a
+// data_dir) is refused before training: the classifier would answer normal
+// to everything and its figures would look like a result.
+func TestSupervisedTrainingFileOfOneClass(t *testing.T) {
+	gzf, err := datasets.ShippedFS().Open("data/nsl-kdd/KDDTrain+.txt.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gzf.Close()
+	zr, err := gzip.NewReader(gzf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var normal bytes.Buffer
+	for _, line := range strings.SplitAfter(string(all), "\n") {
+		if strings.Contains(line, ",normal,") && normal.Len() < 1<<20 {
+			normal.WriteString(line)
+		}
+	}
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "KDDTrain+.txt"), normal.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, labels := range []string{"binary", "category"} {
+		specs, err := Parse([]byte(resumeSpec), "resume.yaml", parseOverrides(t, []string{"split.protocol=supervised", "episodes.normal_way=false",
+			"dataset.data_dir=" + data, "dataset.no_checksum=true", "supervised.labels=" + labels})...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = CheckSupervisedData(specs[0])
+		if want := "KDDTrain+: every record is normal: a classifier needs records of at least two of its classes (normal, "; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s labels: %v; want %q", labels, err, want)
+		}
+	}
+}
+
 // A seed kept from a run on other data (a data_dir file edited in between,
 // with no_checksum) is refused, naming the pool that changed, rather than
 // mixed into the summary with seeds run on the new data.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -116,6 +117,12 @@ func loadSupervised(p plan) (*datasets.Encoder, *encodedFile, []*encodedFile, []
 	enc, tr, err := load(trainFile, nil)
 	if err != nil {
 		return nil, nil, nil, nil, err
+	}
+	// A file of one class (a data_dir file of normal traffic alone, say)
+	// trains a classifier that answers that class whatever it is given.
+	if k := slices.IndexFunc(tr.y, func(y int32) bool { return y != tr.y[0] }); k < 0 {
+		return nil, nil, nil, nil, fmt.Errorf("%s: every record is %s: a classifier needs records of at least two of its classes (%s)",
+			tr.name, classes[tr.y[0]], strings.Join(classes, ", "))
 	}
 	var tests []*encodedFile
 	for _, f := range sp.TestFiles {
