@@ -295,12 +295,17 @@ func outOfRangeMsg(field []byte, rate bool) string {
 // parseSlow parses the other decimal forms ("1e3", "+2", "0.000000000000001").
 // Go's literal syntax, which strconv.ParseFloat also accepts, is not data: an
 // underscore between digits ("1_0" would read as 10) and hexadecimal floats
-// ("0x1p3" as 8) are refused, as are NaN and infinities.
+// ("0x1p3" as 8) are refused, as are NaN and infinities. A decimal beyond
+// float64 ("1e400") is a number, read as an infinity, so that the range
+// check names it as out of range.
 func parseSlow(b []byte) (float64, bool) {
 	if bytes.ContainsAny(b, "_xX") {
 		return 0, false
 	}
 	v, err := strconv.ParseFloat(string(b), 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return v, true
+	}
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, false
 	}
