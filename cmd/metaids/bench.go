@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,7 +54,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("unexpected arguments %q: %w", pos, errUsage)
+		return usageErrorf("unexpected arguments %q", pos)
 	}
 	outFormat, err := eval.ParseFormat(format)
 	if err != nil {
@@ -68,11 +69,11 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	}
 	hs, err := parseInts(*hidden)
 	if err != nil {
-		return fmt.Errorf("--hidden: %v: %w", err, errUsage)
+		return usageErrorf("--hidden: %v", err)
 	}
 	mbs, err := parseInts(*metaBatches)
 	if err != nil {
-		return fmt.Errorf("--meta-batch: %v: %w", err, errUsage)
+		return usageErrorf("--meta-batch: %v", err)
 	}
 	var ref map[string]float64
 	if *compare != "" {
@@ -87,10 +88,14 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	var algoNames []string
+	for _, a := range strings.Split(*algos, ",") {
+		algoNames = append(algoNames, strings.TrimSpace(a))
+	}
 	var runs []benchRun
-	for _, algo := range strings.Split(*algos, ",") {
+	for _, algo := range algoNames {
 		for _, mb := range mbs {
-			cfg := train.DefaultConfig(strings.TrimSpace(algo))
+			cfg := train.DefaultConfig(algo)
 			cfg.Hidden = hs
 			cfg.Activation = *act
 			cfg.InnerSteps = *inner
@@ -110,6 +115,11 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			}
 			runs = append(runs, benchRun{cfg: cfg, shape: shape})
 		}
+	}
+	// A sweep lists each learner and meta-batch once: a repeat would time
+	// the same run twice under one label.
+	if err := cmp.Or(listedTwice("--algo", algoNames), listedTwice("--meta-batch", mbs)); err != nil {
+		return err
 	}
 	for i := range runs {
 		r := &runs[i]
@@ -154,7 +164,7 @@ func benchFlagError(err error) error {
 			return usageErrorf("%s: %s", flag, fe.Msg)
 		}
 	}
-	return fmt.Errorf("%v: %w", err, errUsage)
+	return usageErrorf("%v", err)
 }
 
 // benchRun is one learner and meta-batch of a bench.
@@ -355,6 +365,19 @@ func readPyTorchBench(path string) (map[string]float64, error) {
 		}
 	}
 	return out, nil
+}
+
+// listedTwice is a usage error naming the first value of a sweep flag's
+// list that repeats one before it; nil when none does.
+func listedTwice[T comparable](flag string, list []T) error {
+	seen := map[T]bool{}
+	for _, v := range list {
+		if seen[v] {
+			return usageErrorf("%s: %v is listed twice", flag, v)
+		}
+		seen[v] = true
+	}
+	return nil
 }
 
 func parseInts(s string) ([]int, error) {
