@@ -102,6 +102,11 @@ func ParseCategories(r io.Reader, name string) (Categories, error) {
 	return c, nil
 }
 
+// maxCategoriesBytes bounds what LoadCategories reads: the shipped mapping
+// of every attack is half a kilobyte, and a path such as /dev/zero would be
+// read until the memory runs out.
+const maxCategoriesBytes = 1 << 20
+
 // LoadCategories returns the default mapping with the entries of the file at
 // path laid over it ("" gives the default alone).
 func LoadCategories(path string) (Categories, error) {
@@ -114,7 +119,17 @@ func LoadCategories(path string) (Categories, error) {
 		return nil, err
 	}
 	defer f.Close()
-	over, err := ParseCategories(f, path)
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("%s is a folder, not a CSV of attack categories", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxCategoriesBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > maxCategoriesBytes {
+		return nil, fmt.Errorf("%s: more than %d MiB: not a CSV of attack categories", path, maxCategoriesBytes>>20)
+	}
+	over, err := ParseCategories(bytes.NewReader(b), path)
 	if err != nil {
 		return nil, err
 	}

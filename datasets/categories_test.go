@@ -51,6 +51,25 @@ func TestLoadCategoriesRejectsBadOverlay(t *testing.T) {
 	}
 }
 
+// What is no CSV of categories is refused naming the path: a folder, and a
+// file past 1 MiB (a device such as /dev/zero was read until the memory ran
+// out).
+func TestLoadCategoriesRefusesWhatIsNoCSV(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.csv")
+	if err := os.WriteFile(big, []byte(strings.Repeat("# a comment line\n", 70000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		big: big + ": more than 1 MiB: not a CSV of attack categories",
+		dir: dir + " is a folder, not a CSV of attack categories",
+	} {
+		if _, err := LoadCategories(path); err == nil || err.Error() != want {
+			t.Errorf("LoadCategories(%s): %v, want %q", path, err, want)
+		}
+	}
+}
+
 // A byte-order mark before the first attack (or header) is not part of it.
 func TestParseCategoriesSkipsAByteOrderMark(t *testing.T) {
 	for _, in := range []string{"\ufeffsmurf,probe\n", "\ufeffattack,category\nsmurf,probe\n", "\ufeff# mine\nsmurf,probe\n",

@@ -15,12 +15,25 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// maxSpecBytes bounds what Load reads of a spec file: a spec is a few
+// kilobytes, and a path such as /dev/zero would be read until the memory
+// runs out.
+const maxSpecBytes = 1 << 20
+
 // Load reads the spec file at path, applies the overrides in order and
 // returns one Spec per grid combination. A bad spec gives an ErrorList.
 func Load(path string, overrides ...Override) ([]Spec, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSpecBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxSpecBytes {
+		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("more than %d MiB: not a spec", maxSpecBytes>>20)}}
 	}
 	return Parse(data, path, overrides...)
 }

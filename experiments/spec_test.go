@@ -362,6 +362,18 @@ func TestCUDANotCompiled(t *testing.T) {
 	}
 }
 
+// A file past 1 MiB is no spec: it is refused before it is read whole (a
+// path such as /dev/zero was read until the memory ran out).
+func TestLoadRefusesAFileTooLargeForASpec(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(path, []byte("dataset: {name: nsl-kdd}\n"+strings.Repeat("# a comment line\n", 70000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || err.Error() != path+": more than 1 MiB: not a spec" {
+		t.Errorf("Load: %v", err)
+	}
+}
+
 func TestParseOverrideSyntax(t *testing.T) {
 	for s, want := range map[string]string{
 		"episodes.shots":    "--set episodes.shots: want key=value, e.g. episodes.shots=1",
