@@ -101,6 +101,14 @@ func main() {
 	// cleanly: finished seeds kept, nothing half-written.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal asks for a clean stop, which a command checks for
+	// between steps; a second one ends the program at once, so that a
+	// command blocked where it does not check (loading a large data file,
+	// opening a FIFO that no one writes) can still be stopped.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	os.Exit(runMain(ctx, &env{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:]))
 }
 
