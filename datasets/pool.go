@@ -60,6 +60,10 @@ type PoolOptions struct {
 // its settings left classes out.
 var ErrTooFewClasses = errors.New("too few classes")
 
+// ErrNoNormalClass is matched by the error of NewSampler for a pool without
+// the normal class when every episode is to have it as a way (NormalWay).
+var ErrNoNormalClass = errors.New("no normal class")
+
 type tooFewError struct{ msg string }
 
 func (e tooFewError) Error() string        { return e.msg }
@@ -68,6 +72,11 @@ func (e tooFewError) Is(target error) bool { return target == ErrTooFewClasses }
 func tooFewClasses(format string, a ...any) error {
 	return tooFewError{fmt.Sprintf(format, a...)}
 }
+
+type noNormalError struct{ msg string }
+
+func (e noNormalError) Error() string        { return e.msg }
+func (e noNormalError) Is(target error) bool { return target == ErrNoNormalClass }
 
 // Dropped is a class left out of a pool, and why.
 type Dropped struct {

@@ -137,8 +137,8 @@ func NewSampler(p *Pool, cfg SamplerConfig) (*Sampler, error) {
 	}
 	normal := p.ClassIndex(cfg.NormalClass)
 	if cfg.NormalWay && normal < 0 {
-		return nil, fmt.Errorf("sampler: NormalWay is set but the pool has no class %q (NormalClass); it has %s",
-			cfg.NormalClass, nameList(classNames(p.Classes), 20))
+		return nil, noNormalError{fmt.Sprintf("sampler: normal traffic is to be a way of every episode, but the pool has no class %q; it has %s",
+			cfg.NormalClass, nameList(classNames(p.Classes), 20))}
 	}
 
 	need := cfg.Shots + cfg.Queries

@@ -396,7 +396,7 @@ func TestSamplerConfigErrors(t *testing.T) {
 			[]string{"5-way episodes need at least 5 classes; the pool has 3: a, b, c"}},
 		{"no classes", &Pool{Dim: 3}, ok, []string{"the pool has none"}},
 		{"no normal", abc, with(func(c *SamplerConfig) { c.NormalWay = true }),
-			[]string{"NormalWay", `no class "normal"`, "a, b, c"}},
+			[]string{"normal traffic is to be a way of every episode", `no class "normal"`, "a, b, c"}},
 		{"no named normal", spy, with(func(c *SamplerConfig) { c.NormalWay = true; c.NormalClass = "benign"; c.Replacement = true }),
 			[]string{`no class "benign"`}},
 		{"small class", spy, ok,
@@ -431,6 +431,10 @@ func TestSamplerConfigErrors(t *testing.T) {
 			tooFew := tc.name == "too many ways" || tc.name == "no classes"
 			if errors.Is(err, ErrTooFewClasses) != tooFew {
 				t.Errorf("errors.Is(%q, ErrTooFewClasses) = %v, want %v", err, !tooFew, tooFew)
+			}
+			noNormal := strings.HasPrefix(tc.name, "no normal") || tc.name == "no named normal"
+			if errors.Is(err, ErrNoNormalClass) != noNormal {
+				t.Errorf("errors.Is(%q, ErrNoNormalClass) = %v, want %v", err, !noNormal, noNormal)
 			}
 			tooLarge := strings.Contains(err.Error(), "MaxBatchBytes")
 			if errors.Is(err, ErrBatchTooLarge) != tooLarge {

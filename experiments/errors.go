@@ -145,6 +145,9 @@ func ExplainShortage(err error, minRecords int) error {
 	if errors.Is(err, datasets.ErrBatchTooLarge) {
 		return fmt.Errorf("%w (lower episodes.meta_batch, or episodes.ways, shots or queries)", err)
 	}
+	if errors.Is(err, datasets.ErrNoNormalClass) {
+		return fmt.Errorf("%w (episodes.normal_way is true; set it to false to draw episodes without normal traffic)", err)
+	}
 	if minRecords <= 1 || !errors.Is(err, datasets.ErrTooFewClasses) {
 		return err
 	}

@@ -412,6 +412,12 @@ func TestExplainShortageOnlyExplainsShortages(t *testing.T) {
 	if got := ExplainShortage(big, 1); !errors.Is(got, datasets.ErrBatchTooLarge) || !strings.Contains(got.Error(), "episodes.meta_batch") {
 		t.Errorf("a meta-batch too large: %q", got)
 	}
+	// A pool without normal traffic names the key that asks for it (the
+	// sampler's own words name no spec key).
+	noNormal := fmt.Errorf("meta-test pool: %w", datasets.ErrNoNormalClass)
+	if got := ExplainShortage(noNormal, 20); !errors.Is(got, datasets.ErrNoNormalClass) || !strings.Contains(got.Error(), "episodes.normal_way is true") {
+		t.Errorf("no normal class: %q", got)
+	}
 }
 
 // A --force run stopped before its end leaves the new spec.yaml and its
