@@ -226,12 +226,28 @@ func (d *decoder) atLeast(key string, v, lo int) bool {
 func (d *decoder) positive(key string, v float64) {
 	if !(v > 0) {
 		d.fail(key, "%g, want more than 0", v)
+		return
 	}
+	d.float32Range(key, v)
 }
 
 func (d *decoder) nonNegative(key string, v float64) {
 	if !(v >= 0) {
 		d.fail(key, "%g, want at least 0", v)
+		return
+	}
+	d.float32Range(key, v)
+}
+
+// float32Range refuses a rate, scale or weight that the learners, which
+// compute in float32, would not hold: one past 3.4e38 becomes infinite and
+// one below 1.2e-38 all but 0 (optimizer.eps: 1e-300 divided by zero).
+func (d *decoder) float32Range(key string, v float64) {
+	switch a := math.Abs(v); {
+	case a > math.MaxFloat32:
+		d.fail(key, "%g, want at most 3.4e38: the learners compute in float32", v)
+	case a > 0 && a < 0x1p-126:
+		d.fail(key, "%g, below 1.2e-38, the least normal float32: the learners compute in float32", v)
 	}
 }
 
@@ -383,6 +399,8 @@ func (d *decoder) checkThreatOptions(s *Spec) {
 		switch {
 		case p.Objective == "denoise" && !(p.Noise > 0):
 			d.fail("pretrain.noise", "%g, want more than 0 for the denoise objective", p.Noise)
+		case p.Objective == "denoise":
+			d.float32Range("pretrain.noise", p.Noise)
 		case p.Objective == "mask" && !(p.MaskRate > 0 && p.MaskRate < 1):
 			d.fail("pretrain.mask_rate", "%g, want a value in (0, 1) for the mask objective", p.MaskRate)
 		}
@@ -467,6 +485,8 @@ func (d *decoder) checkMultitask(s *Spec) {
 	}{{"multitask.binary_weight", m.BinaryWeight}, {"multitask.category_weight", m.CategoryWeight}} {
 		if !(w.v >= 0) || math.IsInf(w.v, 0) {
 			d.fail(w.key, "%g, want a finite weight >= 0 (0: no head)", w.v)
+		} else {
+			d.float32Range(w.key, w.v)
 		}
 	}
 	if !(m.BinaryWeight > 0 || m.CategoryWeight > 0) {
