@@ -250,11 +250,10 @@ func TestDivergenceNamesTheKeys(t *testing.T) {
 	}
 }
 
-// A supervised training file of one class (normal traffic alone, from a
-// data_dir) is refused before training: the classifier would answer normal
-// to everything and its figures would look like a result.
-func TestSupervisedTrainingFileOfOneClass(t *testing.T) {
-	gzf, err := datasets.ShippedFS().Open("data/nsl-kdd/KDDTrain+.txt.gz")
+// shippedRecords is the uncompressed text of a shipped NSL-KDD file.
+func shippedRecords(t *testing.T, file string) []byte {
+	t.Helper()
+	gzf, err := datasets.ShippedFS().Open("data/nsl-kdd/" + file + ".txt.gz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,6 +266,14 @@ func TestSupervisedTrainingFileOfOneClass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return all
+}
+
+// A supervised training file of one class (normal traffic alone, from a
+// data_dir) is refused before training: the classifier would answer normal
+// to everything and its figures would look like a result.
+func TestSupervisedTrainingFileOfOneClass(t *testing.T) {
+	all := shippedRecords(t, "KDDTrain+")
 	var normal bytes.Buffer
 	for _, line := range strings.SplitAfter(string(all), "\n") {
 		if strings.Contains(line, ",normal,") && normal.Len() < 1<<20 {
@@ -294,19 +301,7 @@ func TestSupervisedTrainingFileOfOneClass(t *testing.T) {
 // with no_checksum) is refused, naming the pool that changed, rather than
 // mixed into the summary with seeds run on the new data.
 func TestSeedOfOtherDataIsRefused(t *testing.T) {
-	gzf, err := datasets.ShippedFS().Open("data/nsl-kdd/KDDTest+.txt.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gzf.Close()
-	zr, err := gzip.NewReader(gzf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	all := shippedRecords(t, "KDDTest+")
 	data := t.TempDir()
 	writeTest := func(labels ...string) {
 		var b bytes.Buffer
@@ -328,7 +323,7 @@ func TestSeedOfOtherDataIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeTest("normal", "apache2", "mscan", "saint", "snmpguess")
-	_, _, err = runResume(t, out, RunOptions{Seeds: []uint64{1, 2}}, over...)
+	_, _, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}}, over...)
 	if !errors.Is(err, errOtherSpec) || !strings.Contains(err.Error(), "seed-1") || !strings.Contains(err.Error(), "meta-test pool") {
 		t.Fatalf("error %v, want seed-1 named as run on other data", err)
 	}
