@@ -236,6 +236,12 @@ func TestDivergenceNamesTheKeys(t *testing.T) {
 			[]string{"meta-train loss is NaN at step 1", "lower learner.inner_lr (now 1e+30)"}},
 		{[]string{"learner.algo=maml", "learner.inner_lr=1e30", "learner.test_inner_steps=1", "episodes.train_steps=0", "episodes.val_every=0"},
 			[]string{"meta-test episode 1: the learner's scores are not finite (a query's score is NaN); lower learner.inner_lr (now 1e+30)"}},
+		// Pre-training and the supervised classifier name the spec's keys
+		// too, not the Config fields of package train.
+		{[]string{"pretrain.objective=denoise", "pretrain.batch_size=4096", "optimizer.lr=1e30"},
+			[]string{"pretrain: reconstruction loss is NaN at epoch 1 (batch ", "training diverged; lower optimizer.lr (now 1e+30), or set optimizer.clip_norm"}},
+		{[]string{"split.protocol=supervised", "episodes.normal_way=false", "supervised.batch_size=4096", "optimizer.lr=1e30"},
+			[]string{"training loss is NaN at epoch 1 (batch ", "training diverged; lower optimizer.lr (now 1e+30), or set optimizer.clip_norm"}},
 	} {
 		out := t.TempDir()
 		_, _, err := runResume(t, out, RunOptions{}, c.sets...)

@@ -826,6 +826,9 @@ func (r *Runner) pretrain(ctx context.Context, p plan, split *datasets.Split, l 
 		if ctx.Err() != nil {
 			return nil, errInterrupted
 		}
+		if d := diverged(err); d != nil {
+			return nil, fmt.Errorf("pretrain: %w", d)
+		}
 		return nil, fmt.Errorf("pretrain: %w", err)
 	}
 	bar.Finish("")
@@ -867,6 +870,16 @@ func divergence(cfg train.Config, adapting bool) string {
 		return fmt.Sprintf("lower learner.finetune_lr (now %g) or %s", cfg.FinetuneLR, outer)
 	}
 	return "lower " + outer
+}
+
+// diverged restates a train.DivergedError, whose message names Config
+// fields, with the spec keys to change; nil for any other error.
+func diverged(err error) error {
+	var d *train.DivergedError
+	if !errors.As(err, &d) {
+		return nil
+	}
+	return fmt.Errorf("%s: training diverged; lower optimizer.lr (now %g), or set optimizer.clip_norm", d.Where(), d.LR)
 }
 
 // accuracyOn is the mean accuracy (and CI) of the learner on fixed

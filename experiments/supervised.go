@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -187,7 +188,7 @@ func (r *Runner) supervisedSeed(ctx context.Context, p plan, enc *datasets.Encod
 		if ctx.Err() != nil {
 			return nil, errInterrupted
 		}
-		return nil, err
+		return nil, cmp.Or(diverged(err), err)
 	}
 	bar.Finish("")
 	res.Train = TrainStats{Steps: cfg.Epochs, Seconds: time.Since(trainStart).Seconds(), BestStep: -1, BestValAccuracy: math.NaN()}

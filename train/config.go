@@ -238,3 +238,26 @@ func (e *FieldError) Error() string { return e.Of + " " + e.Field + ": " + e.Msg
 // ErrShape is wrapped by errors about episodes that do not match the
 // learner's shape.
 var ErrShape = errors.New("episode shape mismatch")
+
+// DivergedError is a training loss that is not finite, met before the step
+// that would have spread it to the parameters (pre-training and the
+// supervised classifier). Its message names the Config fields to change;
+// Where says what diverged and when, for a caller that names them its own
+// way.
+type DivergedError struct {
+	Stage, Loss    string  // "pretrain", "reconstruction"; "classifier fit", "training"
+	Value          float64 // the loss: NaN or an infinity
+	Epoch          int     // from 1
+	Batch, Batches int     // from 1, of Batches in the epoch
+	LR             float64 // Optimizer.LR
+}
+
+// Where is what diverged and when: "reconstruction loss is NaN at epoch 1
+// (batch 3 of 264)".
+func (e *DivergedError) Where() string {
+	return fmt.Sprintf("%s loss is %g at epoch %d (batch %d of %d)", e.Loss, e.Value, e.Epoch, e.Batch, e.Batches)
+}
+
+func (e *DivergedError) Error() string {
+	return fmt.Sprintf("%s: %s; lower Optimizer.LR (now %g) or set Optimizer.ClipNorm", e.Stage, e.Where(), e.LR)
+}
