@@ -238,13 +238,31 @@ type decoder struct {
 	// after decoding do not report them again.
 	bad      map[string]bool
 	decoding bool
+	// aliasLine is, while a value reached through a YAML alias (*name) is
+	// decoded, the alias's line: where the spec uses the value, under the
+	// key the messages name. The anchor's line is under another key.
+	aliasLine int
 }
 
 func (d *decoder) where(n *yaml.Node) srcLoc {
 	if o, ok := d.origin[n]; ok {
 		return srcLoc{override: o}
 	}
+	if d.aliasLine > 0 {
+		return srcLoc{line: d.aliasLine}
+	}
 	return srcLoc{line: n.Line}
+}
+
+// enterAlias makes n's line the line of what is decoded until the returned
+// function is called, when n is an alias written in the file and no outer
+// alias is being decoded.
+func (d *decoder) enterAlias(n *yaml.Node) (leave func()) {
+	if _, over := d.origin[n]; n.Kind != yaml.AliasNode || over || d.aliasLine > 0 {
+		return func() {}
+	}
+	d.aliasLine = n.Line
+	return func() { d.aliasLine = 0 }
 }
 
 // at is where key's value is; for a key the spec leaves out, the nearest
@@ -412,6 +430,7 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, key string) {
 	if s, ok := d.subst[key]; ok {
 		n = s
 	}
+	defer d.enterAlias(n)()
 	n = resolveAlias(n)
 	d.pos[key] = d.where(n)
 	switch v.Kind() {
@@ -444,10 +463,12 @@ func (d *decoder) decodeList(n *yaml.Node, v reflect.Value, key string) {
 	}
 	out := reflect.MakeSlice(v.Type(), len(elems), len(elems))
 	for i, e := range elems {
+		leave := d.enterAlias(e)
 		e = resolveAlias(e)
 		ekey := fmt.Sprintf("%s[%d]", key, i)
 		d.pos[ekey] = d.where(e)
 		d.decodeScalar(e, out.Index(i), ekey)
+		leave()
 	}
 	v.Set(out)
 }

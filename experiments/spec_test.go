@@ -97,6 +97,12 @@ func TestErrors(t *testing.T) {
 			"spec.yaml:2: learner.temperature: unknown key"},
 		{"duplicate key", "dataset: {name: nsl-kdd}\nepisodes:\n  ways: 5\n  ways: 3\n", nil,
 			"spec.yaml:4: episodes.ways: duplicate key (first at line 3)"},
+		// A value reached through an alias is reported where the alias is.
+		{"alias of another section", "dataset: &d {name: nsl-kdd}\nsplit: *d\n", nil, "spec.yaml:2: split.name: unknown key"},
+		{"alias in a list", "dataset: {name: nsl-kdd}\nepisodes: {ways: &w 3}\nseeds: [3, *w]\n", nil,
+			"spec.yaml:3: seeds[1]: 3 is listed twice (also seeds[0])"},
+		{"alias of a wrong value", "dataset: {name: nsl-kdd}\ndescription: &t text\nepisodes:\n  ways: *t\n", nil,
+			`spec.yaml:4: episodes.ways: want an integer, got "text"`},
 		{"merge key", "dataset: {name: nsl-kdd}\nepisodes:\n  <<: {ways: 3}\n", nil, "spec.yaml:3: episodes.<<: merge keys are not supported; write the keys out"},
 		{"not an integer", "dataset: {name: nsl-kdd}\nepisodes:\n  ways: five\n", nil,
 			`spec.yaml:3: episodes.ways: want an integer, got "five"`},
