@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/metaids/metaids/experiments"
 )
@@ -64,6 +65,9 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	}
 	if *jobs < 1 || *jobs > experiments.MaxJobs {
 		return usageErrorf("--jobs must be 1 to %d (got %d)", experiments.MaxJobs, *jobs)
+	}
+	if err := checkOutDir(*out); err != nil {
+		return err
 	}
 	// Runs written into another run's folder would be taken for its files,
 	// and a --force run of it would remove them with its seed folders.
@@ -133,6 +137,40 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	}
 	t.Notes = append(t.Notes, "reports, per-episode metrics, confusion matrices and plots: "+where)
 	return t.Render(e.stdout, f)
+}
+
+// checkOutDir is a usage error for an --out that cannot be a folder: a
+// file, a link to nothing, or a path through either (mkdir and open would
+// say "file exists" or "not a directory" about a path --out does not name).
+func checkOutDir(out string) error {
+	for d := filepath.Clean(out); ; d = filepath.Dir(d) {
+		fi, err := os.Lstat(d)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			if filepath.Dir(d) == d {
+				return nil
+			}
+			continue
+		}
+		if err != nil {
+			return nil // left to the run's own error
+		}
+		what := d
+		if d != filepath.Clean(out) {
+			what = fmt.Sprintf("%s: %s", out, d)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(d)
+			if fi, err = os.Stat(d); errors.Is(err, fs.ErrNotExist) {
+				return usageErrorf("--out %s is a link to %s, which does not exist", what, target)
+			} else if err != nil {
+				return nil
+			}
+		}
+		if !fi.IsDir() {
+			return usageErrorf("--out %s is a file, not a folder", what)
+		}
+		return nil
+	}
 }
 
 // enclosingRun returns the folder of a run with results that dir is, or

@@ -51,6 +51,10 @@ func TestRunCommandErrors(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("dataset:\n  name: nsl-kdd\nepisodes:\n  shots: -1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	nowhere := filepath.Join(dir, "nowhere")
+	if err := os.Symlink(filepath.Join(dir, "gone"), nowhere); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		code int
@@ -68,6 +72,11 @@ func TestRunCommandErrors(t *testing.T) {
 		{[]string{"run", bad, "--seeds", ""}, 2, "--seeds is empty"},
 		{[]string{"run", bad, "--device", ""}, 2, `--device "": want auto, cpu or cuda`},
 		{[]string{"run", bad, "--set", "episodes.shot=1"}, 1, "episodes.shot"},
+		// An --out that cannot be a folder is named as such, not as the
+		// "not a directory" of a path under it.
+		{[]string{"run", bad, "--out", bad}, 2, "--out " + bad + " is a file, not a folder"},
+		{[]string{"run", bad, "--out", filepath.Join(bad, "sub")}, 2, "--out " + filepath.Join(bad, "sub") + ": " + bad + " is a file, not a folder"},
+		{[]string{"run", bad, "--out", nowhere}, 2, "--out " + nowhere + " is a link to " + filepath.Join(dir, "gone") + ", which does not exist"},
 	}
 	for _, c := range cases {
 		code, _, stderr := run(t, c.args...)
@@ -75,7 +84,7 @@ func TestRunCommandErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, %q; want %d and %q", c.args, code, stderr, c.code, c.want)
 		}
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
 		t.Errorf("a failed spec left files behind: %v", entries)
 	}
 }
