@@ -1,6 +1,8 @@
 package datasets
 
 import (
+	"compress/gzip"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -123,6 +125,52 @@ func TestKDDTest21IsLowDifficultyKDDTestPlus(t *testing.T) {
 	}
 	if n != 11850 {
 		t.Errorf("KDDTest+ has %d records of difficulty < 21, want 11850 (KDDTest-21's size)", n)
+	}
+}
+
+// SharesRecords (which keeps a test file's records out of training) knows
+// every shipped NSL-KDD file whose records are all in another: the lines of
+// KDDTrain+_20Percent are in KDDTrain+, and those of KDDTest-21 in KDDTest+.
+func TestSharesRecordsKnowsEverySubset(t *testing.T) {
+	d, err := Lookup("nsl-kdd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]map[string]bool{}
+	for _, f := range d.Files {
+		gz, err := shipped.Open(ShippedPath(d, &f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(gz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(zr)
+		gz.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := map[string]bool{}
+		for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			set[l] = true
+		}
+		lines[f.Name] = set
+	}
+	within := func(a, b string) bool {
+		for l := range lines[a] {
+			if !lines[b][l] {
+				return false
+			}
+		}
+		return true
+	}
+	for a := range lines {
+		for b := range lines {
+			if want := within(a, b) || within(b, a); d.SharesRecords(a, b) != want {
+				t.Errorf("SharesRecords(%s, %s) = %v, but one holding the other's records is %v", a, b, !want, want)
+			}
+		}
 	}
 }
 

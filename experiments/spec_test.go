@@ -200,6 +200,9 @@ func TestErrors(t *testing.T) {
 			"spec.yaml:4: supervised.test_files[0]: KDDTest-21 shares records with the training file KDDTest+ (the same file, or one a subset of the other): its score would not be a test score"},
 		{"supervised test file is the train file", "dataset: {name: nsl-kdd}\nsplit: {protocol: supervised}\nsupervised:\n  test_files: [KDDTest+, KDDTrain+_20Percent]\n", nil,
 			"spec.yaml:4: supervised.test_files[1]: KDDTrain+_20Percent shares records with the training file KDDTrain+ (the same file, or one a subset of the other): its score would not be a test score"},
+		// KDDTest-21 is the records of KDDTest+ of difficulty below 21.
+		{"supervised test file a subset of the test file trained on", "dataset: {name: nsl-kdd, train_file: KDDTest+}\nsplit: {protocol: supervised}\nsupervised:\n  test_files: [KDDTest-21]\n", nil,
+			"spec.yaml:4: supervised.test_files[0]: KDDTest-21 shares records with the training file KDDTest+ (the same file, or one a subset of the other): its score would not be a test score"},
 		{"shrinkage negative but not -1", "dataset: {name: nsl-kdd}\ndetection:\n  method: mahalanobis\n  shrinkage: -0.5\n", nil,
 			"spec.yaml:4: detection.shrinkage: -0.5, want a value in [0, 1], or -1 for the Ledoit-Wolf estimate"},
 		{"val_every beyond train_steps", "dataset: {name: nsl-kdd}\nepisodes:\n  train_steps: 100\n", nil,
