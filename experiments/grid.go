@@ -187,8 +187,9 @@ var (
 // {placeholders} filled in and a suffix for each varied grid key that no
 // placeholder shows, so that every run of a grid has its own name.
 func (d *decoder) name(s *Spec, varied map[string]bool) {
-	tmpl := s.Name
+	tmpl, from := s.Name, ""
 	if tmpl == "" {
+		from = " (the file's name; a name key gives the run another)"
 		base := filepath.Base(d.file)
 		tmpl = strings.TrimSuffix(base, filepath.Ext(base))
 		if d.file == "" || tmpl == "" || tmpl == "." {
@@ -240,7 +241,7 @@ func (d *decoder) name(s *Spec, varied map[string]bool) {
 		}
 	}
 	if !runNameRE.MatchString(name) {
-		d.fail("name", "%q: want letters, digits, '.', '_', '+' and '-' only, starting with a letter or digit (it names the results folder)", name)
+		d.fail("name", "%q%s: want letters, digits, '.', '_', '+' and '-' only, starting with a letter or digit (it names the results folder)", name, from)
 		return
 	}
 	s.Name = name

@@ -393,6 +393,15 @@ func TestLoadRefusesAFileTooLargeForASpec(t *testing.T) {
 	}
 }
 
+// A run named after its file says so when the file's name is no run name.
+func TestFileNameThatIsNoRunName(t *testing.T) {
+	_, err := Parse([]byte("dataset: {name: nsl-kdd}\n"), "my spec.yaml")
+	want := `my spec.yaml:1: name: "my spec" (the file's name; a name key gives the run another): want letters, digits, '.', '_', '+' and '-' only, starting with a letter or digit (it names the results folder)`
+	if err == nil || err.Error() != want {
+		t.Errorf("%v, want %q", err, want)
+	}
+}
+
 func TestParseOverrideSyntax(t *testing.T) {
 	for s, want := range map[string]string{
 		"episodes.shots":    "--set episodes.shots: want key=value, e.g. episodes.shots=1",
