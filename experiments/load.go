@@ -494,7 +494,11 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, key string) {
 			d.failAt(d.where(n), key, "want %s, got %s, which is out of range", want, shorten(n.Value, asIs))
 			return
 		}
-		d.failAt(d.where(n), key, "want %s, got %s", want, describeNode(n))
+		hint := ""
+		if v.Kind() == reflect.String && n.Style&yaml.FlowStyle != 0 {
+			hint = ` (a string that starts with { or [ needs quotes: name: "{algo}-5shot")`
+		}
+		d.failAt(d.where(n), key, "want %s, got %s%s", want, describeNode(n), hint)
 	}
 	if n.Kind != yaml.ScalarNode {
 		bad()

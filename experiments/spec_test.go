@@ -121,6 +121,8 @@ func TestErrors(t *testing.T) {
 		{"float out of range", "dataset: {name: nsl-kdd}\noptimizer:\n  lr: 1e400\n", nil,
 			"spec.yaml:3: optimizer.lr: want a number, got 1e400, which is out of range"},
 		{"number for string", "dataset: {name: 99}\n", nil, "spec.yaml:1: dataset.name: want a string, got 99"},
+		{"placeholder unquoted", "dataset: {name: nsl-kdd}\nname: {algo}\n", nil,
+			`spec.yaml:2: name: want a string, got a mapping (a string that starts with { or [ needs quotes: name: "{algo}-5shot")`},
 		{"section not a mapping", "dataset: {name: nsl-kdd}\nepisodes: 5\n", nil,
 			"spec.yaml:2: episodes: want a mapping with keys ways, shots, queries, meta_batch, normal_way, replacement, train_steps, val_every, val_episodes, test_episodes; got 5"},
 		{"not finite", "dataset: {name: nsl-kdd}\noptimizer: {lr: .inf}\n", nil,
