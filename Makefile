@@ -37,9 +37,10 @@ test-short:
 	$(GO) test -short ./...
 
 # The tests under the race detector (needs cgo and a C compiler); CI runs it
-# after make test.
+# after make test. The race detector slows the experiments tests about tenfold,
+# close to go test's default limit of ten minutes a package on two cores.
 race:
-	$(GO) test -race -short -count=1 ./...
+	$(GO) test -race -short -count=1 -timeout 30m ./...
 
 # Benchmarks, single-threaded as the targets in BENCHMARKS.md are stated.
 bench:
