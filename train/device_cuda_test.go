@@ -139,15 +139,7 @@ func TestDeviceTrainingMatchesHost(t *testing.T) {
 				host := mustNew(t, cfg, devShape)
 				for step := 0; step < 6; step++ {
 					b := tinyBatch(t, devShape, devShape.MetaBatch, uint64(step))
-					lg, err := l.MetaStep(b)
-					if err != nil {
-						t.Fatal(err)
-					}
-					lh, err := host.MetaStep(b)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if math.Abs(lg-lh) > 1e-4*math.Abs(lh) {
+					if lg, lh := stepBoth(t, l, host, b); math.Abs(lg-lh) > 1e-4*math.Abs(lh) {
 						t.Fatalf("step %d: device loss %g, host %g", step, lg, lh)
 					}
 				}
@@ -768,4 +760,19 @@ func TestDeviceBenchEval(t *testing.T) {
 				algo, r.DeviceResident, r.EvalOnHost, onHost, r.DeviceMSPerStep)
 		}
 	}
+}
+
+// stepBoth takes the same meta-step with the device and the host learner
+// and returns their losses, failing the test on an error from either.
+func stepBoth(t *testing.T, dev, host Learner, b datasets.Batch) (float64, float64) {
+	t.Helper()
+	ld, err := dev.MetaStep(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lh, err := host.MetaStep(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ld, lh
 }

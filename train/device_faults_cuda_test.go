@@ -189,15 +189,7 @@ func TestDeviceLearnerSkipsANonFiniteStep(t *testing.T) {
 				sameState(t, "host after the failed step", hostState(t, host), hostBefore)
 
 				next := tinyBatch(t, devShape, devShape.MetaBatch, 3)
-				ld, err := dl.MetaStep(next)
-				if err != nil {
-					t.Fatal(err)
-				}
-				lh, err := host.MetaStep(next)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if math.Abs(ld-lh) > 1e-4*math.Abs(lh) {
+				if ld, lh := stepBoth(t, dl, host, next); math.Abs(ld-lh) > 1e-4*math.Abs(lh) {
 					t.Errorf("the step after: device loss %g, host %g", ld, lh)
 				}
 				d, h := deviceState(t, dl), hostState(t, host)
