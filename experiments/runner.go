@@ -826,10 +826,7 @@ func (r *Runner) pretrain(ctx context.Context, p plan, split *datasets.Split, l 
 		if ctx.Err() != nil {
 			return nil, errInterrupted
 		}
-		if d := diverged(err); d != nil {
-			return nil, fmt.Errorf("pretrain: %w", d)
-		}
-		return nil, fmt.Errorf("pretrain: %w", err)
+		return nil, fmt.Errorf("pretrain: %w", cmp.Or(diverged(err), err))
 	}
 	bar.Finish("")
 	if err := pt.InitLearner(l); err != nil {
@@ -862,7 +859,7 @@ var mamlFamily = []string{"maml", "fomaml", "reptile", "anil", "metasgd"}
 // meta-train loss or (adapting to an episode's support set) a score is not
 // finite.
 func divergence(cfg train.Config, adapting bool) string {
-	outer := fmt.Sprintf("optimizer.lr (now %g), or set optimizer.clip_norm", cfg.Optimizer.LR)
+	outer := outerAdvice(cfg.Optimizer.LR)
 	switch {
 	case slices.Contains(mamlFamily, cfg.Algo):
 		return fmt.Sprintf("lower learner.inner_lr (now %g) or %s", cfg.InnerLR, outer)
@@ -879,7 +876,12 @@ func diverged(err error) error {
 	if !errors.As(err, &d) {
 		return nil
 	}
-	return fmt.Errorf("%s: training diverged; lower optimizer.lr (now %g), or set optimizer.clip_norm", d.Where(), d.LR)
+	return fmt.Errorf("%s: training diverged; lower %s", d.Where(), outerAdvice(d.LR))
+}
+
+// outerAdvice names the outer optimiser's keys to change, with the rate.
+func outerAdvice(lr float64) string {
+	return fmt.Sprintf("optimizer.lr (now %g), or set optimizer.clip_norm", lr)
 }
 
 // accuracyOn is the mean accuracy (and CI) of the learner on fixed

@@ -121,7 +121,7 @@ func loadSupervised(p plan) (*datasets.Encoder, *encodedFile, []*encodedFile, []
 	}
 	// A file of one class (a data_dir file of normal traffic alone, say)
 	// trains a classifier that answers that class whatever it is given.
-	if k := slices.IndexFunc(tr.y, func(y int32) bool { return y != tr.y[0] }); k < 0 {
+	if !slices.ContainsFunc(tr.y, func(y int32) bool { return y != tr.y[0] }) {
 		return nil, nil, nil, nil, fmt.Errorf("%s: every record is %s: a classifier needs records of at least two of its classes (%s)",
 			tr.name, classes[tr.y[0]], strings.Join(classes, ", "))
 	}

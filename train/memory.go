@@ -217,7 +217,7 @@ func checkMemory(cfg Config, s Shape) error {
 // their gradient, and one batch of inputs.
 func checkClassifierMemory(cfg ClassifierConfig, dim, classes int) error {
 	elem := elemBytes(cfg.Float64)
-	params := modelParams(Config{Algo: "finetune", Hidden: cfg.Hidden, PretrainClasses: classes}, Shape{Dim: dim})
+	params := mlpParams(dim, cfg.Hidden, classes)
 	floor := 2*elem*params + elem*float64(cfg.BatchSize)*float64(dim)
 	if FitsMemory(floor) {
 		return nil
