@@ -142,35 +142,32 @@ func runRun(ctx context.Context, e *env, args []string) error {
 // checkOutDir is a usage error for an --out that cannot be a folder: a
 // file, a link to nothing, or a path through either (mkdir and open would
 // say "file exists" or "not a directory" about a path --out does not name).
+// What is checked is the nearest part of the path that exists.
 func checkOutDir(out string) error {
-	for d := filepath.Clean(out); ; d = filepath.Dir(d) {
-		fi, err := os.Lstat(d)
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			if filepath.Dir(d) == d {
-				return nil
-			}
-			continue
-		}
-		if err != nil {
-			return nil // left to the run's own error
-		}
-		what := d
-		if d != filepath.Clean(out) {
-			what = fmt.Sprintf("%s: %s", out, d)
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			target, _ := os.Readlink(d)
-			if fi, err = os.Stat(d); errors.Is(err, fs.ErrNotExist) {
-				return usageErrorf("--out %s is a link to %s, which does not exist", what, target)
-			} else if err != nil {
-				return nil
-			}
-		}
-		if !fi.IsDir() {
-			return usageErrorf("--out %s is a file, not a folder", what)
-		}
-		return nil
+	d := filepath.Clean(out)
+	if missing := missingAncestors(out); len(missing) > 0 {
+		d = filepath.Dir(missing[len(missing)-1])
 	}
+	fi, err := os.Lstat(d)
+	if err != nil {
+		return nil // left to the run's own error
+	}
+	what := d
+	if d != filepath.Clean(out) {
+		what = fmt.Sprintf("%s: %s", out, d)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		target, _ := os.Readlink(d)
+		if fi, err = os.Stat(d); errors.Is(err, fs.ErrNotExist) {
+			return usageErrorf("--out %s is a link to %s, which does not exist", what, target)
+		} else if err != nil {
+			return nil
+		}
+	}
+	if !fi.IsDir() {
+		return usageErrorf("--out %s is a file, not a folder", what)
+	}
+	return nil
 }
 
 // enclosingRun returns the folder of a run with results that dir is, or
@@ -187,11 +184,12 @@ func enclosingRun(dir string) string {
 }
 
 // missingAncestors lists dir and those of its parents that do not exist
-// yet, dir first: what making dir makes.
+// yet, dir first: what making dir makes (a path through a file counts as
+// missing up to the file, which checkOutDir then names).
 func missingAncestors(dir string) []string {
 	var out []string
 	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 			return out
 		}
 		out = append(out, d)
