@@ -79,26 +79,33 @@ func TestAuxMetaGradientFiniteDifferences(t *testing.T) {
 	}
 }
 
+// auxAndPlain builds the learner of cfg (with heads) and the same learner
+// without them, set to the parameters they share; p holds the first's.
+func auxAndPlain(t *testing.T, cfg Config) (with, plain engine, p []float64) {
+	t.Helper()
+	with = mustNew(t, cfg, tiny).(engine)
+	plainCfg := cfg
+	plainCfg.Aux = AuxConfig{}
+	plain = mustNew(t, plainCfg, tiny).(engine)
+	p = make([]float64, with.numParams())
+	with.getParams(p)
+	plain.setParams(p[:plain.numParams()])
+	return with, plain, p
+}
+
 // TestAuxGradientAddsToFirstOrderLearners checks FOMAML and Reptile, whose
 // meta-"gradients" are not gradients of their losses: the heads must add
 // exactly the finite-difference gradient of the auxiliary loss.
 func TestAuxGradientAddsToFirstOrderLearners(t *testing.T) {
 	for _, algo := range []string{"fomaml", "reptile"} {
 		t.Run(algo, func(t *testing.T) {
-			cfg := auxConfig(algo, "tanh", 2)
-			with := mustNew(t, cfg, tiny).(engine)
-			plainCfg := cfg
-			plainCfg.Aux = AuxConfig{}
-			plain := mustNew(t, plainCfg, tiny).(engine)
+			with, plain, p := auxAndPlain(t, auxConfig(algo, "tanh", 2))
 			b := withAuxLabels(tinyBatch(t, tiny, 2, 5))
-			p := make([]float64, with.numParams())
-			with.getParams(p)
 			np := plain.numParams()
 			gw, gp := make([]float64, len(p)), make([]float64, np)
 			if _, err := with.metaGrad(b, gw); err != nil {
 				t.Fatal(err)
 			}
-			plain.setParams(p[:np])
 			if _, err := plain.metaGrad(b, gp); err != nil {
 				t.Fatal(err)
 			}
@@ -130,15 +137,9 @@ func TestAuxObjectiveByDefinition(t *testing.T) {
 		t.Run(algo, func(t *testing.T) {
 			cfg := auxConfig(algo, "tanh", 2)
 			cfg.Hidden = []int{5, 4}
-			with := mustNew(t, cfg, tiny).(engine)
-			plainCfg := cfg
-			plainCfg.Aux = AuxConfig{}
-			plain := mustNew(t, plainCfg, tiny).(engine)
+			with, plain, p := auxAndPlain(t, cfg)
 			b := withAuxLabels(tinyBatch(t, tiny, 2, 9))
-			p := make([]float64, with.numParams())
-			with.getParams(p)
 			np := plain.numParams()
-			plain.setParams(p[:np])
 			got := metaLoss(t, with, b)(p)
 			want := metaLoss(t, plain, b)(p[:np])
 
