@@ -51,6 +51,13 @@ func DefaultCategories() Categories {
 // listed again only with the same category, and "normal" is only ever
 // normal; errors name the file and line.
 func ParseCategories(r io.Reader, name string) (Categories, error) {
+	c, _, err := parseCategories(r, name)
+	return c, err
+}
+
+// parseCategories is ParseCategories that also returns the line that first
+// maps each attack.
+func parseCategories(r io.Reader, name string) (Categories, map[string]int, error) {
 	br := bufio.NewReader(r)
 	if bom, err := br.Peek(3); err == nil && string(bom) == "\ufeff" {
 		br.Discard(3) // a byte-order mark some editors write
@@ -66,11 +73,11 @@ func ParseCategories(r io.Reader, name string) (Categories, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
 		l, _ := cr.FieldPos(0)
 		if len(rec) != 2 {
-			return nil, fmt.Errorf("%s line %d: %d fields, want 2 (attack,category)", name, l, len(rec))
+			return nil, nil, fmt.Errorf("%s line %d: %d fields, want 2 (attack,category)", name, l, len(rec))
 		}
 		attack, cat := strings.TrimSpace(rec[0]), strings.ToLower(strings.TrimSpace(rec[1]))
 		if attack == "attack" && cat == "category" {
@@ -78,17 +85,17 @@ func ParseCategories(r io.Reader, name string) (Categories, error) {
 		}
 		attack = strings.TrimSuffix(attack, ".")
 		if attack == "" || cat == "" {
-			return nil, fmt.Errorf("%s line %d: empty attack or category", name, l)
+			return nil, nil, fmt.Errorf("%s line %d: empty attack or category", name, l)
 		}
 		if !slices.Contains(CategoryNames, cat) {
-			return nil, fmt.Errorf("%s line %d: %s: unknown category %q (want one of %s)",
+			return nil, nil, fmt.Errorf("%s line %d: %s: unknown category %q (want one of %s)",
 				name, l, attack, rec[1], strings.Join(CategoryNames, ", "))
 		}
 		if attack == DefaultNormalClass && cat != "normal" {
-			return nil, fmt.Errorf("%s line %d: normal traffic is category normal, not %s", name, l, cat)
+			return nil, nil, fmt.Errorf("%s line %d: normal traffic is category normal, not %s", name, l, cat)
 		}
 		if prev, ok := c[attack]; ok && prev != cat {
-			return nil, fmt.Errorf("%s line %d: %s is mapped to %s here and to %s on line %d",
+			return nil, nil, fmt.Errorf("%s line %d: %s is mapped to %s here and to %s on line %d",
 				name, l, attack, cat, prev, line[attack])
 		}
 		if _, ok := line[attack]; !ok {
@@ -97,9 +104,9 @@ func ParseCategories(r io.Reader, name string) (Categories, error) {
 		c[attack] = cat
 	}
 	if len(c) == 0 {
-		return nil, fmt.Errorf("%s: no mappings", name)
+		return nil, nil, fmt.Errorf("%s: no mappings", name)
 	}
-	return c, nil
+	return c, line, nil
 }
 
 // maxCategoriesBytes bounds what LoadCategories reads: the shipped mapping
@@ -107,34 +114,74 @@ func ParseCategories(r io.Reader, name string) (Categories, error) {
 // read until the memory runs out.
 const maxCategoriesBytes = 1 << 20
 
+// CategoryFile is a categories CSV laid over the shipped mapping: its path
+// and the line that maps each attack it names.
+type CategoryFile struct {
+	Path  string
+	Lines map[string]int
+}
+
 // LoadCategories returns the default mapping with the entries of the file at
-// path laid over it ("" gives the default alone).
-func LoadCategories(path string) (Categories, error) {
+// path laid over it, and that file ("" gives the default alone and a nil
+// file).
+func LoadCategories(path string) (Categories, *CategoryFile, error) {
 	c := DefaultCategories()
 	if path == "" {
-		return c, nil
+		return c, nil, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.IsDir() {
-		return nil, fmt.Errorf("%s is a folder, not a CSV of attack categories", path)
+		return nil, nil, fmt.Errorf("%s is a folder, not a CSV of attack categories", path)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxCategoriesBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(b) > maxCategoriesBytes {
-		return nil, fmt.Errorf("%s: more than %d MiB: not a CSV of attack categories", path, maxCategoriesBytes>>20)
+		return nil, nil, fmt.Errorf("%s: more than %d MiB: not a CSV of attack categories", path, maxCategoriesBytes>>20)
 	}
-	over, err := ParseCategories(bytes.NewReader(b), path)
+	over, lines, err := parseCategories(bytes.NewReader(b), path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for k, v := range over {
 		c[k] = v
 	}
-	return c, nil
+	return c, &CategoryFile{Path: path, Lines: lines}, nil
+}
+
+// Unmatched returns a warning for each attack the file maps that is neither
+// a shipped attack name nor a label of the given files, in line order. Such
+// a name is most likely a typo, which leaves the attack meant in its shipped
+// category (or unknown); it is not an error, since one file may serve
+// several data sets. A nil file has none.
+func (f *CategoryFile) Unmatched(labels ...*Records) []string {
+	if f == nil {
+		return nil
+	}
+	known := DefaultCategories()
+	var names []string
+	for name := range f.Lines {
+		if _, ok := known[name]; ok {
+			continue
+		}
+		if !slices.ContainsFunc(labels, func(r *Records) bool { return slices.Contains(r.LabelNames, name) }) {
+			names = append(names, name)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int { return f.Lines[a] - f.Lines[b] })
+	files := make([]string, len(labels))
+	for i, r := range labels {
+		files[i] = r.Name
+	}
+	warnings := make([]string, len(names))
+	for i, name := range names {
+		warnings[i] = fmt.Sprintf("%s line %d: %q is no shipped attack name and labels no record of %s: if it is a typo, the attack meant keeps its shipped category",
+			f.Path, f.Lines[name], name, strings.Join(files, " or "))
+	}
+	return warnings
 }

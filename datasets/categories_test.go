@@ -38,7 +38,7 @@ func TestLoadCategoriesRejectsBadOverlay(t *testing.T) {
 	if err := os.WriteFile(path, []byte("neptune,dos\nneptune,probe\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadCategories(path); err == nil || !strings.Contains(err.Error(), path+" line 2:") {
+	if _, _, err := LoadCategories(path); err == nil || !strings.Contains(err.Error(), path+" line 2:") {
 		t.Errorf("LoadCategories: error %v, want one naming %s line 2", err, path)
 	}
 	// Overlaying a different category on the shipped mapping is the point of
@@ -46,7 +46,7 @@ func TestLoadCategoriesRejectsBadOverlay(t *testing.T) {
 	if err := os.WriteFile(path, []byte("neptune,probe\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := LoadCategories(path); err != nil || c.Of("neptune") != "probe" || c.Of("smurf") != "dos" {
+	if c, _, err := LoadCategories(path); err != nil || c.Of("neptune") != "probe" || c.Of("smurf") != "dos" {
 		t.Errorf("overlay: %v, neptune %s, smurf %s", err, c.Of("neptune"), c.Of("smurf"))
 	}
 }
@@ -64,7 +64,7 @@ func TestLoadCategoriesRefusesWhatIsNoCSV(t *testing.T) {
 		big: big + ": more than 1 MiB: not a CSV of attack categories",
 		dir: dir + " is a folder, not a CSV of attack categories",
 	} {
-		if _, err := LoadCategories(path); err == nil || err.Error() != want {
+		if _, _, err := LoadCategories(path); err == nil || err.Error() != want {
 			t.Errorf("LoadCategories(%s): %v, want %q", path, err, want)
 		}
 	}
@@ -78,5 +78,51 @@ func TestParseCategoriesSkipsAByteOrderMark(t *testing.T) {
 		if err != nil || c.Of("smurf") != "probe" {
 			t.Errorf("%q: %v, smurf is %q", in, err, c.Of("smurf"))
 		}
+	}
+}
+
+// A categories file's name that is no shipped attack and labels no record
+// is most likely a typo (the attack meant keeps its category): the split
+// warns, naming file and line, and says nothing of names that are shipped
+// attacks or labels of the files.
+func TestCategoryFileWarnsOfNamesThatLabelNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cats.csv")
+	body := "attack,category\nneptune,probe\nsatan,dos\nneptun,probe\n\nmailbomb,r2l\nportswep,dos\n"
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cats, file, err := LoadCategories(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := Lookup("nsl-kdd")
+	s, err := NovelAttackSplit(d, ProtocolOptions{MinRecords: 20, Categories: cats, CategoryFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Warnings) != 2 {
+		t.Fatalf("warnings %q, want 2 (neptun, portswep)", s.Warnings)
+	}
+	for i, want := range []string{path + ` line 4: "neptun" is no shipped attack name`, path + ` line 7: "portswep" is no shipped attack name`} {
+		if !strings.HasPrefix(s.Warnings[i], want) || !strings.Contains(s.Warnings[i], "KDDTrain+") || !strings.Contains(s.Warnings[i], "KDDTest+") {
+			t.Errorf("warning %d: %q, want it to begin %q and name both files", i, s.Warnings[i], want)
+		}
+	}
+	// A name that labels records of the files is no typo, even if the
+	// shipped mapping lacks it.
+	recs, err := Parse(strings.NewReader(strings.Repeat("0,tcp,http,SF"+strings.Repeat(",0", 37)+",neptun,21\n", 2)), "mine.txt", FormatNSL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := file.Unmatched(recs); len(w) != 1 || !strings.Contains(w[0], `"portswep"`) || !strings.Contains(w[0], "mine.txt") {
+		t.Errorf("Unmatched(mine.txt): %q, want portswep alone", w)
+	}
+	// Without a file there is nothing to warn of.
+	var none *CategoryFile
+	if w := none.Unmatched(recs); w != nil {
+		t.Errorf("nil file: %q", w)
+	}
+	if s, err := NovelAttackSplit(d, ProtocolOptions{MinRecords: 20}); err != nil || s.Warnings != nil {
+		t.Errorf("no categories file: %v, warnings %q", err, s.Warnings)
 	}
 }

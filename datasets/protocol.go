@@ -13,7 +13,10 @@ type ProtocolOptions struct {
 	TrainFile  string // default: the data set's training file
 	TestFile   string // default: the data set's test file
 	Categories Categories
-	Encoder    EncoderOptions
+	// CategoryFile is the file laid over the shipped categories, if any:
+	// its names that label nothing become Split.Warnings.
+	CategoryFile *CategoryFile
+	Encoder      EncoderOptions
 
 	// MinRecords drops classes with fewer records from every pool (usually
 	// shots+queries, so that episodes can be drawn without replacement).
@@ -46,6 +49,9 @@ type Split struct {
 	Train, Val, Test *Pool
 	// Dropped lists, per pool name ("train", "test"), the classes left out.
 	Dropped map[string][]Dropped
+	// Warnings are what looks wrong in the inputs but need not be: the
+	// names of the categories file that label no record of either file.
+	Warnings []string
 }
 
 // NovelAttackSplit builds the novel-attack protocol: the encoder is fitted on
@@ -78,7 +84,8 @@ func NovelAttackSplit(d *Dataset, opt ProtocolOptions) (*Split, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Split{Dataset: d, TrainFile: opt.TrainFile, TestFile: opt.TestFile, Encoder: enc, Dropped: map[string][]Dropped{}}
+	s := &Split{Dataset: d, TrainFile: opt.TrainFile, TestFile: opt.TestFile, Encoder: enc, Dropped: map[string][]Dropped{},
+		Warnings: opt.CategoryFile.Unmatched(train, test)}
 
 	// A named normal class that labels nothing is a typo: it would leave
 	// the real normal traffic among the attack classes.

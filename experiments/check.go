@@ -162,7 +162,7 @@ func (d *decoder) resolveDataset(s *Spec) datasets.Categories {
 	if err := datasets.CheckDataDir(ds.DataDir); err != nil {
 		d.fail("dataset.data_dir", "%v", err)
 	}
-	cats, err := datasets.LoadCategories(ds.Categories)
+	cats, _, err := datasets.LoadCategories(ds.Categories)
 	if err != nil {
 		d.fail("dataset.categories", "%v", err)
 		cats = nil

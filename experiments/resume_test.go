@@ -296,7 +296,7 @@ func TestSupervisedTrainingFileOfOneClass(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = CheckSupervisedData(specs[0])
+		_, _, err = CheckSupervisedData(specs[0])
 		if want := "KDDTrain+: every record is normal: a classifier needs records of at least two of its classes (normal, "; err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s labels: %v; want %q", labels, err, want)
 		}

@@ -500,6 +500,9 @@ func (r *Runner) split(p plan) (*datasets.Split, error) {
 	fmt.Fprintf(r.opt.Log, "%s: loaded, encoded (%d features) and split in %s: meta-train %d classes, meta-val %d, meta-test %d\n",
 		p.Dataset.Name, s.Encoder.Dim(), time.Since(start).Round(time.Millisecond),
 		classCount(s.Train), classCount(s.Val), classCount(s.Test))
+	for _, w := range s.Warnings {
+		fmt.Fprintf(r.opt.Log, "%s: warning: dataset.categories: %s\n", p.Dataset.Name, w)
+	}
 	r.splits[string(key)] = s
 	return s, nil
 }

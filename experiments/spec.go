@@ -293,20 +293,21 @@ func (s Spec) MinRecords() int {
 // ProtocolOptions are the options of datasets.NovelAttackSplit. It reads the
 // categories file, if the spec names one.
 func (s Spec) ProtocolOptions() (datasets.ProtocolOptions, error) {
-	cats, err := datasets.LoadCategories(s.Dataset.Categories)
+	cats, file, err := datasets.LoadCategories(s.Dataset.Categories)
 	if err != nil {
 		return datasets.ProtocolOptions{}, err
 	}
 	sp := s.Split
 	return datasets.ProtocolOptions{
-		Load:       datasets.LoadOptions{DataDir: s.Dataset.DataDir, SkipChecksum: s.Dataset.NoChecksum},
-		TrainFile:  s.Dataset.TrainFile,
-		TestFile:   s.Dataset.TestFile,
-		Categories: cats,
-		Encoder:    datasets.EncoderOptions{Scaling: datasets.Scaling(s.Encoder.Scaling), NoLog1p: !s.Encoder.Log1p},
-		MinRecords: s.MinRecords(),
-		NoNormal:   !sp.Normal,
-		Val:        slices.Clone(sp.ValClasses), ValFraction: sp.ValFraction, Seed: sp.Seed,
+		Load:         datasets.LoadOptions{DataDir: s.Dataset.DataDir, SkipChecksum: s.Dataset.NoChecksum},
+		TrainFile:    s.Dataset.TrainFile,
+		TestFile:     s.Dataset.TestFile,
+		Categories:   cats,
+		CategoryFile: file,
+		Encoder:      datasets.EncoderOptions{Scaling: datasets.Scaling(s.Encoder.Scaling), NoLog1p: !s.Encoder.Log1p},
+		MinRecords:   s.MinRecords(),
+		NoNormal:     !sp.Normal,
+		Val:          slices.Clone(sp.ValClasses), ValFraction: sp.ValFraction, Seed: sp.Seed,
 		TrainExclude: slices.Clone(sp.TrainExclude),
 		TestExclude:  slices.Clone(sp.TestExclude),
 		TestInclude:  slices.Clone(sp.TestInclude),

@@ -48,17 +48,21 @@ type encodedFile struct {
 }
 
 // CheckSupervisedData loads, encodes and labels the files of a supervised
-// spec, as its run would, and returns its classes (validate --deep).
-func CheckSupervisedData(s Spec) ([]string, error) {
+// spec, as its run would, and returns its classes and the warnings of its
+// categories file (validate --deep).
+func CheckSupervisedData(s Spec) (classes, warnings []string, err error) {
 	p, err := planFor(s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if p.Supervised == nil {
-		return nil, fmt.Errorf("run %s is not supervised (split.protocol %q)", s.Name, s.Split.Protocol)
+		return nil, nil, fmt.Errorf("run %s is not supervised (split.protocol %q)", s.Name, s.Split.Protocol)
 	}
-	_, _, _, classes, err := loadSupervised(p)
-	return classes, err
+	d, err := loadSupervised(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	return d.classes, d.warnings, nil
 }
 
 // cells are the test file's accuracy, macro precision, recall and F1,
@@ -68,8 +72,18 @@ func (f SupervisedEval) cells() []string {
 	return metricCells(f.Metrics, "accuracy", "macro_precision", "macro_recall", "macro_f1", "detection_rate", "false_alarm_rate")
 }
 
+// supervisedData is what the supervised track trains and tests on.
+type supervisedData struct {
+	enc     *datasets.Encoder // fitted on the training file
+	train   *encodedFile
+	tests   []*encodedFile
+	classes []string
+	// warnings name the categories file's names that label no record.
+	warnings []string
+}
+
 // loadSupervised loads, encodes and labels the training and test files.
-func loadSupervised(p plan) (*datasets.Encoder, *encodedFile, []*encodedFile, []string, error) {
+func loadSupervised(p plan) (*supervisedData, error) {
 	sp := p.Supervised
 	classes := []string{"normal", "attack"}
 	if sp.Labels == "category" {
@@ -95,6 +109,7 @@ func loadSupervised(p plan) (*datasets.Encoder, *encodedFile, []*encodedFile, []
 		}
 		return y, nil
 	}
+	var loaded []*datasets.Records
 	load := func(file string, enc *datasets.Encoder) (*datasets.Encoder, *encodedFile, error) {
 		r, err := datasets.Load(p.Dataset, file, p.Protocol.Load)
 		if err != nil {
@@ -109,6 +124,7 @@ func loadSupervised(p plan) (*datasets.Encoder, *encodedFile, []*encodedFile, []
 		if err != nil {
 			return nil, nil, err
 		}
+		loaded = append(loaded, r)
 		return enc, &encodedFile{name: file, m: enc.Transform(r), y: y}, nil
 	}
 	trainFile := p.Protocol.TrainFile
@@ -117,23 +133,24 @@ func loadSupervised(p plan) (*datasets.Encoder, *encodedFile, []*encodedFile, []
 	}
 	enc, tr, err := load(trainFile, nil)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
 	// A file of one class (a data_dir file of normal traffic alone, say)
 	// trains a classifier that answers that class whatever it is given.
 	if !slices.ContainsFunc(tr.y, func(y int32) bool { return y != tr.y[0] }) {
-		return nil, nil, nil, nil, fmt.Errorf("%s: every record is %s: a classifier needs records of at least two of its classes (%s)",
+		return nil, fmt.Errorf("%s: every record is %s: a classifier needs records of at least two of its classes (%s)",
 			tr.name, classes[tr.y[0]], strings.Join(classes, ", "))
 	}
 	var tests []*encodedFile
 	for _, f := range sp.TestFiles {
 		_, te, err := load(f, enc)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, err
 		}
 		tests = append(tests, te)
 	}
-	return enc, tr, tests, classes, nil
+	return &supervisedData{enc: enc, train: tr, tests: tests, classes: classes,
+		warnings: p.Protocol.CategoryFile.Unmatched(loaded...)}, nil
 }
 
 func indexOf(list []string, s string) int {
@@ -148,14 +165,17 @@ func indexOf(list []string, s string) int {
 // runSupervised runs the supervised track of a plan for every seed.
 func (r *Runner) runSupervised(ctx context.Context, p plan, dir string, be kernels.Backend) ([]*SeedResult, error) {
 	start := time.Now()
-	enc, tr, tests, classes, err := loadSupervised(p)
+	d, err := loadSupervised(p)
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(r.opt.Log, "%s: loaded and encoded %s (%d records, %d features) and %d test file(s) in %s\n",
-		p.Name, tr.name, tr.m.Rows, tr.m.Dim, len(tests), time.Since(start).Round(time.Millisecond))
-	return r.eachSeed(ctx, p, dir, supervisedPools(tr, classes), be.Name() != "cpu", func(ctx context.Context, seed uint64) (*SeedResult, error) {
-		return r.supervisedSeed(ctx, p, enc, tr, tests, classes, be, seed)
+		p.Name, d.train.name, d.train.m.Rows, d.train.m.Dim, len(d.tests), time.Since(start).Round(time.Millisecond))
+	for _, w := range d.warnings {
+		fmt.Fprintf(r.opt.Log, "%s: warning: dataset.categories: %s\n", p.Name, w)
+	}
+	return r.eachSeed(ctx, p, dir, supervisedPools(d.train, d.classes), be.Name() != "cpu", func(ctx context.Context, seed uint64) (*SeedResult, error) {
+		return r.supervisedSeed(ctx, p, d, be, seed)
 	})
 }
 
@@ -164,8 +184,8 @@ func supervisedPools(tr *encodedFile, classes []string) map[string]PoolInfo {
 	return map[string]PoolInfo{"train": {File: tr.name, Classes: classes, Records: tr.m.Rows}}
 }
 
-func (r *Runner) supervisedSeed(ctx context.Context, p plan, enc *datasets.Encoder, tr *encodedFile, tests []*encodedFile,
-	classes []string, be kernels.Backend, seed uint64) (*SeedResult, error) {
+func (r *Runner) supervisedSeed(ctx context.Context, p plan, d *supervisedData, be kernels.Backend, seed uint64) (*SeedResult, error) {
+	tr, classes := d.train, d.classes
 	if p.Threads > 0 && r.slots == nil {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(p.Threads))
 	}
@@ -193,7 +213,7 @@ func (r *Runner) supervisedSeed(ctx context.Context, p plan, enc *datasets.Encod
 	bar.Finish("")
 	res.Train = TrainStats{Steps: cfg.Epochs, Seconds: time.Since(trainStart).Seconds(), BestStep: -1, BestValAccuracy: math.NaN()}
 	res.Train.StepsPerSec = float64(cfg.Epochs) / res.Train.Seconds
-	for _, te := range tests {
+	for _, te := range d.tests {
 		labels := make([]int32, te.m.Rows)
 		t0 := time.Now()
 		if err := clf.Predict(te.m.X, te.m.Rows, labels, nil); err != nil {
@@ -211,7 +231,7 @@ func (r *Runner) supervisedSeed(ctx context.Context, p plan, enc *datasets.Encod
 	res.Metrics = res.Supervised[0].Metrics
 	res.PerClass = res.Supervised[0].PerClass
 	res.Confusion = res.Supervised[0].Confusion
-	encoded, err := enc.MarshalJSON()
+	encoded, err := d.enc.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}

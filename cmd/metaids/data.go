@@ -66,12 +66,19 @@ func (d *dataSource) options() datasets.LoadOptions {
 
 // loadCategories reads --categories over the shipped mapping; a file that
 // is not there is a wrong command line.
-func (d *dataSource) loadCategories() (datasets.Categories, error) {
-	cats, err := datasets.LoadCategories(d.categories)
+func (d *dataSource) loadCategories() (datasets.Categories, *datasets.CategoryFile, error) {
+	cats, file, err := datasets.LoadCategories(d.categories)
 	if errors.Is(err, iofs.ErrNotExist) {
-		return nil, usageErrorf("--categories: %v", err)
+		return nil, nil, usageErrorf("--categories: %v", err)
 	}
-	return cats, err
+	return cats, file, err
+}
+
+// warnCategories writes the warnings about the --categories file to stderr.
+func warnCategories(e *env, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintln(e.stderr, "warning: --categories: "+w)
+	}
 }
 
 // checkDataDir is a usage error for a --data-dir that is not there or not a
@@ -320,7 +327,7 @@ func dataStats(e *env, args []string) error {
 	if err := checkDataDir(src.dir); err != nil {
 		return err
 	}
-	cats, err := src.loadCategories()
+	cats, catFile, err := src.loadCategories()
 	if err != nil {
 		return err
 	}
@@ -328,6 +335,7 @@ func dataStats(e *env, args []string) error {
 	if err != nil {
 		return checksumHint(err)
 	}
+	warnCategories(e, catFile.Unmatched(r))
 	counts := r.LabelCounts()
 	labels := make([]string, 0, len(counts))
 	for l := range counts {

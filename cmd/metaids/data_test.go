@@ -403,3 +403,29 @@ func TestSynopsisNamesEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+// A --categories name that labels nothing is a warning on stderr, naming
+// file and line, from data stats, split and validate --deep; the command
+// still succeeds.
+func TestCategoriesTypoWarns(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cats.csv")
+	if err := os.WriteFile(path, []byte("attack,category\nsmurf,dos\nsmurff,dos\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := filepath.Join(dir, "s.yaml")
+	if err := os.WriteFile(spec, []byte("dataset: {name: nsl-kdd, categories: "+path+"}\nepisodes: {ways: 3}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"data", "stats", "nsl-kdd", "--file", "KDDTest-21", "--categories", path},
+		{"split", "nsl-kdd", "--episodes", "2", "--categories", path},
+		{"validate", "--deep", spec},
+	} {
+		code, _, stderr := run(t, args...)
+		want := path + ` line 3: "smurff" is no shipped attack name and labels no record of `
+		if code != 0 || strings.Count(stderr, "warning: ") != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 0 and one warning %q", args, code, stderr, want)
+		}
+	}
+}

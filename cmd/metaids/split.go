@@ -64,7 +64,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	if err := checkDataDir(src.dir); err != nil {
 		return err
 	}
-	cats, err := src.loadCategories()
+	cats, catFile, err := src.loadCategories()
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	}
 	start := time.Now()
 	s, err := datasets.NovelAttackSplit(d, datasets.ProtocolOptions{
-		Load: src.options(), Categories: cats,
+		Load: src.options(), Categories: cats, CategoryFile: catFile,
 		MinRecords: min, ValFraction: *valFraction, Seed: *seed,
 	})
 	if err != nil {
@@ -83,6 +83,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	if err := checkBatchSize(*ways, *shots, *queries, *metaBatch, s.Encoder.Dim(), true); err != nil {
 		return err
 	}
+	warnCategories(e, s.Warnings)
 	loaded := time.Since(start)
 
 	pools := []struct {

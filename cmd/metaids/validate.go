@@ -93,7 +93,8 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 		t.Header = append(t.Header, "classes train/val/test")
 	}
 	t.Header = append(t.Header, "status")
-	var problems []string
+	var problems, warnings []string
+	warned := map[string]bool{} // a split shared by several runs warns once
 	bad := map[string]bool{}
 	row := func(file string, s *experiments.Spec, classes, status string) {
 		r := []string{file, "", "", "", "", "", "", "", ""}
@@ -147,7 +148,14 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 			owner[s.Name] = file
 			if *deep && status == "ok" {
 				var err error
-				classes, err = deepCheck(s, cache)
+				var ws []string
+				classes, ws, err = deepCheck(s, cache)
+				for _, w := range ws {
+					if !warned[w] {
+						warned[w] = true
+						warnings = append(warnings, "warning: dataset.categories: "+w)
+					}
+				}
 				if err != nil {
 					status = "error: " + err.Error()
 					problems = append(problems, fmt.Sprintf("%s: run %s: %v", file, s.Name, err))
@@ -165,7 +173,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	if err := t.Render(e.stdout, f); err != nil {
 		return err
 	}
-	for _, p := range problems {
+	for _, p := range append(problems, warnings...) {
 		fmt.Fprintln(e.stderr, p)
 	}
 	if len(bad) > 0 {
@@ -235,12 +243,13 @@ type deepResult struct {
 
 // deepCheck builds the spec's split (once per distinct data set, encoder
 // and split settings) and checks that every pool the run draws from can
-// give its episodes. It returns the class counts of the pools. A supervised
-// spec has no episodes: its files are loaded and labelled instead.
-func deepCheck(s *experiments.Spec, cache map[string]deepResult) (string, error) {
+// give its episodes. It returns the class counts of the pools and the
+// split's warnings. A supervised spec has no episodes: its files are loaded
+// and labelled instead.
+func deepCheck(s *experiments.Spec, cache map[string]deepResult) (classes string, warnings []string, err error) {
 	if s.Split.Protocol == "supervised" {
-		classes, err := experiments.CheckSupervisedData(*s)
-		return fmt.Sprintf("%d/-/-", len(classes)), err
+		names, warnings, err := experiments.CheckSupervisedData(*s)
+		return fmt.Sprintf("%d/-/-", len(names)), warnings, err
 	}
 	key := fmt.Sprintf("%+v %+v %+v %d", s.Dataset, s.Encoder, s.Split, s.MinRecords())
 	r, ok := cache[key]
@@ -260,16 +269,17 @@ func deepCheck(s *experiments.Spec, cache map[string]deepResult) (string, error)
 		cache[key] = r
 	}
 	if r.err != nil {
-		return "", experiments.ExplainShortage(r.err, s.MinRecords())
+		return "", nil, experiments.ExplainShortage(r.err, s.MinRecords())
 	}
 	sp := r.split
+	warnings = sp.Warnings
 	count := func(p *datasets.Pool) int {
 		if p == nil {
 			return 0
 		}
 		return len(p.Classes)
 	}
-	classes := fmt.Sprintf("%d/%d/%d", count(sp.Train), count(sp.Val), count(sp.Test))
+	classes = fmt.Sprintf("%d/%d/%d", count(sp.Train), count(sp.Val), count(sp.Test))
 	pools := []struct {
 		name string
 		p    *datasets.Pool
@@ -284,14 +294,14 @@ func deepCheck(s *experiments.Spec, cache map[string]deepResult) (string, error)
 			continue
 		}
 		if pl.p == nil {
-			return classes, fmt.Errorf("%s pool is empty", pl.name)
+			return classes, warnings, fmt.Errorf("%s pool is empty", pl.name)
 		}
 		if _, err := datasets.NewSampler(pl.p, s.SamplerConfig(1, 0)); err != nil {
-			return classes, fmt.Errorf("%s pool: %w", pl.name, experiments.ExplainShortage(err, s.MinRecords()))
+			return classes, warnings, fmt.Errorf("%s pool: %w", pl.name, experiments.ExplainShortage(err, s.MinRecords()))
 		}
 	}
 	if _, err := experiments.MultitaskCategories(s.LearnerConfig(0).Aux, "", sp.Train); err != nil {
-		return classes, err
+		return classes, warnings, err
 	}
-	return classes, nil
+	return classes, warnings, nil
 }
