@@ -26,6 +26,9 @@ type Records struct {
 	Label      []uint16
 	LabelNames []string
 	Difficulty []int8 // NSL-KDD difficulty 0-21; nil for KDD Cup 99
+	// Repeats counts the records of the file left out as repeats of
+	// earlier ones (LoadOptions.Distinct).
+	Repeats int
 }
 
 // LabelCounts returns the number of records of each label, by name.

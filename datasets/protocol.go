@@ -49,6 +49,9 @@ type Split struct {
 	Train, Val, Test *Pool
 	// Dropped lists, per pool name ("train", "test"), the classes left out.
 	Dropped map[string][]Dropped
+	// TrainRepeats and TestRepeats count the records of each file left
+	// out as repeats (Load.Distinct).
+	TrainRepeats, TestRepeats int
 	// Warnings are what looks wrong in the inputs but need not be: the
 	// names of the categories file that label no record of either file.
 	Warnings []string
@@ -85,7 +88,7 @@ func NovelAttackSplit(d *Dataset, opt ProtocolOptions) (*Split, error) {
 		return nil, err
 	}
 	s := &Split{Dataset: d, TrainFile: opt.TrainFile, TestFile: opt.TestFile, Encoder: enc, Dropped: map[string][]Dropped{},
-		Warnings: opt.CategoryFile.Unmatched(train, test)}
+		TrainRepeats: train.Repeats, TestRepeats: test.Repeats, Warnings: opt.CategoryFile.Unmatched(train, test)}
 
 	// A named normal class that labels nothing is a typo: it would leave
 	// the real normal traffic among the attack classes.

@@ -26,6 +26,9 @@ type LoadOptions struct {
 	// SkipChecksum turns off the check of a user file against the
 	// published checksum and record count.
 	SkipChecksum bool
+	// Distinct leaves out every record that repeats an earlier one of its
+	// file (Records.Distinct), after the checks of the whole file.
+	Distinct bool
 }
 
 // ErrMissing is matched (errors.Is) by the error of Locate for a file that
@@ -104,8 +107,17 @@ func ShippedPath(d *Dataset, f *FileInfo) string {
 
 // Load parses one known file of a data set, from DataDir or the shipped copy.
 // A file from DataDir is checked against the published checksum (of its raw
-// content where known, else of the .gz) and record count.
+// content where known, else of the .gz) and record count. With opt.Distinct
+// the repeated records are then left out.
 func Load(d *Dataset, file string, opt LoadOptions) (*Records, error) {
+	r, err := load(d, file, opt)
+	if err != nil || !opt.Distinct {
+		return r, err
+	}
+	return r.Distinct(), nil
+}
+
+func load(d *Dataset, file string, opt LoadOptions) (*Records, error) {
 	f, err := d.File(file)
 	if err != nil {
 		return nil, err

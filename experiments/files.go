@@ -227,7 +227,8 @@ func readSeedResult(dir string) (*SeedResult, error) {
 type RunSummary struct {
 	Run        string     `json:"run"`
 	Dataset    string     `json:"dataset"`
-	Protocol   string     `json:"protocol"` // novel or supervised
+	Distinct   bool       `json:"distinct,omitempty"` // repeated records left out (dataset.distinct)
+	Protocol   string     `json:"protocol"`           // novel or supervised
 	Algo       string     `json:"algo"`
 	Variant    string     `json:"variant,omitempty"` // e.g. "pretrain-denoise"
 	Hidden     []int      `json:"hidden"`
@@ -267,7 +268,7 @@ type RunSummary struct {
 
 // summarise pools the seeds of a run.
 func summarise(p plan, seeds []*SeedResult) *RunSummary {
-	s := &RunSummary{Run: p.Name, Dataset: p.Dataset.Name, Protocol: "novel", Algo: p.Learner.Algo, Hidden: p.Learner.Hidden, Variant: variantOf(p),
+	s := &RunSummary{Run: p.Name, Dataset: p.Dataset.Name, Distinct: p.Protocol.Load.Distinct, Protocol: "novel", Algo: p.Learner.Algo, Hidden: p.Learner.Hidden, Variant: variantOf(p),
 		Ways: p.Episodes.Ways, Shots: p.Episodes.Shots, Queries: p.Episodes.Queries,
 		Spec: string(p.SpecYAML), Inputs: p.Inputs, Metrics: map[string]eval.Summary{}, SeedSpread: map[string]eval.Summary{}}
 	if len(seeds) == 0 {
@@ -521,6 +522,15 @@ func variantOf(p plan) string {
 	return strings.Join(parts, " + ")
 }
 
+// DataName is the data set, marked when its repeated records were left out:
+// runs on other records do not share a table or plot of a report.
+func (r *RunSummary) DataName() string {
+	if r.Distinct {
+		return r.Dataset + " (distinct)"
+	}
+	return r.Dataset
+}
+
 // Label is the learner and its variant, as reports name it.
 func (r *RunSummary) Label() string {
 	if r.Variant == "" {
@@ -570,7 +580,7 @@ func runReport(s *RunSummary, seeds []*SeedResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\n", s.Run)
 	fmt.Fprintf(&b, "%s, %s, %s; seeds %s; commit %s, %s, backend %s; wall time %.1f s.\n\n",
-		s.Dataset, s.Algo, s.Shape(), seedList(s.Seeds), s.Provenance.Commit, s.Provenance.GoVersion, s.backendText(), s.Wall)
+		s.DataName(), s.Algo, s.Shape(), seedList(s.Seeds), s.Provenance.Commit, s.Provenance.GoVersion, s.backendText(), s.Wall)
 	fmt.Fprintf(&b, "Model cost: %d parameters, %d multiply-adds per flow; %.0f flows/s classified (%.1f µs per flow, adaptation included).\n\n",
 		s.Cost.Params, s.Cost.MACsPerFlow, s.FlowsPS, s.LatencyUS)
 	MetricTable("Test metrics", []*RunSummary{s}).Render(&b, eval.Markdown)

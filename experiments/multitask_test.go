@@ -2,9 +2,7 @@ package experiments
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/metaids/metaids/datasets"
@@ -104,43 +102,5 @@ seeds: [1, 2, 3, 4]
 	}
 	if acc := s.Multitask.Metrics["binary_accuracy"]; acc.N != 4 {
 		t.Errorf("binary accuracy over %d seeds, want 4", acc.N)
-	}
-}
-
-// A name in dataset.categories that labels nothing (a typo, most likely)
-// is logged once per split, and returned by the supervised track's check.
-func TestCategoriesTypoIsLogged(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cats.csv")
-	if err := os.WriteFile(path, []byte("neptune,probe\nneptun,probe\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := testPlan(t, "protonet")
-	spec, err := Parse([]byte(resumeSpec), "resume.yaml", parseOverrides(t, []string{"dataset.categories=" + path})...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Protocol, err = spec[0].ProtocolOptions(); err != nil {
-		t.Fatal(err)
-	}
-	var log bytes.Buffer
-	r := NewRunner(RunOptions{Log: &log})
-	for range 2 {
-		if _, err := r.split(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := `nsl-kdd: warning: dataset.categories: ` + path + ` line 2: "neptun" is no shipped attack name and labels no record of KDDTrain+.txt.gz or KDDTest+.txt.gz`
-	if n := strings.Count(log.String(), want); n != 1 || strings.Count(log.String(), "warning") != 1 {
-		t.Errorf("log has the warning %d times, want once:\n%s", n, log.String())
-	}
-
-	sup, err := Parse([]byte(resumeSpec), "resume.yaml", parseOverrides(t, []string{"split.protocol=supervised", "episodes.normal_way=false",
-		"supervised.labels=category", "supervised.test_files=[KDDTest-21]", "dataset.categories=" + path})...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, warnings, err := CheckSupervisedData(sup[0])
-	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0], `line 2: "neptun"`) || !strings.Contains(warnings[0], "KDDTest-21") {
-		t.Errorf("supervised: %v, warnings %q; want the one of line 2, naming KDDTest-21", err, warnings)
 	}
 }

@@ -170,7 +170,8 @@ func runLink(reportDir, runDir string) string {
 // section is the runs a report shows in one set of tables and one plot: the
 // few-shot runs of one data set at one episode shape.
 type section struct {
-	dataset       string
+	dataset       string // RunSummary.DataName
+	slug          string // the same for a file name: "kddcup99-distinct"
 	ways, queries int
 	name, stem    string // heading ("nsl-kdd", or "nsl-kdd, 3-way, 15 queries per way" beside other shapes) and plot file stem
 	runs          []*RunSummary
@@ -190,8 +191,9 @@ type row struct {
 	first       int
 }
 
-// sections groups the few-shot runs by data set, ways and queries, in that
-// order. A data set seen at one shape only keeps its plain name.
+// sections groups the few-shot runs by data set (its distinct records
+// apart), ways and queries, in that order. A data set seen at one shape only
+// keeps its plain name.
 func sections(runs []*RunSummary, folder map[*RunSummary]string) []*section {
 	type key struct {
 		dataset       string
@@ -204,13 +206,16 @@ func sections(runs []*RunSummary, folder map[*RunSummary]string) []*section {
 		if r.Protocol == "supervised" {
 			continue
 		}
-		k := key{r.Dataset, r.Ways, r.Queries}
+		k := key{r.DataName(), r.Ways, r.Queries}
 		s, ok := byKey[k]
 		if !ok {
-			s = &section{dataset: r.Dataset, ways: r.Ways, queries: r.Queries}
+			s = &section{dataset: r.DataName(), slug: r.Dataset, ways: r.Ways, queries: r.Queries}
+			if r.Distinct {
+				s.slug += "-distinct"
+			}
 			byKey[k] = s
 			keys = append(keys, k)
-			shapes[r.Dataset]++
+			shapes[r.DataName()]++
 		}
 		s.runs = append(s.runs, r)
 	}
@@ -227,10 +232,10 @@ func sections(runs []*RunSummary, folder map[*RunSummary]string) []*section {
 	out := make([]*section, len(keys))
 	for i, k := range keys {
 		s := byKey[k]
-		s.name, s.stem = s.dataset, "fewshot-"+s.dataset
+		s.name, s.stem = s.dataset, "fewshot-"+s.slug
 		if shapes[s.dataset] > 1 {
 			s.name = fmt.Sprintf("%s, %d-way, %d queries per way", s.dataset, s.ways, s.queries)
-			s.stem = fmt.Sprintf("fewshot-%s-%dway-%dq", s.dataset, s.ways, s.queries)
+			s.stem = fmt.Sprintf("fewshot-%s-%dway-%dq", s.slug, s.ways, s.queries)
 		}
 		s.labelRows(folder)
 		out[i] = s

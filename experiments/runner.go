@@ -497,8 +497,12 @@ func (r *Runner) split(p plan) (*datasets.Split, error) {
 	if err != nil {
 		return nil, ExplainChecksum(err)
 	}
-	fmt.Fprintf(r.opt.Log, "%s: loaded, encoded (%d features) and split in %s: meta-train %d classes, meta-val %d, meta-test %d\n",
-		p.Dataset.Name, s.Encoder.Dim(), time.Since(start).Round(time.Millisecond),
+	distinct := ""
+	if p.Protocol.Load.Distinct {
+		distinct = fmt.Sprintf(" (distinct records: %d repeats left out of %s, %d of %s)", s.TrainRepeats, s.TrainFile, s.TestRepeats, s.TestFile)
+	}
+	fmt.Fprintf(r.opt.Log, "%s: loaded, encoded (%d features) and split in %s%s: meta-train %d classes, meta-val %d, meta-test %d\n",
+		p.Dataset.Name, s.Encoder.Dim(), time.Since(start).Round(time.Millisecond), distinct,
 		classCount(s.Train), classCount(s.Val), classCount(s.Test))
 	for _, w := range s.Warnings {
 		fmt.Fprintf(r.opt.Log, "%s: warning: dataset.categories: %s\n", p.Dataset.Name, w)

@@ -43,6 +43,7 @@ type DatasetSpec struct {
 	DataDir    string `yaml:"data_dir"`
 	Categories string `yaml:"categories"`
 	NoChecksum bool   `yaml:"no_checksum"`
+	Distinct   bool   `yaml:"distinct"`
 }
 
 // EncoderSpec is datasets.EncoderOptions.
@@ -299,7 +300,7 @@ func (s Spec) ProtocolOptions() (datasets.ProtocolOptions, error) {
 	}
 	sp := s.Split
 	return datasets.ProtocolOptions{
-		Load:         datasets.LoadOptions{DataDir: s.Dataset.DataDir, SkipChecksum: s.Dataset.NoChecksum},
+		Load:         datasets.LoadOptions{DataDir: s.Dataset.DataDir, SkipChecksum: s.Dataset.NoChecksum, Distinct: s.Dataset.Distinct},
 		TrainFile:    s.Dataset.TrainFile,
 		TestFile:     s.Dataset.TestFile,
 		Categories:   cats,

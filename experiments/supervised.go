@@ -370,7 +370,7 @@ func SupervisedSection(runs []*RunSummary) string {
 		Header: []string{"run", "dataset", "labels", "test file", "accuracy", "macro precision", "macro recall", "macro F1", "detection rate", "false-alarm rate"}}
 	for _, r := range sup {
 		for _, f := range r.Supervised {
-			d.Rows = append(d.Rows, append([]string{r.Run, r.Dataset, r.Labels, f.TestFile}, f.cells()...))
+			d.Rows = append(d.Rows, append([]string{r.Run, r.DataName(), r.Labels, f.TestFile}, f.cells()...))
 		}
 	}
 	d.Render(&b, eval.Markdown)

@@ -117,7 +117,7 @@ func compareTable(runs []*experiments.RunSummary) *eval.Table {
 	}
 	differs := 0
 	for i, r := range runs {
-		row := []string{r.Run, r.Dataset, r.Algo, r.Shape(), fmt.Sprint(len(r.Seeds))}
+		row := []string{r.Run, r.DataName(), r.Algo, r.Shape(), fmt.Sprint(len(r.Seeds))}
 		for _, m := range metrics {
 			s, ok := r.Metrics[m]
 			if !ok {

@@ -337,6 +337,8 @@ func dataStats(e *env, args []string) error {
 	}
 	warnCategories(e, catFile.Unmatched(r))
 	counts := r.LabelCounts()
+	distinct := r.Distinct()
+	distinctCounts := distinct.LabelCounts()
 	labels := make([]string, 0, len(counts))
 	for l := range counts {
 		labels = append(labels, l)
@@ -349,23 +351,24 @@ func dataStats(e *env, args []string) error {
 	})
 	pct := func(n int) string { return strconv.FormatFloat(100*float64(n)/float64(r.N), 'f', 2, 64) }
 	byLabel := &eval.Table{
-		Title:  fmt.Sprintf("%s / %s: %d records, %d labels", d.Name, *file, r.N, len(labels)),
+		Title:  fmt.Sprintf("%s / %s: %d records (%d distinct), %d labels", d.Name, *file, r.N, distinct.N, len(labels)),
 		Labels: 2,
-		Header: []string{"label", "category", "records", "percent"},
+		Header: []string{"label", "category", "records", "percent", "distinct"},
 	}
-	byCat := map[string]int{}
+	byCat, distinctByCat := map[string]int{}, map[string]int{}
 	for _, l := range labels {
-		byLabel.Rows = append(byLabel.Rows, []string{l, cats.Of(l), strconv.Itoa(counts[l]), pct(counts[l])})
+		byLabel.Rows = append(byLabel.Rows, []string{l, cats.Of(l), strconv.Itoa(counts[l]), pct(counts[l]), strconv.Itoa(distinctCounts[l])})
 		byCat[cats.Of(l)] += counts[l]
+		distinctByCat[cats.Of(l)] += distinctCounts[l]
 	}
 	catNames := make([]string, 0, len(byCat))
 	for c := range byCat {
 		catNames = append(catNames, c)
 	}
 	sort.Strings(catNames)
-	byCategory := &eval.Table{Title: "By category", Labels: 1, Header: []string{"category", "records", "percent"}}
+	byCategory := &eval.Table{Title: "By category", Labels: 1, Header: []string{"category", "records", "percent", "distinct"}}
 	for _, c := range catNames {
-		byCategory.Rows = append(byCategory.Rows, []string{c, strconv.Itoa(byCat[c]), pct(byCat[c])})
+		byCategory.Rows = append(byCategory.Rows, []string{c, strconv.Itoa(byCat[c]), pct(byCat[c]), strconv.Itoa(distinctByCat[c])})
 	}
 	return renderTables(e, format, byLabel, byCategory)
 }

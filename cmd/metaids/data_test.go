@@ -73,7 +73,7 @@ func TestDataStatsFormats(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	// Two CSV tables, a blank line apart: labels, then categories.
-	parts := strings.SplitN(out, "\n\ncategory,records,percent\n", 2)
+	parts := strings.SplitN(out, "\n\ncategory,records,percent,distinct\n", 2)
 	if len(parts) != 2 {
 		t.Fatalf("no category table in:\n%s", out)
 	}
@@ -84,7 +84,7 @@ func TestDataStatsFormats(t *testing.T) {
 	if len(rows) != 39 || rows[1][0] != "normal" || rows[1][2] != "2152" {
 		t.Errorf("%d label rows (want header + 38), first %v", len(rows), rows[1])
 	}
-	if !strings.Contains(parts[1], "r2l,2887,") {
+	if !strings.Contains(parts[1], "r2l,2887,24.36,2887\n") {
 		t.Errorf("category table lacks r2l 2887:\n%s", parts[1])
 	}
 
@@ -427,5 +427,37 @@ func TestCategoriesTypoWarns(t *testing.T) {
 		if code != 0 || strings.Count(stderr, "warning: ") != 1 || !strings.Contains(stderr, want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 0 and one warning %q", args, code, stderr, want)
 		}
+	}
+}
+
+// data stats counts the distinct records of each label and category beside
+// all of them: KDD Cup 99's corrected repeats most of its attacks.
+func TestDataStatsCountsDistinctRecords(t *testing.T) {
+	code, out, stderr := run(t, "data", "stats", "kddcup99", "--file", "corrected", "--format", "csv")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"mailbomb,dos,5000,1.61,308\n", "snmpgetattack,r2l,7741,2.49,179\n", "\ndos,229853,73.90,23568\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+}
+
+// split --distinct builds the pools of distinct records and says how many
+// repeats it left out.
+func TestSplitDistinct(t *testing.T) {
+	code, out, stderr := run(t, "split", "kddcup99", "--distinct", "--episodes", "0", "--format", "csv")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"meta-test,corrected,mailbomb,dos,308\n", "meta-train,kddcup.data_10_percent,smurf,dos,641\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	code, out, _ = run(t, "split", "kddcup99", "--distinct", "--episodes", "0")
+	if want := "distinct records: 348435 repeats left out of kddcup.data_10_percent, 233738 of corrected"; code != 0 || !strings.Contains(out, want) {
+		t.Errorf("exit %d; title lacks %q:\n%s", code, want, out)
 	}
 }

@@ -17,7 +17,7 @@ func init() {
 	register(command{name: "split", summary: "show the class-disjoint meta-train/val/test split of a data set and draw episodes from it", run: runSplit})
 }
 
-const splitSynopsis = "split DATASET [--ways N --shots K --queries Q --meta-batch B] [--normal-way] [--replacement] [--val-fraction F] [--episodes E] [--seed S] [--data-dir D [--no-checksum]] [--categories CSV] [--format F]"
+const splitSynopsis = "split DATASET [--ways N --shots K --queries Q --meta-batch B] [--normal-way] [--replacement] [--distinct] [--val-fraction F] [--episodes E] [--seed S] [--data-dir D [--no-checksum]] [--categories CSV] [--format F]"
 
 func runSplit(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "split", splitSynopsis)
@@ -27,6 +27,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	metaBatch := fs.Int("meta-batch", 4, "episodes per meta-batch")
 	normalWay := fs.Bool("normal-way", false, "normal traffic is always one of the ways")
 	replacement := fs.Bool("replacement", false, "keep classes with fewer than shots+queries records and sample them with replacement")
+	distinct := fs.Bool("distinct", false, "leave out every record that repeats an earlier one of its file")
 	valFraction := fs.Float64("val-fraction", 0.25, "fraction of the meta-train attack types held out for meta-val")
 	episodes := fs.Int("episodes", 20000, "episodes to draw from each pool (0: none)")
 	seed := fs.Uint64("seed", 1, "seed of the meta-val draw and the episode sampler")
@@ -74,7 +75,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	}
 	start := time.Now()
 	s, err := datasets.NovelAttackSplit(d, datasets.ProtocolOptions{
-		Load: src.options(), Categories: cats, CategoryFile: catFile,
+		Load: datasets.LoadOptions{DataDir: src.dir, SkipChecksum: src.noChecksum, Distinct: *distinct}, Categories: cats, CategoryFile: catFile,
 		MinRecords: min, ValFraction: *valFraction, Seed: *seed,
 	})
 	if err != nil {
@@ -91,7 +92,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 		p          *datasets.Pool
 	}{{"meta-train", s.TrainFile, s.Train}, {"meta-val", s.TrainFile, s.Val}, {"meta-test", s.TestFile, s.Test}}
 	classes := &eval.Table{
-		Title:  fmt.Sprintf("%s novel-attack split (encoder fitted on %s, %d features)", d.Name, s.TrainFile, s.Encoder.Dim()),
+		Title:  fmt.Sprintf("%s novel-attack split (encoder fitted on %s, %d features%s)", d.Name, s.TrainFile, s.Encoder.Dim(), distinctNote(*distinct, s)),
 		Labels: 4,
 		Header: []string{"pool", "file", "class", "category", "records"},
 	}
@@ -227,4 +228,12 @@ func drawEpisodes(ctx context.Context, p *datasets.Pool, cfg datasets.SamplerCon
 		return 0, "-", status
 	}
 	return drawn, strconv.FormatFloat(float64(drawn)/time.Since(start).Seconds(), 'f', 0, 64), status
+}
+
+// distinctNote says how many repeats --distinct left out.
+func distinctNote(distinct bool, s *datasets.Split) string {
+	if !distinct {
+		return ""
+	}
+	return fmt.Sprintf("; distinct records: %d repeats left out of %s, %d of %s", s.TrainRepeats, s.TrainFile, s.TestRepeats, s.TestFile)
 }

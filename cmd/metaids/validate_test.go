@@ -39,10 +39,10 @@ func TestValidateShippedSpecs(t *testing.T) {
 	}
 	rows := validateRows(t, out)
 	// 10 example runs, and the reproduce suite's 8 learners x 3 shot counts
-	// on each of the two data sets, 4 x 3 pre-trained runs, 4 x 3 adversarially
-	// trained runs, 4 x 3 multi-task runs with 2 x 2 single-head ablations and
-	// 2 supervised runs.
-	if want := 10 + 48 + 2 + 12 + 12 + 12 + 4; len(rows) != want {
+	// on each of the two data sets and on KDD Cup 99's distinct records, 4 x 3
+	// pre-trained runs, 4 x 3 adversarially trained runs, 4 x 3 multi-task
+	// runs with 2 x 2 single-head ablations and 2 supervised runs.
+	if want := 10 + 72 + 2 + 12 + 12 + 12 + 4; len(rows) != want {
 		t.Fatalf("%d rows, want %d runs:\n%s", len(rows), want, out)
 	}
 	for _, r := range rows {
