@@ -311,3 +311,18 @@ func TestCompareRanksWithinOneTask(t *testing.T) {
 		}
 	}
 }
+
+// A run on distinct records says so in the dataset column, and its
+// summary.json keeps the mark through a round trip.
+func TestCompareNamesDistinctRecords(t *testing.T) {
+	dir := t.TempDir()
+	acc := eval.Summary{Mean: 0.8, HalfWidth: 0.01, N: 100}
+	mk := func(run string, distinct bool) string {
+		return writeRunSummary(t, dir, experiments.RunSummary{Run: run, Dataset: "kddcup99", Distinct: distinct, Algo: "protonet",
+			Ways: 5, Shots: 5, Queries: 15, Seeds: []uint64{1}, Metrics: map[string]eval.Summary{"accuracy": acc}})
+	}
+	code, out, stderr := run(t, "compare", mk("all", false), mk("once", true), "--format", "csv")
+	if code != 0 || !strings.Contains(out, "\nall,kddcup99,protonet,") || !strings.Contains(out, "\nonce,kddcup99 (distinct),protonet,") {
+		t.Errorf("exit %d (%s):\n%s", code, stderr, out)
+	}
+}
