@@ -155,11 +155,12 @@ func LoadCategories(path string) (Categories, *CategoryFile, error) {
 }
 
 // Unmatched returns a warning for each attack the file maps that is neither
-// a shipped attack name nor a label of the given files, in line order. Such
-// a name is most likely a typo, which leaves the attack meant in its shipped
-// category (or unknown); it is not an error, since one file may serve
-// several data sets. A nil file has none.
-func (f *CategoryFile) Unmatched(labels ...*Records) []string {
+// a shipped attack name nor a label of recs, whose names (as the command
+// line gives them: "KDDTrain+") are in files, in line order. Such a name is
+// most likely a typo, which leaves the attack meant in its shipped category
+// (or unknown); it is not an error, since one file may serve several data
+// sets. A nil file has none.
+func (f *CategoryFile) Unmatched(files []string, recs ...*Records) []string {
 	if f == nil {
 		return nil
 	}
@@ -169,15 +170,11 @@ func (f *CategoryFile) Unmatched(labels ...*Records) []string {
 		if _, ok := known[name]; ok {
 			continue
 		}
-		if !slices.ContainsFunc(labels, func(r *Records) bool { return slices.Contains(r.LabelNames, name) }) {
+		if !slices.ContainsFunc(recs, func(r *Records) bool { return slices.Contains(r.LabelNames, name) }) {
 			names = append(names, name)
 		}
 	}
 	slices.SortFunc(names, func(a, b string) int { return f.Lines[a] - f.Lines[b] })
-	files := make([]string, len(labels))
-	for i, r := range labels {
-		files[i] = r.Name
-	}
 	warnings := make([]string, len(names))
 	for i, name := range names {
 		warnings[i] = fmt.Sprintf("%s line %d: %q is no shipped attack name and labels no record of %s: if it is a typo, the attack meant keeps its shipped category",

@@ -104,7 +104,7 @@ func TestCategoryFileWarnsOfNamesThatLabelNothing(t *testing.T) {
 		t.Fatalf("warnings %q, want 2 (neptun, portswep)", s.Warnings)
 	}
 	for i, want := range []string{path + ` line 4: "neptun" is no shipped attack name`, path + ` line 7: "portswep" is no shipped attack name`} {
-		if !strings.HasPrefix(s.Warnings[i], want) || !strings.Contains(s.Warnings[i], "KDDTrain+") || !strings.Contains(s.Warnings[i], "KDDTest+") {
+		if !strings.HasPrefix(s.Warnings[i], want) || !strings.Contains(s.Warnings[i], " and labels no record of KDDTrain+ or KDDTest+: ") {
 			t.Errorf("warning %d: %q, want it to begin %q and name both files", i, s.Warnings[i], want)
 		}
 	}
@@ -114,12 +114,12 @@ func TestCategoryFileWarnsOfNamesThatLabelNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := file.Unmatched(recs); len(w) != 1 || !strings.Contains(w[0], `"portswep"`) || !strings.Contains(w[0], "mine.txt") {
+	if w := file.Unmatched([]string{"mine.txt"}, recs); len(w) != 1 || !strings.Contains(w[0], `"portswep"`) || !strings.Contains(w[0], "mine.txt") {
 		t.Errorf("Unmatched(mine.txt): %q, want portswep alone", w)
 	}
 	// Without a file there is nothing to warn of.
 	var none *CategoryFile
-	if w := none.Unmatched(recs); w != nil {
+	if w := none.Unmatched([]string{"mine.txt"}, recs); w != nil {
 		t.Errorf("nil file: %q", w)
 	}
 	if s, err := NovelAttackSplit(d, ProtocolOptions{MinRecords: 20}); err != nil || s.Warnings != nil {

@@ -88,7 +88,7 @@ func NovelAttackSplit(d *Dataset, opt ProtocolOptions) (*Split, error) {
 		return nil, err
 	}
 	s := &Split{Dataset: d, TrainFile: opt.TrainFile, TestFile: opt.TestFile, Encoder: enc, Dropped: map[string][]Dropped{},
-		TrainRepeats: train.Repeats, TestRepeats: test.Repeats, Warnings: opt.CategoryFile.Unmatched(train, test)}
+		TrainRepeats: train.Repeats, TestRepeats: test.Repeats, Warnings: opt.CategoryFile.Unmatched([]string{opt.TrainFile, opt.TestFile}, train, test)}
 
 	// A named normal class that labels nothing is a typo: it would leave
 	// the real normal traffic among the attack classes.

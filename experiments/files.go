@@ -524,11 +524,13 @@ func variantOf(p plan) string {
 
 // DataName is the data set, marked when its repeated records were left out:
 // runs on other records do not share a table or plot of a report.
-func (r *RunSummary) DataName() string {
-	if r.Distinct {
-		return r.Dataset + " (distinct)"
+func (r *RunSummary) DataName() string { return dataName(r.Dataset, r.Distinct) }
+
+func dataName(dataset string, distinct bool) string {
+	if distinct {
+		return dataset + " (distinct)"
 	}
-	return r.Dataset
+	return dataset
 }
 
 // Label is the learner and its variant, as reports name it.

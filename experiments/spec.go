@@ -46,6 +46,10 @@ type DatasetSpec struct {
 	Distinct   bool   `yaml:"distinct"`
 }
 
+// DataName is the data set as tables name it: "kddcup99 (distinct)" when
+// its repeated records are left out.
+func (d DatasetSpec) DataName() string { return dataName(d.Name, d.Distinct) }
+
 // EncoderSpec is datasets.EncoderOptions.
 type EncoderSpec struct {
 	Scaling string `yaml:"scaling"`

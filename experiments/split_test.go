@@ -30,7 +30,7 @@ func TestCategoriesTypoIsLogged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := `nsl-kdd: warning: dataset.categories: ` + path + ` line 2: "neptun" is no shipped attack name and labels no record of KDDTrain+.txt.gz or KDDTest+.txt.gz`
+	want := `nsl-kdd: warning: dataset.categories: ` + path + ` line 2: "neptun" is no shipped attack name and labels no record of KDDTrain+ or KDDTest+: `
 	if n := strings.Count(log.String(), want); n != 1 || strings.Count(log.String(), "warning") != 1 {
 		t.Errorf("log has the warning %d times, want once:\n%s", n, log.String())
 	}
@@ -69,5 +69,21 @@ func TestDistinctRecordsReachTheSplit(t *testing.T) {
 		if i := split.Test.ClassIndex(name); i < 0 || len(split.Test.Classes[i].Rows) != want {
 			t.Errorf("meta-test %s (class %d): want %d distinct records", name, i, want)
 		}
+	}
+}
+
+// A supervised run on distinct records logs the repeats it left out of each
+// file, and its summary is marked.
+func TestSupervisedDistinctRecordsAreLogged(t *testing.T) {
+	s, log, err := runResume(t, t.TempDir(), RunOptions{}, "split.protocol=supervised", "episodes.normal_way=false",
+		"dataset.name=kddcup99", "dataset.distinct=true", "supervised.epochs=1", "supervised.batch_size=4096")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "distinct records: repeats left out: 348435 of kddcup.data_10_percent, 233738 of corrected"; !strings.Contains(log, want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
+	}
+	if !s.Distinct || s.DataName() != "kddcup99 (distinct)" {
+		t.Errorf("summary: distinct %v, data %q", s.Distinct, s.DataName())
 	}
 }

@@ -42,9 +42,10 @@ type SupervisedEval struct {
 
 // encodedFile is a file encoded with the training file's encoder, labelled.
 type encodedFile struct {
-	name string
-	m    *datasets.Matrix
-	y    []int32
+	name    string
+	m       *datasets.Matrix
+	y       []int32
+	repeats int // records left out as repeats (dataset.distinct)
 }
 
 // CheckSupervisedData loads, encodes and labels the files of a supervised
@@ -110,6 +111,7 @@ func loadSupervised(p plan) (*supervisedData, error) {
 		return y, nil
 	}
 	var loaded []*datasets.Records
+	var names []string
 	load := func(file string, enc *datasets.Encoder) (*datasets.Encoder, *encodedFile, error) {
 		r, err := datasets.Load(p.Dataset, file, p.Protocol.Load)
 		if err != nil {
@@ -124,8 +126,8 @@ func loadSupervised(p plan) (*supervisedData, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		loaded = append(loaded, r)
-		return enc, &encodedFile{name: file, m: enc.Transform(r), y: y}, nil
+		loaded, names = append(loaded, r), append(names, file)
+		return enc, &encodedFile{name: file, m: enc.Transform(r), y: y, repeats: r.Repeats}, nil
 	}
 	trainFile := p.Protocol.TrainFile
 	if trainFile == "" {
@@ -150,7 +152,7 @@ func loadSupervised(p plan) (*supervisedData, error) {
 		tests = append(tests, te)
 	}
 	return &supervisedData{enc: enc, train: tr, tests: tests, classes: classes,
-		warnings: p.Protocol.CategoryFile.Unmatched(loaded...)}, nil
+		warnings: p.Protocol.CategoryFile.Unmatched(names, loaded...)}, nil
 }
 
 func indexOf(list []string, s string) int {
@@ -171,6 +173,13 @@ func (r *Runner) runSupervised(ctx context.Context, p plan, dir string, be kerne
 	}
 	fmt.Fprintf(r.opt.Log, "%s: loaded and encoded %s (%d records, %d features) and %d test file(s) in %s\n",
 		p.Name, d.train.name, d.train.m.Rows, d.train.m.Dim, len(d.tests), time.Since(start).Round(time.Millisecond))
+	if p.Protocol.Load.Distinct {
+		left := make([]string, 0, 1+len(d.tests))
+		for _, f := range append([]*encodedFile{d.train}, d.tests...) {
+			left = append(left, fmt.Sprintf("%d of %s", f.repeats, f.name))
+		}
+		fmt.Fprintf(r.opt.Log, "%s: distinct records: repeats left out: %s\n", p.Name, strings.Join(left, ", "))
+	}
 	for _, w := range d.warnings {
 		fmt.Fprintf(r.opt.Log, "%s: warning: dataset.categories: %s\n", p.Name, w)
 	}

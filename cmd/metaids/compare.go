@@ -57,21 +57,22 @@ func runCompare(ctx context.Context, e *env, args []string) error {
 // one's "▼" (a difference unlikely to be noise). Only figures with an
 // interval (two or more values) are ranked, and only where two of them are:
 // a single value is shown as it is, marked neither way. Runs are ranked
-// only against runs of the same data set and task (ways and queries per way,
-// or the supervised labelling), whose chance levels are the same.
+// only against runs of the same data set (its distinct records apart) and
+// task (ways and queries per way, or the supervised labelling), whose chance
+// levels are the same.
 func compareTable(runs []*experiments.RunSummary) *eval.Table {
 	metrics := eval.MetricNames
 	t := &eval.Table{Title: "Comparison", Labels: 4, Header: []string{"run", "dataset", "algo", "episodes", "seeds"}}
 	t.Header = append(t.Header, metrics...)
 	group := func(r *experiments.RunSummary) string {
 		if r.Protocol == "supervised" {
-			g := r.Dataset + " " + r.Shape()
+			g := r.DataName() + " " + r.Shape()
 			if len(r.Supervised) > 0 { // its figures are the first test file's
 				g += " on " + r.Supervised[0].TestFile
 			}
 			return g
 		}
-		return fmt.Sprintf("%s %dw %dq", r.Dataset, r.Ways, r.Queries)
+		return fmt.Sprintf("%s %dw %dq", r.DataName(), r.Ways, r.Queries)
 	}
 	var groups []string
 	groupOf := make([]string, len(runs))

@@ -312,17 +312,20 @@ func TestCompareRanksWithinOneTask(t *testing.T) {
 	}
 }
 
-// A run on distinct records says so in the dataset column, and its
-// summary.json keeps the mark through a round trip.
+// A run on distinct records says so in the dataset column, its summary.json
+// keeping the mark, and is ranked apart from runs on every record: its
+// figures are of other data.
 func TestCompareNamesDistinctRecords(t *testing.T) {
 	dir := t.TempDir()
-	acc := eval.Summary{Mean: 0.8, HalfWidth: 0.01, N: 100}
-	mk := func(run string, distinct bool) string {
+	mk := func(run string, distinct bool, acc float64) string {
 		return writeRunSummary(t, dir, experiments.RunSummary{Run: run, Dataset: "kddcup99", Distinct: distinct, Algo: "protonet",
-			Ways: 5, Shots: 5, Queries: 15, Seeds: []uint64{1}, Metrics: map[string]eval.Summary{"accuracy": acc}})
+			Ways: 5, Shots: 5, Queries: 15, Seeds: []uint64{1}, Metrics: map[string]eval.Summary{"accuracy": {Mean: acc, HalfWidth: 0.01, N: 100}}})
 	}
-	code, out, stderr := run(t, "compare", mk("all", false), mk("once", true), "--format", "csv")
-	if code != 0 || !strings.Contains(out, "\nall,kddcup99,protonet,") || !strings.Contains(out, "\nonce,kddcup99 (distinct),protonet,") {
-		t.Errorf("exit %d (%s):\n%s", code, stderr, out)
+	code, out, stderr := run(t, "compare", mk("all", false, 0.9), mk("all2", false, 0.7), mk("once", true, 0.8), "--format", "csv")
+	for _, want := range []string{"\nall,kddcup99,protonet,5w 5s 15q,1,90.00 ± 1.00 ▲", "\nall2,kddcup99,protonet,5w 5s 15q,1,70.00 ± 1.00 ▼",
+		"\nonce,kddcup99 (distinct),protonet,5w 5s 15q,1,80.00 ± 1.00,"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("exit %d (%s): no %q in:\n%s", code, stderr, want, out)
+		}
 	}
 }

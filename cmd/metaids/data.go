@@ -335,7 +335,7 @@ func dataStats(e *env, args []string) error {
 	if err != nil {
 		return checksumHint(err)
 	}
-	warnCategories(e, catFile.Unmatched(r))
+	warnCategories(e, catFile.Unmatched([]string{*file}, r))
 	counts := r.LabelCounts()
 	distinct := r.Distinct()
 	distinctCounts := distinct.LabelCounts()

@@ -73,18 +73,20 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	if *replacement {
 		min = 1
 	}
+	load := src.options()
+	load.Distinct = *distinct
 	start := time.Now()
 	s, err := datasets.NovelAttackSplit(d, datasets.ProtocolOptions{
-		Load: datasets.LoadOptions{DataDir: src.dir, SkipChecksum: src.noChecksum, Distinct: *distinct}, Categories: cats, CategoryFile: catFile,
+		Load: load, Categories: cats, CategoryFile: catFile,
 		MinRecords: min, ValFraction: *valFraction, Seed: *seed,
 	})
 	if err != nil {
 		return explainShortage(checksumHint(err), min, *valFraction)
 	}
+	warnCategories(e, s.Warnings)
 	if err := checkBatchSize(*ways, *shots, *queries, *metaBatch, s.Encoder.Dim(), true); err != nil {
 		return err
 	}
-	warnCategories(e, s.Warnings)
 	loaded := time.Since(start)
 
 	pools := []struct {

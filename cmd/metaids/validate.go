@@ -104,7 +104,7 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 			for i, v := range s.Seeds {
 				seeds[i] = strconv.FormatUint(v, 10)
 			}
-			r = []string{file, s.Name, s.Dataset.Name, s.Learner.Algo, strconv.Itoa(ep.Ways), strconv.Itoa(ep.Shots),
+			r = []string{file, s.Name, s.Dataset.DataName(), s.Learner.Algo, strconv.Itoa(ep.Ways), strconv.Itoa(ep.Shots),
 				strconv.Itoa(ep.Queries), strconv.Itoa(ep.TrainSteps), strings.Join(seeds, ",")}
 		}
 		if *deep {

@@ -45,10 +45,17 @@ func TestValidateShippedSpecs(t *testing.T) {
 	if want := 10 + 72 + 2 + 12 + 12 + 12 + 4; len(rows) != want {
 		t.Fatalf("%d rows, want %d runs:\n%s", len(rows), want, out)
 	}
+	distinct := 0
 	for _, r := range rows {
 		if r["status"] != "ok" {
 			t.Errorf("%v", r)
 		}
+		if r["dataset"] == "kddcup99 (distinct)" {
+			distinct++
+		}
+	}
+	if distinct != 24 {
+		t.Errorf("%d runs on kddcup99 (distinct), want the 24 of reproduce/kddcup99-distinct.yaml", distinct)
 	}
 
 	// Overrides apply to every spec; a list makes a grid.
