@@ -25,6 +25,21 @@ func run(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
+// runHas runs a command line that must succeed and checks that its output
+// holds every one of wants.
+func runHas(t *testing.T, args []string, wants ...string) {
+	t.Helper()
+	code, out, stderr := run(t, args...)
+	if code != 0 {
+		t.Fatalf("%v: exit %d: %s", args, code, stderr)
+	}
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("%v: output lacks %q:\n%s", args, want, out)
+		}
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -143,15 +158,8 @@ func TestDataVerifyBadFiles(t *testing.T) {
 }
 
 func TestSplitCommand(t *testing.T) {
-	code, out, stderr := run(t, "split", "nsl-kdd", "--episodes", "40", "--format", "csv")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	for _, want := range []string{"meta-test,KDDTest+,mscan,probe,996", "meta-train,11,", "meta-test,9,13383,40,"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("split output lacks %q:\n%s", want, out)
-		}
-	}
+	runHas(t, []string{"split", "nsl-kdd", "--episodes", "40", "--format", "csv"},
+		"meta-test,KDDTest+,mscan,probe,996", "meta-train,11,", "meta-test,9,13383,40,")
 }
 
 // A --data-dir that is not there, or not a folder, is a wrong command line,
@@ -433,31 +441,15 @@ func TestCategoriesTypoWarns(t *testing.T) {
 // data stats counts the distinct records of each label and category beside
 // all of them: KDD Cup 99's corrected repeats most of its attacks.
 func TestDataStatsCountsDistinctRecords(t *testing.T) {
-	code, out, stderr := run(t, "data", "stats", "kddcup99", "--file", "corrected", "--format", "csv")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	for _, want := range []string{"mailbomb,dos,5000,1.61,308\n", "snmpgetattack,r2l,7741,2.49,179\n", "\ndos,229853,73.90,23568\n"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("no %q in:\n%s", want, out)
-		}
-	}
+	runHas(t, []string{"data", "stats", "kddcup99", "--file", "corrected", "--format", "csv"},
+		"mailbomb,dos,5000,1.61,308\n", "snmpgetattack,r2l,7741,2.49,179\n", "\ndos,229853,73.90,23568\n")
 }
 
 // split --distinct builds the pools of distinct records and says how many
 // repeats it left out.
 func TestSplitDistinct(t *testing.T) {
-	code, out, stderr := run(t, "split", "kddcup99", "--distinct", "--episodes", "0", "--format", "csv")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	for _, want := range []string{"meta-test,corrected,mailbomb,dos,308\n", "meta-train,kddcup.data_10_percent,smurf,dos,641\n"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("no %q in:\n%s", want, out)
-		}
-	}
-	code, out, _ = run(t, "split", "kddcup99", "--distinct", "--episodes", "0")
-	if want := "distinct records: 348435 repeats left out of kddcup.data_10_percent, 233738 of corrected"; code != 0 || !strings.Contains(out, want) {
-		t.Errorf("exit %d; title lacks %q:\n%s", code, want, out)
-	}
+	runHas(t, []string{"split", "kddcup99", "--distinct", "--episodes", "0", "--format", "csv"},
+		"meta-test,corrected,mailbomb,dos,308\n", "meta-train,kddcup.data_10_percent,smurf,dos,641\n")
+	runHas(t, []string{"split", "kddcup99", "--distinct", "--episodes", "0"},
+		"distinct records: 348435 repeats left out of kddcup.data_10_percent, 233738 of corrected")
 }
