@@ -13,6 +13,9 @@ type ProtocolOptions struct {
 	TrainFile  string // default: the data set's training file
 	TestFile   string // default: the data set's test file
 	Categories Categories
+	// DistinctTrain and DistinctTest leave out the repeated records of the
+	// training file or of the test file (Load.Distinct does both).
+	DistinctTrain, DistinctTest bool
 	// CategoryFile is the file laid over the shipped categories, if any:
 	// its names that label nothing become Split.Warnings.
 	CategoryFile *CategoryFile
@@ -38,6 +41,20 @@ type ProtocolOptions struct {
 	TrainExclude, TestExclude, TestInclude []string
 }
 
+// TrainLoad are the options that load the training file.
+func (o ProtocolOptions) TrainLoad() LoadOptions {
+	l := o.Load
+	l.Distinct = l.Distinct || o.DistinctTrain
+	return l
+}
+
+// TestLoad are the options that load a test file.
+func (o ProtocolOptions) TestLoad() LoadOptions {
+	l := o.Load
+	l.Distinct = l.Distinct || o.DistinctTest
+	return l
+}
+
 // Split is a class-disjoint meta-train / meta-val / meta-test split. Train
 // and Val are pools over the encoded training file, Test over the encoded
 // test file; only the normal class may be shared.
@@ -50,7 +67,7 @@ type Split struct {
 	// Dropped lists, per pool name ("train", "test"), the classes left out.
 	Dropped map[string][]Dropped
 	// TrainRepeats and TestRepeats count the records of each file left
-	// out as repeats (Load.Distinct).
+	// out as repeats (TrainLoad and TestLoad).
 	TrainRepeats, TestRepeats int
 	// Warnings are what looks wrong in the inputs but need not be: the
 	// names of the categories file that label no record of either file.
@@ -75,11 +92,11 @@ func NovelAttackSplit(d *Dataset, opt ProtocolOptions) (*Split, error) {
 	if normal == "" {
 		normal = DefaultNormalClass
 	}
-	train, err := Load(d, opt.TrainFile, opt.Load)
+	train, err := Load(d, opt.TrainFile, opt.TrainLoad())
 	if err != nil {
 		return nil, err
 	}
-	test, err := Load(d, opt.TestFile, opt.Load)
+	test, err := Load(d, opt.TestFile, opt.TestLoad())
 	if err != nil {
 		return nil, err
 	}

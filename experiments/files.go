@@ -227,7 +227,7 @@ func readSeedResult(dir string) (*SeedResult, error) {
 type RunSummary struct {
 	Run        string     `json:"run"`
 	Dataset    string     `json:"dataset"`
-	Distinct   bool       `json:"distinct,omitempty"` // repeated records left out (dataset.distinct)
+	Distinct   string     `json:"distinct,omitempty"` // files whose repeated records were left out: train, test or both
 	Protocol   string     `json:"protocol"`           // novel or supervised
 	Algo       string     `json:"algo"`
 	Variant    string     `json:"variant,omitempty"` // e.g. "pretrain-denoise"
@@ -268,7 +268,7 @@ type RunSummary struct {
 
 // summarise pools the seeds of a run.
 func summarise(p plan, seeds []*SeedResult) *RunSummary {
-	s := &RunSummary{Run: p.Name, Dataset: p.Dataset.Name, Distinct: p.Protocol.Load.Distinct, Protocol: "novel", Algo: p.Learner.Algo, Hidden: p.Learner.Hidden, Variant: variantOf(p),
+	s := &RunSummary{Run: p.Name, Dataset: p.Dataset.Name, Distinct: distinctFiles(p.Protocol), Protocol: "novel", Algo: p.Learner.Algo, Hidden: p.Learner.Hidden, Variant: variantOf(p),
 		Ways: p.Episodes.Ways, Shots: p.Episodes.Shots, Queries: p.Episodes.Queries,
 		Spec: string(p.SpecYAML), Inputs: p.Inputs, Metrics: map[string]eval.Summary{}, SeedSpread: map[string]eval.Summary{}}
 	if len(seeds) == 0 {
@@ -522,15 +522,43 @@ func variantOf(p plan) string {
 	return strings.Join(parts, " + ")
 }
 
-// DataName is the data set, marked when its repeated records were left out:
+// DataName is the data set, marked when repeated records were left out:
 // runs on other records do not share a table or plot of a report.
 func (r *RunSummary) DataName() string { return dataName(r.Dataset, r.Distinct) }
 
-func dataName(dataset string, distinct bool) string {
-	if distinct {
+// dataName is a data set's name with the files whose repeats were left out
+// ("", train, test or both): "kddcup99 (distinct test)".
+func dataName(dataset, distinct string) string {
+	switch distinct {
+	case "":
+		return dataset
+	case "both":
 		return dataset + " (distinct)"
 	}
-	return dataset
+	return dataset + " (distinct " + distinct + ")"
+}
+
+// distinctOf is dataset.distinct as summaries record it: "" for none.
+func distinctOf(key string) string {
+	if key == "none" {
+		return ""
+	}
+	return key
+}
+
+// distinctFiles says which files of a protocol leave out their repeats:
+// "", train, test or both.
+func distinctFiles(o datasets.ProtocolOptions) string {
+	train, test := o.TrainLoad().Distinct, o.TestLoad().Distinct
+	switch {
+	case train && test:
+		return "both"
+	case train:
+		return "train"
+	case test:
+		return "test"
+	}
+	return ""
 }
 
 // Label is the learner and its variant, as reports name it.

@@ -210,8 +210,11 @@ func sections(runs []*RunSummary, folder map[*RunSummary]string) []*section {
 		s, ok := byKey[k]
 		if !ok {
 			s = &section{dataset: r.DataName(), slug: r.Dataset, ways: r.Ways, queries: r.Queries}
-			if r.Distinct {
+			switch r.Distinct {
+			case "both":
 				s.slug += "-distinct"
+			case "train", "test":
+				s.slug += "-distinct-" + r.Distinct
 			}
 			byKey[k] = s
 			keys = append(keys, k)

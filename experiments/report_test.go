@@ -301,23 +301,26 @@ func TestSuiteReportKeepsFoldersApart(t *testing.T) {
 	reportHas(t, string(b), "| protonet (g) | 70.00 ± 1.00 | 80.00 ± 1.00 | 85.00 ± 1.00 |\n| protonet (h) | 50.00 ± 1.00 | - | - |")
 }
 
-// Runs on a data set's distinct records have a section and plot of their
-// own: beside the runs on every record they would share cells.
+// Runs on a data set's distinct records (of both files, or of one) have a
+// section and plot of their own: beside the runs on every record they would
+// share cells.
 func TestSuiteReportKeepsDistinctRecordsApart(t *testing.T) {
-	mk := func(run string, distinct bool, acc float64) *RunSummary {
+	mk := func(run, distinct string, acc float64) *RunSummary {
 		return &RunSummary{Run: run, Dataset: "kddcup99", Distinct: distinct, Algo: "protonet", Ways: 5, Shots: 5, Queries: 15, Seeds: []uint64{1},
 			Metrics: map[string]eval.Summary{"accuracy": {Mean: acc, HalfWidth: 0.01, N: 10}}}
 	}
-	dir, got := suiteReport(t, []*RunSummary{mk("all", false, 0.9), mk("distinct", true, 0.8)})
+	dir, got := suiteReport(t, []*RunSummary{mk("all", "", 0.9), mk("distinct", "both", 0.8), mk("test", "test", 0.85)})
 	reportHas(t, got,
 		"## kddcup99: few-shot novel-attack detection",
 		"## kddcup99 (distinct): few-shot novel-attack detection",
+		"## kddcup99 (distinct test): few-shot novel-attack detection",
 		"![kddcup99 (distinct) accuracy by learner and shots](fewshot-kddcup99-distinct.png)",
+		"(fewshot-kddcup99-distinct-test.png)",
 	)
 	if strings.Contains(got, "protonet (") {
-		t.Error("runs of the two sections share a table")
+		t.Error("runs of two sections share a table")
 	}
-	for _, f := range []string{"fewshot-kddcup99.png", "fewshot-kddcup99-distinct.svg"} {
+	for _, f := range []string{"fewshot-kddcup99.png", "fewshot-kddcup99-distinct.svg", "fewshot-kddcup99-distinct-test.svg"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("no plot %s beside the report", f)
 		}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -497,9 +498,16 @@ func (r *Runner) split(p plan) (*datasets.Split, error) {
 	if err != nil {
 		return nil, ExplainChecksum(err)
 	}
+	var left []string
+	if p.Protocol.TrainLoad().Distinct {
+		left = append(left, fmt.Sprintf("%d of %s", s.TrainRepeats, s.TrainFile))
+	}
+	if p.Protocol.TestLoad().Distinct {
+		left = append(left, fmt.Sprintf("%d of %s", s.TestRepeats, s.TestFile))
+	}
 	distinct := ""
-	if p.Protocol.Load.Distinct {
-		distinct = fmt.Sprintf(" (distinct records: %d repeats left out of %s, %d of %s)", s.TrainRepeats, s.TrainFile, s.TestRepeats, s.TestFile)
+	if len(left) > 0 {
+		distinct = " (repeated records left out: " + strings.Join(left, ", ") + ")"
 	}
 	fmt.Fprintf(r.opt.Log, "%s: loaded, encoded (%d features) and split in %s%s: meta-train %d classes, meta-val %d, meta-test %d\n",
 		p.Dataset.Name, s.Encoder.Dim(), time.Since(start).Round(time.Millisecond), distinct,

@@ -43,12 +43,13 @@ type DatasetSpec struct {
 	DataDir    string `yaml:"data_dir"`
 	Categories string `yaml:"categories"`
 	NoChecksum bool   `yaml:"no_checksum"`
-	Distinct   bool   `yaml:"distinct"`
+	Distinct   string `yaml:"distinct"` // none, train, test or both
 }
 
 // DataName is the data set as tables name it: "kddcup99 (distinct)" when
-// its repeated records are left out.
-func (d DatasetSpec) DataName() string { return dataName(d.Name, d.Distinct) }
+// the repeated records of both files are left out, "kddcup99 (distinct
+// test)" when those of one file are.
+func (d DatasetSpec) DataName() string { return dataName(d.Name, distinctOf(d.Distinct)) }
 
 // EncoderSpec is datasets.EncoderOptions.
 type EncoderSpec struct {
@@ -186,6 +187,7 @@ func Default() Spec {
 	tcc := train.DefaultClassifierConfig()
 	tpc := train.DefaultPretrainConfig()
 	return Spec{
+		Dataset: DatasetSpec{Distinct: "none"},
 		Encoder: EncoderSpec{Scaling: string(datasets.MinMax), Log1p: true},
 		Split:   SplitSpec{Protocol: "novel", ValFraction: 0.25, Normal: true, Seed: 1},
 		Episodes: EpisodeSpec{
@@ -304,15 +306,17 @@ func (s Spec) ProtocolOptions() (datasets.ProtocolOptions, error) {
 	}
 	sp := s.Split
 	return datasets.ProtocolOptions{
-		Load:         datasets.LoadOptions{DataDir: s.Dataset.DataDir, SkipChecksum: s.Dataset.NoChecksum, Distinct: s.Dataset.Distinct},
-		TrainFile:    s.Dataset.TrainFile,
-		TestFile:     s.Dataset.TestFile,
-		Categories:   cats,
-		CategoryFile: file,
-		Encoder:      datasets.EncoderOptions{Scaling: datasets.Scaling(s.Encoder.Scaling), NoLog1p: !s.Encoder.Log1p},
-		MinRecords:   s.MinRecords(),
-		NoNormal:     !sp.Normal,
-		Val:          slices.Clone(sp.ValClasses), ValFraction: sp.ValFraction, Seed: sp.Seed,
+		Load:          datasets.LoadOptions{DataDir: s.Dataset.DataDir, SkipChecksum: s.Dataset.NoChecksum},
+		DistinctTrain: s.Dataset.Distinct == "train" || s.Dataset.Distinct == "both",
+		DistinctTest:  s.Dataset.Distinct == "test" || s.Dataset.Distinct == "both",
+		TrainFile:     s.Dataset.TrainFile,
+		TestFile:      s.Dataset.TestFile,
+		Categories:    cats,
+		CategoryFile:  file,
+		Encoder:       datasets.EncoderOptions{Scaling: datasets.Scaling(s.Encoder.Scaling), NoLog1p: !s.Encoder.Log1p},
+		MinRecords:    s.MinRecords(),
+		NoNormal:      !sp.Normal,
+		Val:           slices.Clone(sp.ValClasses), ValFraction: sp.ValFraction, Seed: sp.Seed,
 		TrainExclude: slices.Clone(sp.TrainExclude),
 		TestExclude:  slices.Clone(sp.TestExclude),
 		TestInclude:  slices.Clone(sp.TestInclude),

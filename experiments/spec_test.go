@@ -44,7 +44,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := Default()
 	want.Name = "spec"
-	want.Dataset = DatasetSpec{Name: "nsl-kdd", TrainFile: "KDDTrain+", TestFile: "KDDTest+"}
+	want.Dataset = DatasetSpec{Name: "nsl-kdd", TrainFile: "KDDTrain+", TestFile: "KDDTest+", Distinct: "none"}
 	if !reflect.DeepEqual(specs[0], want) {
 		t.Errorf("got  %+v\nwant %+v", specs[0], want)
 	}
@@ -160,6 +160,10 @@ func TestErrors(t *testing.T) {
 		// GOMAXPROCS reads 2^31 as negative and dies past 10,000 threads.
 		{"threads beyond the runtime", "dataset: {name: nsl-kdd}\nbackend: {threads: 2147483648}\n", nil,
 			"spec.yaml:2: backend.threads: 2147483648, want at most 1024"},
+		{"unknown distinct", "dataset: {name: kddcup99, distinct: yes}\n", nil,
+			`spec.yaml:1: dataset.distinct: "yes"; want one of none, train, test, both`},
+		{"distinct is no boolean", "dataset: {name: kddcup99, distinct: true}\n", nil,
+			"spec.yaml:1: dataset.distinct: want a string, got true"},
 		{"unknown scaling", "dataset: {name: nsl-kdd}\nencoder: {scaling: bogus}\n", nil,
 			`spec.yaml:2: encoder.scaling: "bogus"; want one of minmax, zscore`},
 		{"misspelt scaling", "dataset: {name: nsl-kdd}\nencoder:\n  scaling: z-score\n", nil,

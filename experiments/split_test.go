@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/metaids/metaids/datasets"
 )
 
 // A name in dataset.categories that labels nothing (a typo, most likely)
@@ -46,44 +48,64 @@ func TestCategoriesTypoIsLogged(t *testing.T) {
 	}
 }
 
-// dataset.distinct reaches the split: KDD Cup 99's pools hold distinct
-// records only, and the log says how many repeats were left out.
+// dataset.distinct reaches the split: KDD Cup 99's pools hold the distinct
+// records of the files it names, and the log says how many repeats were
+// left out of each.
 func TestDistinctRecordsReachTheSplit(t *testing.T) {
-	spec, err := Parse([]byte("dataset: {name: kddcup99, distinct: true}\nsplit: {val_fraction: 0.25}\n"), "d.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := planFor(spec[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log bytes.Buffer
-	split, err := NewRunner(RunOptions{Log: &log}).split(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(log.String(), "(distinct records: 348435 repeats left out of kddcup.data_10_percent, 233738 of corrected)") {
-		t.Errorf("log does not count the repeats:\n%s", log.String())
-	}
-	for name, want := range map[string]int{"mailbomb": 308, "snmpgetattack": 179, "normal": 47913} {
-		if i := split.Test.ClassIndex(name); i < 0 || len(split.Test.Classes[i].Rows) != want {
-			t.Errorf("meta-test %s (class %d): want %d distinct records", name, i, want)
+	for _, c := range []struct {
+		distinct, log     string
+		neptune, mailbomb int
+	}{
+		{"both", "(repeated records left out: 348435 of kddcup.data_10_percent, 233738 of corrected)", 51820, 308},
+		{"train", "(repeated records left out: 348435 of kddcup.data_10_percent)", 51820, 5000},
+		{"test", "(repeated records left out: 233738 of corrected)", 107201, 308},
+		{"none", "split in", 107201, 5000},
+	} {
+		spec, err := Parse([]byte("dataset: {name: kddcup99, distinct: "+c.distinct+"}\nsplit: {val_fraction: 0.25}\n"), "d.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := planFor(spec[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var log bytes.Buffer
+		split, err := NewRunner(RunOptions{Log: &log}).split(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(log.String(), c.log) || (c.distinct == "none") == strings.Contains(log.String(), "left out") {
+			t.Errorf("%s: log does not say %q:\n%s", c.distinct, c.log, log.String())
+		}
+		pools := []*datasets.Pool{split.Train, split.Val}
+		neptune := -1
+		for _, pool := range pools {
+			if i := pool.ClassIndex("neptune"); i >= 0 {
+				neptune = len(pool.Classes[i].Rows)
+			}
+		}
+		mailbomb := -1
+		if i := split.Test.ClassIndex("mailbomb"); i >= 0 {
+			mailbomb = len(split.Test.Classes[i].Rows)
+		}
+		if neptune != c.neptune || mailbomb != c.mailbomb {
+			t.Errorf("%s: neptune %d and mailbomb %d records, want %d and %d", c.distinct, neptune, mailbomb, c.neptune, c.mailbomb)
 		}
 	}
 }
 
-// A supervised run on distinct records logs the repeats it left out of each
-// file, and its summary is marked.
+// A supervised run with distinct test files logs the repeats it left out of
+// them alone, and its summary is marked.
 func TestSupervisedDistinctRecordsAreLogged(t *testing.T) {
 	s, log, err := runResume(t, t.TempDir(), RunOptions{}, "split.protocol=supervised", "episodes.normal_way=false",
-		"dataset.name=kddcup99", "dataset.distinct=true", "supervised.epochs=1", "supervised.batch_size=4096")
+		"dataset.name=kddcup99", "dataset.distinct=test", "supervised.epochs=1", "supervised.batch_size=4096")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "distinct records: repeats left out: 348435 of kddcup.data_10_percent, 233738 of corrected"; !strings.Contains(log, want) {
+	if want := "repeated records left out: 233738 of corrected\n"; !strings.Contains(log, want) {
 		t.Errorf("log lacks %q:\n%s", want, log)
 	}
-	if !s.Distinct || s.DataName() != "kddcup99 (distinct)" {
-		t.Errorf("summary: distinct %v, data %q", s.Distinct, s.DataName())
+	if s.Distinct != "test" || s.DataName() != "kddcup99 (distinct test)" {
+		t.Errorf("summary: distinct %q, data %q", s.Distinct, s.DataName())
 	}
 }

@@ -113,7 +113,11 @@ func loadSupervised(p plan) (*supervisedData, error) {
 	var loaded []*datasets.Records
 	var names []string
 	load := func(file string, enc *datasets.Encoder) (*datasets.Encoder, *encodedFile, error) {
-		r, err := datasets.Load(p.Dataset, file, p.Protocol.Load)
+		opt := p.Protocol.TestLoad()
+		if enc == nil { // the training file, which fits the encoder
+			opt = p.Protocol.TrainLoad()
+		}
+		r, err := datasets.Load(p.Dataset, file, opt)
 		if err != nil {
 			return nil, nil, ExplainChecksum(err)
 		}
@@ -173,12 +177,17 @@ func (r *Runner) runSupervised(ctx context.Context, p plan, dir string, be kerne
 	}
 	fmt.Fprintf(r.opt.Log, "%s: loaded and encoded %s (%d records, %d features) and %d test file(s) in %s\n",
 		p.Name, d.train.name, d.train.m.Rows, d.train.m.Dim, len(d.tests), time.Since(start).Round(time.Millisecond))
-	if p.Protocol.Load.Distinct {
-		left := make([]string, 0, 1+len(d.tests))
-		for _, f := range append([]*encodedFile{d.train}, d.tests...) {
+	var left []string
+	if p.Protocol.TrainLoad().Distinct {
+		left = append(left, fmt.Sprintf("%d of %s", d.train.repeats, d.train.name))
+	}
+	for _, f := range d.tests {
+		if p.Protocol.TestLoad().Distinct {
 			left = append(left, fmt.Sprintf("%d of %s", f.repeats, f.name))
 		}
-		fmt.Fprintf(r.opt.Log, "%s: distinct records: repeats left out: %s\n", p.Name, strings.Join(left, ", "))
+	}
+	if len(left) > 0 {
+		fmt.Fprintf(r.opt.Log, "%s: repeated records left out: %s\n", p.Name, strings.Join(left, ", "))
 	}
 	for _, w := range d.warnings {
 		fmt.Fprintf(r.opt.Log, "%s: warning: dataset.categories: %s\n", p.Name, w)

@@ -317,11 +317,11 @@ func TestCompareRanksWithinOneTask(t *testing.T) {
 // figures are of other data.
 func TestCompareNamesDistinctRecords(t *testing.T) {
 	dir := t.TempDir()
-	mk := func(run string, distinct bool, acc float64) string {
+	mk := func(run, distinct string, acc float64) string {
 		return writeRunSummary(t, dir, experiments.RunSummary{Run: run, Dataset: "kddcup99", Distinct: distinct, Algo: "protonet",
 			Ways: 5, Shots: 5, Queries: 15, Seeds: []uint64{1}, Metrics: map[string]eval.Summary{"accuracy": {Mean: acc, HalfWidth: 0.01, N: 100}}})
 	}
-	code, out, stderr := run(t, "compare", mk("all", false, 0.9), mk("all2", false, 0.7), mk("once", true, 0.8), "--format", "csv")
+	code, out, stderr := run(t, "compare", mk("all", "", 0.9), mk("all2", "", 0.7), mk("once", "both", 0.8), "--format", "csv")
 	for _, want := range []string{"\nall,kddcup99,protonet,5w 5s 15q,1,90.00 ± 1.00 ▲", "\nall2,kddcup99,protonet,5w 5s 15q,1,70.00 ± 1.00 ▼",
 		"\nonce,kddcup99 (distinct),protonet,5w 5s 15q,1,80.00 ± 1.00,"} {
 		if code != 0 || !strings.Contains(out, want) {

@@ -445,11 +445,16 @@ func TestDataStatsCountsDistinctRecords(t *testing.T) {
 		"mailbomb,dos,5000,1.61,308\n", "snmpgetattack,r2l,7741,2.49,179\n", "\ndos,229853,73.90,23568\n")
 }
 
-// split --distinct builds the pools of distinct records and says how many
-// repeats it left out.
+// split --distinct builds the pools of the distinct records of the files it
+// names and says how many repeats it left out.
 func TestSplitDistinct(t *testing.T) {
-	runHas(t, []string{"split", "kddcup99", "--distinct", "--episodes", "0", "--format", "csv"},
+	runHas(t, []string{"split", "kddcup99", "--distinct", "both", "--episodes", "0", "--format", "csv"},
 		"meta-test,corrected,mailbomb,dos,308\n", "meta-train,kddcup.data_10_percent,smurf,dos,641\n")
-	runHas(t, []string{"split", "kddcup99", "--distinct", "--episodes", "0"},
-		"distinct records: 348435 repeats left out of kddcup.data_10_percent, 233738 of corrected")
+	runHas(t, []string{"split", "kddcup99", "--distinct", "both", "--episodes", "0"},
+		"repeated records left out: 348435 of kddcup.data_10_percent, 233738 of corrected)")
+	runHas(t, []string{"split", "kddcup99", "--distinct", "test", "--episodes", "0", "--format", "csv"},
+		"meta-test,corrected,mailbomb,dos,308\n", "meta-train,kddcup.data_10_percent,smurf,dos,280790\n")
+	if code, _, stderr := run(t, "split", "kddcup99", "--distinct", "yes"); code != 2 || !strings.Contains(stderr, "--distinct must be none, train, test or both") {
+		t.Errorf("--distinct yes: exit %d, %q", code, stderr)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +18,7 @@ func init() {
 	register(command{name: "split", summary: "show the class-disjoint meta-train/val/test split of a data set and draw episodes from it", run: runSplit})
 }
 
-const splitSynopsis = "split DATASET [--ways N --shots K --queries Q --meta-batch B] [--normal-way] [--replacement] [--distinct] [--val-fraction F] [--episodes E] [--seed S] [--data-dir D [--no-checksum]] [--categories CSV] [--format F]"
+const splitSynopsis = "split DATASET [--ways N --shots K --queries Q --meta-batch B] [--normal-way] [--replacement] [--distinct none|train|test|both] [--val-fraction F] [--episodes E] [--seed S] [--data-dir D [--no-checksum]] [--categories CSV] [--format F]"
 
 func runSplit(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "split", splitSynopsis)
@@ -27,7 +28,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	metaBatch := fs.Int("meta-batch", 4, "episodes per meta-batch")
 	normalWay := fs.Bool("normal-way", false, "normal traffic is always one of the ways")
 	replacement := fs.Bool("replacement", false, "keep classes with fewer than shots+queries records and sample them with replacement")
-	distinct := fs.Bool("distinct", false, "leave out every record that repeats an earlier one of its file")
+	distinct := fs.String("distinct", "none", "files whose records that repeat an earlier one are left out: none, train, test or both")
 	valFraction := fs.Float64("val-fraction", 0.25, "fraction of the meta-train attack types held out for meta-val")
 	episodes := fs.Int("episodes", 20000, "episodes to draw from each pool (0: none)")
 	seed := fs.Uint64("seed", 1, "seed of the meta-val draw and the episode sampler")
@@ -49,6 +50,9 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	if err := checkMins(intFlag{"--ways", *ways, 2}, intFlag{"--shots", *shots, 1}, intFlag{"--queries", *queries, 1},
 		intFlag{"--meta-batch", *metaBatch, 1}, intFlag{"--episodes", *episodes, 0}); err != nil {
 		return err
+	}
+	if !slices.Contains([]string{"none", "train", "test", "both"}, *distinct) {
+		return usageErrorf("--distinct must be none, train, test or both (got %q)", *distinct)
 	}
 	if !(*valFraction >= 0 && *valFraction < 1) {
 		return usageErrorf("--val-fraction must be in [0, 1) (got %v)", *valFraction)
@@ -73,11 +77,10 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	if *replacement {
 		min = 1
 	}
-	load := src.options()
-	load.Distinct = *distinct
 	start := time.Now()
 	s, err := datasets.NovelAttackSplit(d, datasets.ProtocolOptions{
-		Load: load, Categories: cats, CategoryFile: catFile,
+		Load: src.options(), Categories: cats, CategoryFile: catFile,
+		DistinctTrain: *distinct == "train" || *distinct == "both", DistinctTest: *distinct == "test" || *distinct == "both",
 		MinRecords: min, ValFraction: *valFraction, Seed: *seed,
 	})
 	if err != nil {
@@ -94,7 +97,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 		p          *datasets.Pool
 	}{{"meta-train", s.TrainFile, s.Train}, {"meta-val", s.TrainFile, s.Val}, {"meta-test", s.TestFile, s.Test}}
 	classes := &eval.Table{
-		Title:  fmt.Sprintf("%s novel-attack split (encoder fitted on %s, %d features%s)", d.Name, s.TrainFile, s.Encoder.Dim(), distinctNote(*distinct, s)),
+		Title:  fmt.Sprintf("%s novel-attack split (encoder fitted on %s, %d features%s)", d.Name, s.TrainFile, s.Encoder.Dim(), distinctNote(s)),
 		Labels: 4,
 		Header: []string{"pool", "file", "class", "category", "records"},
 	}
@@ -233,9 +236,16 @@ func drawEpisodes(ctx context.Context, p *datasets.Pool, cfg datasets.SamplerCon
 }
 
 // distinctNote says how many repeats --distinct left out.
-func distinctNote(distinct bool, s *datasets.Split) string {
-	if !distinct {
+func distinctNote(s *datasets.Split) string {
+	var left []string
+	if s.TrainRepeats > 0 {
+		left = append(left, fmt.Sprintf("%d of %s", s.TrainRepeats, s.TrainFile))
+	}
+	if s.TestRepeats > 0 {
+		left = append(left, fmt.Sprintf("%d of %s", s.TestRepeats, s.TestFile))
+	}
+	if len(left) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("; distinct records: %d repeats left out of %s, %d of %s", s.TrainRepeats, s.TrainFile, s.TestRepeats, s.TestFile)
+	return "; repeated records left out: " + strings.Join(left, ", ")
 }

@@ -39,23 +39,24 @@ func TestValidateShippedSpecs(t *testing.T) {
 	}
 	rows := validateRows(t, out)
 	// 10 example runs, and the reproduce suite's 8 learners x 3 shot counts
-	// on each of the two data sets and on KDD Cup 99's distinct records, 4 x 3
-	// pre-trained runs, 4 x 3 adversarially trained runs, 4 x 3 multi-task
-	// runs with 2 x 2 single-head ablations and 2 supervised runs.
-	if want := 10 + 72 + 2 + 12 + 12 + 12 + 4; len(rows) != want {
+	// on each of the two data sets and on KDD Cup 99's distinct records (of
+	// both files, of the training file, of the test file), 4 x 3 pre-trained
+	// runs, 4 x 3 adversarially trained runs, 4 x 3 multi-task runs with
+	// 2 x 2 single-head ablations and 2 supervised runs.
+	if want := 10 + 24*5 + 2 + 12 + 12 + 12 + 4; len(rows) != want {
 		t.Fatalf("%d rows, want %d runs:\n%s", len(rows), want, out)
 	}
-	distinct := 0
+	data := map[string]int{}
 	for _, r := range rows {
 		if r["status"] != "ok" {
 			t.Errorf("%v", r)
 		}
-		if r["dataset"] == "kddcup99 (distinct)" {
-			distinct++
-		}
+		data[r["dataset"].(string)]++
 	}
-	if distinct != 24 {
-		t.Errorf("%d runs on kddcup99 (distinct), want the 24 of reproduce/kddcup99-distinct.yaml", distinct)
+	for _, name := range []string{"kddcup99 (distinct)", "kddcup99 (distinct train)", "kddcup99 (distinct test)"} {
+		if data[name] != 24 {
+			t.Errorf("%d runs on %s, want the 24 of its reproduce spec", data[name], name)
+		}
 	}
 
 	// Overrides apply to every spec; a list makes a grid.
