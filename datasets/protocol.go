@@ -41,6 +41,16 @@ type ProtocolOptions struct {
 	TrainExclude, TestExclude, TestInclude []string
 }
 
+// DistinctChoices are the values of dataset.distinct and split --distinct:
+// the files whose repeated records are left out.
+var DistinctChoices = []string{"none", "train", "test", "both"}
+
+// DistinctFiles reads one of DistinctChoices as ProtocolOptions'
+// DistinctTrain and DistinctTest.
+func DistinctFiles(which string) (train, test bool) {
+	return which == "train" || which == "both", which == "test" || which == "both"
+}
+
 // TrainLoad are the options that load the training file.
 func (o ProtocolOptions) TrainLoad() LoadOptions {
 	l := o.Load

@@ -15,18 +15,17 @@ import (
 
 // Choices of the string fields that train and datasets do not list.
 var (
-	scalings        = []string{string(datasets.MinMax), string(datasets.ZScore)}
-	distinctChoices = []string{"none", "train", "test", "both"}
-	protocols       = []string{"novel", "supervised"}
-	labelSets       = []string{"binary", "category"}
-	weightings      = []string{"none", "balanced"}
-	objectives      = []string{"none", "denoise", "mask"}
-	detectors       = []string{"none", "euclidean", "mahalanobis"}
-	thresholds      = []string{"far", "f1"}
-	activations     = []string{"relu", "leaky_relu", "tanh", "sigmoid"}
-	distances       = []string{"euclidean", "cosine"}
-	optimizers      = []string{"adam", "sgd"}
-	devices         = []string{"auto", "cpu", "cuda"}
+	scalings    = []string{string(datasets.MinMax), string(datasets.ZScore)}
+	protocols   = []string{"novel", "supervised"}
+	labelSets   = []string{"binary", "category"}
+	weightings  = []string{"none", "balanced"}
+	objectives  = []string{"none", "denoise", "mask"}
+	detectors   = []string{"none", "euclidean", "mahalanobis"}
+	thresholds  = []string{"far", "f1"}
+	activations = []string{"relu", "leaky_relu", "tanh", "sigmoid"}
+	distances   = []string{"euclidean", "cosine"}
+	optimizers  = []string{"adam", "sgd"}
+	devices     = []string{"auto", "cpu", "cuda"}
 )
 
 // finish fills the defaults that depend on other fields, names the run and
@@ -163,7 +162,7 @@ func (d *decoder) resolveDataset(s *Spec) datasets.Categories {
 	if err := datasets.CheckDataDir(ds.DataDir); err != nil {
 		d.fail("dataset.data_dir", "%v", err)
 	}
-	d.choice("dataset.distinct", ds.Distinct, distinctChoices)
+	d.choice("dataset.distinct", ds.Distinct, datasets.DistinctChoices)
 	cats, _, err := datasets.LoadCategories(ds.Categories)
 	if err != nil {
 		d.fail("dataset.categories", "%v", err)

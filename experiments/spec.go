@@ -305,10 +305,11 @@ func (s Spec) ProtocolOptions() (datasets.ProtocolOptions, error) {
 		return datasets.ProtocolOptions{}, err
 	}
 	sp := s.Split
+	distinctTrain, distinctTest := datasets.DistinctFiles(s.Dataset.Distinct)
 	return datasets.ProtocolOptions{
 		Load:          datasets.LoadOptions{DataDir: s.Dataset.DataDir, SkipChecksum: s.Dataset.NoChecksum},
-		DistinctTrain: s.Dataset.Distinct == "train" || s.Dataset.Distinct == "both",
-		DistinctTest:  s.Dataset.Distinct == "test" || s.Dataset.Distinct == "both",
+		DistinctTrain: distinctTrain,
+		DistinctTest:  distinctTest,
 		TrainFile:     s.Dataset.TrainFile,
 		TestFile:      s.Dataset.TestFile,
 		Categories:    cats,

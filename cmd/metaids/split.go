@@ -51,7 +51,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 		intFlag{"--meta-batch", *metaBatch, 1}, intFlag{"--episodes", *episodes, 0}); err != nil {
 		return err
 	}
-	if !slices.Contains([]string{"none", "train", "test", "both"}, *distinct) {
+	if !slices.Contains(datasets.DistinctChoices, *distinct) {
 		return usageErrorf("--distinct must be none, train, test or both (got %q)", *distinct)
 	}
 	if !(*valFraction >= 0 && *valFraction < 1) {
@@ -77,10 +77,11 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	if *replacement {
 		min = 1
 	}
+	distinctTrain, distinctTest := datasets.DistinctFiles(*distinct)
 	start := time.Now()
 	s, err := datasets.NovelAttackSplit(d, datasets.ProtocolOptions{
 		Load: src.options(), Categories: cats, CategoryFile: catFile,
-		DistinctTrain: *distinct == "train" || *distinct == "both", DistinctTest: *distinct == "test" || *distinct == "both",
+		DistinctTrain: distinctTrain, DistinctTest: distinctTest,
 		MinRecords: min, ValFraction: *valFraction, Seed: *seed,
 	})
 	if err != nil {
