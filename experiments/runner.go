@@ -498,16 +498,9 @@ func (r *Runner) split(p plan) (*datasets.Split, error) {
 	if err != nil {
 		return nil, ExplainChecksum(err)
 	}
-	var left []string
-	if p.Protocol.TrainLoad().Distinct {
-		left = append(left, fmt.Sprintf("%d of %s", s.TrainRepeats, s.TrainFile))
-	}
-	if p.Protocol.TestLoad().Distinct {
-		left = append(left, fmt.Sprintf("%d of %s", s.TestRepeats, s.TestFile))
-	}
 	distinct := ""
-	if len(left) > 0 {
-		distinct = " (repeated records left out: " + strings.Join(left, ", ") + ")"
+	if note := repeatsNote(p.Protocol, fileRepeats{s.TrainFile, s.TrainRepeats}, fileRepeats{s.TestFile, s.TestRepeats}); note != "" {
+		distinct = " (" + note + ")"
 	}
 	fmt.Fprintf(r.opt.Log, "%s: loaded, encoded (%d features) and split in %s%s: meta-train %d classes, meta-val %d, meta-test %d\n",
 		p.Dataset.Name, s.Encoder.Dim(), time.Since(start).Round(time.Millisecond), distinct,
@@ -517,6 +510,31 @@ func (r *Runner) split(p plan) (*datasets.Split, error) {
 	}
 	r.splits[string(key)] = s
 	return s, nil
+}
+
+// fileRepeats is how many repeats were left out of a file.
+type fileRepeats struct {
+	file string
+	n    int
+}
+
+// repeatsNote says how many repeats were left out of each file the protocol
+// makes distinct ("repeated records left out: 348435 of
+// kddcup.data_10_percent, 233738 of corrected"), or "" when it makes none.
+func repeatsNote(o datasets.ProtocolOptions, train fileRepeats, tests ...fileRepeats) string {
+	var left []string
+	if o.TrainLoad().Distinct {
+		left = append(left, fmt.Sprintf("%d of %s", train.n, train.file))
+	}
+	if o.TestLoad().Distinct {
+		for _, t := range tests {
+			left = append(left, fmt.Sprintf("%d of %s", t.n, t.file))
+		}
+	}
+	if len(left) == 0 {
+		return ""
+	}
+	return "repeated records left out: " + strings.Join(left, ", ")
 }
 
 func classCount(p *datasets.Pool) int {

@@ -177,17 +177,12 @@ func (r *Runner) runSupervised(ctx context.Context, p plan, dir string, be kerne
 	}
 	fmt.Fprintf(r.opt.Log, "%s: loaded and encoded %s (%d records, %d features) and %d test file(s) in %s\n",
 		p.Name, d.train.name, d.train.m.Rows, d.train.m.Dim, len(d.tests), time.Since(start).Round(time.Millisecond))
-	var left []string
-	if p.Protocol.TrainLoad().Distinct {
-		left = append(left, fmt.Sprintf("%d of %s", d.train.repeats, d.train.name))
+	tests := make([]fileRepeats, len(d.tests))
+	for i, f := range d.tests {
+		tests[i] = fileRepeats{f.name, f.repeats}
 	}
-	for _, f := range d.tests {
-		if p.Protocol.TestLoad().Distinct {
-			left = append(left, fmt.Sprintf("%d of %s", f.repeats, f.name))
-		}
-	}
-	if len(left) > 0 {
-		fmt.Fprintf(r.opt.Log, "%s: repeated records left out: %s\n", p.Name, strings.Join(left, ", "))
+	if note := repeatsNote(p.Protocol, fileRepeats{d.train.name, d.train.repeats}, tests...); note != "" {
+		fmt.Fprintf(r.opt.Log, "%s: %s\n", p.Name, note)
 	}
 	for _, w := range d.warnings {
 		fmt.Fprintf(r.opt.Log, "%s: warning: dataset.categories: %s\n", p.Name, w)
