@@ -171,7 +171,6 @@ func runLink(reportDir, runDir string) string {
 // few-shot runs of one data set at one episode shape.
 type section struct {
 	dataset       string // RunSummary.DataName
-	slug          string // the same for a file name: "kddcup99-distinct"
 	ways, queries int
 	name, stem    string // heading ("nsl-kdd", or "nsl-kdd, 3-way, 15 queries per way" beside other shapes) and plot file stem
 	runs          []*RunSummary
@@ -209,13 +208,7 @@ func sections(runs []*RunSummary, folder map[*RunSummary]string) []*section {
 		k := key{r.DataName(), r.Ways, r.Queries}
 		s, ok := byKey[k]
 		if !ok {
-			s = &section{dataset: r.DataName(), slug: r.Dataset, ways: r.Ways, queries: r.Queries}
-			switch r.Distinct {
-			case "both":
-				s.slug += "-distinct"
-			case "train", "test":
-				s.slug += "-distinct-" + r.Distinct
-			}
+			s = &section{dataset: r.DataName(), ways: r.Ways, queries: r.Queries}
 			byKey[k] = s
 			keys = append(keys, k)
 			shapes[r.DataName()]++
@@ -235,10 +228,12 @@ func sections(runs []*RunSummary, folder map[*RunSummary]string) []*section {
 	out := make([]*section, len(keys))
 	for i, k := range keys {
 		s := byKey[k]
-		s.name, s.stem = s.dataset, "fewshot-"+s.slug
+		// "kddcup99 (distinct test)" becomes kddcup99-distinct-test in file names.
+		slug := strings.NewReplacer(" (", "-", " ", "-", ")", "").Replace(s.dataset)
+		s.name, s.stem = s.dataset, "fewshot-"+slug
 		if shapes[s.dataset] > 1 {
 			s.name = fmt.Sprintf("%s, %d-way, %d queries per way", s.dataset, s.ways, s.queries)
-			s.stem = fmt.Sprintf("fewshot-%s-%dway-%dq", s.slug, s.ways, s.queries)
+			s.stem = fmt.Sprintf("fewshot-%s-%dway-%dq", slug, s.ways, s.queries)
 		}
 		s.labelRows(folder)
 		out[i] = s
