@@ -23,10 +23,12 @@ const MaxThreads = 1024
 type BenchOptions struct {
 	Config  Config
 	Shape   Shape
-	Steps   int    // timed meta-steps per repeat, >= 1
-	Warmup  int    // untimed meta-steps before the first repeat
-	Repeats int    // timed repeats; the median is reported, >= 1
-	Threads int    // GOMAXPROCS during the run; 0 leaves it; at most MaxThreads
+	Steps   int // timed meta-steps per repeat, >= 1
+	Warmup  int // untimed meta-steps before the first repeat
+	Repeats int // timed repeats; the median is reported, >= 1
+	Threads int // GOMAXPROCS during the run; 0 leaves it; at most MaxThreads
+	// A Config.Threads of 0 becomes GOMAXPROCS: the MAML family then
+	// adapts that many tasks of a meta-batch at once.
 	Seed    uint64 // seed of the synthetic episodes
 	Backend kernels.Backend
 	// Eval times evaluation instead of training: each "step" classifies
@@ -37,19 +39,22 @@ type BenchOptions struct {
 
 // BenchResult is Bench's measurement. Rates are medians over the repeats.
 type BenchResult struct {
-	Algo        string    `json:"algo"`
-	Engine      string    `json:"engine"`
-	Activation  string    `json:"activation"`
-	Float64     bool      `json:"float64"`
-	Seed        uint64    `json:"seed"`
-	Warmup      int       `json:"warmup"`
-	Backend     string    `json:"backend"`
-	Device      string    `json:"device"`
-	Kernels     string    `json:"kernels"` // "avx2-fma" or "go"
-	Shape       Shape     `json:"shape"`
-	Hidden      []int     `json:"hidden"`
-	InnerSteps  int       `json:"inner_steps"`
-	Threads     int       `json:"threads"`
+	Algo       string `json:"algo"`
+	Engine     string `json:"engine"`
+	Activation string `json:"activation"`
+	Float64    bool   `json:"float64"`
+	Seed       uint64 `json:"seed"`
+	Warmup     int    `json:"warmup"`
+	Backend    string `json:"backend"`
+	Device     string `json:"device"`
+	Kernels    string `json:"kernels"` // "avx2-fma" or "go"
+	Shape      Shape  `json:"shape"`
+	Hidden     []int  `json:"hidden"`
+	InnerSteps int    `json:"inner_steps"`
+	Threads    int    `json:"threads"`
+	// TaskThreads is how many tasks of a meta-batch the host learner
+	// adapted at once (TaskWorkers; 0 for a device-resident learner).
+	TaskThreads int       `json:"task_threads"`
 	Steps       int       `json:"steps"`
 	Repeats     int       `json:"repeats"`
 	StepsPerSec float64   `json:"steps_per_sec"`
@@ -97,6 +102,9 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	}
 	if o.Threads > 0 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.Threads))
+	}
+	if o.Config.Threads == 0 {
+		o.Config.Threads = runtime.GOMAXPROCS(0)
 	}
 	l, err := New(o.Config, o.Shape, o.Backend)
 	if err != nil {
@@ -253,6 +261,9 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		r.Kernels = HostKernels()
 	}
 	r.Threads = runtime.GOMAXPROCS(0)
+	if !r.DeviceResident {
+		r.TaskThreads = TaskWorkers(o.Config, s)
+	}
 	r.Steps, r.Repeats = o.Steps, o.Repeats
 	r.StepsPerSec = median(r.AllStepsSec)
 	r.TasksPerSec = r.StepsPerSec * float64(s.MetaBatch)

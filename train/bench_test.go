@@ -35,6 +35,31 @@ func BenchmarkMetaStep(b *testing.B) {
 	}
 }
 
+// BenchmarkMetaStepThreads adapts the tasks of a meta-batch on one thread
+// and on GOMAXPROCS of them (run with -cpu 2, say): the speed-up of
+// Config.Threads.
+func BenchmarkMetaStepThreads(b *testing.B) {
+	for _, algo := range []string{"maml", "fomaml", "metasgd"} {
+		for _, mb := range []int{4, 16} {
+			for _, threads := range []int{1, 0} {
+				name := "threads=1"
+				if threads == 0 {
+					name = "threads=GOMAXPROCS"
+				}
+				b.Run(fmt.Sprintf("%s/mb%d/inner5/%s", algo, mb, name), func(b *testing.B) {
+					c := DefaultConfig(algo)
+					c.InnerSteps = 5
+					c.Threads = threads
+					if threads == 0 {
+						c.Threads = runtime.GOMAXPROCS(0)
+					}
+					benchSteps(b, c, benchShape(mb))
+				})
+			}
+		}
+	}
+}
+
 // BenchmarkMetaStepAux is the cost of the multi-task heads: the same steps
 // without and with both heads (5 categories).
 func BenchmarkMetaStepAux(b *testing.B) {

@@ -107,6 +107,13 @@ type Config struct {
 	// fomaml). The two agree to rounding; the fused engine is about ten
 	// times faster and allocation-free.
 	Engine string
+
+	// Threads is how many tasks of a meta-batch the MAML family (fused
+	// engine) adapts at once; 0 or 1 runs them one after another. The
+	// numbers do not depend on it, as the tasks' shares of the
+	// meta-gradient are added in task order; nor do checkpoints, which do
+	// not record it.
+	Threads int `json:"-"`
 }
 
 // Engines lists the gradient engines.
@@ -174,6 +181,9 @@ func (c Config) Validate() error {
 	}
 	if !finitePositive(c.FinetuneLR) {
 		return bad("FinetuneLR", "%g, want finite > 0", c.FinetuneLR)
+	}
+	if c.Threads < 0 || c.Threads > MaxThreads {
+		return bad("Threads", "%d, want 0 to %d", c.Threads, MaxThreads)
 	}
 	if err := c.Optimizer.check(bad); err != nil {
 		return err

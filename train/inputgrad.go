@@ -120,9 +120,9 @@ func (l *gbml[T]) QueryInputGrad(ep *datasets.Episode, gx []float32) (float64, e
 	}
 	// The same adaptation as Predict: support set only, TestInnerSteps.
 	l.adaptAndScore(ep)
-	w, nq := l.adapt, s.Ways*s.Queries
-	loss := softmaxCE(l.qps.out(), ep.QueryY, nq, s.Ways, l.qprob, l.qdlg)
-	storeGrad(gx, backwardInput(l.m, w, l.qps, l.sc, l.qdlg[:nq*s.Ways]))
+	w, nq := l.work[0], s.Ways*s.Queries
+	loss := softmaxCE(w.qps.out(), ep.QueryY, nq, s.Ways, w.qprob, w.qdlg)
+	storeGrad(gx, backwardInput(l.m, l.adapt, w.qps, w.sc, w.qdlg[:nq*s.Ways]))
 	return loss, nil
 }
 

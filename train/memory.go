@@ -89,22 +89,49 @@ func workingElems(cfg Config, s Shape) float64 {
 		c := float64(cfg.PretrainClasses)
 		return n*dim + pass(n, c) + 2*n*c
 	}
-	// The MAML family adapts one task at a time. Each inner step keeps its
-	// adapted weights and their gradient; second-order learners also keep
-	// each step's pass over the support rows (Reptile's: support and query)
-	// with the softmax and its gradient, for the backward sweep. Then the
-	// query pass, its gradient and the adapted copy Predict uses.
+	// The MAML family adapts a task per worker (Config.Threads). Each
+	// worker keeps the adapted weights and their gradient of every inner
+	// step, with its pass over the support rows (Reptile's: support and
+	// query) and the softmax and its gradient, for the backward sweep of
+	// the second-order learners; first-order ones keep one step's. Then the
+	// query pass with its gradient, and two vectors of the sweep. Each task
+	// leaves its meta-gradient (Meta-SGD: and a rate term per inner step):
+	// one at a time with one worker, every task's with several.
 	theta := mlpParams(s.Dim, cfg.Hidden, s.Ways)
 	n := ns
 	if cfg.Algo == "reptile" {
 		n += nq
 	}
-	k, kept := float64(cfg.InnerSteps), 1.0
+	kept := 1.0
 	if cfg.Algo == "maml" || cfg.Algo == "anil" || cfg.Algo == "metasgd" {
-		kept = k
+		kept = float64(cfg.InnerSteps)
 	}
 	q := max(nq, n)
-	return k*2*theta + kept*(pass(n, ways)+2*n*ways) + pass(q, ways) + 2*q*ways + 3*theta
+	perWorker := kept*(2*theta+pass(n, ways)+2*n*ways) + pass(q, ways) + 2*q*ways + 2*theta
+	workers, shares := TaskWorkers(cfg, s), theta
+	if workers > 1 {
+		share := theta
+		if cfg.Algo == "metasgd" {
+			share += float64(cfg.InnerSteps) * theta
+		}
+		shares += float64(s.MetaBatch) * share
+	}
+	return float64(workers)*perWorker + shares
+}
+
+// TaskWorkers is how many tasks of a meta-batch a host learner of cfg
+// adapts at once: Config.Threads, at most one per task, for the fused MAML
+// family; one for every other learner, which runs the meta-batch as one
+// stacked pass (ProtoNet, fine-tuning) or through a graph (gorgonia).
+func TaskWorkers(cfg Config, s Shape) int {
+	switch cfg.Algo {
+	case "protonet", "finetune", "nearest-centroid":
+		return 1
+	}
+	if cfg.Engine == "gorgonia" {
+		return 1
+	}
+	return max(1, min(cfg.Threads, s.MetaBatch))
 }
 
 // elemBytes is the size of a parameter: float32, or float64 (gradient
@@ -164,10 +191,16 @@ func mlpParams(dim int, hidden []int, out int) float64 {
 // copies, at the fewest ways, as the output layer has a unit per way);
 // "episode" when one episode with the model does not; "inner-steps" when
 // either would fit but for the MAML family's inner steps, each of which
-// keeps its own adapted copy; else "meta-batch".
+// keeps its own adapted copy; "threads" when all would fit with the tasks
+// adapted one at a time (Config.Threads); else "meta-batch".
 func MemoryShortfall(cfg Config, s Shape) (part string, need float64) {
 	if need = MemoryFloor(cfg, s); FitsMemory(need) {
 		return "", need
+	}
+	if one := cfg; TaskWorkers(cfg, s) > 1 {
+		if one.Threads = 1; FitsMemory(MemoryFloor(one, s)) {
+			return "threads", need
+		}
 	}
 	oneStep := cfg
 	oneStep.InnerSteps = 1
@@ -208,6 +241,9 @@ func checkMemory(cfg Config, s Shape) error {
 		if oneStep.InnerSteps = 1; MemoryFloor(oneStep, s) != floor {
 			steps = fmt.Sprintf(" and %d inner steps", cfg.InnerSteps)
 		}
+	}
+	if w := TaskWorkers(cfg, s); w > 1 {
+		steps += fmt.Sprintf(", adapting %d tasks at once (threads),", w)
 	}
 	return fmt.Errorf("%w: hidden layers %v (%.4g parameters, trained with their gradient), a meta-batch of %d %s of %d×%d rows × %d features%s need at least %s with the learner's working buffers; this machine has %s",
 		ErrTooLarge, cfg.Hidden, modelParams(cfg, s), s.MetaBatch, episodes, s.Ways, uint64(s.Shots)+uint64(s.Queries), s.Dim, steps, GiB(floor), GiB(physicalMemory))

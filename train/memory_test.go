@@ -132,6 +132,7 @@ func TestMemoryShortfallNamesThePart(t *testing.T) {
 			}
 			return c
 		}
+		threads := func(c Config, n int) Config { c.Threads = n; return c }
 		for _, c := range []struct {
 			name  string
 			cfg   Config
@@ -140,7 +141,10 @@ func TestMemoryShortfallNamesThePart(t *testing.T) {
 		}{
 			{"fits", steps("maml", 5), small, ""},
 			{"many inner steps", steps("maml", 1e9), small, "inner-steps"},
-			{"many first-order inner steps", steps("fomaml", 1e9), small, "inner-steps"},
+			{"many first-order inner steps, which reuse one", steps("fomaml", 1e9), small, ""},
+			{"many Reptile inner steps, which reuse one", steps("reptile", 1e9), small, ""},
+			{"many tasks adapted at once", threads(steps("maml", 50, 1<<12), 1024), Shape{Ways: 3, Shots: 2, Queries: 3, MetaBatch: 1024, Dim: 8}, "threads"},
+			{"many tasks of a small model at once", threads(steps("maml", 5), 1024), Shape{Ways: 3, Shots: 2, Queries: 3, MetaBatch: 1024, Dim: 8}, ""},
 			{"wide model, many inner steps", steps("maml", 1e9, 1<<40), small, "model"},
 			{"wide model", steps("protonet", 1e9, 1<<40), small, "model"},
 			{"long episode", steps("maml", 1), Shape{Ways: 3, Shots: 1 << 40, Queries: 3, MetaBatch: 1, Dim: 8}, "episode"},
@@ -224,6 +228,7 @@ func TestMemoryFloorBoundsTheHeap(t *testing.T) {
 			for _, algo := range allAlgos {
 				c := DefaultConfig(algo)
 				c.Hidden, c.PretrainClasses = hidden, 23
+				c.Threads = mb / 2 // the MAML family adapts four tasks at once at meta-batch 8
 				floor := MemoryFloor(c, s)
 				var before, after runtime.MemStats
 				runtime.GC()
