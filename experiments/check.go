@@ -118,6 +118,9 @@ func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 	case part == "model":
 		d.fail("model.hidden", "hidden layers %v need at least %s for the model alone; this machine has %s",
 			cfg.Hidden, train.GiB(need), have)
+	case part == "threads":
+		d.fail("backend.threads", "%d, but each task adapted at once keeps its own inner-loop buffers: %d at once need at least %s; this machine has %s",
+			s.Backend.Threads, train.TaskWorkers(cfg, shape), train.GiB(need), have)
 	case part == "inner-steps":
 		d.fail("learner.inner_steps", "%d, but the inner loop keeps an adapted copy of the model per step: at least %s; this machine has %s",
 			cfg.InnerSteps, train.GiB(need), have)

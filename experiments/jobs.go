@@ -108,6 +108,7 @@ func CheckJobs(jobs int, specs []Spec) error {
 			continue // a classifier's buffers are small beside the data, which seeds share
 		}
 		cfg, e := s.LearnerConfig(1), s.Episodes
+		cfg.Threads = 1 // not applied to seeds side by side
 		floors = append(floors, train.MemoryFloor(cfg, train.Shape{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries,
 			MetaBatch: e.MetaBatch, Dim: datasets.MinEncodedDim}))
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/metaids/metaids/train"
 )
 
 // jobsSpecs are small runs of two or three seeds, one with every option
@@ -198,4 +200,90 @@ func TestCheckJobs(t *testing.T) {
 	if err := CheckJobs(MaxJobs, many); err == nil || !strings.Contains(err.Error(), "1024 seeds at once need at least") {
 		t.Errorf("CheckJobs(%d) of %v-wide runs = %v", MaxJobs, big.Model.Hidden, err)
 	}
+}
+
+// backend.threads adapts a meta-batch's tasks side by side and gives the
+// files of one thread, bit for bit, checkpoints included; the summary and
+// the log say how many tasks ran at once, and a finished run is not run
+// again for another thread count.
+func TestThreadsGiveTheSameResults(t *testing.T) {
+	const text = `
+name: t-maml
+dataset: {name: nsl-kdd}
+split: {val_fraction: 0.4}
+learner: {algo: metasgd, inner_steps: 2, test_inner_steps: 2}
+episodes: {meta_batch: 5, train_steps: 12, val_every: 6, val_episodes: 4, test_episodes: 10}
+adversarial: {train_eps: 0.03}
+multitask: {binary_weight: 0.5}
+seeds: [2]
+`
+	var outs []string
+	for _, threads := range []string{"1", "3"} {
+		specs, err := Parse([]byte(text), "threads.yaml", parseOverrides(t, []string{"backend.threads=" + threads})...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := t.TempDir()
+		var log bytes.Buffer
+		if _, err := NewRunner(RunOptions{OutDir: out, Log: &log}).Run(context.Background(), specs[0]); err != nil {
+			t.Fatalf("threads %s: %v", threads, err)
+		}
+		res, err := readSeedResult(filepath.Join(out, "t-maml", "seed-2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		said := strings.Contains(log.String(), "run t-maml: adapting up to 3 tasks of a meta-batch at once (backend.threads)")
+		if want := map[string]int{"1": 0, "3": 3}[threads]; res.Train.TaskThreads != want || said != (want > 0) {
+			t.Errorf("threads %s: summary records %d tasks at once, want %d; log says so: %v\n%s", threads, res.Train.TaskThreads, want, said, log.String())
+		}
+		outs = append(outs, out)
+	}
+	one, three := withoutSpec(t, resultFiles(t, outs[0])), withoutSpec(t, resultFiles(t, outs[1]))
+	if len(one) == 0 || len(one) != len(three) {
+		t.Fatalf("%d files with one thread, %d with three", len(one), len(three))
+	}
+	for name, b := range one {
+		if three[name] != b {
+			t.Errorf("%s differs between one thread and three", name)
+		}
+	}
+	// Three threads find the one-thread run finished.
+	specs, err := Parse([]byte(text), "threads.yaml", parseOverrides(t, []string{"backend.threads=3"})...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	if _, err := NewRunner(RunOptions{OutDir: outs[0], Log: &log}).Run(context.Background(), specs[0]); err != nil || !strings.Contains(log.String(), "finished earlier") {
+		t.Errorf("three threads on the one-thread run: %v\n%s", err, log.String())
+	}
+}
+
+// withoutSpec drops from result files what records the spec, which differs
+// with backend.threads: the CSVs' comment lines, and the checkpoints'
+// extra blobs (the checkpoint is written again without them).
+func withoutSpec(t *testing.T, files map[string]string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for name, b := range files {
+		if strings.HasSuffix(name, ".bin") {
+			l, _, err := train.Load(strings.NewReader(b), nil)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			var buf bytes.Buffer
+			if err := l.SaveCheckpoint(&buf, nil); err != nil {
+				t.Fatal(err)
+			}
+			out[name] = buf.String()
+			continue
+		}
+		var kept []string
+		for _, line := range strings.Split(b, "\n") {
+			if !strings.HasPrefix(line, "#") {
+				kept = append(kept, line)
+			}
+		}
+		out[name] = strings.Join(kept, "\n")
+	}
+	return out
 }

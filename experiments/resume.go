@@ -170,7 +170,7 @@ func specDifference(recorded string, now []byte) string {
 }
 
 // resolvedAgain parses a resolved spec and writes it out again without its
-// seeds.
+// seeds and threads, which do not change a result.
 func resolvedAgain(text []byte, what string) (string, error) {
 	specs, err := Parse(text, what)
 	if err != nil {
@@ -180,7 +180,7 @@ func resolvedAgain(text []byte, what string) (string, error) {
 		return "", fmt.Errorf("%s is a grid of %d runs, not one run", what, len(specs))
 	}
 	s := specs[0]
-	s.Seeds = nil
+	s.Seeds, s.Backend.Threads = nil, 0
 	y, err := s.YAML()
 	return string(y), err
 }

@@ -199,6 +199,9 @@ type TrainStats struct {
 	TasksPerSec     float64 `json:"tasks_per_sec"`
 	BestStep        int     `json:"best_step"`
 	BestValAccuracy float64 `json:"best_val_accuracy"`
+	// TaskThreads is how many tasks of a meta-batch were adapted at once
+	// (train.TaskWorkers; omitted when one), which the rates depend on.
+	TaskThreads int `json:"task_threads,omitempty"`
 }
 
 // TestStats summarise meta-test evaluation.
@@ -360,6 +363,9 @@ func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels
 	}
 	if why := train.HostReason(p.Learner, be); why != "" {
 		fmt.Fprintf(r.opt.Log, "run %s: %s runs on the host (%s); its optimiser steps use the GPU\n", p.Name, p.Learner.Algo, why)
+	}
+	if n := train.TaskWorkers(p.Learner, train.Shape{MetaBatch: p.Episodes.MetaBatch}); n > 1 && r.slots == nil && (be.Name() == "cpu" || train.HostReason(p.Learner, be) != "") {
+		fmt.Fprintf(r.opt.Log, "run %s: adapting up to %d tasks of a meta-batch at once (backend.threads); the numbers are those of one\n", p.Name, n)
 	}
 	// Caught before any seed trains rather than after its test episodes.
 	if det := p.Detection; det.Method != "none" && det.Threshold == "f1" && split.Val == nil {
@@ -554,6 +560,9 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	ep := p.Episodes
 	cfg := p.Learner
 	cfg.InitSeed = seed
+	if r.slots != nil {
+		cfg.Threads = 1 // seeds side by side fill the cores
+	}
 	if cfg.Algo == "finetune" {
 		cfg.PretrainClasses = len(split.Train.Classes)
 	}
@@ -749,6 +758,9 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	trainTime += time.Since(trainStart)
 	bar.Finish("")
 	res.Train.Steps = ep.TrainSteps
+	if _, onDevice := learner.(train.PoolUser); !onDevice && train.TaskWorkers(cfg, shape) > 1 {
+		res.Train.TaskThreads = train.TaskWorkers(cfg, shape)
+	}
 	res.Train.Seconds = trainTime.Seconds()
 	if trainTime > 0 {
 		res.Train.StepsPerSec = float64(ep.TrainSteps) / trainTime.Seconds()

@@ -9,6 +9,7 @@ package experiments
 
 import (
 	"cmp"
+	"runtime"
 	"slices"
 
 	"github.com/metaids/metaids/datasets"
@@ -177,6 +178,15 @@ type BackendSpec struct {
 	Threads int    `yaml:"threads"`
 }
 
+// ThreadCount is the threads a run of the spec uses by itself:
+// backend.threads, or every core for 0.
+func (b BackendSpec) ThreadCount() int {
+	if b.Threads == 0 {
+		return runtime.NumCPU()
+	}
+	return b.Threads
+}
+
 // Default returns the defaults of every field: what a spec gets for a key it
 // leaves out. Name, Dataset.Name and the data set's files have no default
 // here; Parse fills Name from the file name and the files from the data set.
@@ -219,7 +229,7 @@ func Default() Spec {
 func (s Spec) Data() (*datasets.Dataset, error) { return datasets.Lookup(s.Dataset.Name) }
 
 // LearnerConfig is the learner's train.Config, its weights initialised from
-// seed. PretrainClasses and Aux.Categories are left 0: they are the
+// seed, adapting up to backend.threads tasks at once. PretrainClasses and Aux.Categories are left 0: they are the
 // meta-train pool's class and category counts, which only the loaded split
 // knows, so the runner sets them.
 func (s Spec) LearnerConfig(seed uint64) train.Config {
@@ -228,7 +238,7 @@ func (s Spec) LearnerConfig(seed uint64) train.Config {
 		Algo: l.Algo, Hidden: slices.Clone(s.Model.Hidden), Activation: s.Model.Activation, InitSeed: seed,
 		Distance: l.Distance, CosineScale: l.CosineScale,
 		InnerSteps: l.InnerSteps, TestInnerSteps: l.TestInnerSteps, InnerLR: l.InnerLR,
-		FinetuneSteps: l.FinetuneSteps, FinetuneLR: l.FinetuneLR, Engine: l.Engine,
+		FinetuneSteps: l.FinetuneSteps, FinetuneLR: l.FinetuneLR, Engine: l.Engine, Threads: s.Backend.ThreadCount(),
 		Aux: train.AuxConfig{BinaryWeight: s.Multitask.BinaryWeight, CategoryWeight: s.Multitask.CategoryWeight},
 		Optimizer: train.OptimConfig{
 			Name: o.Name, LR: o.LR, WeightDecay: o.WeightDecay, Decoupled: o.Decoupled,

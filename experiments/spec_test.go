@@ -331,6 +331,9 @@ func TestTooLargeForMemory(t *testing.T) {
 		// The MAML family keeps a copy of the model per inner step.
 		{"dataset: {name: nsl-kdd}\nlearner: {algo: maml, inner_steps: 1000000000}\n", nil,
 			"spec.yaml:2: learner.inner_steps: 1000000000, but the inner loop keeps an adapted copy of the model per step: at least "},
+		// ... and each task adapted at once keeps its own inner loop.
+		{"dataset: {name: nsl-kdd}\nlearner: {algo: maml, inner_steps: 100}\nmodel: {hidden: [16384]}\nepisodes: {meta_batch: 1024}\nbackend: {threads: 1024}\n", nil,
+			"spec.yaml:5: backend.threads: 1024, but each task adapted at once keeps its own inner-loop buffers: 1024 at once need at least "},
 		// Episodes drawn before they are used, all kept at once.
 		{"dataset: {name: nsl-kdd}\n", []string{"episodes.val_episodes=10000000"},
 			"spec.yaml: --set episodes.val_episodes=10000000: 10000000 meta-val episodes of 5×20 rows need at least "},

@@ -39,7 +39,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	steps := fs.Int("steps", 200, "timed meta-steps per repeat")
 	warmup := fs.Int("warmup", 20, "untimed meta-steps first")
 	repeats := fs.Int("repeats", 5, "timed repeats (the median is reported)")
-	threads := fs.Int("threads", 1, "GOMAXPROCS during the run")
+	threads := fs.Int("threads", 1, "GOMAXPROCS during the run, and the tasks of a meta-batch the MAML family adapts at once")
 	backend := fs.String("device", "cpu", "compute backend: cpu, auto or cuda")
 	fs.StringVar(backend, "backend", "cpu", "the same as --device")
 	f64 := fs.Bool("float64", false, "compute in float64")
