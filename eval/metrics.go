@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -220,10 +221,29 @@ func (c *Confusion) FalseAlarmRate(normal int) float64 {
 
 // Summary describes repeated measurements (e.g. one score per seed).
 type Summary struct {
-	Mean      float64
-	SD        float64 // sample standard deviation (n-1 denominator)
-	HalfWidth float64 // half-width of the 95% interval (see CIHalfWidth)
-	N         int
+	Mean      float64 `json:"mean"`
+	SD        float64 `json:"sd"`              // sample standard deviation (n-1 denominator)
+	HalfWidth float64 `json:"ci95_half_width"` // half-width of the 95% interval (see CIHalfWidth)
+	N         int     `json:"n"`
+}
+
+// UnmarshalJSON also reads files written before the keys were lower case
+// (Mean, SD, HalfWidth, N), so older results stay readable: HalfWidth is
+// the one old key that no new key matches regardless of case.
+func (s *Summary) UnmarshalJSON(b []byte) error {
+	type plain Summary // the same fields, without this method
+	var v struct {
+		plain
+		Old *float64 `json:"HalfWidth"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*s = Summary(v.plain)
+	if v.Old != nil {
+		s.HalfWidth = *v.Old
+	}
+	return nil
 }
 
 // CIHalfWidth is the half-width of the 95% confidence interval of the mean

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"encoding/json"
 	"math"
 	"testing"
 )
@@ -355,4 +356,27 @@ func TestROC(t *testing.T) {
 		area += (fpr[i] - fpr[i-1]) * (tpr[i] + tpr[i-1]) / 2
 	}
 	near(t, "ROC area", area, 5.0/6)
+}
+
+// A Summary is written with lower-case keys and read back from them, and
+// from the capitalised keys of files written before.
+func TestSummaryJSON(t *testing.T) {
+	s := Summary{Mean: 0.875, SD: 0.125, HalfWidth: 0.0625, N: 3}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"mean":0.875,"sd":0.125,"ci95_half_width":0.0625,"n":3}`; string(b) != want {
+		t.Errorf("written as %s, want %s", b, want)
+	}
+	for _, text := range []string{string(b), `{"Mean":0.875,"SD":0.125,"HalfWidth":0.0625,"N":3}`} {
+		var got Summary
+		if err := json.Unmarshal([]byte(text), &got); err != nil || got != s {
+			t.Errorf("%s read as %+v (%v), want %+v", text, got, err, s)
+		}
+	}
+	var got Summary
+	if err := json.Unmarshal([]byte(`{"mean":"x"}`), &got); err == nil {
+		t.Error("a mean that is no number was read")
+	}
 }
