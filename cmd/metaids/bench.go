@@ -103,6 +103,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			cfg.Engine = *engine
 			cfg.InitSeed = *seed
 			cfg.PretrainClasses = max(2**ways, 20)
+			cfg.Threads = *threads
+			if cfg.Threads == 0 {
+				cfg.Threads = runtime.GOMAXPROCS(0) // what Bench leaves it at
+			}
 			shape := train.Shape{Ways: *ways, Shots: *shots, Queries: *queries, MetaBatch: mb, Dim: *dim}
 			if err := cfg.Validate(); err != nil {
 				return benchFlagError(err)
@@ -419,6 +423,9 @@ func benchFitsMemory(cfg train.Config, shape train.Shape) error {
 	case "model":
 		return usageErrorf("--hidden %v (with --dim %d): the model needs at least %s; this machine has %s",
 			cfg.Hidden, shape.Dim, train.GiB(need), have)
+	case "threads":
+		return usageErrorf("--threads %d: each task adapted at once keeps its own inner-loop buffers: at least %s; this machine has %s",
+			cfg.Threads, train.GiB(need), have)
 	case "inner-steps":
 		return usageErrorf("--inner-steps %d: the inner loop keeps an adapted copy of the model per step: at least %s; this machine has %s",
 			cfg.InnerSteps, train.GiB(need), have)
