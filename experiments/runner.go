@@ -200,7 +200,7 @@ type TrainStats struct {
 	BestStep        int     `json:"best_step"`
 	BestValAccuracy float64 `json:"best_val_accuracy"`
 	// TaskThreads is how many tasks of a meta-batch were adapted at once
-	// (train.TaskWorkers; omitted when one), which the rates depend on.
+	// (train.TaskThreads; omitted when one), which the rates depend on.
 	TaskThreads int `json:"task_threads,omitempty"`
 }
 
@@ -758,8 +758,8 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	trainTime += time.Since(trainStart)
 	bar.Finish("")
 	res.Train.Steps = ep.TrainSteps
-	if _, onDevice := learner.(train.PoolUser); !onDevice && train.TaskWorkers(cfg, shape) > 1 {
-		res.Train.TaskThreads = train.TaskWorkers(cfg, shape)
+	if n := train.TaskThreads(learner); n > 1 {
+		res.Train.TaskThreads = n
 	}
 	res.Train.Seconds = trainTime.Seconds()
 	if trainTime > 0 {

@@ -229,9 +229,10 @@ func Default() Spec {
 func (s Spec) Data() (*datasets.Dataset, error) { return datasets.Lookup(s.Dataset.Name) }
 
 // LearnerConfig is the learner's train.Config, its weights initialised from
-// seed, adapting up to backend.threads tasks at once. PretrainClasses and Aux.Categories are left 0: they are the
-// meta-train pool's class and category counts, which only the loaded split
-// knows, so the runner sets them.
+// seed, adapting up to backend.threads tasks at once. PretrainClasses and
+// Aux.Categories are left 0: they are the meta-train pool's class and
+// category counts, which only the loaded split knows, so the runner sets
+// them.
 func (s Spec) LearnerConfig(seed uint64) train.Config {
 	l, o := s.Learner, s.Optimizer
 	return train.Config{

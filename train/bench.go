@@ -53,7 +53,7 @@ type BenchResult struct {
 	InnerSteps int    `json:"inner_steps"`
 	Threads    int    `json:"threads"`
 	// TaskThreads is how many tasks of a meta-batch the host learner
-	// adapted at once (TaskWorkers; 0 for a device-resident learner).
+	// adapted at once (TaskThreads; 1 for a device-resident learner).
 	TaskThreads int       `json:"task_threads"`
 	Steps       int       `json:"steps"`
 	Repeats     int       `json:"repeats"`
@@ -261,9 +261,7 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		r.Kernels = HostKernels()
 	}
 	r.Threads = runtime.GOMAXPROCS(0)
-	if !r.DeviceResident {
-		r.TaskThreads = TaskWorkers(o.Config, s)
-	}
+	r.TaskThreads = TaskThreads(l)
 	r.Steps, r.Repeats = o.Steps, o.Repeats
 	r.StepsPerSec = median(r.AllStepsSec)
 	r.TasksPerSec = r.StepsPerSec * float64(s.MetaBatch)

@@ -135,6 +135,8 @@ func buildGBML[T Float](cfg Config, s Shape, be kernels.Backend) *gbml[T] {
 	return l
 }
 
+func (l *gbml[T]) taskThreads() int { return len(l.work) }
+
 // keepsSteps reports whether the backward sweep needs every inner step's
 // pass and weights (the second-order learners); first-order ones reuse one.
 func (l *gbml[T]) keepsSteps() bool { return !l.firstOrder && !l.reptile }

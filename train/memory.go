@@ -119,6 +119,16 @@ func workingElems(cfg Config, s Shape) float64 {
 	return float64(workers)*perWorker + shares
 }
 
+// TaskThreads is how many tasks of a meta-batch l adapts at once on the
+// host: the MAML family's workers, one for every other learner and for a
+// device-resident one.
+func TaskThreads(l Learner) int {
+	if t, ok := l.(interface{ taskThreads() int }); ok {
+		return t.taskThreads()
+	}
+	return 1
+}
+
 // TaskWorkers is how many tasks of a meta-batch a host learner of cfg
 // adapts at once: Config.Threads, at most one per task, for the fused MAML
 // family; one for every other learner, which runs the meta-batch as one

@@ -111,3 +111,19 @@ func TestThreadsOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// TaskThreads reads the workers a learner has: Threads up to one per task
+// for the MAML family, one for ProtoNet whatever Threads says.
+func TestTaskThreads(t *testing.T) {
+	s := Shape{Ways: 3, Shots: 2, Queries: 3, MetaBatch: 4, Dim: 8}
+	for _, c := range []struct {
+		algo          string
+		threads, want int
+	}{{"maml", 0, 1}, {"maml", 3, 3}, {"reptile", 8, 4}, {"protonet", 8, 1}} {
+		cfg := DefaultConfig(c.algo)
+		cfg.Threads = c.threads
+		if got := TaskThreads(mustNew(t, cfg, s)); got != c.want {
+			t.Errorf("%s with Threads %d: %d tasks at once, want %d", c.algo, c.threads, got, c.want)
+		}
+	}
+}
