@@ -416,15 +416,8 @@ func TestSynopsisNamesEveryFlag(t *testing.T) {
 // file and line, from data stats, split and validate --deep; the command
 // still succeeds.
 func TestCategoriesTypoWarns(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "cats.csv")
-	if err := os.WriteFile(path, []byte("attack,category\nsmurf,dos\nsmurff,dos\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	spec := filepath.Join(dir, "s.yaml")
-	if err := os.WriteFile(spec, []byte("dataset: {name: nsl-kdd, categories: "+path+"}\nepisodes: {ways: 3}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := filepath.Join(writeSpecs(t, map[string]string{"cats.csv": "attack,category\nsmurf,dos\nsmurff,dos\n"}), "cats.csv")
+	spec := filepath.Join(writeSpecs(t, map[string]string{"s.yaml": "dataset: {name: nsl-kdd, categories: " + path + "}\nepisodes: {ways: 3}\n"}), "s.yaml")
 	for _, args := range [][]string{
 		{"data", "stats", "nsl-kdd", "--file", "KDDTest-21", "--categories", path},
 		{"split", "nsl-kdd", "--episodes", "2", "--categories", path},
