@@ -264,6 +264,8 @@ type RunSummary struct {
 	// Multitask is how the auxiliary heads do over seeds, when the spec
 	// trains them.
 	Multitask *MultitaskSummary `json:"multitask,omitempty"`
+	// Phases adds up the seeds' phase times, when every seed has them.
+	Phases *PhaseSeconds `json:"phase_seconds,omitempty"`
 }
 
 // summarise pools the seeds of a run.
@@ -311,6 +313,7 @@ func summarise(p plan, seeds []*SeedResult) *RunSummary {
 			s.LatencyUS = 1e6 / s.FlowsPS
 		}
 	}()
+	s.Phases = addPhases(seeds)
 	for _, r := range seeds {
 		s.Seeds = append(s.Seeds, r.Seed)
 		s.Wall += r.Wall
@@ -586,6 +589,55 @@ func seedList(seeds []uint64) string {
 	return strings.Join(s, ",")
 }
 
+// addPhases sums the seeds' phase times; nil when a seed has none (one
+// written before they were recorded), as a partial sum would mislead.
+func addPhases(seeds []*SeedResult) *PhaseSeconds {
+	var sum PhaseSeconds
+	for _, r := range seeds {
+		p := r.Phases
+		if p == nil {
+			return nil
+		}
+		sum.Pretrain += p.Pretrain
+		sum.MetaTrain += p.MetaTrain
+		sum.Validation += p.Validation
+		sum.MetaTest += p.MetaTest
+		sum.Robustness += p.Robustness
+		sum.Detection += p.Detection
+		sum.Other += p.Other
+	}
+	return &sum
+}
+
+// phaseText says where the wall time went, largest phase first, each with
+// its share; phases that did not run are left out.
+func phaseText(p *PhaseSeconds) string {
+	if p == nil {
+		return ""
+	}
+	type part struct {
+		name string
+		sec  float64
+	}
+	parts := []part{{"pre-training", p.Pretrain}, {"meta-training", p.MetaTrain}, {"validation", p.Validation},
+		{"meta-test", p.MetaTest}, {"robustness", p.Robustness}, {"detection", p.Detection}, {"other", p.Other}}
+	total := 0.0
+	for _, q := range parts {
+		total += q.sec
+	}
+	if !(total > 0) {
+		return ""
+	}
+	sort.SliceStable(parts, func(i, j int) bool { return parts[i].sec > parts[j].sec })
+	var out []string
+	for _, q := range parts {
+		if q.sec > 0 {
+			out = append(out, fmt.Sprintf("%s %.1f s (%.0f%%)", q.name, q.sec, 100*q.sec/total))
+		}
+	}
+	return "Where the wall time went, all seeds: " + strings.Join(out, ", ") + ".\n\n"
+}
+
 // backendText is the backend, its device and the host's kernels, as reports
 // name them: "cpu (AMD EPYC (amd64); avx2-fma kernels)".
 func (r *RunSummary) backendText() string {
@@ -613,6 +665,7 @@ func runReport(s *RunSummary, seeds []*SeedResult) string {
 		s.DataName(), s.Algo, s.Shape(), seedList(s.Seeds), s.Provenance.Commit, s.Provenance.GoVersion, s.backendText(), s.Wall)
 	fmt.Fprintf(&b, "Model cost: %d parameters, %d multiply-adds per flow; %.0f flows/s classified (%.1f µs per flow, adaptation included).\n\n",
 		s.Cost.Params, s.Cost.MACsPerFlow, s.FlowsPS, s.LatencyUS)
+	b.WriteString(phaseText(s.Phases))
 	MetricTable("Test metrics", []*RunSummary{s}).Render(&b, eval.Markdown)
 	b.WriteString("\n")
 	if len(s.Supervised) > 0 {

@@ -68,6 +68,31 @@ func TestRunReportPutsUndefinedF1Last(t *testing.T) {
 	}
 }
 
+// A run report says where the wall time went, largest phase first, and
+// leaves out phases that did not run; seeds without phase times (written
+// before they were recorded) make no sum.
+func TestRunReportPhases(t *testing.T) {
+	seeds := []*SeedResult{
+		{Phases: &PhaseSeconds{MetaTrain: 4, Validation: 0.5, MetaTest: 0.5, Other: 1.5}},
+		{Phases: &PhaseSeconds{MetaTrain: 2, Validation: 0.5, MetaTest: 0.5, Other: 0.5}},
+	}
+	sum := addPhases(seeds)
+	if want := (PhaseSeconds{MetaTrain: 6, Validation: 1, MetaTest: 1, Other: 2}); sum == nil || *sum != want {
+		t.Fatalf("added phases %+v, want %+v", sum, want)
+	}
+	s := &RunSummary{Run: "r", Seeds: []uint64{1, 2}, Metrics: map[string]eval.Summary{"accuracy": {Mean: 0.5, N: 4}}, Phases: sum}
+	want := "Where the wall time went, all seeds: meta-training 6.0 s (60%), other 2.0 s (20%), validation 1.0 s (10%), meta-test 1.0 s (10%).\n"
+	if md := runReport(s, nil); !strings.Contains(md, want) {
+		t.Errorf("report without %q:\n%s", want, md)
+	}
+	if got := addPhases(append(seeds, &SeedResult{})); got != nil {
+		t.Errorf("a seed without phase times: sum %+v, want none", got)
+	}
+	if md := runReport(&RunSummary{Run: "r", Seeds: []uint64{1}, Metrics: map[string]eval.Summary{}}, nil); strings.Contains(md, "wall time went") {
+		t.Errorf("a report without phase times says where the time went:\n%s", md)
+	}
+}
+
 // The run table shows accuracy and the macro precision, recall and F1,
 // each under its own header.
 func TestMetricTableColumns(t *testing.T) {

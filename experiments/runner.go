@@ -162,6 +162,9 @@ type SeedResult struct {
 	// categories CSV), so that an edited file is not taken for the same run.
 	Inputs     map[string]string `json:"inputs,omitempty"`
 	Supervised []SupervisedEval  `json:"supervised,omitempty"`
+	// Phases is where the wall time went (episodic runs; absent from
+	// results written before it was recorded).
+	Phases *PhaseSeconds `json:"phase_seconds,omitempty"`
 
 	episodes   []eval.EpisodeScore
 	checkpoint []byte // the selected learner, with its encoder and spec
@@ -189,6 +192,20 @@ type PretrainStats struct {
 	Epochs    int       `json:"epochs"`
 	Losses    []float64 `json:"losses"`
 	Seconds   float64   `json:"seconds"`
+}
+
+// PhaseSeconds splits a seed's wall time by phase, so that a slow run
+// shows what to shorten: validation and the robustness evaluation are in
+// no throughput figure. Other is the rest: setting up the learner and
+// samplers, checkpoints, and the meta-val episodes drawn once.
+type PhaseSeconds struct {
+	Pretrain   float64 `json:"pretrain"`
+	MetaTrain  float64 `json:"meta_train"`
+	Validation float64 `json:"validation"`
+	MetaTest   float64 `json:"meta_test"`
+	Robustness float64 `json:"robustness"`
+	Detection  float64 `json:"detection"`
+	Other      float64 `json:"other"`
 }
 
 // TrainStats summarise meta-training.
@@ -685,7 +702,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		return cmp.Or(addLosses(losses...), err)
 	}
 	trainStart := time.Now()
-	var trainTime time.Duration
+	var trainTime, valTime time.Duration
 	for step := 1; step <= ep.TrainSteps; step++ {
 		if ctx.Err() != nil {
 			return nil, errInterrupted
@@ -723,7 +740,8 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 			pt := CurvePoint{Step: step, TrainLoss: lossSum / float64(lossN), ValAccuracy: math.NaN(), ValCI: math.NaN()}
 			lossSum, lossN = 0, 0
 			if validate {
-				trainTime += time.Since(trainStart)
+				valStart := time.Now()
+				trainTime += valStart.Sub(trainStart)
 				acc, err := accuracyOn(learner, valEpisodes, labels, scores)
 				if errors.Is(err, errScores) {
 					err = fmt.Errorf("validation at step %d: %w; %s", step, err, divergence(cfg, true))
@@ -741,6 +759,7 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 					}
 				}
 				trainStart = time.Now()
+				valTime += trainStart.Sub(valStart)
 			}
 			res.Curve = append(res.Curve, pt)
 			status := fmt.Sprintf("loss %.4f", pt.TrainLoss)
@@ -828,7 +847,12 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		res.Test.FlowsPerSec = res.Test.EpisodesPerSec * float64(ep.Ways*ep.Queries)
 		res.Test.LatencyPerFlowUS = 1e6 / res.Test.FlowsPerSec
 	}
+	phases := &PhaseSeconds{MetaTrain: trainTime.Seconds(), Validation: valTime.Seconds(), MetaTest: testTime.Seconds()}
+	if pre != nil {
+		phases.Pretrain = pre.Seconds
+	}
 	if len(p.Adversarial.EvalBudgets) > 0 {
+		robStart := time.Now()
 		robS, err := sampler(split.Test, "meta-test", streamRobust)
 		if err != nil {
 			return nil, err
@@ -836,11 +860,14 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		if res.Robustness, err = adv.robustness(ctx, robS); err != nil {
 			return nil, err
 		}
+		phases.Robustness = time.Since(robStart).Seconds()
 	}
 	if p.Detection.Method != "" && p.Detection.Method != "none" {
+		detStart := time.Now()
 		if res.Detection, err = runDetection(p, split, learner, seed); err != nil {
 			return nil, err
 		}
+		phases.Detection = time.Since(detStart).Seconds()
 	}
 	res.Multitask = mt.result()
 	res.Metrics = ev.Summaries()
@@ -848,6 +875,8 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	res.Confusion = confusionTable(names, ev.Pooled)
 	res.episodes = ev.Episodes
 	res.Wall = time.Since(start).Seconds()
+	phases.Other = max(0, res.Wall-phases.Pretrain-phases.MetaTrain-phases.Validation-phases.MetaTest-phases.Robustness-phases.Detection)
+	res.Phases = phases
 	return res, nil
 }
 

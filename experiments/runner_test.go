@@ -60,6 +60,30 @@ func runSpec(t *testing.T, text, file string) (*RunSummary, string) {
 
 // checkRunLevelFilesListed fails when a run folder holds a file beside its
 // seed folders that runLevelFiles, which --force removes, does not list.
+// checkPhases checks a seed's phase times: the phases named ran (more than
+// 0 s), the optional ones not named did not, meta-train and meta-test are
+// the throughput figures' times, and the phases add up to the wall time.
+func checkPhases(t *testing.T, res *SeedResult, ran ...string) {
+	t.Helper()
+	p := res.Phases
+	if p == nil {
+		t.Fatal("no phase times")
+	}
+	optional := map[string]float64{"pretrain": p.Pretrain, "robustness": p.Robustness, "detection": p.Detection}
+	for name, sec := range optional {
+		if slices.Contains(ran, name) != (sec > 0) {
+			t.Errorf("phase %s: %g s, want it to have run: %v", name, sec, slices.Contains(ran, name))
+		}
+	}
+	if p.MetaTrain != res.Train.Seconds || p.MetaTest != res.Test.Seconds || !(p.Validation > 0) || !(p.Other > 0) {
+		t.Errorf("phases %+v, train %g s, test %g s", *p, res.Train.Seconds, res.Test.Seconds)
+	}
+	sum := p.Pretrain + p.MetaTrain + p.Validation + p.MetaTest + p.Robustness + p.Detection + p.Other
+	if math.Abs(sum-res.Wall) > 1e-9*res.Wall {
+		t.Errorf("phases add up to %g s, wall %g s", sum, res.Wall)
+	}
+}
+
 func checkRunLevelFilesListed(t *testing.T, dir string) {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
@@ -137,6 +161,7 @@ func TestRunnerWritesResultsAndSkipsFinishedRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkPhases(t, seed1)
 	if seed1.Cost.Params != 125*64+64 || seed1.Cost.MACsPerFlow != 125*64+5*64 || !(seed1.Test.LatencyPerFlowUS > 0) || s.Cost != seed1.Cost {
 		t.Errorf("model cost %+v, latency %v µs/flow; run cost %+v", seed1.Cost, seed1.Test.LatencyPerFlowUS, s.Cost)
 	}
@@ -352,6 +377,7 @@ seeds: [3]
 		if err != nil {
 			t.Fatal(err)
 		}
+		checkPhases(t, res, "pretrain", "detection")
 		if res.Pretrain == nil || res.Pretrain.Objective != "mask" || res.Pretrain.Rows != 67343 || len(res.Pretrain.Losses) != 1 {
 			t.Errorf("%s: pretrain record %+v", rule, res.Pretrain)
 		}
@@ -414,6 +440,18 @@ seeds: [1, 2]
 	}
 	if len(s.Robustness) == 0 {
 		t.Fatal("no robustness results")
+	}
+	var robustSec float64
+	for _, seed := range []string{"seed-1", "seed-2"} {
+		res, err := readSeedResult(filepath.Join(out, "adv", seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkPhases(t, res, "robustness")
+		robustSec += res.Phases.Robustness
+	}
+	if s.Phases == nil || s.Phases.Robustness != robustSec {
+		t.Errorf("run phases %+v, want the seeds' robustness times added up (%g s)", s.Phases, robustSec)
 	}
 	clean := s.Robustness[0]
 	if clean.Eps != 0 {
