@@ -496,3 +496,27 @@ func TestRowsOnlyRefused(t *testing.T) {
 		}
 	}
 }
+
+// A confident row's top way keeps a log-probability below 0 that orders
+// rows by confidence (-log1p of the others' odds), where mx - (mx + log(sum))
+// would round every row more than about 37 nats ahead to 0, a tie; the
+// other ways' scores stay those of the definition.
+func TestLogSoftmaxKeepsConfidentRowsApart(t *testing.T) {
+	logits := []float64{50, 10, 60, 10, 3, 1} // top way ahead by 40, 50 and 2 nats
+	scores, labels := make([]float32, 6), make([]int32, 3)
+	logSoftmax(logits, 3, 2, scores, labels)
+	for r, want := range []float64{-math.Exp(-40), -math.Exp(-50), -math.Log1p(math.Exp(-2))} {
+		if got := float64(scores[2*r]); labels[r] != 0 || math.Abs(got-want) > 1e-6*math.Abs(want) {
+			t.Errorf("row %d: top score %g (label %d), want %g (label 0)", r, got, labels[r], want)
+		}
+	}
+	if !(scores[0] < scores[2] && scores[2] < 0) {
+		t.Errorf("top scores %g (40 nats ahead) and %g (50 ahead): want the first lower, both below 0", scores[0], scores[2])
+	}
+	for r, want := range []float64{-40, -50} {
+		if got := float64(scores[2*r+1]); got != want {
+			t.Errorf("row %d: other way's score %g, want %g", r, got, want)
+		}
+	}
+	checkScores(t, "logSoftmax", scores, logits, 2)
+}

@@ -61,20 +61,29 @@ func softmaxCERop[T Float](prob, rlogits, rd []T, rows, C int) {
 }
 
 // logSoftmax writes log-probabilities of logits [rows,C] as float32 scores
-// and the arg-max labels.
+// and the arg-max labels. The top way's log-probability is -log1p of the
+// others' odds against it rather than mx - (mx + log(sum)): once the others
+// are more than about 37 nats behind, sum rounds to 1 and that would be 0
+// for every confident query, a tie where the ranking by p(normal) (AUROC)
+// needs their order.
 func logSoftmax[T Float](logits []T, rows, C int, scores []float32, labels []int32) {
 	for r := 0; r < rows; r++ {
 		l := logits[r*C : r*C+C]
 		best := argmax(l)
 		mx := float64(l[best])
-		var sum float64
-		for _, v := range l {
-			sum += math.Exp(float64(v) - mx)
+		var sum, rest float64
+		for j, v := range l {
+			e := math.Exp(float64(v) - mx)
+			sum += e
+			if j != best {
+				rest += e
+			}
 		}
 		ls := mx + math.Log(sum)
 		for j, v := range l {
 			scores[r*C+j] = float32(float64(v) - ls)
 		}
+		scores[r*C+best] = float32(-math.Log1p(rest))
 		labels[r] = int32(best)
 	}
 }
