@@ -24,7 +24,7 @@ const MaxJobs = 1024
 // interrupt does, keeping their finished seeds. Each seed is computed as it
 // would be alone, so the numbers do not depend on Jobs.
 func (r *Runner) RunAll(ctx context.Context, specs []Spec) ([]*RunSummary, error) {
-	if err := CheckJobs(max(r.opt.Jobs, 1), specs); err != nil {
+	if err := CheckJobs(r.opt, specs); err != nil {
 		return nil, fmt.Errorf("jobs %d: %w", r.opt.Jobs, err)
 	}
 	if r.slots == nil {
@@ -95,12 +95,15 @@ func firstFailure(errs []error) error {
 	return first
 }
 
-// CheckJobs refuses a Jobs that would run seeds whose working memory
+// CheckJobs refuses an opt.Jobs that would run seeds whose working memory
 // (train.MemoryFloor; each alone was checked with its spec) together passes
-// the machine's: the largest floors, as many as may run at once.
-func CheckJobs(jobs int, specs []Spec) error {
-	if jobs < 1 || jobs > MaxJobs {
-		return fmt.Errorf("want 1 to %d runs and seeds at once (got %d)", MaxJobs, jobs)
+// the machine's: the largest floors, as many as may run at once. Each seed
+// of a run counts (opt.Seeds, when set, replacing the spec's), as a run's
+// seeds fill the slots too, except on cuda, where they run one at a time.
+func CheckJobs(opt RunOptions, specs []Spec) error {
+	jobs := max(opt.Jobs, 1)
+	if opt.Jobs > MaxJobs || opt.Jobs < 0 {
+		return fmt.Errorf("want 1 to %d runs and seeds at once (got %d)", MaxJobs, opt.Jobs)
 	}
 	var floors []float64
 	for _, s := range specs {
@@ -109,8 +112,18 @@ func CheckJobs(jobs int, specs []Spec) error {
 		}
 		cfg, e := s.LearnerConfig(1), s.Episodes
 		cfg.Threads = 1 // not applied to seeds side by side
-		floors = append(floors, train.MemoryFloor(cfg, train.Shape{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries,
-			MetaBatch: e.MetaBatch, Dim: datasets.MinEncodedDim}))
+		floor := train.MemoryFloor(cfg, train.Shape{Ways: e.Ways, Shots: e.Shots, Queries: e.Queries,
+			MetaBatch: e.MetaBatch, Dim: datasets.MinEncodedDim})
+		seeds := len(s.Seeds)
+		if len(opt.Seeds) > 0 {
+			seeds = len(opt.Seeds)
+		}
+		if cmp.Or(opt.Device, s.Backend.Device) == "cuda" {
+			seeds = 1
+		}
+		for range min(seeds, jobs) {
+			floors = append(floors, floor)
+		}
 	}
 	slices.SortFunc(floors, func(a, b float64) int { return cmp.Compare(b, a) })
 	var sum float64

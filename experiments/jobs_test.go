@@ -3,6 +3,7 @@ package experiments
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,25 +181,48 @@ func TestJobsInterrupted(t *testing.T) {
 
 func TestCheckJobs(t *testing.T) {
 	specs := jobsSpecs(t)
-	for _, jobs := range []int{0, -1, MaxJobs + 1} {
-		if err := CheckJobs(jobs, specs); err == nil || !strings.Contains(err.Error(), "want 1 to 1024") {
+	for _, jobs := range []int{-1, MaxJobs + 1} {
+		if err := CheckJobs(RunOptions{Jobs: jobs}, specs); err == nil || !strings.Contains(err.Error(), "want 1 to 1024") {
 			t.Errorf("CheckJobs(%d) = %v", jobs, err)
 		}
 	}
-	if err := CheckJobs(2, specs); err != nil {
+	if err := CheckJobs(RunOptions{Jobs: 2}, specs); err != nil {
 		t.Errorf("CheckJobs(2) on small runs: %v", err)
 	}
 	big := specs[0]
 	big.Model.Hidden = []int{20000, 20000} // 3.2 GiB of parameters, gradient and moments each way
-	if err := CheckJobs(1, []Spec{big}); err != nil {
+	big.Seeds = []uint64{1}
+	if err := CheckJobs(RunOptions{Jobs: 1}, []Spec{big}); err != nil {
 		t.Skipf("this machine cannot hold one such run: %v", err)
 	}
 	many := make([]Spec, MaxJobs)
 	for i := range many {
 		many[i] = big
 	}
-	if err := CheckJobs(MaxJobs, many); err == nil || !strings.Contains(err.Error(), "1024 seeds at once need at least") {
+	if err := CheckJobs(RunOptions{Jobs: MaxJobs}, many); err == nil || !strings.Contains(err.Error(), "1024 seeds at once need at least") {
 		t.Errorf("CheckJobs(%d) of %v-wide runs = %v", MaxJobs, big.Model.Hidden, err)
+	}
+	// The seeds of one run fill the slots as runs do: those of the spec,
+	// or --seeds in their place; on cuda they run one at a time.
+	seeds := make([]uint64, MaxJobs)
+	for i := range seeds {
+		seeds[i] = uint64(i + 1)
+	}
+	if err := CheckJobs(RunOptions{Jobs: MaxJobs}, []Spec{big}); err != nil {
+		t.Errorf("one seed of a run, %d jobs: %v", MaxJobs, err)
+	}
+	if err := CheckJobs(RunOptions{Jobs: MaxJobs, Seeds: seeds}, []Spec{big}); err == nil || !strings.Contains(err.Error(), "1024 seeds at once need at least") {
+		t.Errorf("--seeds of %d seeds for one %v-wide run, %d jobs: %v", len(seeds), big.Model.Hidden, MaxJobs, err)
+	}
+	// Four seeds of one run weigh what four one-seed runs do.
+	withSeeds := big
+	withSeeds.Seeds = seeds[:4]
+	apart := fmt.Sprint(CheckJobs(RunOptions{Jobs: 4}, many[:4]))
+	if together := fmt.Sprint(CheckJobs(RunOptions{Jobs: 4}, []Spec{withSeeds})); together != apart {
+		t.Errorf("four seeds of one run, 4 jobs: %s; four runs: %s", together, apart)
+	}
+	if err := CheckJobs(RunOptions{Jobs: MaxJobs, Seeds: seeds, Device: "cuda"}, []Spec{big}); err != nil {
+		t.Errorf("seeds on cuda run one at a time, yet: %v", err)
 	}
 }
 

@@ -45,6 +45,20 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usageErrorf("--seeds: %v", err)
 	}
+	if len(seeds) > 0 {
+		// Applied as an override too, as --device is below, so that the
+		// specs are checked with the seeds they will run (a spec with no
+		// seeds of its own runs with --seeds).
+		list := make([]string, len(seeds))
+		for i, s := range seeds {
+			list[i] = strconv.FormatUint(s, 10)
+		}
+		o, err := experiments.ParseOverride("seeds=[" + strings.Join(list, ",") + "]")
+		if err != nil {
+			return err
+		}
+		overrides = append(overrides, o)
+	}
 	if given["device"] {
 		if err := checkDeviceFlag(*device); err != nil {
 			return err
@@ -98,11 +112,12 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		return errors.New("specs with errors, nothing was run:\n" + strings.Join(problems, "\n"))
 	}
 
-	if err := experiments.CheckJobs(*jobs, specs); err != nil {
+	opt := experiments.RunOptions{OutDir: *out, Force: *force, Device: *device, Seeds: seeds, Log: e.stderr, Jobs: *jobs}
+	if err := experiments.CheckJobs(opt, specs); err != nil {
 		return usageErrorf("--jobs %d: %v: lower --jobs", *jobs, err)
 	}
 
-	runner := experiments.NewRunner(experiments.RunOptions{OutDir: *out, Force: *force, Device: *device, Seeds: seeds, Log: e.stderr, Jobs: *jobs})
+	runner := experiments.NewRunner(opt)
 	made := missingAncestors(*out)
 	done, err := runner.RunAll(ctx, specs)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -102,6 +103,35 @@ func TestRunDeviceFlagComesBeforeTheChecks(t *testing.T) {
 	spec, _ := os.ReadFile(filepath.Join(out, "nsl-protonet-5way5shot", "spec.yaml"))
 	if !strings.Contains(string(spec), "device: cpu") {
 		t.Errorf("recorded spec does not say device cpu:\n%s", spec)
+	}
+}
+
+// --seeds replaces the spec's seeds before the spec is checked, so a spec
+// without seeds runs with --seeds; and --jobs counts them: the seeds of one
+// run that would not fit in memory side by side are a wrong command line.
+func TestRunSeedsFlagComesBeforeTheChecks(t *testing.T) {
+	dir := writeSpecs(t, map[string]string{"noseed.yaml": `
+name: noseed
+dataset: {name: nsl-kdd}
+split: {val_fraction: 0.4}
+episodes: {train_steps: 4, val_every: 0, test_episodes: 2}
+seeds: []
+`})
+	out := t.TempDir()
+	if code, _, stderr := run(t, "run", filepath.Join(dir, "noseed.yaml"), "--out", out, "--seeds", "3"); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "noseed", "seed-3", "summary.json")); err != nil {
+		t.Error(err)
+	}
+	seeds := make([]string, 1024)
+	for i := range seeds {
+		seeds[i] = strconv.Itoa(i + 1)
+	}
+	code, _, stderr := run(t, "run", filepath.Join(dir, "noseed.yaml"), "--out", out, "--seeds", strings.Join(seeds, ","),
+		"--jobs", "1024", "--set", "model.hidden=[20000,20000]")
+	if code != 2 || !strings.Contains(stderr, "--jobs 1024: 1024 seeds at once need at least") {
+		t.Errorf("1024 seeds of a 20000-wide run at once: exit %d, %s", code, stderr)
 	}
 }
 
