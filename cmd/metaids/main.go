@@ -177,10 +177,12 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args, allowing flags after positional arguments. Asked
-// for with -h, the usage goes to stdout, to be paged or searched; after a
-// wrong flag it goes to stderr with the error.
+// parseFlags parses args, allowing flags after positional arguments; a
+// "--" ends the flags, so that what follows is positional even if it
+// starts with "-". Asked for with -h, the usage goes to stdout, to be paged
+// or searched; after a wrong flag it goes to stderr with the error.
 func parseFlags(e *env, fs *flag.FlagSet, args []string) ([]string, error) {
+	args, tail := splitAtTerminator(fs, args)
 	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "--h" || a == "-help" || a == "--help" }) {
 		fs.SetOutput(e.stdout)
 		defer fs.SetOutput(e.stderr)
@@ -195,7 +197,7 @@ func parseFlags(e *env, fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			return pos, nil
+			return append(pos, tail...), nil
 		}
 		if strings.HasPrefix(args[0], "-") && args[0] != "-" {
 			continue
@@ -203,4 +205,32 @@ func parseFlags(e *env, fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// splitAtTerminator splits args at the first "--" that ends the flags
+// rather than being a flag's value (--out -- names a folder "--"). The flag
+// package alone cannot tell: parsing again after positional arguments, it
+// would take a "-x" after the "--" for a flag.
+func splitAtTerminator(fs *flag.FlagSet, args []string) (flags, positional []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return args[:i], args[i+1:]
+		}
+		name, hasValue := strings.CutPrefix(a, "-")
+		if !hasValue || name == "" {
+			continue // positional
+		}
+		name = strings.TrimPrefix(name, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				continue
+			}
+			i++ // its value
+		}
+	}
+	return args, nil
 }
