@@ -233,7 +233,15 @@ func TestDivergenceNamesTheKeys(t *testing.T) {
 	}{
 		{[]string{"optimizer.lr=1e30"}, []string{"meta-train loss is NaN at step ", "training diverged; lower optimizer.lr (now 1e+30)"}},
 		{[]string{"learner.algo=maml", "learner.inner_steps=1", "learner.inner_lr=1e30"},
-			[]string{"meta-train loss is NaN at step 1", "lower learner.inner_lr (now 1e+30)"}},
+			[]string{"meta-train loss is NaN at step 1, before any update, so not the optimiser's doing; lower learner.inner_lr (now 1e+30)"}},
+		// Before any update the optimiser is not to blame; after, each of
+		// its keys that can be is named, clipping lowered once it is set.
+		{[]string{"model.hidden=[64]", "learner.distance=cosine", "learner.cosine_scale=3e38", "optimizer.clip_norm=1"},
+			[]string{"meta-train loss is NaN at step 1, before any update, so not the optimiser's doing; lower learner.cosine_scale (now 3e+38)"}},
+		{[]string{"optimizer.name=sgd", "optimizer.weight_decay=3e38"},
+			[]string{"training diverged; lower optimizer.lr (now 0.001) or optimizer.weight_decay (now 3e+38), or set optimizer.clip_norm"}},
+		{[]string{"optimizer.lr=1e30", "optimizer.clip_norm=1"},
+			[]string{"training diverged; lower optimizer.lr (now 1e+30) or optimizer.clip_norm (now 1)"}},
 		{[]string{"learner.algo=maml", "learner.inner_lr=1e30", "learner.test_inner_steps=1", "episodes.train_steps=0", "episodes.val_every=0"},
 			[]string{"meta-test episode 1: the learner's scores are not finite (a query's score is NaN); lower learner.inner_lr (now 1e+30)"}},
 		// Pre-training and the supervised classifier name the spec's keys

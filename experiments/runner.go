@@ -689,6 +689,9 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	addLosses := func(losses ...float64) error {
 		for _, loss := range losses {
 			lossStep++
+			if (math.IsNaN(loss) || math.IsInf(loss, 0)) && lossStep == 1 {
+				return fmt.Errorf("meta-train loss is %v at step 1, before any update, so not the optimiser's doing; %s", loss, firstLossAdvice(cfg))
+			}
 			if math.IsNaN(loss) || math.IsInf(loss, 0) {
 				return fmt.Errorf("meta-train loss is %v at step %d: training diverged; %s", loss, lossStep, divergence(cfg, false))
 			}
@@ -933,7 +936,7 @@ var mamlFamily = []string{"maml", "fomaml", "reptile", "anil", "metasgd"}
 // meta-train loss or (adapting to an episode's support set) a score is not
 // finite.
 func divergence(cfg train.Config, adapting bool) string {
-	outer := outerAdvice(cfg.Optimizer.LR)
+	outer := outerAdvice(cfg.Optimizer)
 	switch {
 	case slices.Contains(mamlFamily, cfg.Algo):
 		return fmt.Sprintf("lower learner.inner_lr (now %g) or %s", cfg.InnerLR, outer)
@@ -943,6 +946,23 @@ func divergence(cfg train.Config, adapting bool) string {
 	return "lower " + outer
 }
 
+// firstLossAdvice names the keys behind a first meta-train loss that is
+// not finite: the model as initialised, and whatever a step does before
+// its update (the inner loop, the cosine logits' scale).
+func firstLossAdvice(cfg train.Config) string {
+	var keys []string
+	if slices.Contains(mamlFamily, cfg.Algo) {
+		keys = append(keys, fmt.Sprintf("learner.inner_lr (now %g)", cfg.InnerLR))
+	}
+	if cfg.Distance == "cosine" && cfg.Algo == "protonet" {
+		keys = append(keys, fmt.Sprintf("learner.cosine_scale (now %g)", cfg.CosineScale))
+	}
+	if len(keys) == 0 {
+		return fmt.Sprintf("the model as initialised gives it: check model.hidden (now %v) and model.activation (now %s)", cfg.Hidden, cfg.Activation)
+	}
+	return "lower " + strings.Join(keys, " or ")
+}
+
 // diverged restates a train.DivergedError, whose message names Config
 // fields, with the spec keys to change; nil for any other error.
 func diverged(err error) error {
@@ -950,12 +970,21 @@ func diverged(err error) error {
 	if !errors.As(err, &d) {
 		return nil
 	}
-	return fmt.Errorf("%s: training diverged; lower %s", d.Where(), outerAdvice(d.LR))
+	return fmt.Errorf("%s: training diverged; lower %s", d.Where(), outerAdvice(d.Optimizer))
 }
 
-// outerAdvice names the outer optimiser's keys to change, with the rate.
-func outerAdvice(lr float64) string {
-	return fmt.Sprintf("optimizer.lr (now %g), or set optimizer.clip_norm", lr)
+// outerAdvice names the outer optimiser's keys to change, with their
+// values: the rate, a weight decay if any, and the clipping (set, or
+// lowered when set).
+func outerAdvice(o train.OptimConfig) string {
+	keys := []string{fmt.Sprintf("optimizer.lr (now %g)", o.LR)}
+	if o.WeightDecay > 0 {
+		keys = append(keys, fmt.Sprintf("optimizer.weight_decay (now %g)", o.WeightDecay))
+	}
+	if o.ClipNorm > 0 {
+		return strings.Join(append(keys, fmt.Sprintf("optimizer.clip_norm (now %g)", o.ClipNorm)), " or ")
+	}
+	return strings.Join(keys, " or ") + ", or set optimizer.clip_norm"
 }
 
 // accuracyOn is the mean accuracy (and CI) of the learner on fixed

@@ -204,7 +204,7 @@ func (c *Classifier) Fit(ctx context.Context, x []float32, y []int32, rows int, 
 			loss, w := c.net.grads(x, y, perm[lo:min(lo+B, rows)])
 			if math.IsNaN(loss) || math.IsInf(loss, 0) {
 				// Checked before the step, so the parameters stay finite.
-				return &DivergedError{Stage: "classifier fit", Loss: "training", Value: loss, Epoch: epoch, Batch: b + 1, Batches: nb, LR: c.cfg.Optimizer.LR}
+				return &DivergedError{Stage: "classifier fit", Loss: "training", Value: loss, Epoch: epoch, Batch: b + 1, Batches: nb, Optimizer: c.cfg.Optimizer}
 			}
 			if err := c.net.apply(); err != nil {
 				return fmt.Errorf("classifier fit: %w", err)

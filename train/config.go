@@ -255,11 +255,11 @@ var ErrShape = errors.New("episode shape mismatch")
 // Where says what diverged and when, for a caller that names them its own
 // way.
 type DivergedError struct {
-	Stage, Loss    string  // "pretrain", "reconstruction"; "classifier fit", "training"
-	Value          float64 // the loss: NaN or an infinity
-	Epoch          int     // from 1
-	Batch, Batches int     // from 1, of Batches in the epoch
-	LR             float64 // Optimizer.LR
+	Stage, Loss    string      // "pretrain", "reconstruction"; "classifier fit", "training"
+	Value          float64     // the loss: NaN or an infinity
+	Epoch          int         // from 1
+	Batch, Batches int         // from 1, of Batches in the epoch
+	Optimizer      OptimConfig // the optimiser that diverged, whose LR, WeightDecay and ClipNorm to change
 }
 
 // Where is what diverged and when: "reconstruction loss is NaN at epoch 1
@@ -269,5 +269,5 @@ func (e *DivergedError) Where() string {
 }
 
 func (e *DivergedError) Error() string {
-	return fmt.Sprintf("%s: %s; lower Optimizer.LR (now %g) or set Optimizer.ClipNorm", e.Stage, e.Where(), e.LR)
+	return fmt.Sprintf("%s: %s; lower Optimizer.LR (now %g) or set Optimizer.ClipNorm", e.Stage, e.Where(), e.Optimizer.LR)
 }

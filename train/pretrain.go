@@ -238,7 +238,7 @@ func pretrain[T Float](ctx context.Context, cfg PretrainConfig, x []float32, row
 			loss := n.batch(x, idx)
 			if math.IsNaN(loss) || math.IsInf(loss, 0) {
 				// Checked before the step, so the parameters stay finite.
-				return nil, &DivergedError{Stage: "pretrain", Loss: "reconstruction", Value: loss, Epoch: ep + 1, Batch: b + 1, Batches: nb, LR: cfg.Optimizer.LR}
+				return nil, &DivergedError{Stage: "pretrain", Loss: "reconstruction", Value: loss, Epoch: ep + 1, Batch: b + 1, Batches: nb, Optimizer: cfg.Optimizer}
 			}
 			if err := n.opt.step(n.params, n.grad); err != nil {
 				return nil, fmt.Errorf("pretrain: %w", err)
