@@ -492,12 +492,22 @@ func MetricTable(title string, runs []*RunSummary) *eval.Table {
 		t.Rows = append(t.Rows, append([]string{r.Run, r.Algo, r.Shape(), seedList(r.Seeds)},
 			metricCells(r.Metrics, "accuracy", "macro_precision", "macro_recall", "macro_f1", "detection_rate", "false_alarm_rate", "auroc")...))
 	}
-	t.Notes = []string{"mean ± 95% confidence interval (t·sd/√n, Student's t with n−1 degrees of freedom) over all test episodes of all seeds",
-		"precision, recall and F1: macro averages over the classes of each episode"}
+	supervised := 0
 	for _, r := range runs {
 		if r.Protocol == "supervised" {
+			supervised++
+		}
+	}
+	const ci = "mean ± 95% confidence interval (t·sd/√n, Student's t with n−1 degrees of freedom)"
+	switch {
+	case supervised > 0 && supervised == len(runs):
+		t.Notes = []string{ci + " over seeds, on the first test file (report.md has every test file)",
+			"precision, recall and F1: macro averages over the classes of the test file"}
+	default:
+		t.Notes = []string{ci + " over all test episodes of all seeds",
+			"precision, recall and F1: macro averages over the classes of each episode"}
+		if supervised > 0 {
 			t.Notes = append(t.Notes, "supervised runs: over seeds, on the first test file (report.md has every test file)")
-			break
 		}
 	}
 	return t

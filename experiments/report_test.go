@@ -113,6 +113,34 @@ func TestMetricTableColumns(t *testing.T) {
 	}
 }
 
+// The table's notes say what its intervals are over: episodes of the few-
+// shot runs, seeds of the supervised ones, both when it has both.
+func TestMetricTableNotes(t *testing.T) {
+	fewShot := &RunSummary{Run: "f", Protocol: "novel", Seeds: []uint64{1}}
+	supervised := &RunSummary{Run: "s", Protocol: "supervised", Seeds: []uint64{1}}
+	episodes := "over all test episodes of all seeds"
+	for _, c := range []struct {
+		runs      []*RunSummary
+		want, not []string
+	}{
+		{[]*RunSummary{fewShot}, []string{episodes, "classes of each episode"}, []string{"over seeds"}},
+		{[]*RunSummary{supervised}, []string{"degrees of freedom) over seeds, on the first test file", "classes of the test file"}, []string{episodes, "supervised runs:"}},
+		{[]*RunSummary{fewShot, supervised}, []string{episodes, "supervised runs: over seeds, on the first test file"}, nil},
+	} {
+		notes := strings.Join(MetricTable("t", c.runs).Notes, "\n")
+		for _, w := range c.want {
+			if !strings.Contains(notes, w) {
+				t.Errorf("%d runs (%s first): notes without %q:\n%s", len(c.runs), c.runs[0].Protocol, w, notes)
+			}
+		}
+		for _, w := range c.not {
+			if strings.Contains(notes, w) {
+				t.Errorf("%d runs (%s first): notes with %q:\n%s", len(c.runs), c.runs[0].Protocol, w, notes)
+			}
+		}
+	}
+}
+
 // Runs with different robustness budgets share one table: each cell is the
 // run's own score at that column's attack and budget, "-" where it has none.
 // Runs with different detection settings each get their note.
