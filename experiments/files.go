@@ -220,7 +220,45 @@ func readSeedResult(dir string) (*SeedResult, error) {
 	if res.Run == "" || res.Metrics["accuracy"].N == 0 || filepath.Base(dir) != fmt.Sprintf("seed-%d", res.Seed) {
 		return nil, fmt.Errorf("%s/summary.json: not the result of this seed: no run name or test metrics, or another seed's", dir)
 	}
+	if err := res.checkFigures(); err != nil {
+		return nil, fmt.Errorf("%s/summary.json: %w", dir, err)
+	}
 	return &res, nil
+}
+
+// checkFigures reports a figure of a seed that no run writes (a summary.json
+// edited by hand), which the run summary would pool into its own and show:
+// those RunSummary.checkFigures refuses, and detection and multitask
+// figures that are not shares. fits checks the counts against the spec.
+func (r *SeedResult) checkFigures() error {
+	if err := checkSummaries("metrics", r.Metrics); err != nil {
+		return err
+	}
+	for i, f := range r.Supervised {
+		if err := checkSummaries(fmt.Sprintf("supervised[%d].metrics", i), f.Metrics); err != nil {
+			return err
+		}
+	}
+	for i, x := range r.Robustness {
+		if err := checkSummaries(fmt.Sprintf("robustness[%d]", i), map[string]eval.Summary{"accuracy": x.Accuracy, "macro_f1": x.MacroF1}); err != nil {
+			return err
+		}
+	}
+	if d := r.Detection; d != nil && d.Report != nil {
+		for i, name := range detectionNames {
+			if v := detectionValues(d)[i]; !(v >= 0 && v <= 1) {
+				return fmt.Errorf("detection.report.%s: %g, want a share in [0, 1]", name, v)
+			}
+		}
+	}
+	if m := r.Multitask; m != nil {
+		for _, name := range slices.Sorted(maps.Keys(m.Metrics)) {
+			if v := m.Metrics[name]; !math.IsNaN(v) && !(v >= 0 && v <= 1) {
+				return fmt.Errorf("multitask.metrics.%s: %g, want a share in [0, 1]", name, v)
+			}
+		}
+	}
+	return nil
 }
 
 // RunSummary is results/<run>/summary.json: the run over all its seeds.
@@ -405,43 +443,47 @@ func ReadRunSummary(dir string) (*RunSummary, error) {
 // fewer than one value, a negative spread, or a mean outside [0, 1], as
 // every metric is a share.
 func (s *RunSummary) checkFigures() error {
-	check := func(key string, m map[string]eval.Summary) error {
-		for _, name := range slices.Sorted(maps.Keys(m)) {
-			v := m[name]
-			switch {
-			case v.N < 1:
-				return fmt.Errorf("%s.%s: n = %d, want at least 1", key, name, v.N)
-			case !(v.SD >= 0 && v.HalfWidth >= 0):
-				return fmt.Errorf("%s.%s: sd %g and half-width %g, want both at least 0", key, name, v.SD, v.HalfWidth)
-			case !(v.Mean >= 0 && v.Mean <= 1):
-				return fmt.Errorf("%s.%s: mean %g, want a share in [0, 1]", key, name, v.Mean)
-			}
-		}
-		return nil
-	}
-	if err := check("metrics", s.Metrics); err != nil {
+	if err := checkSummaries("metrics", s.Metrics); err != nil {
 		return err
 	}
-	if err := check("seed_spread", s.SeedSpread); err != nil {
+	if err := checkSummaries("seed_spread", s.SeedSpread); err != nil {
 		return err
 	}
 	for i, f := range s.Supervised {
-		if err := check(fmt.Sprintf("supervised[%d].metrics", i), f.Metrics); err != nil {
+		if err := checkSummaries(fmt.Sprintf("supervised[%d].metrics", i), f.Metrics); err != nil {
 			return err
 		}
 	}
 	if s.Detection != nil {
-		if err := check("detection.metrics", s.Detection.Metrics); err != nil {
+		if err := checkSummaries("detection.metrics", s.Detection.Metrics); err != nil {
 			return err
 		}
 	}
 	for i, r := range s.Robustness {
-		if err := check(fmt.Sprintf("robustness[%d]", i), map[string]eval.Summary{"accuracy": r.Accuracy, "macro_f1": r.MacroF1}); err != nil {
+		if err := checkSummaries(fmt.Sprintf("robustness[%d]", i), map[string]eval.Summary{"accuracy": r.Accuracy, "macro_f1": r.MacroF1}); err != nil {
 			return err
 		}
 	}
 	if s.Multitask != nil {
-		return check("multitask.metrics", s.Multitask.Metrics)
+		return checkSummaries("multitask.metrics", s.Multitask.Metrics)
+	}
+	return nil
+}
+
+// checkSummaries reports the first of m's summaries (key names the map)
+// that no run writes: one of fewer than one value, a negative spread, or a
+// mean outside [0, 1].
+func checkSummaries(key string, m map[string]eval.Summary) error {
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		v := m[name]
+		switch {
+		case v.N < 1:
+			return fmt.Errorf("%s.%s: n = %d, want at least 1", key, name, v.N)
+		case !(v.SD >= 0 && v.HalfWidth >= 0):
+			return fmt.Errorf("%s.%s: sd %g and half-width %g, want both at least 0", key, name, v.SD, v.HalfWidth)
+		case !(v.Mean >= 0 && v.Mean <= 1):
+			return fmt.Errorf("%s.%s: mean %g, want a share in [0, 1]", key, name, v.Mean)
+		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/metaids/metaids/datasets"
+	"github.com/metaids/metaids/detect"
 	"github.com/metaids/metaids/eval"
 )
 
@@ -181,6 +183,91 @@ func TestSeedSummaryWithBrokenTablesRunsAgain(t *testing.T) {
 	}
 }
 
+// A seed summary.json edited by hand so that a figure is one no run writes
+// (a mean that is no share, a count below 1, test metrics over other test
+// episodes than the spec's) is not a finished seed: the seed runs again,
+// saying why, instead of the run summary pooling it (an accuracy of 1.7
+// made the run's 129%, which compare then refused).
+func TestSeedSummaryWithImpossibleFiguresRunsAgain(t *testing.T) {
+	out := t.TempDir()
+	if _, _, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(out, "resume")
+	file := filepath.Join(dir, "seed-2", "summary.json")
+	orig, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(r *SeedResult, name string, edit func(*eval.Summary)) {
+		v := r.Metrics[name]
+		edit(&v)
+		r.Metrics[name] = v
+	}
+	for _, c := range []struct {
+		edit func(*SeedResult)
+		want string
+	}{
+		{func(r *SeedResult) { set(r, "accuracy", func(v *eval.Summary) { v.Mean = 1.7 }) }, "metrics.accuracy: mean 1.7, want a share in [0, 1]"},
+		{func(r *SeedResult) { set(r, "accuracy", func(v *eval.Summary) { v.Mean, v.N = 7.5, -4 }) }, "metrics.accuracy: n = -4, want at least 1"},
+		{func(r *SeedResult) { set(r, "macro_f1", func(v *eval.Summary) { v.SD = -1 }) }, "metrics.macro_f1: sd -1 and half-width"},
+		{func(r *SeedResult) { set(r, "accuracy", func(v *eval.Summary) { v.N = 3 }) }, "metrics.accuracy: n = 3, want one per test episode, 4"},
+		{func(r *SeedResult) { set(r, "auroc", func(v *eval.Summary) { v.N = 40 }) }, "metrics.auroc: n = 40, more than the 4 test episodes"},
+		{func(r *SeedResult) {
+			r.Test.Episodes = 40
+			set(r, "accuracy", func(v *eval.Summary) { v.N = 40 })
+		}, "test.episodes = 40, but the spec has 4 test episodes"},
+	} {
+		var res SeedResult
+		if err := json.Unmarshal(orig, &res); err != nil {
+			t.Fatal(err)
+		}
+		c.edit(&res)
+		if err := os.WriteFile(file, must(json.Marshal(&res)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(dir, "summary.json"))
+		s, log, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}})
+		if err != nil {
+			t.Fatalf("%s: %v", c.want, err)
+		}
+		if !strings.Contains(log, file+": "+c.want) || !strings.Contains(log, "running the seed again") ||
+			s.Metrics["accuracy"].N != 8 || !(s.Metrics["accuracy"].Mean <= 1) {
+			t.Errorf("accuracy %+v, log %q; want seed 2 run again, naming %s and %q", s.Metrics["accuracy"], log, file, c.want)
+		}
+	}
+}
+
+// The detection and multitask figures of a seed are shares too.
+func TestSeedFiguresAreShares(t *testing.T) {
+	ok := eval.Summary{Mean: 0.9, SD: 0.1, HalfWidth: 0.05, N: 20}
+	valid := func() *SeedResult {
+		return &SeedResult{Metrics: map[string]eval.Summary{"accuracy": ok},
+			Supervised: []SupervisedEval{{Metrics: map[string]eval.Summary{"accuracy": {Mean: 0.8, N: 1}}}},
+			Robustness: []RobustResult{{Attack: "fgsm", Accuracy: ok, MacroF1: ok}},
+			Detection:  &DetectionResult{Report: &detect.Report{AUROC: 0.9, DetectionRate: 0.8, FalseAlarmRate: 0.1, F1: 0.85}},
+			Multitask:  &MultitaskResult{Metrics: map[string]float64{"binary_accuracy": 0.9, "category_accuracy": math.NaN()}}}
+	}
+	if err := valid().checkFigures(); err != nil {
+		t.Fatalf("a valid seed: %v", err)
+	}
+	for _, c := range []struct {
+		edit func(*SeedResult)
+		want string
+	}{
+		{func(r *SeedResult) { r.Supervised[0].Metrics["accuracy"] = eval.Summary{Mean: 80, N: 1} }, "supervised[0].metrics.accuracy: mean 80, want a share in [0, 1]"},
+		{func(r *SeedResult) { r.Robustness[0].MacroF1.N = 0 }, "robustness[0].macro_f1: n = 0, want at least 1"},
+		{func(r *SeedResult) { r.Detection.Report.FalseAlarmRate = -0.1 }, "detection.report.false_alarm_rate: -0.1, want a share in [0, 1]"},
+		{func(r *SeedResult) { r.Multitask.Metrics["binary_accuracy"] = 90 }, "multitask.metrics.binary_accuracy: 90, want a share in [0, 1]"},
+	} {
+		r := valid()
+		c.edit(r)
+		if err := r.checkFigures(); err == nil || err.Error() != c.want {
+			t.Errorf("%v; want %q", err, c.want)
+		}
+	}
+}
+
 // Likewise a supervised seed whose results lack a test file: the summary
 // takes the first seed's files as the list for every seed.
 func TestSupervisedSeedWithoutItsTestFilesRunsAgain(t *testing.T) {
@@ -220,6 +307,19 @@ seeds: [1, 2]
 	if !strings.Contains(log, file+": 0 supervised test results, but the spec has 2 test files") || len(s.Supervised) != 2 ||
 		s.Supervised[1].Metrics["accuracy"].N != 2 {
 		t.Errorf("log %q, %d test files; want seed 1 run again", log, len(s.Supervised))
+	}
+	// A seed's figure is over one whole test file: n = 1.
+	if err := json.Unmarshal(must(os.ReadFile(file)), &res); err != nil {
+		t.Fatal(err)
+	}
+	res.Supervised[1].Metrics["macro_f1"] = eval.Summary{Mean: 0.5, N: 7}
+	if err := os.WriteFile(file, must(json.Marshal(&res)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(out, "sup", "summary.json"))
+	if _, log = run(); !strings.Contains(log, file+": supervised[1].metrics.macro_f1: n = 7, want 1 (one seed on one test file)") ||
+		!strings.Contains(log, "running the seed again") {
+		t.Errorf("log %q; want seed 1 run again", log)
 	}
 }
 

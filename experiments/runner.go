@@ -1030,15 +1030,42 @@ func poolInfos(s *datasets.Split) map[string]PoolInfo {
 
 // fits reports a kept seed's result that the run summary cannot pool with
 // the other seeds' (a summary.json edited by hand): one result per test
-// file of the supervised track, and confusion matrices that are square
-// over their classes, the main one over the classes of the meta-test pool
-// (or, supervised, of the training labels), with no negative count.
+// file of the supervised track, each figure over that one file (n = 1),
+// or the spec's test episodes, with accuracy over every one of them and
+// no metric over more; and confusion matrices that are square over their
+// classes, the main one over the classes of the meta-test pool (or,
+// supervised, of the training labels), with no negative count.
 func (r *SeedResult) fits(p plan, pools map[string]PoolInfo) error {
 	classes := pools["meta-test"].Classes
 	if p.Supervised != nil {
 		classes = pools["train"].Classes
 		if len(r.Supervised) != len(p.Supervised.TestFiles) {
 			return fmt.Errorf("%d supervised test results, but the spec has %d test files", len(r.Supervised), len(p.Supervised.TestFiles))
+		}
+		for i, f := range append([]SupervisedEval{{Metrics: r.Metrics}}, r.Supervised...) {
+			key := "metrics"
+			if i > 0 {
+				key = fmt.Sprintf("supervised[%d].metrics", i-1)
+			}
+			for _, name := range eval.MetricNames { // the metrics the summary pools
+				if v, ok := f.Metrics[name]; ok && v.N != 1 {
+					return fmt.Errorf("%s.%s: n = %d, want 1 (one seed on one test file)", key, name, v.N)
+				}
+			}
+		}
+	} else {
+		eps := p.Episodes.TestEpisodes
+		if r.Test.Episodes != eps {
+			return fmt.Errorf("test.episodes = %d, but the spec has %d test episodes", r.Test.Episodes, eps)
+		}
+		// Accuracy is defined in every episode; a rate may not be.
+		if n := r.Metrics["accuracy"].N; n != eps {
+			return fmt.Errorf("metrics.accuracy: n = %d, want one per test episode, %d", n, eps)
+		}
+		for _, name := range eval.MetricNames {
+			if n := r.Metrics[name].N; n > eps {
+				return fmt.Errorf("metrics.%s: n = %d, more than the %d test episodes", name, n, eps)
+			}
 		}
 	}
 	if err := r.Confusion.check(classes); err != nil {
