@@ -432,16 +432,61 @@ func ReadRunSummary(dir string) (*RunSummary, error) {
 	if d, err := datasets.Lookup(s.Dataset); err != nil || d.Name != s.Dataset {
 		return nil, fmt.Errorf("%s/summary.json: data set %q is not one of %s", dir, s.Dataset, strings.Join(datasets.Names(), ", "))
 	}
+	if err := s.checkFields(); err != nil {
+		return nil, fmt.Errorf("%s/summary.json: %w", dir, err)
+	}
 	if err := s.checkFigures(); err != nil {
 		return nil, fmt.Errorf("%s/summary.json: %w", dir, err)
 	}
 	return &s, nil
 }
 
+// checkFields reports a field that no run writes (a summary.json edited by
+// hand), which tables would show as a run: a run name no spec can have (it
+// goes raw into Markdown and CSV), a protocol other than summarise's, an
+// episode shape the spec check refuses, or, supervised, one that is not the
+// zero shape summarise writes, without its test files or labelling.
+func (s *RunSummary) checkFields() error {
+	if len(s.Run) > maxRunName || !runNameRE.MatchString(s.Run) {
+		return fmt.Errorf("run %s: want letters, digits, '.', '_', '+' and '-' only, starting with a letter or digit, at most %d characters, as the name of a spec",
+			shorten(s.Run, strconv.Quote), maxRunName)
+	}
+	switch s.Protocol {
+	case "novel", "": // none: written before the supervised track
+		if len(s.Supervised) > 0 {
+			return fmt.Errorf("supervised: test results, but protocol %q: want supervised", s.Protocol)
+		}
+		if s.Labels != "" {
+			return fmt.Errorf("labels %q, but protocol %q: want supervised", s.Labels, s.Protocol)
+		}
+		for _, f := range []struct {
+			key      string
+			v, least int
+		}{{"ways", s.Ways, 2}, {"shots", s.Shots, 1}, {"queries", s.Queries, 1}} {
+			if f.v < f.least {
+				return fmt.Errorf("%s: %d, want at least %d, as episodes.%[1]s of a spec", f.key, f.v, f.least)
+			}
+		}
+	case "supervised":
+		if s.Ways != 0 || s.Shots != 0 || s.Queries != 0 {
+			return fmt.Errorf("ways, shots and queries %d, %d and %d: want 0 for protocol supervised, which has no episodes", s.Ways, s.Shots, s.Queries)
+		}
+		if len(s.Supervised) == 0 {
+			return errors.New("supervised: no test results, which protocol supervised has")
+		}
+		if !slices.Contains(labelSets, s.Labels) {
+			return fmt.Errorf("labels %q, want %s for protocol supervised", s.Labels, strings.Join(labelSets, " or "))
+		}
+	default:
+		return fmt.Errorf("protocol %q, want novel or supervised", s.Protocol)
+	}
+	return nil
+}
+
 // checkFigures reports a figure that no run writes (a summary.json edited
 // by hand), which tables and plots would show as a result: a summary of
-// fewer than one value, a negative spread, or a mean outside [0, 1], as
-// every metric is a share.
+// fewer than one value, a negative spread or one wider than shares can
+// have, or a mean outside [0, 1], as every metric is a share.
 func (s *RunSummary) checkFigures() error {
 	if err := checkSummaries("metrics", s.Metrics); err != nil {
 		return err
@@ -471,11 +516,12 @@ func (s *RunSummary) checkFigures() error {
 }
 
 // checkSummaries reports the first of m's summaries (key names the map)
-// that no run writes: one of fewer than one value, a negative spread, or a
-// mean outside [0, 1].
+// that no run writes: one of fewer than one value, a negative spread, a
+// mean outside [0, 1], or a spread wider than shares can have.
 func checkSummaries(key string, m map[string]eval.Summary) error {
 	for _, name := range slices.Sorted(maps.Keys(m)) {
 		v := m[name]
+		sd, hw := shareSpread(v.N)
 		switch {
 		case v.N < 1:
 			return fmt.Errorf("%s.%s: n = %d, want at least 1", key, name, v.N)
@@ -483,9 +529,24 @@ func checkSummaries(key string, m map[string]eval.Summary) error {
 			return fmt.Errorf("%s.%s: sd %g and half-width %g, want both at least 0", key, name, v.SD, v.HalfWidth)
 		case !(v.Mean >= 0 && v.Mean <= 1):
 			return fmt.Errorf("%s.%s: mean %g, want a share in [0, 1]", key, name, v.Mean)
+		case v.SD > sd || v.HalfWidth > hw:
+			return fmt.Errorf("%s.%s: sd %g and half-width %g, wider than n = %d values in [0, 1] can give (at most %.4g and %.4g)",
+				key, name, v.SD, v.HalfWidth, v.N, sd, hw)
 		}
 	}
 	return nil
+}
+
+// shareSpread is the largest sample SD and 95% half-width of n values in
+// [0, 1] (half at 0, half at 1: the sum of squares is at most n/4), with
+// room for rounding; 0 and 0 for one value, as eval.MeanCI writes it.
+// Intervals written before Student's t was used (1.96·sd/√n) are narrower.
+func shareSpread(n int) (sd, halfWidth float64) {
+	if n < 2 {
+		return 0, 0
+	}
+	sd = math.Sqrt(float64(n)/float64(n-1)) / 2 * (1 + 1e-9)
+	return sd, eval.CIHalfWidth(sd, n)
 }
 
 // errNotSummary is a summary.json that parses but lacks what every run

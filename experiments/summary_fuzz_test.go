@@ -26,6 +26,7 @@ func FuzzReadRunSummary(f *testing.F) {
 		f.Fatal(err)
 	}
 	s.Run, s.Protocol, s.Labels, s.Detection, s.Robustness = "sup", "supervised", "binary", nil, nil
+	s.Ways, s.Shots, s.Queries = 0, 0, 0
 	s.Supervised = []SupervisedEval{{TestFile: "KDDTest+", Metrics: map[string]eval.Summary{"accuracy": acc}}}
 	supervised, err := json.Marshal(s)
 	if err != nil {

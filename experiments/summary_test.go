@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/metaids/metaids/eval"
@@ -128,6 +129,14 @@ func TestReadRunSummaryRefusesImpossibleFigures(t *testing.T) {
 	if err := read(valid()); err != nil {
 		t.Fatalf("a valid summary: %v", err)
 	}
+	// The widest spreads shares can have are figures a run may write.
+	for _, xs := range [][]float64{{0.8}, {0, 1}, {0, 1, 0}, {1, 0, 1, 0, 1, 0, 1, 0}} {
+		s := valid()
+		s.SeedSpread["accuracy"] = eval.MeanCI(xs)
+		if err := read(s); err != nil {
+			t.Errorf("seed spread of %v: %v", xs, err)
+		}
+	}
 	for _, c := range []struct {
 		edit func(*RunSummary)
 		want string
@@ -142,13 +151,83 @@ func TestReadRunSummaryRefusesImpossibleFigures(t *testing.T) {
 		{func(s *RunSummary) { s.Robustness[0].MacroF1.SD = -0.1 }, "robustness[0].macro_f1: sd -0.1 and half-width 0.02, want both at least 0"},
 		{func(s *RunSummary) { s.Multitask.Metrics["binary_accuracy"] = eval.Summary{Mean: 2, N: 3} },
 			"multitask.metrics.binary_accuracy: mean 2, want a share in [0, 1]"},
+		{func(s *RunSummary) { s.Robustness[0].Accuracy.HalfWidth = 1e300 }, // finite, but no share's
+			"robustness[0].accuracy: sd 0.1 and half-width 1e+300, wider than n = 40 values in [0, 1] can give (at most 0.5064 and 0.1619)"},
+		{func(s *RunSummary) { s.SeedSpread["accuracy"] = eval.Summary{Mean: 0.5, SD: 0.75, HalfWidth: 6, N: 2} },
+			"seed_spread.accuracy: sd 0.75 and half-width 6, wider than n = 2 values in [0, 1] can give (at most 0.7071 and 6.353)"},
+		{func(s *RunSummary) { s.Metrics["macro_f1"] = eval.Summary{Mean: 0.85, SD: 0.01, N: 1} }, // one value has no spread
+			"metrics.macro_f1: sd 0.01 and half-width 0, wider than n = 1 values in [0, 1] can give (at most 0 and 0)"},
 		{func(s *RunSummary) {
-			s.Protocol, s.Supervised = "supervised", []SupervisedEval{{TestFile: "KDDTest+", Metrics: map[string]eval.Summary{"accuracy": {Mean: 0.8, N: 0}}}}
+			s.Protocol, s.Labels, s.Ways, s.Shots, s.Queries = "supervised", "binary", 0, 0, 0
+			s.Supervised = []SupervisedEval{{TestFile: "KDDTest+", Metrics: map[string]eval.Summary{"accuracy": {Mean: 0.8, N: 0}}}}
 		}, "supervised[0].metrics.accuracy: n = 0, want at least 1"},
 	} {
 		s := valid()
 		c.edit(s)
 		if err := read(s); err == nil || err.Error() != dir+"/summary.json: "+c.want {
+			t.Errorf("%v; want %q", err, dir+"/summary.json: "+c.want)
+		}
+	}
+}
+
+// A summary.json edited by hand so that a field is one no run writes is
+// refused, naming the file and the field: a name no spec can have (it went
+// raw into Markdown links and tables and CSV), an episode shape the spec
+// check refuses ("-5w 5s 15q"), a protocol summarise does not write, or a
+// protocol the rest of the summary contradicts (a supervised run without
+// test files showed empty rows).
+func TestReadRunSummaryRefusesFieldsNoRunWrites(t *testing.T) {
+	acc := eval.Summary{Mean: 0.85, SD: 0.1, HalfWidth: 0.02, N: 40}
+	novel := func() *RunSummary {
+		return &RunSummary{Run: "nsl-protonet_5w+1.shot", Dataset: "nsl-kdd", Protocol: "novel", Algo: "protonet", Ways: 5, Shots: 5, Queries: 15,
+			Seeds: []uint64{1}, Metrics: map[string]eval.Summary{"accuracy": acc}}
+	}
+	supervised := func() *RunSummary {
+		return &RunSummary{Run: "sup", Dataset: "nsl-kdd", Protocol: "supervised", Algo: "classifier", Labels: "category", Seeds: []uint64{1},
+			Metrics: map[string]eval.Summary{"accuracy": acc}, Supervised: []SupervisedEval{{TestFile: "KDDTest+", Metrics: map[string]eval.Summary{"accuracy": acc}}}}
+	}
+	dir := t.TempDir()
+	read := func(s *RunSummary) error {
+		if err := os.WriteFile(filepath.Join(dir, "summary.json"), must(json.Marshal(s)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadRunSummary(dir)
+		return err
+	}
+	old := novel()
+	old.Protocol = "" // written before the supervised track
+	for _, s := range []*RunSummary{novel(), supervised(), old} {
+		if err := read(s); err != nil {
+			t.Errorf("a valid summary of protocol %q: %v", s.Protocol, err)
+		}
+	}
+	const name = "want letters, digits, '.', '_', '+' and '-' only, starting with a letter or digit, at most 255 characters, as the name of a spec"
+	for _, c := range []struct {
+		s    func() *RunSummary
+		edit func(*RunSummary)
+		want string
+	}{
+		{novel, func(s *RunSummary) { s.Run = "a|b\n# hdr" }, `run "a|b\n# hdr": ` + name},
+		{novel, func(s *RunSummary) { s.Run = "-r" }, `run "-r": ` + name},
+		{novel, func(s *RunSummary) { s.Run = strings.Repeat("r", 256) }, "(256 characters): " + name},
+		{novel, func(s *RunSummary) { s.Ways = -5 }, "ways: -5, want at least 2, as episodes.ways of a spec"},
+		{novel, func(s *RunSummary) { s.Ways = 0 }, "ways: 0, want at least 2, as episodes.ways of a spec"},
+		{novel, func(s *RunSummary) { s.Shots = -1 }, "shots: -1, want at least 1, as episodes.shots of a spec"},
+		{novel, func(s *RunSummary) { s.Queries = 0 }, "queries: 0, want at least 1, as episodes.queries of a spec"},
+		{novel, func(s *RunSummary) { s.Protocol = "weird" }, `protocol "weird", want novel or supervised`},
+		{novel, func(s *RunSummary) { s.Protocol = "supervised" },
+			"ways, shots and queries 5, 5 and 15: want 0 for protocol supervised, which has no episodes"},
+		{novel, func(s *RunSummary) { s.Protocol, s.Ways, s.Shots, s.Queries = "supervised", 0, 0, 0 },
+			"supervised: no test results, which protocol supervised has"},
+		{novel, func(s *RunSummary) { s.Labels = "binary" }, `labels "binary", but protocol "novel": want supervised`},
+		{supervised, func(s *RunSummary) { s.Protocol = "novel" }, `supervised: test results, but protocol "novel": want supervised`},
+		{supervised, func(s *RunSummary) { s.Labels = "" }, `labels "", want binary or category for protocol supervised`},
+		{supervised, func(s *RunSummary) { s.Queries = 15 }, "ways, shots and queries 0, 0 and 15: want 0 for protocol supervised, which has no episodes"},
+	} {
+		s := c.s()
+		c.edit(s)
+		err := read(s)
+		if err == nil || !strings.HasPrefix(err.Error(), dir+"/summary.json: ") || !strings.HasSuffix(err.Error(), c.want) {
 			t.Errorf("%v; want %q", err, dir+"/summary.json: "+c.want)
 		}
 	}

@@ -90,6 +90,10 @@ func TestBrokenSummariesAreNamed(t *testing.T) {
 	}{
 		{`{"run": "r"`, "summary.json: unexpected end of JSON input"},
 		{`{}`, "summary.json: not a run summary: no run name, seeds or test metrics"},
+		{`{"run": "r", "dataset": "nsl-kdd", "ways": -5, "shots": 5, "queries": 15, "seeds": [1], "metrics": {"accuracy": {"mean": 0.8, "n": 10}}}`,
+			"summary.json: ways: -5, want at least 2"},
+		{`{"run": "r", "dataset": "nsl-kdd", "protocol": "weird", "seeds": [1], "metrics": {"accuracy": {"mean": 0.8, "n": 10}}}`,
+			`summary.json: protocol "weird", want novel or supervised`},
 		{"", "is not finished (no summary.json)"},
 	} {
 		os.Remove(summary)
@@ -243,7 +247,8 @@ func TestCompareTiesSupervisedAndNames(t *testing.T) {
 	y := writeSummary(t, dir, "1e3", acc(0.9), acc(0.1))
 	z := writeSummary(t, dir, "z", acc(0.5), acc(0.1))
 	s := writeRunSummary(t, dir, experiments.RunSummary{Run: "sup", Dataset: "nsl-kdd", Algo: "classifier", Protocol: "supervised",
-		Labels: "category", Seeds: []uint64{1, 2, 3}, Metrics: map[string]eval.Summary{"accuracy": acc(0.8)}})
+		Labels: "category", Seeds: []uint64{1, 2, 3}, Metrics: map[string]eval.Summary{"accuracy": acc(0.8)},
+		Supervised: []experiments.SupervisedEval{{TestFile: "KDDTest+", Metrics: map[string]eval.Summary{"accuracy": acc(0.8)}}}})
 	_, out, stderr := run(t, "compare", x, y, z, s, "--format", "csv")
 	for _, want := range []string{"007,nsl-kdd,007,5w 5s 15q,1,90.00 ± 1.00 ▲", "1e3,nsl-kdd,1e3,5w 5s 15q,1,90.00 ± 1.00 ▲",
 		"sup,nsl-kdd,classifier,\"supervised, category\",3,"} {
