@@ -3,7 +3,6 @@ package datasets
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -71,16 +70,27 @@ func Parse(r io.Reader, name string, f Format) (*Records, error) {
 // parseHint is Parse with an expected record count (0 if unknown) to size the
 // column buffers once.
 func parseHint(r io.Reader, name string, f Format, hint int) (*Records, error) {
-	br := bufio.NewReaderSize(r, 1<<16)
-	magic, err := br.Peek(2)
-	if err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("%s: gzip header: %w", name, err)
-		}
-		defer zr.Close()
-		br = bufio.NewReaderSize(zr, 1<<16)
+	src, _, err := decompressed(r, name)
+	if err != nil {
+		return nil, err
 	}
+	return parseText(src, name, f, hint, false)
+}
+
+// countRecords checks every record of r, the uncompressed content of a
+// file, and counts them without keeping them; an empty file has none.
+func countRecords(r io.Reader, name string, f Format) (int, error) {
+	rec, err := parseText(r, name, f, 0, true)
+	if err != nil {
+		return 0, err
+	}
+	return rec.N, nil
+}
+
+// parseText parses uncompressed records. With discard the parsed values are
+// dropped line by line (only N counts), and an empty file is no error.
+func parseText(r io.Reader, name string, f Format, hint int, discard bool) (*Records, error) {
+	br := bufio.NewReaderSize(r, 1<<16)
 	p := newParser(name, f, hint)
 	for {
 		line, err := br.ReadSlice('\n')
@@ -97,12 +107,15 @@ func parseHint(r io.Reader, name string, f Format, hint int) (*Records, error) {
 			if perr := p.parseLine(line); perr != nil {
 				return nil, perr
 			}
+			if discard {
+				p.reset()
+			}
 		}
 		if err == io.EOF {
 			break
 		}
 	}
-	if p.rec.N == 0 {
+	if p.rec.N == 0 && !discard {
 		return nil, fmt.Errorf("%s: no records (empty file)", name)
 	}
 	return &p.rec, nil
@@ -128,6 +141,18 @@ func newParser(name string, f Format, hint int) *parser {
 		p.rec.Difficulty = make([]int8, 0, hint)
 	}
 	return p
+}
+
+// reset drops the values parsed so far, keeping the count and vocabularies.
+func (p *parser) reset() {
+	r := &p.rec
+	r.Num, r.Label = r.Num[:0], r.Label[:0]
+	for k := range r.Cat {
+		r.Cat[k] = r.Cat[k][:0]
+	}
+	if r.Difficulty != nil {
+		r.Difficulty = r.Difficulty[:0]
+	}
 }
 
 func (p *parser) parseLine(line []byte) error {

@@ -152,7 +152,7 @@ func loadUserFile(d *Dataset, f *FileInfo, path string, opt LoadOptions) (*Recor
 	if err != nil {
 		return nil, err
 	}
-	recs, err := parseHint(io.TeeReader(raw, rawHash), path, d.Format, f.Records)
+	recs, err := parseText(io.TeeReader(raw, rawHash), path, d.Format, f.Records, false)
 	if err != nil {
 		return nil, err
 	}
@@ -206,8 +206,9 @@ type CheckStatus struct {
 
 // checkSums compares computed checksums and the record count with the
 // published ones. The raw-content checksum decides when it is known, since a
-// file may be recompressed; otherwise a .gz checksum mismatch is tolerated
-// only when the record count is right.
+// file may be recompressed. Without it only the published .gz itself can be
+// verified: a file whose .gz checksum differs, or a plain copy, holds
+// records nothing published can vouch for.
 func checkSums(f *FileInfo, isGzip bool, gzSum, rawSum string, records int) CheckStatus {
 	st := CheckStatus{RawSHA256: rawSum, Gz: "unknown", Raw: "unknown", Count: "unknown"}
 	if isGzip {
@@ -227,6 +228,11 @@ func checkSums(f *FileInfo, isGzip bool, gzSum, rawSum string, records int) Chec
 		st.Err = fmt.Errorf("%d records, the published %s has %d", records, f.DiskName, f.Records)
 	case st.Raw == "mismatch":
 		st.Err = fmt.Errorf("content sha256 %s differs from the published %s", rawSum, f.RawSHA256)
+	case st.Raw == "unknown" && st.Gz == "mismatch":
+		st.Err = fmt.Errorf("cannot be verified: its sha256 %s differs from the published %s.gz's %s, and no sha256 of the content is published to compare instead",
+			gzSum, f.DiskName, f.GzSHA256)
+	case st.Raw == "unknown" && f.GzSHA256 != "" && !isGzip:
+		st.Err = fmt.Errorf("cannot be verified: only the sha256 of the published %s.gz is known, and this file is not gzip", f.DiskName)
 	}
 	return st
 }
@@ -238,8 +244,8 @@ func okIf(b bool) string {
 	return "mismatch"
 }
 
-// Verify reads a known file (from DataDir or the shipped copy), counts its
-// records and compares its checksums with the published ones. It returns the
+// Verify reads a known file (from DataDir or the shipped copy), checks and
+// counts its records (a malformed one is an error) and compares its checksums with the published ones. It returns the
 // path read ("shipped:..." for the embedded copy).
 func Verify(d *Dataset, file string, opt LoadOptions) (string, CheckStatus, error) {
 	f, err := d.File(file)
@@ -268,43 +274,15 @@ func Verify(d *Dataset, file string, opt LoadOptions) (string, CheckStatus, erro
 	if err != nil {
 		return shown, CheckStatus{}, err
 	}
-	n, err := countLines(io.TeeReader(raw, rawHash))
+	n, err := countRecords(io.TeeReader(raw, rawHash), shown, d.Format)
 	if err != nil {
-		return shown, CheckStatus{}, fmt.Errorf("%s: %w", shown, err)
+		return shown, CheckStatus{}, err
 	}
 	if _, err := io.Copy(io.Discard, tee); err != nil {
 		return shown, CheckStatus{}, err
 	}
 	st := checkSums(f, isGzip, hex.EncodeToString(gzHash.Sum(nil)), hex.EncodeToString(rawHash.Sum(nil)), n)
 	return shown, st, nil
-}
-
-// countLines counts non-empty lines.
-func countLines(r io.Reader) (int, error) {
-	buf := make([]byte, 1<<16)
-	n := 0
-	last := byte('\n')
-	for {
-		k, err := r.Read(buf)
-		for _, c := range buf[:k] {
-			if c == '\n' && last != '\n' {
-				n++
-			}
-			last = c
-		}
-		if err == io.EOF {
-			if last != '\n' {
-				n++
-			}
-			return n, nil
-		}
-		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return n, fmt.Errorf("truncated gzip stream: %w", err)
-			}
-			return n, err
-		}
-	}
 }
 
 // ShippedFS exposes the embedded data (for tests and tools).

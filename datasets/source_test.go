@@ -2,6 +2,9 @@ package datasets
 
 import (
 	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -92,5 +95,77 @@ func TestChecksumErrorNamesNoRemedy(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "checksum to use it") {
 		t.Errorf("error %q names a remedy", err)
+	}
+}
+
+// fakeFull is a data set whose one file, like kddcup.data, has only the
+// sha256 of its .gz published: that of gzipped.
+func fakeFull(t *testing.T, gzipped []byte, records int) *Dataset {
+	t.Helper()
+	sum := sha256.Sum256(gzipped)
+	return &Dataset{Name: "fake", Format: FormatKDD99, Files: []FileInfo{
+		{Name: "full", DiskName: "full.data", Records: records, GzSHA256: hex.EncodeToString(sum[:])}}}
+}
+
+// Without a published content sha256, only the published .gz itself
+// verifies: a recompressed or plain copy with the right record count is
+// not taken for it.
+func TestGzipOnlyChecksumVerifiesOnlyThatGzip(t *testing.T) {
+	text := strings.Repeat(kddLine+"\n", 3)
+	published := gz(t, text)
+	d := fakeFull(t, published, 3)
+	write := func(name string, b []byte) string {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	good := write("full.data.gz", published)
+	if r, err := Load(d, "full", LoadOptions{DataDir: good}); err != nil || r.N != 3 {
+		t.Fatalf("the published file: %v", err)
+	}
+	if _, st, err := Verify(d, "full", LoadOptions{DataDir: good}); err != nil || st.Err != nil || st.Gz != "ok" || st.Count != "ok" {
+		t.Errorf("verify the published file: %+v, %v", st, err)
+	}
+
+	var b bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+	w.Write([]byte(text))
+	w.Close()
+	for name, c := range map[string]struct {
+		file, want string
+		data       []byte
+	}{
+		"recompressed": {"full.data.gz", "differs from the published full.data.gz's", b.Bytes()},
+		"plain":        {"full.data", "only the sha256 of the published full.data.gz is known, and this file is not gzip", []byte(text)},
+	} {
+		dir := write(c.file, c.data)
+		_, err := Load(d, "full", LoadOptions{DataDir: dir})
+		var ce *ChecksumError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), ": cannot be verified: ") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want a *ChecksumError saying it cannot be verified", name, err)
+		}
+		if _, st, err := Verify(d, "full", LoadOptions{DataDir: dir}); err != nil || st.Err == nil || st.Err.Error() != ce.Err.Error() {
+			t.Errorf("%s: verify %+v, %v; want the error of Load", name, st, err)
+		}
+		if r, err := Load(d, "full", LoadOptions{DataDir: dir, SkipChecksum: true}); err != nil || r.N != 3 {
+			t.Errorf("%s with SkipChecksum: %v", name, err)
+		}
+	}
+}
+
+// Verify counts records, not lines: lines that are no records are an
+// error naming the file and line.
+func TestVerifyChecksRecords(t *testing.T) {
+	lines := gz(t, strings.Repeat("x\n", 3))
+	d := fakeFull(t, lines, 3)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "full.data.gz"), lines, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(dir, "full.data.gz") + " line 1: 1 fields, want 42"
+	if _, st, err := Verify(d, "full", LoadOptions{DataDir: dir}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("verify: %+v, %v; want %q", st, err, want)
 	}
 }

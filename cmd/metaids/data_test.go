@@ -228,6 +228,10 @@ func TestChecksumMismatchNamesFlag(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "normal,normal,") {
 		t.Errorf("--no-checksum: exit %d, stderr %q", code, stderr)
 	}
+	code, out, _ = run(t, "data", "verify", "nsl-kdd", "--data-dir", dir)
+	if code != 1 || !strings.Contains(out, "FAILED: 100 records") || !strings.Contains(out, "with --no-checksum, and by a spec with dataset.no_checksum: true") {
+		t.Errorf("data verify: exit %d, output:\n%s", code, out)
+	}
 }
 
 // shippedRecords returns the records of a shipped file (path under data/,
