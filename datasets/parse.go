@@ -9,6 +9,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Records is a parsed record file in columnar form: numeric features as
@@ -202,8 +204,8 @@ func (p *parser) parseLine(line []byte) error {
 		if len(b) == 0 {
 			return &ParseError{File: r.Name, Line: p.line, Field: FeatureNames[fi], Msg: "empty value"}
 		}
-		if spaced(b) {
-			return &ParseError{File: r.Name, Line: p.line, Field: FeatureNames[fi], Msg: spacedMsg(b)}
+		if msg := badValue(b); msg != "" {
+			return &ParseError{File: r.Name, Line: p.line, Field: FeatureNames[fi], Msg: msg}
 		}
 		idx, ok := p.catIdx[k][string(b)]
 		if !ok {
@@ -218,8 +220,8 @@ func (p *parser) parseLine(line []byte) error {
 		r.Cat[k] = append(r.Cat[k], idx)
 	}
 	label := p.fields[NumFeatures]
-	if spaced(label) {
-		return &ParseError{File: r.Name, Line: p.line, Field: "label", Msg: spacedMsg(label)}
+	if msg := badValue(label); msg != "" {
+		return &ParseError{File: r.Name, Line: p.line, Field: "label", Msg: msg}
 	}
 	label = bytes.TrimSuffix(label, []byte{'.'})
 	if len(label) == 0 {
@@ -248,14 +250,42 @@ func (p *parser) parseLine(line []byte) error {
 	return nil
 }
 
-// spaced reports a symbol or label with spaces or tabs around it: "normal "
-// would be a label of its own, with no category, and "tcp " a symbol of its
-// own, so the record would be read as something it is not.
-func spaced(b []byte) bool {
-	return len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t')
+// badValue says why a symbol or label cannot be one ("" when it can): a
+// quote, a space or a control character would make a symbol or label of
+// its own ("\"tcp\"" another protocol, "normal " a label with no category),
+// so the record would be read as something it is not. The files' values
+// are plain ASCII, checked byte by byte; anything else is looked at closer.
+func badValue(b []byte) string {
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\'' {
+			return valueProblem(b)
+		}
+	}
+	return ""
 }
 
-func spacedMsg(b []byte) string { return fmt.Sprintf("%q has spaces around it", b) }
+func valueProblem(v []byte) string {
+	first, _ := utf8.DecodeRune(v)
+	last, _ := utf8.DecodeLastRune(v)
+	if unicode.IsSpace(first) || unicode.IsSpace(last) {
+		return fmt.Sprintf("%q has spaces around it", v)
+	}
+	for b := v; len(b) > 0; {
+		r, size := utf8.DecodeRune(b)
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return fmt.Sprintf("%q is not UTF-8 text", v)
+		case !unicode.IsGraphic(r): // tabs and line ends too
+			return fmt.Sprintf("%q: control characters are not part of a value", v)
+		case unicode.IsSpace(r):
+			return fmt.Sprintf("%q: spaces are not part of a value", v)
+		case unicode.Is(unicode.Quotation_Mark, r):
+			return fmt.Sprintf("%q: quotes are not part of a value", v)
+		}
+		b = b[size:]
+	}
+	return ""
+}
 
 func (p *parser) fieldCountError(line []byte) error {
 	got := bytes.Count(line, []byte{','}) + 1

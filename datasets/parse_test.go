@@ -102,6 +102,20 @@ func TestParseBadInput(t *testing.T) {
 		{"label with a trailing space", replace(41, "normal "), `line 1, field label: "normal " has spaces around it`},
 		{"label with a leading tab", replace(41, "\tnormal"), `line 1, field label: "\tnormal" has spaces around it`},
 		{"symbol with a space", replace(1, " tcp"), `line 1, field protocol_type: " tcp" has spaces around it`},
+		// Quotes, inner spaces and control characters likewise: "\"tcp\""
+		// would be a fourth protocol, "\"normal\"" a 39th label.
+		{"quoted symbol", replace(1, `"tcp"`), `x.txt line 1, field protocol_type: "\"tcp\"": quotes are not part of a value`},
+		{"quoted label", replace(41, `"normal"`), `x.txt line 1, field label: "\"normal\"": quotes are not part of a value`},
+		{"single-quoted flag", replace(3, `'SF'`), `line 1, field flag: "'SF'": quotes are not part of a value`},
+		{"typographic quotes", replace(2, "“http”"), `line 1, field service: "“http”": quotes are not part of a value`},
+		{"space inside a label", replace(41, "guess passwd"), `line 1, field label: "guess passwd": spaces are not part of a value`},
+		{"tab inside a symbol", replace(2, "ftp\tdata"), `line 1, field service: "ftp\tdata": control characters are not part of a value`},
+		{"no-break space inside a label", replace(41, "guess\u00a0passwd"), `line 1, field label: "guess\u00a0passwd": spaces are not part of a value`},
+		{"no-break space around a label", replace(41, "normal\u00a0"), `line 1, field label: "normal\u00a0" has spaces around it`},
+		{"NUL in a symbol", replace(1, "tc\x00p"), `line 1, field protocol_type: "tc\x00p": control characters are not part of a value`},
+		{"carriage return in a label", replace(41, "nor\rmal"), `line 1, field label: "nor\rmal": control characters are not part of a value`},
+		{"escape in a label", replace(41, "normal\x1b[0m"), `line 1, field label: "normal\x1b[0m": control characters are not part of a value`},
+		{"not UTF-8", replace(3, "S\xff"), `line 1, field flag: "S\xff" is not UTF-8 text`},
 		{"bad difficulty", replace(42, "x"), `line 1, field difficulty: "x" is not an integer`},
 		{"digit separator", nslLine + "\n" + replace(4, "1_0"), `x.txt line 2, field src_bytes: "1_0" is not a number`},
 		{"hexadecimal float", replace(5, "0x1p3"), `x.txt line 1, field dst_bytes: "0x1p3" is not a number`},
@@ -119,6 +133,12 @@ func TestParseBadInput(t *testing.T) {
 	k := strings.Replace(kddLine, "smurf.", "smurf. ", 1)
 	if _, err := Parse(strings.NewReader(k), "k.txt", FormatKDD99); err == nil || !strings.Contains(err.Error(), `k.txt line 1, field label: "smurf. " has spaces around it`) {
 		t.Errorf("KDD Cup 99 label with a trailing space: error %v", err)
+	}
+	// What the files hold otherwise is a value: digits, _ and - in
+	// symbols and labels, letters beyond ASCII.
+	ok := replace(41, "Z39_50-é")
+	if r, err := Parse(strings.NewReader(ok), "x.txt", FormatNSL); err != nil || r.LabelNames[0] != "Z39_50-é" {
+		t.Errorf("label Z39_50-é: %v", err)
 	}
 	var pe *ParseError
 	_, err := Parse(strings.NewReader(replace(4, "x")), "x.txt", FormatNSL)
