@@ -3,6 +3,8 @@ package datasets
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -72,26 +74,28 @@ func Parse(r io.Reader, name string, f Format) (*Records, error) {
 // parseHint is Parse with an expected record count (0 if unknown) to size the
 // column buffers once.
 func parseHint(r io.Reader, name string, f Format, hint int) (*Records, error) {
-	src, _, err := decompressed(r, name)
+	src, zipped, err := decompressed(r, name)
 	if err != nil {
 		return nil, err
 	}
-	return parseText(src, name, f, hint, false)
+	return parseText(src, zipped, name, f, hint, false)
 }
 
 // countRecords checks every record of r, the uncompressed content of a
-// file, and counts them without keeping them; an empty file has none.
-func countRecords(r io.Reader, name string, f Format) (int, error) {
-	rec, err := parseText(r, name, f, 0, true)
+// file (gunzipped when zipped), and counts them without keeping them; an
+// empty file has none.
+func countRecords(r io.Reader, zipped bool, name string, f Format) (int, error) {
+	rec, err := parseText(r, zipped, name, f, 0, true)
 	if err != nil {
 		return 0, err
 	}
 	return rec.N, nil
 }
 
-// parseText parses uncompressed records. With discard the parsed values are
-// dropped line by line (only N counts), and an empty file is no error.
-func parseText(r io.Reader, name string, f Format, hint int, discard bool) (*Records, error) {
+// parseText parses uncompressed records, read from a gzip stream when
+// zipped. With discard the parsed values are dropped line by line (only N
+// counts), and an empty file is no error.
+func parseText(r io.Reader, zipped bool, name string, f Format, hint int, discard bool) (*Records, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	p := newParser(name, f, hint)
 	for {
@@ -99,19 +103,25 @@ func parseText(r io.Reader, name string, f Format, hint int, discard bool) (*Rec
 		if errors.Is(err, bufio.ErrBufferFull) {
 			return nil, &ParseError{File: name, Line: p.line + 1, Msg: "line longer than 64 KiB"}
 		}
-		if err != nil && err != io.EOF {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, fmt.Errorf("%s: truncated gzip stream after line %d: %w", name, p.line, err)
-			}
-			return nil, fmt.Errorf("%s: read after line %d: %w", name, p.line, err)
+		// The gzip stream ended well before the data that follows it: its
+		// last line is whole.
+		trailing := errors.Is(err, errNotGzip)
+		if err != nil && err != io.EOF && !trailing {
+			return nil, readError(name, p.line, err)
 		}
 		if len(line) > 0 {
 			if perr := p.parseLine(line); perr != nil {
+				if zipped && !trailing {
+					return nil, corruptBehind(br, name, p.line, perr)
+				}
 				return nil, perr
 			}
 			if discard {
 				p.reset()
 			}
+		}
+		if trailing {
+			return nil, fmt.Errorf("%s: the gzip stream ends after line %d and is followed by data that is not gzip", name, p.line)
 		}
 		if err == io.EOF {
 			break
@@ -121,6 +131,33 @@ func parseText(r io.Reader, name string, f Format, hint int, discard bool) (*Rec
 		return nil, fmt.Errorf("%s: no records (empty file)", name)
 	}
 	return &p.rec, nil
+}
+
+// readError says what went wrong reading a file after line.
+func readError(name string, line int, err error) error {
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%s: truncated gzip stream after line %d: %w", name, line, err)
+	case corruptGzip(err):
+		return fmt.Errorf("%s: corrupt gzip stream after line %d: %w", name, line, err)
+	}
+	return fmt.Errorf("%s: read after line %d: %w", name, line, err)
+}
+
+// corruptBehind returns perr, a malformed record of a gzip stream, unless
+// the rest of the stream is corrupt: a damaged deflate stream decodes to
+// garbage before its damage shows, so the stream is then what is wrong.
+// Only a file already in error is read on.
+func corruptBehind(rest io.Reader, name string, line int, perr error) error {
+	if _, err := io.Copy(io.Discard, rest); corruptGzip(err) {
+		return fmt.Errorf("%s: corrupt gzip stream, read as far as line %d: %w", name, line, err)
+	}
+	return perr
+}
+
+func corruptGzip(err error) bool {
+	var ce flate.CorruptInputError
+	return errors.As(err, &ce) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader)
 }
 
 type parser struct {

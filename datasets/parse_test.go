@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -157,6 +158,86 @@ func TestParseTruncatedGzip(t *testing.T) {
 	}
 	if _, err := Parse(bytes.NewReader([]byte{0x1f, 0x8b, 1}), "tiny.gz", FormatKDD99); err == nil {
 		t.Error("a 3-byte gzip file parsed without error")
+	}
+}
+
+// A damaged deflate stream decodes to garbage before the gzip checksum
+// catches it: the error blames the stream, not the garbled record.
+func TestParseCorruptGzip(t *testing.T) {
+	d, _ := Lookup("nsl-kdd")
+	f, _ := d.File("KDDTest+")
+	b, err := fs.ReadFile(ShippedFS(), ShippedPath(d, f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Clone(b)
+	b[50000] ^= 0xff
+	dir := t.TempDir()
+	path := filepath.Join(dir, "KDDTest+.txt.gz")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := path + ": corrupt gzip stream, read as far as line 2984: gzip: invalid checksum"
+	_, err = Parse(bytes.NewReader(b), path, FormatNSL)
+	if err == nil || err.Error() != want || !errors.Is(err, gzip.ErrChecksum) {
+		t.Errorf("Parse: %v, want %q", err, want)
+	}
+	for _, skip := range []bool{false, true} {
+		if _, err := Load(d, "KDDTest+", LoadOptions{DataDir: dir, SkipChecksum: skip}); err == nil || err.Error() != want {
+			t.Errorf("Load (SkipChecksum %v): %v, want %q", skip, err, want)
+		}
+	}
+	if _, _, err := Verify(d, "KDDTest+", LoadOptions{DataDir: dir}); err == nil || err.Error() != want {
+		t.Errorf("Verify: %v, want %q", err, want)
+	}
+	// A malformed record in a sound stream is still that record's error.
+	bad := gz(t, kddLine+"\n0,tcp\n"+kddLine+"\n")
+	if _, err := Parse(bytes.NewReader(bad), "bad.gz", FormatKDD99); err == nil || !strings.Contains(err.Error(), "bad.gz line 2: 2 fields, want 42") {
+		t.Errorf("bad record: %v", err)
+	}
+}
+
+// Members of a gzip file follow one another, as gzip -d reads them; data
+// after the last that is not gzip is named as such, not as a cut stream.
+func TestParseGzipMembers(t *testing.T) {
+	d, _ := Lookup("nsl-kdd")
+	f, _ := d.File("KDDTest-21")
+	raw, err := io.ReadAll(openShipped(t, ShippedPath(d, f)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := bytes.IndexByte(raw[len(raw)/2:], '\n') + len(raw)/2 + 1
+	two := append(gz(t, string(raw[:half])), gz(t, string(raw[half:]))...)
+	for name, c := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"two members":       {two, ""},
+		"an empty member":   {append(gz(t, ""), two...), ""},
+		"garbage after it":  {append(bytes.Clone(two), "garbage"...), "the gzip stream ends after line 11850 and is followed by data that is not gzip"},
+		"one byte after it": {append(bytes.Clone(two), 0), "the gzip stream ends after line 11850 and is followed by data that is not gzip"},
+		"zeros after it":    {append(bytes.Clone(two), make([]byte, 512)...), "the gzip stream ends after line 11850 and is followed by data that is not gzip"},
+		"a broken member":   {append(bytes.Clone(two), 0x1f, 0x8b, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9), "corrupt gzip stream after line 11850: gzip: invalid header"},
+		"a cut member":      {append(bytes.Clone(two), 0x1f, 0x8b), "truncated gzip stream after line 11850"},
+		"no final line end": {append(gz(t, string(raw[:len(raw)-1])), "x"...), "the gzip stream ends after line 11850 and is followed by data that is not gzip"},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "KDDTest-21.txt.gz"), c.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Load(d, "KDDTest-21", LoadOptions{DataDir: dir})
+		if c.want == "" {
+			if err != nil || r.N != 11850 {
+				t.Errorf("%s: %v", name, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Load: %v, want %q", name, err, c.want)
+		}
+		if _, err := Parse(bytes.NewReader(c.data), "x.gz", FormatNSL); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Parse: %v, want %q", name, err, c.want)
+		}
 	}
 }
 

@@ -152,7 +152,7 @@ func loadUserFile(d *Dataset, f *FileInfo, path string, opt LoadOptions) (*Recor
 	if err != nil {
 		return nil, err
 	}
-	recs, err := parseText(io.TeeReader(raw, rawHash), path, d.Format, f.Records, false)
+	recs, err := parseText(io.TeeReader(raw, rawHash), isGzip, path, d.Format, f.Records, false)
 	if err != nil {
 		return nil, err
 	}
@@ -192,9 +192,54 @@ func decompressed(r io.Reader, name string) (io.Reader, bool, error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("%s: gzip header: %w", name, err)
 		}
-		return zr, true, nil
+		zr.Multistream(false)
+		return &gzipMembers{br: br, zr: zr}, true, nil
 	}
 	return br, false, nil
+}
+
+// errNotGzip is the error of a gzip file with data after its last member
+// that is not another member.
+var errNotGzip = errors.New("data after the end of the gzip stream is not gzip")
+
+// gzipMembers reads the members of a gzip file one after another, as
+// gzip -d does. gzip.Reader does too, but reports data after the last
+// member that is not gzip as a truncated or bad header, as if the stream
+// were cut or damaged.
+type gzipMembers struct {
+	br  *bufio.Reader
+	zr  *gzip.Reader
+	err error
+}
+
+func (g *gzipMembers) Read(p []byte) (int, error) {
+	for g.err == nil {
+		n, err := g.zr.Read(p)
+		if err != io.EOF {
+			return n, err
+		}
+		magic, err := g.br.Peek(2)
+		switch {
+		case len(magic) == 0 && errors.Is(err, io.EOF):
+			g.err = io.EOF
+		case len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+			if err := g.zr.Reset(g.br); err != nil {
+				g.err = err
+				break
+			}
+			g.zr.Multistream(false)
+			if n == 0 {
+				continue
+			}
+			return n, nil
+		case err != nil && !errors.Is(err, io.EOF):
+			g.err = err
+		default:
+			g.err = errNotGzip
+		}
+		return n, g.err
+	}
+	return 0, g.err
 }
 
 // CheckStatus is the outcome of checking a file against published figures.
@@ -274,7 +319,7 @@ func Verify(d *Dataset, file string, opt LoadOptions) (string, CheckStatus, erro
 	if err != nil {
 		return shown, CheckStatus{}, err
 	}
-	n, err := countRecords(io.TeeReader(raw, rawHash), shown, d.Format)
+	n, err := countRecords(io.TeeReader(raw, rawHash), isGzip, shown, d.Format)
 	if err != nil {
 		return shown, CheckStatus{}, err
 	}
