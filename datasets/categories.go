@@ -15,7 +15,8 @@ import (
 // normal, dos, probe, r2l or u2r.
 type Categories map[string]string
 
-// Unknown is the category of a label that no mapping names.
+// Unknown is the category Of gives a label that no mapping names; Check
+// tells such labels apart, and no pool has a class of it.
 const Unknown = "unknown"
 
 // CategoryNames are the categories a mapping may give a label, in the order
@@ -28,6 +29,52 @@ func (c Categories) Of(label string) string {
 		return cat
 	}
 	return Unknown
+}
+
+// UnmappedError is a label of a record file that the categories mapping
+// lacks: it would be a class of category Unknown, so a typo such as
+// "Normal" would pass for a novel attack type. It names no remedy, since
+// only the caller knows how its user gives a categories file; match it
+// with errors.As and add that.
+type UnmappedError struct {
+	File  string
+	Line  int // of the label's first record; 0 when unknown
+	Label string
+}
+
+func (e *UnmappedError) Error() string {
+	at := e.File
+	if e.Line > 0 {
+		at = fmt.Sprintf("%s line %d", e.File, e.Line)
+	}
+	return fmt.Sprintf("%s: label %q has no category: the categories mapping lacks it", at, e.Label)
+}
+
+// Check returns an *UnmappedError for the label of r that c lacks and that
+// comes first in the file, or nil when c maps every label.
+func (c Categories) Check(r *Records) error {
+	var first *UnmappedError
+	for i, name := range r.LabelNames {
+		if _, ok := c[name]; ok {
+			continue
+		}
+		if e := r.unmapped(i); first == nil || e.Line < first.Line {
+			first = e
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	return first
+}
+
+// unmapped is the *UnmappedError of r's label i.
+func (r *Records) unmapped(i int) *UnmappedError {
+	e := &UnmappedError{File: r.Name, Label: r.LabelNames[i]}
+	if i < len(r.LabelLines) {
+		e.Line = r.LabelLines[i]
+	}
+	return e
 }
 
 // DefaultCategories is the shipped mapping of all 39 attack names in the six

@@ -1,6 +1,9 @@
 package datasets
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,5 +127,68 @@ func TestCategoryFileWarnsOfNamesThatLabelNothing(t *testing.T) {
 	}
 	if s, err := NovelAttackSplit(d, ProtocolOptions{MinRecords: 20}); err != nil || s.Warnings != nil {
 		t.Errorf("no categories file: %v, warnings %q", err, s.Warnings)
+	}
+}
+
+// A label the categories lack is an error naming the file, the line of its
+// first record and the label, not a class of category unknown: a typo of
+// normal would be a novel attack type. Mapped, it is a class.
+func TestUnmappedLabelIsAnError(t *testing.T) {
+	d, _ := Lookup("nsl-kdd")
+	f, _ := d.File("KDDTest+")
+	typo := 0 // records relabelled
+	first := 0
+	dir := userCopy(t, d, f, false, func(b []byte) []byte {
+		lines := bytes.SplitAfter(b, []byte("\n"))
+		for i, l := range lines {
+			if typo < 30 && bytes.Contains(l, []byte(",normal,")) {
+				lines[i] = bytes.Replace(l, []byte(",normal,"), []byte(",Normal,"), 1)
+				if typo++; first == 0 {
+					first = i + 1
+				}
+			}
+		}
+		return bytes.Join(lines, nil)
+	})
+	path := filepath.Join(dir, "KDDTest+.txt")
+	for _, distinct := range []bool{false, true} {
+		_, err := NovelAttackSplit(d, ProtocolOptions{MinRecords: 20, Load: LoadOptions{DataDir: dir, SkipChecksum: true, Distinct: distinct}})
+		var ue *UnmappedError
+		if !errors.As(err, &ue) || *ue != (UnmappedError{File: path, Line: first, Label: "Normal"}) {
+			t.Fatalf("distinct %v: error %v, want an *UnmappedError for Normal on line %d", distinct, err, first)
+		}
+		if want := fmt.Sprintf(`%s line %d: label "Normal" has no category`, path, first); !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("error %q, want it to begin %q", err, want)
+		}
+	}
+	cats := DefaultCategories()
+	cats["Normal"] = "normal"
+	s, err := NovelAttackSplit(d, ProtocolOptions{MinRecords: 20, Categories: cats, Load: LoadOptions{DataDir: dir, SkipChecksum: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := s.Test.ClassIndex("Normal"); i < 0 || s.Test.Classes[i].Category != "normal" || len(s.Test.Classes[i].Rows) != 30 {
+		t.Errorf("mapped Normal: meta-test classes %v", s.Test.Classes)
+	}
+
+	// The normal class named is normal traffic, mapped or not; NewPool
+	// refuses a class the categories lack.
+	recs, err := Parse(strings.NewReader(strings.Replace(nslLine, "normal", "benign", 1)+"\n"+nslLine+"\n"), "mine.txt", FormatNSL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := FitEncoder(recs, EncoderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `mine.txt line 1: label "benign" has no category`
+	if _, _, err := NewPool(recs, enc.Transform(recs), DefaultCategories(), PoolOptions{}); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("NewPool: %v, want %q", err, want)
+	}
+	if _, _, err := NewPool(recs, enc.Transform(recs), DefaultCategories(), PoolOptions{Exclude: []string{"benign"}}); err != nil {
+		t.Errorf("NewPool without benign: %v", err)
+	}
+	if err := DefaultCategories().Check(recs); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Check: %v, want %q", err, want)
 	}
 }

@@ -74,7 +74,7 @@ func (r *Records) distinct(hash func(rowKey) uint64) *Records {
 
 // rows returns the records of r at the given indices, in that order.
 func (r *Records) rows(idx []int32) *Records {
-	out := &Records{Name: r.Name, Format: r.Format, N: len(idx), CatValues: r.CatValues, LabelNames: r.LabelNames,
+	out := &Records{Name: r.Name, Format: r.Format, N: len(idx), CatValues: r.CatValues, LabelNames: r.LabelNames, LabelLines: r.LabelLines,
 		Num: make([]float64, 0, len(idx)*NumNumeric), Label: make([]uint16, len(idx))}
 	for j := range out.Cat {
 		out.Cat[j] = make([]uint16, len(idx))

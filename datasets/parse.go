@@ -28,6 +28,9 @@ type Records struct {
 	CatValues  [3][]string
 	Label      []uint16
 	LabelNames []string
+	// LabelLines holds the line of each label's first record (0 where
+	// unknown: records not read from a file).
+	LabelLines []int
 	Difficulty []int8 // NSL-KDD difficulty 0-21; nil for KDD Cup 99
 	// Repeats counts the records of the file left out as repeats of
 	// earlier ones (LoadOptions.Distinct).
@@ -273,6 +276,7 @@ func (p *parser) parseLine(line []byte) error {
 		s := string(label)
 		p.labIdx[s] = li
 		r.LabelNames = append(r.LabelNames, s)
+		r.LabelLines = append(r.LabelLines, p.line)
 	}
 	r.Label = append(r.Label, li)
 	if r.Format == FormatNSL {

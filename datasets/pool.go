@@ -19,7 +19,7 @@ type Pool struct {
 // Class is one label of a pool and the matrix rows that carry it.
 type Class struct {
 	Name     string // the label, e.g. "neptune" (KDD Cup 99's trailing period removed)
-	Category string // normal, dos, probe, r2l, u2r, or unknown
+	Category string // normal, dos, probe, r2l or u2r
 	Rows     []int32
 }
 
@@ -123,7 +123,11 @@ func NewPool(r *Records, m *Matrix, cats Categories, opt PoolOptions) (*Pool, []
 		case count < opt.MinRecords:
 			dropped = append(dropped, Dropped{n, count, fmt.Sprintf("fewer than %d records", opt.MinRecords)})
 		default:
-			p.Classes = append(p.Classes, Class{Name: n, Category: cats.Of(n), Rows: byName[n]})
+			cat, ok := cats[n]
+			if !ok {
+				return nil, nil, r.unmapped(slices.Index(r.LabelNames, n))
+			}
+			p.Classes = append(p.Classes, Class{Name: n, Category: cat, Rows: byName[n]})
 		}
 	}
 	return p, dropped, nil

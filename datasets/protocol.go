@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -121,6 +122,18 @@ func NovelAttackSplit(d *Dataset, opt ProtocolOptions) (*Split, error) {
 	// the real normal traffic among the attack classes.
 	if opt.NormalClass != "" && !slices.Contains(train.LabelNames, normal) && !slices.Contains(test.LabelNames, normal) {
 		return nil, fmt.Errorf("normal class %q labels no record of %s or %s", normal, opt.TrainFile, opt.TestFile)
+	}
+	// A label without a category would be a class of its own, a typo of
+	// normal a novel attack type. The normal class named is normal traffic
+	// whether or not a mapping says so.
+	if _, ok := opt.Categories[normal]; !ok {
+		opt.Categories = maps.Clone(opt.Categories)
+		opt.Categories[normal] = "normal"
+	}
+	for _, r := range []*Records{train, test} {
+		if err := opt.Categories.Check(r); err != nil {
+			return nil, err
+		}
 	}
 	// Every excluded class must occur (NewPool checks), except the implicit
 	// normal of NoNormal, which a training file may lack.

@@ -164,3 +164,14 @@ func ExplainChecksum(err error) error {
 	}
 	return err
 }
+
+// ExplainCategories adds to an error about a label that no categories
+// mapping names the spec key that maps it.
+func ExplainCategories(err error) error {
+	var ue *datasets.UnmappedError
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%w (a typo in the file? else add a row %q, CATEGORY one of %s, to a CSV given as dataset.categories)",
+			err, ue.Label+",CATEGORY", strings.Join(datasets.CategoryNames, ", "))
+	}
+	return err
+}

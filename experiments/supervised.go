@@ -90,6 +90,10 @@ func loadSupervised(p plan) (*supervisedData, error) {
 	if sp.Labels == "category" {
 		classes = categoryClasses
 	}
+	cats := p.Protocol.Categories
+	if cats == nil {
+		cats = datasets.DefaultCategories()
+	}
 	label := func(r *datasets.Records) ([]int32, error) {
 		y := make([]int32, r.N)
 		for i, l := range r.Label {
@@ -100,7 +104,7 @@ func loadSupervised(p plan) (*supervisedData, error) {
 			case sp.Labels == "binary":
 				y[i] = 1
 			default:
-				c := p.Protocol.Categories.Of(name)
+				c := cats.Of(name)
 				k := indexOf(categoryClasses, c)
 				if k < 0 {
 					return nil, fmt.Errorf("%s: label %q has category %q, not one of %s (see dataset.categories)", r.Name, name, c, strings.Join(categoryClasses, ", "))
@@ -120,6 +124,10 @@ func loadSupervised(p plan) (*supervisedData, error) {
 		r, err := datasets.Load(p.Dataset, file, opt)
 		if err != nil {
 			return nil, nil, ExplainChecksum(err)
+		}
+		// Binary labels too: a typo of normal would be an attack.
+		if err := cats.Check(r); err != nil {
+			return nil, nil, ExplainCategories(err)
 		}
 		if enc == nil {
 			if enc, err = datasets.FitEncoder(r, p.Protocol.Encoder); err != nil {

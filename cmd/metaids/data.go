@@ -14,6 +14,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/metaids/metaids/datasets"
 	"github.com/metaids/metaids/eval"
@@ -106,6 +107,17 @@ func checksumHint(err error) error {
 	var ce *datasets.ChecksumError
 	if errors.As(err, &ce) {
 		return fmt.Errorf("%w (pass --no-checksum to use it anyway)", err)
+	}
+	return err
+}
+
+// categoriesHint adds the command line's remedy to the error of a label
+// that no categories mapping names.
+func categoriesHint(err error) error {
+	var ue *datasets.UnmappedError
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%w (a typo in the file? else add a row %q, CATEGORY one of %s, to a CSV given as --categories)",
+			err, ue.Label+",CATEGORY", strings.Join(datasets.CategoryNames, ", "))
 	}
 	return err
 }
@@ -337,6 +349,9 @@ func dataStats(e *env, args []string) error {
 	r, err := datasets.Load(d, *file, src.options())
 	if err != nil {
 		return checksumHint(err)
+	}
+	if err := cats.Check(r); err != nil {
+		return categoriesHint(err)
 	}
 	warnCategories(e, catFile.Unmatched([]string{*file}, r))
 	counts := r.LabelCounts()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -453,5 +454,50 @@ func TestSplitDistinct(t *testing.T) {
 		"meta-test,corrected,mailbomb,dos,308\n", "meta-train,kddcup.data_10_percent,smurf,dos,280790\n")
 	if code, _, stderr := run(t, "split", "kddcup99", "--distinct", "yes"); code != 2 || !strings.Contains(stderr, "--distinct must be none, train, test or both") {
 		t.Errorf("--distinct yes: exit %d, %q", code, stderr)
+	}
+}
+
+// A label the categories lack (a typo of normal in a --data-dir copy) is an
+// error naming file, line and label and the flag or key that maps it, in
+// data stats, split, validate --deep and run; mapped, it is a class.
+func TestUnmappedLabelNamesTheFix(t *testing.T) {
+	raw := shippedRecords(t, "nsl-kdd/KDDTest+.txt.gz")
+	lines := bytes.SplitAfter(raw, []byte("\n"))
+	first := 0
+	for i, n := 0, 0; n < 30; i++ {
+		if bytes.Contains(lines[i], []byte(",normal,")) {
+			lines[i] = bytes.Replace(lines[i], []byte(",normal,"), []byte(",Normal,"), 1)
+			if n++; first == 0 {
+				first = i + 1
+			}
+		}
+	}
+	dir := writeSpecs(t, map[string]string{"KDDTest+.txt": string(bytes.Join(lines, nil)), "cats.csv": "Normal,normal\n"})
+	path := filepath.Join(dir, "KDDTest+.txt")
+	want := fmt.Sprintf(`%s line %d: label "Normal" has no category: the categories mapping lacks it (a typo in the file? else add a row "Normal,CATEGORY", CATEGORY one of normal, dos, probe, r2l, u2r, to a CSV given as `, path, first)
+	for _, args := range [][]string{
+		{"data", "stats", "nsl-kdd", "--file", "KDDTest+", "--data-dir", dir, "--no-checksum"},
+		{"split", "nsl-kdd", "--episodes", "10", "--data-dir", dir, "--no-checksum"},
+	} {
+		code, out, stderr := run(t, args...)
+		if code != 1 || !strings.Contains(stderr, want+"--categories)") || out != "" {
+			t.Errorf("%v: exit %d, stderr %q; want exit 1 and %q", args, code, stderr, want)
+		}
+		runHas(t, append(args, "--categories", filepath.Join(dir, "cats.csv"), "--format", "csv"), "Normal,normal,30")
+	}
+	specs := writeSpecs(t, map[string]string{"s.yaml": "dataset: {name: nsl-kdd}\nepisodes: {ways: 3, train_steps: 1, val_every: 0, test_episodes: 1}\nseeds: [1]\n",
+		// Binary labels too: Normal would be an attack.
+		"sup.yaml": "dataset: {name: nsl-kdd}\nsplit: {protocol: supervised}\nsupervised: {labels: binary}\n"})
+	spec := filepath.Join(specs, "s.yaml")
+	set := []string{"--set", "dataset.data_dir=" + dir, "--set", "dataset.no_checksum=true"}
+	for _, args := range [][]string{
+		append([]string{"validate", "--deep", spec}, set...),
+		append([]string{"validate", "--deep", filepath.Join(specs, "sup.yaml")}, set...),
+		append([]string{"run", spec, "--out", filepath.Join(t.TempDir(), "out")}, set...),
+	} {
+		code, _, stderr := run(t, args...)
+		if code != 1 || !strings.Contains(stderr, want+"dataset.categories)") {
+			t.Errorf("%v: exit %d, stderr %q; want exit 1 and %q", args, code, stderr, want)
+		}
 	}
 }

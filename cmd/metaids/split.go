@@ -85,7 +85,7 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 		MinRecords: min, ValFraction: *valFraction, Seed: *seed,
 	})
 	if err != nil {
-		return explainShortage(checksumHint(err), min, *valFraction)
+		return explainShortage(categoriesHint(checksumHint(err)), min, *valFraction)
 	}
 	warnCategories(e, s.Warnings)
 	if err := checkBatchSize(*ways, *shots, *queries, *metaBatch, s.Encoder.Dim(), true); err != nil {
