@@ -73,6 +73,15 @@ func tooFewClasses(format string, a ...any) error {
 	return tooFewError{fmt.Sprintf(format, a...)}
 }
 
+// ErrNotMetaTest is matched by the error of NovelAttackSplit for a class to
+// leave out of meta-test (TestExclude) that is not a meta-test class.
+var ErrNotMetaTest = errors.New("not a meta-test class")
+
+type notMetaTestError struct{ msg string }
+
+func (e notMetaTestError) Error() string        { return e.msg }
+func (e notMetaTestError) Is(target error) bool { return target == ErrNotMetaTest }
+
 type noNormalError struct{ msg string }
 
 func (e noNormalError) Error() string        { return e.msg }

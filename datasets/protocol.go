@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // ProtocolOptions configure NovelAttackSplit. Zero values give the protocol of
@@ -178,7 +179,16 @@ func NovelAttackSplit(d *Dataset, opt ProtocolOptions) (*Split, error) {
 		}
 		include = slices.Clone(opt.TestInclude)
 	}
-	if !opt.NoNormal && slices.Contains(test.LabelNames, normal) {
+	// A class of the test file that is no meta-test class (a training
+	// attack) would be left out of nothing.
+	withNormal := !opt.NoNormal && slices.Contains(test.LabelNames, normal)
+	for _, n := range opt.TestExclude {
+		if !slices.Contains(include, n) && !(n == normal && withNormal) {
+			return nil, notMetaTestError{fmt.Sprintf("class %q to leave out of meta-test is not a meta-test class of %s (they are: %s)",
+				n, opt.TestFile, strings.Join(include, ", "))}
+		}
+	}
+	if withNormal {
 		include = append(include, normal)
 	}
 	testPool, dropped, err := NewPool(test, enc.Transform(test), opt.Categories,

@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -63,6 +64,26 @@ func TestNovelAttackSplitErrors(t *testing.T) {
 	d, _ := Lookup("nsl-kdd")
 	if _, err := NovelAttackSplit(d, ProtocolOptions{TestInclude: []string{"neptune"}}); err == nil || !strings.Contains(err.Error(), `"neptune" is not a novel attack type`) {
 		t.Errorf("non-novel meta-test class: %v", err)
+	}
+	// A class to leave out of meta-test must be a meta-test class: a
+	// training attack of the test file is in no meta-test pool.
+	for _, c := range []struct {
+		opt  ProtocolOptions
+		want string
+	}{
+		{ProtocolOptions{TestExclude: []string{"warezmaster"}}, `class "warezmaster" to leave out of meta-test is not a meta-test class of KDDTest+ (they are: apache2, httptunnel, `},
+		{ProtocolOptions{TestInclude: []string{"saint", "apache2"}, TestExclude: []string{"mscan"}}, `class "mscan" to leave out of meta-test is not a meta-test class of KDDTest+ (they are: saint, apache2)`},
+		{ProtocolOptions{NoNormal: true, TestExclude: []string{"normal"}}, `class "normal" to leave out of meta-test is not a meta-test class`},
+	} {
+		if _, err := NovelAttackSplit(d, c.opt); !errors.Is(err, ErrNotMetaTest) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %q", c.opt.TestExclude, err, c.want)
+		}
+	}
+	for _, exclude := range []string{"saint", "normal"} {
+		s, err := NovelAttackSplit(d, ProtocolOptions{TestExclude: []string{exclude}})
+		if err != nil || s.Test.ClassIndex(exclude) >= 0 {
+			t.Errorf("%s left out of meta-test: %v", exclude, err)
+		}
 	}
 	if _, err := NovelAttackSplit(d, ProtocolOptions{Val: []string{"mscan"}}); err == nil || !strings.Contains(err.Error(), "mscan") {
 		t.Errorf("meta-val class not in training file: %v", err)

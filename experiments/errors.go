@@ -175,3 +175,13 @@ func ExplainCategories(err error) error {
 	}
 	return err
 }
+
+// ExplainData adds to an error of loading and splitting a spec's data what
+// the spec can do about it: ExplainChecksum, ExplainCategories, and the key
+// of a class to leave out of meta-test that is not a meta-test class.
+func ExplainData(err error) error {
+	if errors.Is(err, datasets.ErrNotMetaTest) {
+		return fmt.Errorf("split.test_exclude: %w", err)
+	}
+	return ExplainCategories(ExplainChecksum(err))
+}

@@ -519,7 +519,7 @@ func (r *Runner) split(p plan) (*datasets.Split, error) {
 	start := time.Now()
 	s, err := datasets.NovelAttackSplit(p.Dataset, p.Protocol)
 	if err != nil {
-		return nil, ExplainCategories(ExplainChecksum(err))
+		return nil, ExplainData(err)
 	}
 	distinct := ""
 	if note := repeatsNote(p.Protocol, fileRepeats{s.TrainFile, s.TrainRepeats}, fileRepeats{s.TestFile, s.TestRepeats}); note != "" {

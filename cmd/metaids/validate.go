@@ -264,7 +264,7 @@ func deepCheck(s *experiments.Spec, cache map[string]deepResult) (classes string
 				return err
 			}
 			r.split, err = datasets.NovelAttackSplit(d, opt)
-			return experiments.ExplainCategories(experiments.ExplainChecksum(err))
+			return experiments.ExplainData(err)
 		}()
 		cache[key] = r
 	}

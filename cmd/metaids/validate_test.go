@@ -180,6 +180,21 @@ func TestValidateDeep(t *testing.T) {
 	}
 }
 
+// A class to leave out of meta-test that is a training attack is named
+// with its key and the classes it could name.
+func TestValidateDeepTestExcludeNamesMetaTestClasses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads NSL-KDD")
+	}
+	_, rows, _ := validateDeep(t, 1, map[string]string{
+		"ex.yaml": "dataset: {name: nsl-kdd}\nsplit: {test_exclude: [warezmaster]}\nepisodes: {ways: 3}\n",
+	})
+	want := `error: split.test_exclude: class "warezmaster" to leave out of meta-test is not a meta-test class of KDDTest+ (they are: apache2, httptunnel, mailbomb, mscan, `
+	if len(rows) != 1 || !strings.HasPrefix(rows[0]["status"].(string), want) {
+		t.Errorf("rows %v, want a status beginning %q", rows, want)
+	}
+}
+
 // A supervised spec draws no episodes: --deep loads and labels its files
 // instead of checking episode pools it does not use.
 func TestValidateDeepSupervised(t *testing.T) {
