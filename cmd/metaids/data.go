@@ -82,6 +82,27 @@ func warnCategories(e *env, warnings []string) {
 	}
 }
 
+// emptyFlagHints say, for each flag that an empty value would leave as if
+// not given, what leaving it out does.
+var emptyFlagHints = map[string]string{
+	"data-dir":   "leave it out to read the shipped files, or name a folder",
+	"categories": "leave it out for the shipped mapping, or name a CSV of attack,category rows",
+	"file":       "leave it out for the training file, or name a file of the data set",
+}
+
+// checkNotEmpty is a usage error for a flag of emptyFlagHints given an empty
+// value (an unset shell variable, say): it is not taken for the flag left
+// out.
+func checkNotEmpty(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if hint, ok := emptyFlagHints[f.Name]; ok && err == nil && f.Value.String() == "" {
+			err = usageErrorf("--%s is empty: %s", f.Name, hint)
+		}
+	})
+	return err
+}
+
 // checkDataDir is a usage error for a --data-dir that is not there or not a
 // folder: searched first, it would otherwise be passed over in silence for
 // the shipped copies.
@@ -187,6 +208,9 @@ func dataList(e *env, args []string) error {
 	} else if len(pos) > 0 {
 		return usageErrorf("data list takes no arguments")
 	}
+	if err := checkNotEmpty(fs); err != nil {
+		return err
+	}
 	if _, err := eval.ParseFormat(format); err != nil {
 		return usageErrorf("--format: %v", err)
 	}
@@ -262,6 +286,9 @@ func dataVerify(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkNotEmpty(fs); err != nil {
+		return err
+	}
 	if _, err := eval.ParseFormat(format); err != nil {
 		return usageErrorf("--format: %v", err)
 	}
@@ -325,6 +352,9 @@ func dataStats(e *env, args []string) error {
 	}
 	if len(pos) != 1 {
 		return usageErrorf("data stats takes one data set (%v)", datasets.Names())
+	}
+	if err := checkNotEmpty(fs); err != nil {
+		return err
 	}
 	if _, err := eval.ParseFormat(format); err != nil {
 		return usageErrorf("--format: %v", err)

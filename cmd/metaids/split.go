@@ -42,6 +42,9 @@ func runSplit(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usageErrorf("split takes one data set (%s)", strings.Join(datasets.Names(), ", "))
 	}
+	if err := checkNotEmpty(fs); err != nil {
+		return err
+	}
 	if _, err := eval.ParseFormat(format); err != nil {
 		return usageErrorf("--format: %v", err)
 	}
