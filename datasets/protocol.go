@@ -142,6 +142,23 @@ func NovelAttackSplit(d *Dataset, opt ProtocolOptions) (*Split, error) {
 	if opt.NoNormal && slices.Contains(train.LabelNames, normal) {
 		trainExclude = append(trainExclude, normal)
 	}
+	// With no attack type to begin with, the classes too small to keep
+	// are not why meta-train has none.
+	var attackTypes, excluded int
+	for _, n := range train.LabelNames {
+		if n != normal {
+			attackTypes++
+			if slices.Contains(opt.TrainExclude, n) {
+				excluded++
+			}
+		}
+	}
+	switch {
+	case attackTypes == 0:
+		return nil, fmt.Errorf("meta-train pool: %s holds no attack records, only normal traffic: there are no meta-train classes", train.Name)
+	case excluded == attackTypes:
+		return nil, fmt.Errorf("meta-train pool: every attack type of %s is excluded (%d): there are no meta-train classes", train.Name, excluded)
+	}
 	all, dropped, err := NewPool(train, enc.Transform(train), opt.Categories,
 		PoolOptions{MinRecords: opt.MinRecords, Exclude: trainExclude})
 	if err != nil {

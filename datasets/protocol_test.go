@@ -1,9 +1,12 @@
 package datasets
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -83,6 +86,40 @@ func TestNovelAttackSplitErrors(t *testing.T) {
 		s, err := NovelAttackSplit(d, ProtocolOptions{TestExclude: []string{exclude}})
 		if err != nil || s.Test.ClassIndex(exclude) >= 0 {
 			t.Errorf("%s left out of meta-test: %v", exclude, err)
+		}
+	}
+	// A training file without attack types has no meta-train classes
+	// whatever the class size asked for: not a shortage of MinRecords.
+	f, _ := d.File("KDDTrain+_20Percent")
+	keep := func(labels ...string) func([]byte) []byte {
+		return func(b []byte) []byte {
+			var out []byte
+			for _, l := range bytes.SplitAfter(b, []byte("\n")) {
+				for _, label := range labels {
+					if bytes.Contains(l, []byte(","+label+",")) {
+						out = append(out, l...)
+					}
+				}
+			}
+			return out
+		}
+	}
+	for _, c := range []struct {
+		labels, exclude []string
+		want            string
+	}{
+		{[]string{"normal"}, nil, "KDDTrain+_20Percent.txt holds no attack records, only normal traffic: there are no meta-train classes"},
+		{[]string{"normal", "neptune", "satan"}, []string{"satan", "neptune"}, "every attack type of %s is excluded (2): there are no meta-train classes"},
+	} {
+		dir := userCopy(t, d, f, false, keep(c.labels...))
+		want := c.want
+		if strings.Contains(want, "%s") {
+			want = fmt.Sprintf(want, filepath.Join(dir, "KDDTrain+_20Percent.txt"))
+		}
+		_, err := NovelAttackSplit(d, ProtocolOptions{TrainFile: "KDDTrain+_20Percent", TestFile: "KDDTest-21", MinRecords: 20, ValFraction: 0.25,
+			TrainExclude: c.exclude, Load: LoadOptions{DataDir: dir, SkipChecksum: true}})
+		if err == nil || !strings.Contains(err.Error(), want) || errors.Is(err, ErrTooFewClasses) {
+			t.Errorf("%v: %v, want %q and no shortage", c.labels, err, want)
 		}
 	}
 	if _, err := NovelAttackSplit(d, ProtocolOptions{Val: []string{"mscan"}}); err == nil || !strings.Contains(err.Error(), "mscan") {

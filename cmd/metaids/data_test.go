@@ -344,6 +344,23 @@ func TestSplitShortageNamesFlags(t *testing.T) {
 	}
 }
 
+// A training file of normal traffic alone has no meta-train classes: the
+// error says so rather than suggest lower --shots or --queries.
+func TestSplitTrainingFileWithoutAttacks(t *testing.T) {
+	var normal bytes.Buffer
+	for _, line := range bytes.SplitAfter(shippedRecords(t, "nsl-kdd/KDDTrain+_20Percent.txt.gz"), []byte("\n")) {
+		if bytes.Contains(line, []byte(",normal,")) {
+			normal.Write(line)
+		}
+	}
+	dir := writeSpecs(t, map[string]string{"KDDTrain+.txt": normal.String()})
+	code, _, stderr := run(t, "split", "nsl-kdd", "--episodes", "0", "--data-dir", dir, "--no-checksum")
+	want := "metaids split: meta-train pool: " + filepath.Join(dir, "KDDTrain+.txt") + " holds no attack records, only normal traffic: there are no meta-train classes\n"
+	if code != 1 || stderr != want {
+		t.Errorf("exit %d, stderr %q; want exit 1 and %q", code, stderr, want)
+	}
+}
+
 // Interrupted, split says so and exits non-zero; no partial count is "ok".
 func TestSplitInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
