@@ -134,6 +134,31 @@ func TestSeedSummaryThatIsNoResultRunsAgain(t *testing.T) {
 	}
 }
 
+// A finished run is finished only while its seeds' summaries read: one
+// damaged since (here cut short) runs again, though the run's summary.json
+// is still there, and the log says why.
+func TestFinishedRunWithADamagedSeedRunsItAgain(t *testing.T) {
+	out := t.TempDir()
+	first, _, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "resume", "seed-1", "summary.json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, log, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log, "run resume: finished earlier") || !strings.Contains(log, "seed-1: unexpected end of JSON input: not a finished result, running the seed again") ||
+		!strings.Contains(log, "seed 2: finished earlier, kept") {
+		t.Errorf("log %q; want seed 1 run again and seed 2 kept", log)
+	}
+	if s.Metrics["accuracy"] != first.Metrics["accuracy"] {
+		t.Errorf("accuracy %+v after running seed 1 again, %+v before", s.Metrics["accuracy"], first.Metrics["accuracy"])
+	}
+}
+
 // A seed summary.json edited by hand so that its tables no longer fit its
 // classes is not a finished seed either: the seed runs again, saying why,
 // instead of the summary adding up cells that are not there.

@@ -278,6 +278,17 @@ func checkRunDir(dir string) error {
 	return nil
 }
 
+// seedsReadable reports whether every seed of a run folder has a
+// summary.json that reads as a result of that seed.
+func seedsReadable(dir string, seeds []uint64) bool {
+	for _, seed := range seeds {
+		if _, err := readSeedResult(filepath.Join(dir, fmt.Sprintf("seed-%d", seed))); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // Run runs one plan for every seed, writing results/<run>/. A seed whose
 // results exist is skipped unless Force; so is a whole finished run.
 func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err error) {
@@ -291,7 +302,8 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 		}
 		// The summary must be of this spec too: a --force run stopped
 		// before its end leaves the new spec.yaml beside the old summary.
-		if s, err := ReadRunSummary(dir); err == nil && sameSeeds(s.Seeds, p.Seeds) && p.differenceFrom(s.Spec, s.Inputs) == "" {
+		// So must its seeds' summaries: one damaged since is run again.
+		if s, err := ReadRunSummary(dir); err == nil && sameSeeds(s.Seeds, p.Seeds) && p.differenceFrom(s.Spec, s.Inputs) == "" && seedsReadable(dir, p.Seeds) {
 			fmt.Fprintf(r.opt.Log, "run %s: finished earlier (%s); --force runs it again\n", p.Name, dir)
 			return s, nil
 		}
