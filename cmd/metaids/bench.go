@@ -343,11 +343,12 @@ func lossName(eval bool) string {
 func benchKey(algo string, mb int) string { return algo + "/" + strconv.Itoa(mb) }
 
 // readPyTorchBench reads bench/pytorch_bench.py's JSON into tasks/s per
-// learner and meta-batch.
+// learner and meta-batch. A file that is missing or not that JSON is a
+// wrong command line, as a bad --categories file is for data stats.
 func readPyTorchBench(path string) (map[string]float64, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--compare: %w", err)
+		return nil, usageErrorf("--compare: %v", err)
 	}
 	var doc struct {
 		Results []struct {
@@ -357,10 +358,10 @@ func readPyTorchBench(path string) (map[string]float64, error) {
 		} `json:"results"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("--compare %s: %v (want the JSON bench/pytorch_bench.py prints)", path, err)
+		return nil, usageErrorf("--compare %s: %v (want the JSON bench/pytorch_bench.py prints)", path, err)
 	}
 	if len(doc.Results) == 0 {
-		return nil, fmt.Errorf("--compare %s: no results (want the JSON bench/pytorch_bench.py prints)", path)
+		return nil, usageErrorf("--compare %s: no results (want the JSON bench/pytorch_bench.py prints)", path)
 	}
 	out := map[string]float64{}
 	for _, r := range doc.Results {

@@ -171,7 +171,7 @@ func TestBenchSweepAgainstPyTorch(t *testing.T) {
 		t.Errorf("table sweep: exit %d\n%s", code, out)
 	}
 	for _, bad := range []string{filepath.Join(t.TempDir(), "missing.json"), writeTemp(t, "not json"), writeTemp(t, `{"results": []}`)} {
-		if code, _, errs := runCmd("bench", "--compare", bad, "--steps", "1"); code == 0 || !strings.Contains(errs, "--compare") {
+		if code, _, errs := runCmd("bench", "--compare", bad, "--steps", "1"); code != 2 || !strings.Contains(errs, "--compare") {
 			t.Errorf("--compare %s: exit %d, %s", bad, code, errs)
 		}
 	}
