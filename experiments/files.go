@@ -91,8 +91,12 @@ func writeSeedResult(dir string, res *SeedResult) error {
 		}
 		rows = append(rows, row)
 	}
-	if err := writeCSV(filepath.Join(tmp, "episodes.csv"), note, append([]string{"episode"}, eval.MetricNames...), rows); err != nil {
-		return fail(err)
+	// A supervised seed has no episodes, so no episodes.csv (rather than
+	// one with no rows, as if its test had run none).
+	if res.Supervised == nil {
+		if err := writeCSV(filepath.Join(tmp, "episodes.csv"), note, append([]string{"episode"}, eval.MetricNames...), rows); err != nil {
+			return fail(err)
+		}
 	}
 	rows = rows[:0]
 	for _, c := range res.PerClass {

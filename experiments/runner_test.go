@@ -344,6 +344,9 @@ seeds: [1, 2]
 		}
 	}
 	checkRunLevelFilesListed(t, filepath.Join(out, "sup"))
+	if _, err := os.Stat(filepath.Join(out, "sup", "seed-1", "episodes.csv")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a supervised seed has an episodes.csv (%v); it has no episodes", err)
+	}
 	if b := string(must(os.ReadFile(filepath.Join(out, "sup", "seed-2", "per_class-KDDTest+.csv")))); !strings.HasPrefix(b, "# metaids run sup, seed 2; spec sha256:") {
 		t.Errorf("per_class-KDDTest+.csv does not open with its provenance line:\n%.200s", b)
 	}
