@@ -261,6 +261,18 @@ func (d *decoder) unitInterval(key string, v float64) {
 	}
 }
 
+// betaRange checks an Adam decay rate: in [0, 1), and below 1 in float32 as
+// well, where the learners compute; one that rounds to 1 there makes the
+// bias correction 1 - beta^t zero, and every parameter NaN.
+func (d *decoder) betaRange(key string, v float64) {
+	switch {
+	case !(v >= 0 && v < 1):
+		d.fail(key, "%g, want a value in [0, 1)", v)
+	case float32(v) >= 1:
+		d.fail(key, "%g, which is 1 in float32, in which the learners compute (Adam's bias correction would divide by 0): want at most %g", v, float64(math.Nextafter32(1, 0)))
+	}
+}
+
 func (d *decoder) atMost(key string, v, hi int) bool {
 	if v > hi {
 		d.fail(key, "%d, want at most %d", v, hi)
@@ -584,8 +596,8 @@ func (d *decoder) checkLearner(s *Spec) {
 	d.positive("optimizer.lr", o.LR)
 	d.nonNegative("optimizer.weight_decay", o.WeightDecay)
 	d.nonNegative("optimizer.clip_norm", o.ClipNorm)
-	d.unitInterval("optimizer.beta1", o.Beta1)
-	d.unitInterval("optimizer.beta2", o.Beta2)
+	d.betaRange("optimizer.beta1", o.Beta1)
+	d.betaRange("optimizer.beta2", o.Beta2)
 	d.positive("optimizer.eps", o.Eps)
 }
 

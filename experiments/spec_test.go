@@ -143,6 +143,8 @@ func TestErrors(t *testing.T) {
 			"spec.yaml:2: learner.cosine_scale: 1e+300, want at most 3.4e38: the learners compute in float32"},
 		{"below float32", "dataset: {name: nsl-kdd}\noptimizer: {eps: 1e-300}\n", nil,
 			"spec.yaml:2: optimizer.eps: 1e-300, below 1.2e-38, the least normal float32: the learners compute in float32"},
+		{"beta that is 1 in float32", "dataset: {name: nsl-kdd}\noptimizer: {beta2: 0.99999999}\n", nil,
+			"spec.yaml:2: optimizer.beta2: 0.99999999, which is 1 in float32, in which the learners compute (Adam's bias correction would divide by 0): want at most 0.9999999403953552"},
 		{"weight beyond float32", "dataset: {name: nsl-kdd}\nmultitask: {binary_weight: 1e300}\n", nil,
 			"spec.yaml:2: multitask.binary_weight: 1e+300, want at most 3.4e38: the learners compute in float32"},
 		{"noise beyond float32", "dataset: {name: nsl-kdd}\npretrain: {objective: denoise, noise: 1e300}\n", nil,

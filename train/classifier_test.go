@@ -319,6 +319,7 @@ func TestClassifierBadInput(t *testing.T) {
 		{"Optimizer.LR", func(c *ClassifierConfig) { c.Optimizer.LR = math.Inf(1) }},
 		{"Optimizer.ClipNorm", func(c *ClassifierConfig) { c.Optimizer.ClipNorm = math.Inf(1) }},
 		{"Optimizer.Beta2", func(c *ClassifierConfig) { c.Optimizer.Beta2 = 1 }},
+		{"Optimizer.Beta1", func(c *ClassifierConfig) { c.Optimizer.Beta1 = 0.99999999 }}, // 1 in float32
 		{"Optimizer.Eps", func(c *ClassifierConfig) { c.Optimizer.Eps = 0 }},
 		{"Optimizer.WeightDecay", func(c *ClassifierConfig) { c.Optimizer.WeightDecay = -1 }},
 		{"Optimizer.ClipNorm", func(c *ClassifierConfig) { c.Optimizer.ClipNorm = -1 }},

@@ -32,11 +32,13 @@ type OptimConfig struct {
 func (o OptimConfig) check(bad func(field, format string, args ...any) error) error {
 	switch o.Name {
 	case "adam":
-		if !(o.Beta1 >= 0 && o.Beta1 < 1) {
-			return bad("Optimizer.Beta1", "%g, want in [0,1)", o.Beta1)
+		// Below 1 in float32 too, in which the optimiser steps: a rate
+		// that rounds to 1 makes the bias correction divide by 0.
+		if !(o.Beta1 >= 0 && o.Beta1 < 1 && float32(o.Beta1) < 1) {
+			return bad("Optimizer.Beta1", "%g, want in [0,1), and below 1 in float32", o.Beta1)
 		}
-		if !(o.Beta2 >= 0 && o.Beta2 < 1) {
-			return bad("Optimizer.Beta2", "%g, want in [0,1)", o.Beta2)
+		if !(o.Beta2 >= 0 && o.Beta2 < 1 && float32(o.Beta2) < 1) {
+			return bad("Optimizer.Beta2", "%g, want in [0,1), and below 1 in float32", o.Beta2)
 		}
 		if !(o.Eps > 0) {
 			return bad("Optimizer.Eps", "%g, want > 0", o.Eps)

@@ -166,6 +166,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"Optimizer.Name", func(c *Config) { c.Optimizer.Name = "rmsprop" }},
 		{"Optimizer.LR", func(c *Config) { c.Optimizer.LR = 0 }},
 		{"Optimizer.Beta2", func(c *Config) { c.Optimizer.Beta2 = 1 }},
+		{"Optimizer.Beta1", func(c *Config) { c.Optimizer.Beta1 = 0.99999999 }}, // 1 in float32
 		{"Optimizer.ClipNorm", func(c *Config) { c.Optimizer.ClipNorm = -1 }},
 		{"PretrainClasses", func(c *Config) { c.Algo = "finetune"; c.PretrainClasses = 0 }},
 	}
