@@ -212,6 +212,8 @@ func (l *base[T]) LoadCheckpoint(r io.Reader) (map[string][]byte, error) {
 func (l *base[T]) restore(h ckptHeader, p []byte) (map[string][]byte, error) {
 	c, k := l.cfg, h.Config
 	switch {
+	case h.Version != ckptVersion:
+		return nil, fmt.Errorf("%w: header version %d, want %d", ErrCheckpoint, h.Version, ckptVersion)
 	case h.Algo != l.name:
 		return nil, fmt.Errorf("%w: checkpoint is for %s, learner is %s", ErrCheckpoint, h.Algo, l.name)
 	case h.DType != dtypeOf[T]():
@@ -230,10 +232,15 @@ func (l *base[T]) restore(h ckptHeader, p []byte) (map[string][]byte, error) {
 		return nil, fmt.Errorf("%w: optimiser state does not match %s", ErrCheckpoint, l.cfg.Optimizer.Name)
 	}
 	need := stateSize(h.DType, h.NumParams, h.Moments)
+	seen := map[string]bool{}
 	for _, b := range h.Extra {
 		if b.Len < 0 || b.Len > len(p) {
 			return nil, fmt.Errorf("%w: blob %q has length %d", ErrCheckpoint, b.Name, b.Len)
 		}
+		if seen[b.Name] { // one would silently replace the other
+			return nil, fmt.Errorf("%w: blob %q is listed twice", ErrCheckpoint, b.Name)
+		}
+		seen[b.Name] = true
 		need += b.Len
 	}
 	if need != len(p) {

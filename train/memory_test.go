@@ -254,3 +254,55 @@ func TestMemoryFloorBoundsTheHeap(t *testing.T) {
 		}
 	}
 }
+
+// rewriteHeader is a checkpoint with its JSON header edited (and its
+// checksum made right again), as another writer might make one.
+func rewriteHeader(t *testing.T, raw []byte, edit func(h map[string]any)) *bytes.Buffer {
+	t.Helper()
+	p := raw[len(ckptMagic):]
+	hl := int(binary.LittleEndian.Uint32(p[4:]))
+	var h map[string]any
+	if err := json.Unmarshal(p[8:8+hl], &h); err != nil {
+		t.Fatal(err)
+	}
+	edit(h)
+	header, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	out.WriteString(ckptMagic)
+	out.Write(p[:4])
+	out.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(header))))
+	out.Write(header)
+	out.Write(p[8+hl : len(p)-4])
+	out.Write(binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(out.Bytes())))
+	return &out
+}
+
+// A header of another version, or naming an extra blob twice (one would
+// replace the other), is a bad checkpoint; the unedited file loads.
+func TestCheckpointHeaderVersionAndBlobs(t *testing.T) {
+	var buf bytes.Buffer
+	if err := mustNew(t, smallConfig("protonet"), small).SaveCheckpoint(&buf, map[string][]byte{"a": []byte("xy")}); err != nil {
+		t.Fatal(err)
+	}
+	raw := buf.Bytes()
+	if _, extra, err := Load(rewriteHeader(t, raw, func(map[string]any) {}), nil); err != nil || string(extra["a"]) != "xy" {
+		t.Fatalf("the unedited checkpoint: %v, blob a %q", err, extra["a"])
+	}
+	for _, c := range []struct {
+		edit func(h map[string]any)
+		want string
+	}{
+		{func(h map[string]any) { h["Version"] = 2 }, "header version 2, want 1"},
+		{func(h map[string]any) {
+			h["Extra"] = []map[string]any{{"Name": "a", "Len": 1}, {"Name": "a", "Len": 1}}
+		}, `blob "a" is listed twice`},
+	} {
+		_, _, err := Load(rewriteHeader(t, raw, c.edit), nil)
+		if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %v, want a bad checkpoint: %q", err, c.want)
+		}
+	}
+}
