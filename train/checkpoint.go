@@ -231,19 +231,11 @@ func (l *base[T]) restore(h ckptHeader, p []byte) (map[string][]byte, error) {
 	case h.Moments != (l.opt.m != nil):
 		return nil, fmt.Errorf("%w: optimiser state does not match %s", ErrCheckpoint, l.cfg.Optimizer.Name)
 	}
-	need := stateSize(h.DType, h.NumParams, h.Moments)
-	seen := map[string]bool{}
-	for _, b := range h.Extra {
-		if b.Len < 0 || b.Len > len(p) {
-			return nil, fmt.Errorf("%w: blob %q has length %d", ErrCheckpoint, b.Name, b.Len)
-		}
-		if seen[b.Name] { // one would silently replace the other
-			return nil, fmt.Errorf("%w: blob %q is listed twice", ErrCheckpoint, b.Name)
-		}
-		seen[b.Name] = true
-		need += b.Len
+	blobs, err := blobsLength(h.Extra, len(p))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCheckpoint, err)
 	}
-	if need != len(p) {
+	if need := stateSize(h.DType, h.NumParams, h.Moments) + blobs; need != len(p) {
 		return nil, fmt.Errorf("%w: payload is %d bytes, header describes %d", ErrCheckpoint, len(p), need)
 	}
 	p = readFloats(p, l.params)
@@ -267,6 +259,25 @@ func stateSize(dtype string, nParams int, moments bool) int {
 		n *= 3
 	}
 	return n
+}
+
+// blobsLength adds up the extra blobs' lengths, refusing one that is
+// negative or longer than the payload, and a name listed twice (one blob
+// would silently replace the other).
+func blobsLength(blobs []ckptBlob, payload int) (int, error) {
+	total := 0
+	seen := map[string]bool{}
+	for _, b := range blobs {
+		if b.Len < 0 || b.Len > payload {
+			return 0, fmt.Errorf("blob %q has length %d", b.Name, b.Len)
+		}
+		if seen[b.Name] {
+			return 0, fmt.Errorf("blob %q is listed twice", b.Name)
+		}
+		seen[b.Name] = true
+		total += b.Len
+	}
+	return total, nil
 }
 
 // readBlobs copies the extra blobs, in header order, out of p (checked to

@@ -533,6 +533,8 @@ func LoadClassifier(r io.Reader, be kernels.Backend) (*Classifier, map[string][]
 		want = "float64"
 	}
 	switch {
+	case h.Version != clfVersion:
+		return fail("header version %d, want %d", h.Version, clfVersion)
 	case h.DType != want:
 		return fail("dtype %s, config says %s", h.DType, want)
 	case h.OptStep < 0 || h.Epochs < 0:
@@ -555,14 +557,11 @@ func LoadClassifier(r io.Reader, be kernels.Backend) (*Classifier, map[string][]
 	if n := newMLP(h.Dim, h.Config.Hidden, h.Classes, act).nParam; h.NumParams != n {
 		return fail("%d parameters, the configured model has %d", h.NumParams, n)
 	}
-	need := stateSize(h.DType, h.NumParams, h.Moments)
-	for _, b := range h.Extra {
-		if b.Len < 0 || b.Len > len(p) {
-			return fail("blob %q has length %d", b.Name, b.Len)
-		}
-		need += b.Len
+	blobs, err := blobsLength(h.Extra, len(p))
+	if err != nil {
+		return fail("%v", err)
 	}
-	if need != len(p) {
+	if need := stateSize(h.DType, h.NumParams, h.Moments) + blobs; need != len(p) {
 		return fail("payload is %d bytes, header describes %d", len(p), need)
 	}
 	c, err := NewClassifier(h.Config, h.Dim, h.Classes, be)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/crc32"
+	"io"
 	"runtime"
 	"strings"
 	"testing"
@@ -174,26 +175,8 @@ func TestCheckpointOfAbsurdModelIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw := buf.Bytes()
-	p := raw[len(ckptMagic):]
-	hl := int(binary.LittleEndian.Uint32(p[4:]))
-	var h map[string]any
-	if err := json.Unmarshal(p[8:8+hl], &h); err != nil {
-		t.Fatal(err)
-	}
 	withHidden := func(hidden []int) *bytes.Buffer {
-		h["Config"].(map[string]any)["Hidden"] = hidden
-		header, err := json.Marshal(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out bytes.Buffer
-		out.WriteString(ckptMagic)
-		out.Write(p[:4])
-		out.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(header))))
-		out.Write(header)
-		out.Write(p[8+hl : len(p)-4])
-		out.Write(binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(out.Bytes())))
-		return &out
+		return rewriteHeader(t, ckptMagic, raw, func(h map[string]any) { h["Config"].(map[string]any)["Hidden"] = hidden })
 	}
 	_, _, err := Load(withHidden([]int{1 << 40}), nil)
 	if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), ErrTooLarge.Error()) {
@@ -257,9 +240,9 @@ func TestMemoryFloorBoundsTheHeap(t *testing.T) {
 
 // rewriteHeader is a checkpoint with its JSON header edited (and its
 // checksum made right again), as another writer might make one.
-func rewriteHeader(t *testing.T, raw []byte, edit func(h map[string]any)) *bytes.Buffer {
+func rewriteHeader(t *testing.T, magic string, raw []byte, edit func(h map[string]any)) *bytes.Buffer {
 	t.Helper()
-	p := raw[len(ckptMagic):]
+	p := raw[len(magic):]
 	hl := int(binary.LittleEndian.Uint32(p[4:]))
 	var h map[string]any
 	if err := json.Unmarshal(p[8:8+hl], &h); err != nil {
@@ -271,7 +254,7 @@ func rewriteHeader(t *testing.T, raw []byte, edit func(h map[string]any)) *bytes
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	out.WriteString(ckptMagic)
+	out.WriteString(magic)
 	out.Write(p[:4])
 	out.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(header))))
 	out.Write(header)
@@ -281,28 +264,41 @@ func rewriteHeader(t *testing.T, raw []byte, edit func(h map[string]any)) *bytes
 }
 
 // A header of another version, or naming an extra blob twice (one would
-// replace the other), is a bad checkpoint; the unedited file loads.
+// replace the other), is a bad checkpoint, for meta-learners and
+// classifiers; the unedited file loads.
 func TestCheckpointHeaderVersionAndBlobs(t *testing.T) {
-	var buf bytes.Buffer
-	if err := mustNew(t, smallConfig("protonet"), small).SaveCheckpoint(&buf, map[string][]byte{"a": []byte("xy")}); err != nil {
+	var learner, clf bytes.Buffer
+	blob := map[string][]byte{"a": []byte("xy")}
+	if err := mustNew(t, smallConfig("protonet"), small).SaveCheckpoint(&learner, blob); err != nil {
 		t.Fatal(err)
 	}
-	raw := buf.Bytes()
-	if _, extra, err := Load(rewriteHeader(t, raw, func(map[string]any) {}), nil); err != nil || string(extra["a"]) != "xy" {
-		t.Fatalf("the unedited checkpoint: %v, blob a %q", err, extra["a"])
+	if err := mustClassifier(t, DefaultClassifierConfig(), 4, 2).Save(&clf, blob); err != nil {
+		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		edit func(h map[string]any)
-		want string
-	}{
-		{func(h map[string]any) { h["Version"] = 2 }, "header version 2, want 1"},
-		{func(h map[string]any) {
-			h["Extra"] = []map[string]any{{"Name": "a", "Len": 1}, {"Name": "a", "Len": 1}}
-		}, `blob "a" is listed twice`},
-	} {
-		_, _, err := Load(rewriteHeader(t, raw, c.edit), nil)
-		if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("error %v, want a bad checkpoint: %q", err, c.want)
+	load := map[string]func(io.Reader) (map[string][]byte, error){
+		ckptMagic: func(r io.Reader) (map[string][]byte, error) { _, extra, err := Load(r, nil); return extra, err },
+		clfMagic: func(r io.Reader) (map[string][]byte, error) {
+			_, extra, err := LoadClassifier(r, nil)
+			return extra, err
+		},
+	}
+	for magic, raw := range map[string][]byte{ckptMagic: learner.Bytes(), clfMagic: clf.Bytes()} {
+		if extra, err := load[magic](rewriteHeader(t, magic, raw, func(map[string]any) {})); err != nil || string(extra["a"]) != "xy" {
+			t.Fatalf("%q: the unedited checkpoint: %v, blob a %q", magic, err, extra["a"])
+		}
+		for _, c := range []struct {
+			edit func(h map[string]any)
+			want string
+		}{
+			{func(h map[string]any) { h["Version"] = 2 }, "header version 2, want 1"},
+			{func(h map[string]any) {
+				h["Extra"] = []map[string]any{{"Name": "a", "Len": 1}, {"Name": "a", "Len": 1}}
+			}, `blob "a" is listed twice`},
+		} {
+			_, err := load[magic](rewriteHeader(t, magic, raw, c.edit))
+			if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%q: error %v, want a bad checkpoint: %q", magic, err, c.want)
+			}
 		}
 	}
 }
