@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -75,7 +76,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usageErrorf("--meta-batch: %v", err)
 	}
-	var ref map[string]float64
+	var ref *pyTorchRef
 	if *compare != "" {
 		if ref, err = readPyTorchBench(*compare); err != nil {
 			return err
@@ -125,6 +126,13 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err := cmp.Or(listedTwice("--algo", algoNames), listedTwice("--meta-batch", mbs)); err != nil {
 		return err
 	}
+	var refTasksPS map[string]float64
+	if ref != nil {
+		if err := ref.check(*compare, runs[0].cfg, runs[0].shape, *evalMode); err != nil {
+			return err
+		}
+		refTasksPS = ref.tasksPS
+	}
 	for i := range runs {
 		r := &runs[i]
 		r.res, r.err = train.Bench(ctx, train.BenchOptions{
@@ -148,7 +156,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if len(runs) == 1 && ref == nil {
 		return singleBench(e, outFormat, runs[0], *engine, *warmup)
 	}
-	return sweepBench(e, outFormat, runs, ref, be, *evalMode, *steps, *warmup, *repeats)
+	return sweepBench(e, outFormat, runs, refTasksPS, be, *evalMode, *steps, *warmup, *repeats)
 }
 
 // benchFlags names the flag that sets each Config and Shape field bench
@@ -342,15 +350,32 @@ func lossName(eval bool) string {
 
 func benchKey(algo string, mb int) string { return algo + "/" + strconv.Itoa(mb) }
 
-// readPyTorchBench reads bench/pytorch_bench.py's JSON into tasks/s per
-// learner and meta-batch. A file that is missing or not that JSON is a
-// wrong command line, as a bad --categories file is for data stats.
-func readPyTorchBench(path string) (map[string]float64, error) {
+// pyTorchRef is what --compare reads from bench/pytorch_bench.py's JSON:
+// the configuration it timed and its tasks/s per learner and meta-batch.
+type pyTorchRef struct {
+	ways, shots, queries, dim, hidden, innerSteps int
+	firstOrder                                    bool
+	tasksPS                                       map[string]float64
+}
+
+// readPyTorchBench reads bench/pytorch_bench.py's JSON. Its first-order
+// MAML rows (--first-order) are metaids' fomaml. A file that is missing or
+// not that JSON is a wrong command line, as a bad --categories file is for
+// data stats.
+func readPyTorchBench(path string) (*pyTorchRef, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, usageErrorf("--compare: %v", err)
 	}
+	notIt := func(format string, a ...any) error {
+		return usageErrorf("--compare %s: %s (want the JSON bench/pytorch_bench.py prints)", path, fmt.Sprintf(format, a...))
+	}
 	var doc struct {
+		Env struct {
+			Ways, Shots, Queries, Dim, Hidden *int
+			InnerSteps                        *int  `json:"inner_steps"`
+			FirstOrder                        *bool `json:"first_order"`
+		} `json:"env"`
 		Results []struct {
 			Algo        string   `json:"algo"`
 			MetaBatch   int      `json:"meta_batch"`
@@ -358,18 +383,58 @@ func readPyTorchBench(path string) (map[string]float64, error) {
 		} `json:"results"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, usageErrorf("--compare %s: %v (want the JSON bench/pytorch_bench.py prints)", path, err)
+		return nil, notIt("%v", err)
 	}
 	if len(doc.Results) == 0 {
-		return nil, usageErrorf("--compare %s: no results (want the JSON bench/pytorch_bench.py prints)", path)
+		return nil, notIt("no results")
 	}
-	out := map[string]float64{}
+	e := doc.Env
+	if e.Ways == nil || e.Shots == nil || e.Queries == nil || e.Dim == nil || e.Hidden == nil || e.InnerSteps == nil || e.FirstOrder == nil {
+		return nil, notIt("its env does not give ways, shots, queries, dim, hidden, inner_steps and first_order, the configuration it timed")
+	}
+	ref := &pyTorchRef{ways: *e.Ways, shots: *e.Shots, queries: *e.Queries, dim: *e.Dim, hidden: *e.Hidden,
+		innerSteps: *e.InnerSteps, firstOrder: *e.FirstOrder, tasksPS: map[string]float64{}}
+	seen := map[string]bool{}
 	for _, r := range doc.Results {
-		if r.TasksPerSec != nil {
-			out[benchKey(r.Algo, r.MetaBatch)] = *r.TasksPerSec
+		algo := r.Algo
+		if algo == "maml" && ref.firstOrder {
+			algo = "fomaml"
 		}
+		key := benchKey(algo, r.MetaBatch)
+		if seen[key] {
+			return nil, notIt("%s at meta-batch %d is listed twice", r.Algo, r.MetaBatch)
+		}
+		seen[key] = true
+		if r.TasksPerSec == nil {
+			continue // a meta-batch that failed there (out of memory)
+		}
+		if !(*r.TasksPerSec > 0) {
+			return nil, notIt("%s at meta-batch %d: %g tasks/s", r.Algo, r.MetaBatch, *r.TasksPerSec)
+		}
+		ref.tasksPS[key] = *r.TasksPerSec
 	}
-	return out, nil
+	return ref, nil
+}
+
+// check refuses a comparison of different things: the reference times
+// float32 meta-training of a relu MLP with one hidden layer, so the
+// episodes, input width, layer, inner steps and mode must be the bench's.
+func (ref *pyTorchRef) check(path string, cfg train.Config, s train.Shape, evalMode bool) error {
+	if evalMode {
+		return usageErrorf("--compare with --eval: bench/pytorch_bench.py times meta-training, not evaluation")
+	}
+	if ref.ways == s.Ways && ref.shots == s.Shots && ref.queries == s.Queries && ref.dim == s.Dim && slices.Equal(cfg.Hidden, []int{ref.hidden}) &&
+		ref.innerSteps == cfg.InnerSteps && cfg.Activation == "relu" && !cfg.Float64 {
+		return nil
+	}
+	precision := "float32"
+	if cfg.Float64 {
+		precision = "float64"
+	}
+	return usageErrorf("--compare %s timed %d-way %d-shot %d-query episodes, dim %d, hidden [%d], %d inner steps, relu, float32; "+
+		"this bench is %d-way %d-shot %d-query, dim %d, hidden %v, %d inner steps, %s, %s: run both with the same settings",
+		path, ref.ways, ref.shots, ref.queries, ref.dim, ref.hidden, ref.innerSteps,
+		s.Ways, s.Shots, s.Queries, s.Dim, cfg.Hidden, cfg.InnerSteps, cfg.Activation, precision)
 }
 
 // listedTwice is a usage error naming the first value of a sweep flag's

@@ -124,7 +124,8 @@ func TestBenchSweepAgainstPyTorch(t *testing.T) {
 	ref := filepath.Join(t.TempDir(), "pytorch.json")
 	// The shape bench/pytorch_bench.py prints, with a meta-batch that
 	// failed there.
-	if err := os.WriteFile(ref, []byte(`{"env": {"gpu": "test"}, "results": [
+	env := `"env": {"gpu": "test", "ways": 3, "shots": 2, "queries": 2, "dim": 8, "hidden": 8, "inner_steps": 1, "first_order": false}`
+	if err := os.WriteFile(ref, []byte(`{`+env+`, "results": [
 		{"algo": "protonet", "meta_batch": 1, "tasks_per_sec": 100.0},
 		{"algo": "protonet", "meta_batch": 2, "error": "out of memory"},
 		{"algo": "maml", "meta_batch": 2, "tasks_per_sec": 50.0}]}`), 0o644); err != nil {
@@ -166,14 +167,43 @@ func TestBenchSweepAgainstPyTorch(t *testing.T) {
 		}
 	}
 
-	code, out, _ = runCmd("bench", "--meta-batch", "1,2", "--dim", "8", "--hidden", "8", "--steps", "2", "--warmup", "0", "--repeats", "1", "--compare", ref)
+	small := []string{"--ways", "3", "--shots", "2", "--queries", "2", "--dim", "8", "--hidden", "8", "--steps", "2", "--warmup", "0", "--repeats", "1"}
+	code, out, _ = runCmd(append([]string{"bench", "--meta-batch", "1,2", "--compare", ref}, small...)...)
 	if code != 0 || !strings.Contains(out, "PyTorch tasks/s") || !strings.Contains(out, "speed-up") {
 		t.Errorf("table sweep: exit %d\n%s", code, out)
 	}
-	for _, bad := range []string{filepath.Join(t.TempDir(), "missing.json"), writeTemp(t, "not json"), writeTemp(t, `{"results": []}`)} {
-		if code, _, errs := runCmd("bench", "--compare", bad, "--steps", "1"); code != 2 || !strings.Contains(errs, "--compare") {
+	for _, bad := range []string{filepath.Join(t.TempDir(), "missing.json"), writeTemp(t, "not json"), writeTemp(t, `{"results": []}`),
+		writeTemp(t, `{"env": {"gpu": "test"}, "results": [{"algo": "maml", "meta_batch": 2, "tasks_per_sec": 50.0}]}`), // which settings?
+		writeTemp(t, `{`+env+`, "results": [{"algo": "maml", "meta_batch": 2, "tasks_per_sec": 50.0}, {"algo": "maml", "meta_batch": 2, "tasks_per_sec": 40.0}]}`),
+		writeTemp(t, `{`+env+`, "results": [{"algo": "maml", "meta_batch": 2, "tasks_per_sec": -5}]}`)} {
+		if code, _, errs := runCmd(append([]string{"bench", "--compare", bad}, small...)...); code != 2 || !strings.Contains(errs, "--compare") {
 			t.Errorf("--compare %s: exit %d, %s", bad, code, errs)
 		}
+	}
+	// Figures of other settings, or of training beside evaluation, are
+	// not compared.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ways", "5"}, "timed 3-way 2-shot 2-query episodes, dim 8, hidden [8], 1 inner steps, relu, float32; this bench is 5-way"},
+		{[]string{"--hidden", "8,8"}, "hidden [8 8]"},
+		{[]string{"--inner-steps", "2"}, "2 inner steps"},
+		{[]string{"--activation", "tanh"}, "tanh"},
+		{[]string{"--float64"}, "float64: run both with the same settings"},
+		{[]string{"--eval"}, "--compare with --eval: bench/pytorch_bench.py times meta-training, not evaluation"},
+	} {
+		args := append(append([]string{"bench", "--algo", "maml", "--compare", ref}, small...), c.args...)
+		if code, _, errs := runCmd(args...); code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, %s; want 2 and %q", c.args, code, errs, c.want)
+		}
+	}
+	// Rows of first-order MAML there are fomaml here.
+	fo := writeTemp(t, `{`+strings.Replace(env, `"first_order": false`, `"first_order": true`, 1)+`, "results": [{"algo": "maml", "meta_batch": 1, "tasks_per_sec": 50.0}]}`)
+	code, out, errs = runCmd(append([]string{"bench", "--algo", "maml,fomaml", "--compare", fo, "--format", "json"}, small...)...)
+	doc.Results = nil
+	if err := json.Unmarshal([]byte(out), &doc); code != 0 || err != nil || len(doc.Results) != 2 || doc.Results[0].PyTorch != 0 || doc.Results[1].PyTorch != 50 {
+		t.Errorf("first-order reference: exit %d, %v, %+v %s", code, err, doc.Results, errs)
 	}
 	if code, _, _ := runCmd("bench", "--meta-batch", "1,x"); code != 2 {
 		t.Errorf("bad --meta-batch list: exit %d, want 2", code)
