@@ -167,11 +167,16 @@ func ExplainChecksum(err error) error {
 
 // ExplainCategories adds to an error about a label that no categories
 // mapping names the spec key that maps it.
-func ExplainCategories(err error) error {
+func ExplainCategories(err error) error { return CategoriesRemedy(err, "dataset.categories") }
+
+// CategoriesRemedy adds to an error about a label that no categories
+// mapping names how to map it: a row of a CSV given as where (a spec key,
+// or a command's flag).
+func CategoriesRemedy(err error, where string) error {
 	var ue *datasets.UnmappedError
 	if errors.As(err, &ue) {
-		return fmt.Errorf("%w (a typo in the file? else add a row %q, CATEGORY one of %s, to a CSV given as dataset.categories)",
-			err, ue.Label+",CATEGORY", strings.Join(datasets.CategoryNames, ", "))
+		return fmt.Errorf("%w (a typo in the file? else add a row %q, CATEGORY one of %s, to a CSV given as %s)",
+			err, ue.Label+",CATEGORY", strings.Join(datasets.CategoryNames, ", "), where)
 	}
 	return err
 }

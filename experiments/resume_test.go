@@ -163,17 +163,7 @@ func TestFinishedRunWithADamagedSeedRunsItAgain(t *testing.T) {
 // classes is not a finished seed either: the seed runs again, saying why,
 // instead of the summary adding up cells that are not there.
 func TestSeedSummaryWithBrokenTablesRunsAgain(t *testing.T) {
-	out := t.TempDir()
-	if _, _, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}}); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(out, "resume")
-	file := filepath.Join(dir, "seed-2", "summary.json")
-	orig, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
+	cases := []struct {
 		name string
 		edit func(*SeedResult)
 		want string
@@ -183,37 +173,21 @@ func TestSeedSummaryWithBrokenTablesRunsAgain(t *testing.T) {
 		{"missing row", func(r *SeedResult) { r.Confusion.Counts = r.Confusion.Counts[1:] }, "rows for"},
 		{"negative count", func(r *SeedResult) { r.Confusion.Counts[0][0] = -3 }, "negative count -3"},
 		{"other classes", func(r *SeedResult) { r.Confusion.Classes[0] = "smurf" }, "want those of the run's pool"},
-	} {
-		var res SeedResult
-		if err := json.Unmarshal(orig, &res); err != nil {
-			t.Fatal(err)
-		}
-		c.edit(&res)
-		b, err := json.Marshal(&res)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.Remove(filepath.Join(dir, "summary.json"))
-		if err := os.WriteFile(file, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		s, log, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}})
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
+	}
+	resumeEditedSeed(t, len(cases), func(i int, r *SeedResult) { cases[i].edit(r) }, func(i int, s *RunSummary, log, file string) {
+		c := cases[i]
 		if !strings.Contains(log, file+": "+"confusion: ") || !strings.Contains(log, c.want) || !strings.Contains(log, "running the seed again") ||
 			s.Metrics["accuracy"].N != 8 {
 			t.Errorf("%s: %d episodes, log %q; want seed 2 run again, naming %s and %q", c.name, s.Metrics["accuracy"].N, log, file, c.want)
 		}
-	}
+	})
 }
 
-// A seed summary.json edited by hand so that a figure is one no run writes
-// (a mean that is no share, a count below 1, test metrics over other test
-// episodes than the spec's) is not a finished seed: the seed runs again,
-// saying why, instead of the run summary pooling it (an accuracy of 1.7
-// made the run's 129%, which compare then refused).
-func TestSeedSummaryWithImpossibleFiguresRunsAgain(t *testing.T) {
+// resumeEditedSeed finishes seeds 1 and 2; then, for each of n edits, writes
+// seed 2's summary.json edited from the finished one, removes the run's
+// summary.json and resumes, handing check the summary and log.
+func resumeEditedSeed(t *testing.T, n int, edit func(i int, r *SeedResult), check func(i int, s *RunSummary, log, file string)) {
+	t.Helper()
 	out := t.TempDir()
 	if _, _, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}}); err != nil {
 		t.Fatal(err)
@@ -224,12 +198,36 @@ func TestSeedSummaryWithImpossibleFiguresRunsAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for i := range n {
+		var res SeedResult
+		if err := json.Unmarshal(orig, &res); err != nil {
+			t.Fatal(err)
+		}
+		edit(i, &res)
+		if err := os.WriteFile(file, must(json.Marshal(&res)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(dir, "summary.json"))
+		s, log, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}})
+		if err != nil {
+			t.Fatalf("edit %d: %v", i, err)
+		}
+		check(i, s, log, file)
+	}
+}
+
+// A seed summary.json edited by hand so that a figure is one no run writes
+// (a mean that is no share, a count below 1, test metrics over other test
+// episodes than the spec's) is not a finished seed: the seed runs again,
+// saying why, instead of the run summary pooling it (an accuracy of 1.7
+// made the run's 129%, which compare then refused).
+func TestSeedSummaryWithImpossibleFiguresRunsAgain(t *testing.T) {
 	set := func(r *SeedResult, name string, edit func(*eval.Summary)) {
 		v := r.Metrics[name]
 		edit(&v)
 		r.Metrics[name] = v
 	}
-	for _, c := range []struct {
+	cases := []struct {
 		edit func(*SeedResult)
 		want string
 	}{
@@ -242,25 +240,14 @@ func TestSeedSummaryWithImpossibleFiguresRunsAgain(t *testing.T) {
 			r.Test.Episodes = 40
 			set(r, "accuracy", func(v *eval.Summary) { v.N = 40 })
 		}, "test.episodes = 40, but the spec has 4 test episodes"},
-	} {
-		var res SeedResult
-		if err := json.Unmarshal(orig, &res); err != nil {
-			t.Fatal(err)
-		}
-		c.edit(&res)
-		if err := os.WriteFile(file, must(json.Marshal(&res)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		os.Remove(filepath.Join(dir, "summary.json"))
-		s, log, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}})
-		if err != nil {
-			t.Fatalf("%s: %v", c.want, err)
-		}
+	}
+	resumeEditedSeed(t, len(cases), func(i int, r *SeedResult) { cases[i].edit(r) }, func(i int, s *RunSummary, log, file string) {
+		c := cases[i]
 		if !strings.Contains(log, file+": "+c.want) || !strings.Contains(log, "running the seed again") ||
 			s.Metrics["accuracy"].N != 8 || !(s.Metrics["accuracy"].Mean <= 1) {
 			t.Errorf("accuracy %+v, log %q; want seed 2 run again, naming %s and %q", s.Metrics["accuracy"], log, file, c.want)
 		}
-	}
+	})
 }
 
 // The detection and multitask figures of a seed are shares too.

@@ -14,10 +14,10 @@ import (
 	"os"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/metaids/metaids/datasets"
 	"github.com/metaids/metaids/eval"
+	"github.com/metaids/metaids/experiments"
 )
 
 func init() {
@@ -134,14 +134,7 @@ func checksumHint(err error) error {
 
 // categoriesHint adds the command line's remedy to the error of a label
 // that no categories mapping names.
-func categoriesHint(err error) error {
-	var ue *datasets.UnmappedError
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%w (a typo in the file? else add a row %q, CATEGORY one of %s, to a CSV given as --categories)",
-			err, ue.Label+",CATEGORY", strings.Join(datasets.CategoryNames, ", "))
-	}
-	return err
-}
+func categoriesHint(err error) error { return experiments.CategoriesRemedy(err, "--categories") }
 
 // formatFlag adds the --format flag every table-printing command takes.
 func formatFlag(fs interface {
