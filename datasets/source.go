@@ -290,8 +290,9 @@ func okIf(b bool) string {
 }
 
 // Verify reads a known file (from DataDir or the shipped copy), checks and
-// counts its records (a malformed one is an error) and compares its checksums with the published ones. It returns the
-// path read ("shipped:..." for the embedded copy).
+// counts its records (a malformed one is an error) and compares its
+// checksums with the published ones. It returns the path read
+// ("shipped:..." for the embedded copy).
 func Verify(d *Dataset, file string, opt LoadOptions) (string, CheckStatus, error) {
 	f, err := d.File(file)
 	if err != nil {
