@@ -701,10 +701,10 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 	addLosses := func(losses ...float64) error {
 		for _, loss := range losses {
 			lossStep++
-			if (math.IsNaN(loss) || math.IsInf(loss, 0)) && lossStep == 1 {
-				return fmt.Errorf("meta-train loss is %v at step 1, before any update, so not the optimiser's doing; %s", loss, firstLossAdvice(cfg))
-			}
 			if math.IsNaN(loss) || math.IsInf(loss, 0) {
+				if lossStep == 1 {
+					return fmt.Errorf("meta-train loss is %v at step 1, before any update, so not the optimiser's doing; %s", loss, firstLossAdvice(cfg))
+				}
 				return fmt.Errorf("meta-train loss is %v at step %d: training diverged; %s", loss, lossStep, divergence(cfg, false))
 			}
 			lossSum += loss
