@@ -235,18 +235,8 @@ func readSeedResult(dir string) (*SeedResult, error) {
 // those RunSummary.checkFigures refuses, and detection and multitask
 // figures that are not shares. fits checks the counts against the spec.
 func (r *SeedResult) checkFigures() error {
-	if err := checkSummaries("metrics", r.Metrics); err != nil {
+	if err := checkResultSummaries(r.Metrics, r.Supervised, r.Robustness); err != nil {
 		return err
-	}
-	for i, f := range r.Supervised {
-		if err := checkSummaries(fmt.Sprintf("supervised[%d].metrics", i), f.Metrics); err != nil {
-			return err
-		}
-	}
-	for i, x := range r.Robustness {
-		if err := checkSummaries(fmt.Sprintf("robustness[%d]", i), map[string]eval.Summary{"accuracy": x.Accuracy, "macro_f1": x.MacroF1}); err != nil {
-			return err
-		}
 	}
 	if d := r.Detection; d != nil && d.Report != nil {
 		for i, name := range detectionNames {
@@ -492,29 +482,39 @@ func (s *RunSummary) checkFields() error {
 // fewer than one value, a negative spread or one wider than shares can
 // have, or a mean outside [0, 1], as every metric is a share.
 func (s *RunSummary) checkFigures() error {
-	if err := checkSummaries("metrics", s.Metrics); err != nil {
+	if err := checkResultSummaries(s.Metrics, s.Supervised, s.Robustness); err != nil {
 		return err
 	}
 	if err := checkSummaries("seed_spread", s.SeedSpread); err != nil {
 		return err
-	}
-	for i, f := range s.Supervised {
-		if err := checkSummaries(fmt.Sprintf("supervised[%d].metrics", i), f.Metrics); err != nil {
-			return err
-		}
 	}
 	if s.Detection != nil {
 		if err := checkSummaries("detection.metrics", s.Detection.Metrics); err != nil {
 			return err
 		}
 	}
-	for i, r := range s.Robustness {
-		if err := checkSummaries(fmt.Sprintf("robustness[%d]", i), map[string]eval.Summary{"accuracy": r.Accuracy, "macro_f1": r.MacroF1}); err != nil {
+	if s.Multitask != nil {
+		return checkSummaries("multitask.metrics", s.Multitask.Metrics)
+	}
+	return nil
+}
+
+// checkResultSummaries checks the summaries a seed's and a run's
+// summary.json both hold: the test metrics, those of each supervised test
+// file and the robustness scores.
+func checkResultSummaries(metrics map[string]eval.Summary, supervised []SupervisedEval, robustness []RobustResult) error {
+	if err := checkSummaries("metrics", metrics); err != nil {
+		return err
+	}
+	for i, f := range supervised {
+		if err := checkSummaries(fmt.Sprintf("supervised[%d].metrics", i), f.Metrics); err != nil {
 			return err
 		}
 	}
-	if s.Multitask != nil {
-		return checkSummaries("multitask.metrics", s.Multitask.Metrics)
+	for i, r := range robustness {
+		if err := checkSummaries(fmt.Sprintf("robustness[%d]", i), map[string]eval.Summary{"accuracy": r.Accuracy, "macro_f1": r.MacroF1}); err != nil {
+			return err
+		}
 	}
 	return nil
 }
