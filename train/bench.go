@@ -21,14 +21,14 @@ const MaxThreads = 1024
 
 // BenchOptions configures Bench.
 type BenchOptions struct {
+	// Config.Threads 0 becomes GOMAXPROCS: the MAML family then adapts
+	// that many tasks of a meta-batch at once.
 	Config  Config
 	Shape   Shape
-	Steps   int // timed meta-steps per repeat, >= 1
-	Warmup  int // untimed meta-steps before the first repeat
-	Repeats int // timed repeats; the median is reported, >= 1
-	Threads int // GOMAXPROCS during the run; 0 leaves it; at most MaxThreads
-	// A Config.Threads of 0 becomes GOMAXPROCS: the MAML family then
-	// adapts that many tasks of a meta-batch at once.
+	Steps   int    // timed meta-steps per repeat, >= 1
+	Warmup  int    // untimed meta-steps before the first repeat
+	Repeats int    // timed repeats; the median is reported, >= 1
+	Threads int    // GOMAXPROCS during the run; 0 leaves it; at most MaxThreads
 	Seed    uint64 // seed of the synthetic episodes
 	Backend kernels.Backend
 	// Eval times evaluation instead of training: each "step" classifies

@@ -217,9 +217,9 @@ func splitAtTerminator(fs *flag.FlagSet, args []string) (flags, positional []str
 		if a == "--" {
 			return args[:i], args[i+1:]
 		}
-		name, hasValue := strings.CutPrefix(a, "-")
-		if !hasValue || name == "" {
-			continue // positional
+		name, isFlag := strings.CutPrefix(a, "-")
+		if !isFlag || name == "" {
+			continue // positional, or "-" (standard input)
 		}
 		name = strings.TrimPrefix(name, "-")
 		if strings.Contains(name, "=") {
