@@ -456,19 +456,30 @@ func (d *decoder) checkThreatOptions(s *Spec) {
 // which need input gradients (the fused engine, an episodic run).
 func (d *decoder) checkAdversarial(s *Spec) {
 	a := s.Adversarial
+	// The attacks compute in float32: a budget that is 0 there is no attack.
 	if !(a.TrainEps >= 0 && a.TrainEps <= 1) {
 		d.fail("adversarial.train_eps", "%g, want a budget in [0, 1] (0: no adversarial training)", a.TrainEps)
+	} else {
+		d.float32Range("adversarial.train_eps", a.TrainEps)
 	}
 	if !(a.TrainMix > 0 && a.TrainMix <= 1) {
 		d.fail("adversarial.train_mix", "%g, want a share in (0, 1]", a.TrainMix)
 	}
-	budgets := map[float64]int{}
+	// Keyed by the float32 budget the attacks run with, so that two budgets
+	// that round to one are one.
+	budgets := map[float32]int{}
 	for i, e := range a.EvalBudgets {
 		key := fmt.Sprintf("adversarial.eval_budgets[%d]", i)
 		if !(e > 0 && e <= 1) {
 			d.fail(key, "%g, want a budget in (0, 1]", e)
+		} else {
+			d.float32Range(key, e)
 		}
-		listedTwice(d, "adversarial.eval_budgets", i, e, strconv.FormatFloat(e, 'g', -1, 64), budgets)
+		shown := strconv.FormatFloat(e, 'g', -1, 64)
+		if f := strconv.FormatFloat(e, 'g', -1, 32); f != shown {
+			shown += " (" + f + " in float32, in which the attacks compute)"
+		}
+		listedTwice(d, "adversarial.eval_budgets", i, float32(e), shown, budgets)
 	}
 	attacks := map[string]int{}
 	for i, at := range a.EvalAttacks {

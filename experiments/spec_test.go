@@ -249,6 +249,14 @@ func TestErrors(t *testing.T) {
 			"spec.yaml:2: adversarial.eval_budgets[2]: 0.1 is listed twice (also adversarial.eval_budgets[0])"},
 		{"attack twice", "dataset: {name: nsl-kdd}\nadversarial: {eval_budgets: [0.1], eval_attacks: [pgd, pgd]}\n", nil,
 			"spec.yaml:2: adversarial.eval_attacks[1]: pgd is listed twice (also adversarial.eval_attacks[0])"},
+		// The attacks run in float32, where these budgets would be 0 (a clean
+		// score labelled as an attack) or one budget twice.
+		{"budget 0 in float32", "dataset: {name: nsl-kdd}\nadversarial: {eval_budgets: [1e-50]}\n", nil,
+			"spec.yaml:2: adversarial.eval_budgets[0]: 1e-50, below 1.2e-38, the least normal float32: the learners compute in float32"},
+		{"budget twice in float32", "dataset: {name: nsl-kdd}\nadversarial: {eval_budgets: [0.1, 0.1000000001]}\n", nil,
+			"spec.yaml:2: adversarial.eval_budgets[1]: 0.1000000001 (0.1 in float32, in which the attacks compute) is listed twice (also adversarial.eval_budgets[0])"},
+		{"train budget 0 in float32", "dataset: {name: nsl-kdd}\nadversarial: {train_eps: 1e-50}\n", nil,
+			"spec.yaml:2: adversarial.train_eps: 1e-50, below 1.2e-38, the least normal float32: the learners compute in float32"},
 		{"bad run name", "name: my run\ndataset: {name: nsl-kdd}\n", nil,
 			`spec.yaml:1: name: "my run": want letters, digits, '.', '_', '+' and '-' only, starting with a letter or digit (it names the results folder)`},
 		{"unknown placeholder", "name: run-{shot}\ndataset: {name: nsl-kdd}\n", nil,
