@@ -464,6 +464,11 @@ func (d *decoder) checkAdversarial(s *Spec) {
 	}
 	if !(a.TrainMix > 0 && a.TrainMix <= 1) {
 		d.fail("adversarial.train_mix", "%g, want a share in (0, 1]", a.TrainMix)
+	} else if rows := float64(s.Episodes.Ways) * float64(s.Episodes.Queries); a.TrainEps > 0 && rows > 0 && math.Round(a.TrainMix*rows) == 0 {
+		// AdversarialBatch perturbs round(train_mix·rows) rows: none would be.
+		d.failCombo([]string{"adversarial.train_mix", "episodes.ways", "episodes.queries"},
+			"%g of an episode's %g query rows rounds to none, so adversarial training would perturb nothing: want at least 1/%g",
+			a.TrainMix, rows, rows)
 	}
 	// Keyed by the float32 budget the attacks run with, so that two budgets
 	// that round to one are one.
