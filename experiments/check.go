@@ -467,8 +467,8 @@ func (d *decoder) checkAdversarial(s *Spec) {
 	} else if rows := float64(s.Episodes.Ways) * float64(s.Episodes.Queries); a.TrainEps > 0 && rows > 0 && math.Round(a.TrainMix*rows) == 0 {
 		// AdversarialBatch perturbs round(train_mix·rows) rows: none would be.
 		d.failCombo([]string{"adversarial.train_mix", "episodes.ways", "episodes.queries"},
-			"%g of an episode's %g query rows rounds to none, so adversarial training would perturb nothing: want at least 1/%g",
-			a.TrainMix, rows, rows)
+			"%g of an episode's %g query rows rounds to none, so adversarial training would perturb nothing: want at least half a row, 1/%g",
+			a.TrainMix, rows, 2*rows)
 	}
 	// Keyed by the float32 budget the attacks run with, so that two budgets
 	// that round to one are one.

@@ -259,7 +259,7 @@ func TestErrors(t *testing.T) {
 			"spec.yaml:2: adversarial.train_eps: 1e-50, below 1.2e-38, the least normal float32: the learners compute in float32"},
 		// round(0.005·5·15) = 0: no query row would be perturbed.
 		{"train mix of no row", "dataset: {name: nsl-kdd}\nadversarial: {train_eps: 0.05, train_mix: 0.005}\n", nil,
-			"spec.yaml:2: adversarial.train_mix: 0.005 of an episode's 75 query rows rounds to none, so adversarial training would perturb nothing: want at least 1/75"},
+			"spec.yaml:2: adversarial.train_mix: 0.005 of an episode's 75 query rows rounds to none, so adversarial training would perturb nothing: want at least half a row, 1/150"},
 		{"bad run name", "name: my run\ndataset: {name: nsl-kdd}\n", nil,
 			`spec.yaml:1: name: "my run": want letters, digits, '.', '_', '+' and '-' only, starting with a letter or digit (it names the results folder)`},
 		{"unknown placeholder", "name: run-{shot}\ndataset: {name: nsl-kdd}\n", nil,
