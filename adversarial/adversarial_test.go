@@ -3,6 +3,7 @@ package adversarial
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -246,6 +247,33 @@ func TestPGDStaysInSpace(t *testing.T) {
 				t.Fatalf("numeric value %g left [0,1]", v)
 			}
 		}
+	}
+}
+
+// sourceGrad fails when asked about an episode that still says its query
+// rows are a pool's: a device-resident learner would read the clean rows.
+type sourceGrad struct{}
+
+func (sourceGrad) QueryInputGrad(ep *datasets.Episode, gx []float32) (float64, error) {
+	if ep.Source != nil {
+		return 0, fmt.Errorf("gradient asked at perturbed rows of an episode whose Source is still set")
+	}
+	clear(gx)
+	return 0, nil
+}
+
+func TestPGDClearsSource(t *testing.T) {
+	s := toySpace()
+	ep := datasets.NewEpisode(2, 1, 2, toyDim)
+	for i := range ep.QueryX {
+		ep.QueryX[i] = 0.5
+	}
+	ep.Source = make([]float32, 8*toyDim)
+	if err := PGD(context.Background(), sourceGrad{}, ep, 0.1, 0.05, 2, s, rand.New(rand.NewPCG(1, 1))); err != nil {
+		t.Fatal(err)
+	}
+	if ep.Source != nil {
+		t.Fatal("PGD left Source set on the rows it perturbed")
 	}
 }
 

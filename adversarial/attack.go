@@ -26,8 +26,8 @@ func FGSM(x []float32, g []float32, eps float32, s Space) {
 // rows, a uniform random start inside it (skipped when rng is nil), then
 // steps steps of size alpha along the gradient's sign, each followed by the
 // projection onto the ball ∩ the space. The clean rows are not restored:
-// callers that need them copy ep (or its QueryX) first. The support set is
-// left alone.
+// callers that need them copy ep (or its QueryX) first; ep.Source is
+// cleared, as they are no longer the pool's. The support set is left alone.
 func PGD(ctx context.Context, ig train.InputGradienter, ep *datasets.Episode, eps, alpha float32, steps int, s Space, rng *rand.Rand) error {
 	if err := checkBudget(eps); err != nil {
 		return err
@@ -38,6 +38,9 @@ func PGD(ctx context.Context, ig train.InputGradienter, ep *datasets.Episode, ep
 	if err := fitsEpisode(ep, s); err != nil {
 		return err
 	}
+	// The query rows stop being the pool's from the random start on: a
+	// device-resident learner must take the gradient at the perturbed rows.
+	ep.Source = nil
 	x := ep.QueryX
 	x0 := append([]float32(nil), x...)
 	d := s.Dim()
