@@ -38,6 +38,10 @@ const LedoitWolf = -1.0
 // the near-null directions (e.g. dead ReLU units, which have zero variance).
 const MaxCond = 1e12
 
+// ErrIllConditioned is wrapped by Fit's error when the shrunk covariance is
+// singular or beyond MaxCond: a larger shrinkage is the remedy.
+var ErrIllConditioned = errors.New("the shrunk covariance is singular or ill conditioned")
+
 // fitChunk is the number of rows per covariance update in Fit.
 const fitChunk = 512
 
@@ -129,13 +133,13 @@ func Fit(method Method, x []float32, rows, dim int, shrinkage float64) (*NormalM
 		if ok {
 			cond = chol.Cond()
 		}
-		return nil, fmt.Errorf("detect: the shrunk covariance is singular or ill conditioned (condition number %.3g, shrinkage %g); use more shrinkage, e.g. 0.1, or Ledoit–Wolf (%g)",
-			cond, lambda, LedoitWolf)
+		return nil, fmt.Errorf("detect: %w (condition number %.3g, shrinkage %g); use more shrinkage, e.g. 0.1, or Ledoit–Wolf (%g)",
+			ErrIllConditioned, cond, lambda, LedoitWolf)
 	}
 	var l, li mat.TriDense
 	chol.LTo(&l)
 	if err := li.InverseTri(&l); err != nil {
-		return nil, fmt.Errorf("detect: inverting the covariance factor: %v; use more shrinkage", err)
+		return nil, fmt.Errorf("detect: %w: inverting its factor: %v; use more shrinkage", ErrIllConditioned, err)
 	}
 	m.winv = make([]float64, dim*dim)
 	for i := 0; i < dim; i++ {

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -273,6 +274,9 @@ func TestFitErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.wantInErr) {
 			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.wantInErr)
 		}
+	}
+	if _, err := Fit(Mahalanobis, line, 3, 2, 0); !errors.Is(err, ErrIllConditioned) {
+		t.Errorf("singular data: error %v, want ErrIllConditioned", err)
 	}
 	// The same rank-1 data is fine with shrinkage.
 	if _, err := Fit(Mahalanobis, line, 3, 2, 0.1); err != nil {

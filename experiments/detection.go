@@ -62,7 +62,7 @@ func runDetection(p plan, split *datasets.Split, l train.Learner, seed uint64) (
 	}
 	model, err := detect.Fit(detect.Method(det.Method), fitX, half, emb.EmbedDim(), det.Shrinkage)
 	if err != nil {
-		return nil, fmt.Errorf("detection: %w", err)
+		return nil, fitError(err, det.Shrinkage)
 	}
 	score := func(pool *datasets.Pool, rows []int32) ([]float64, error) {
 		z, err := embed(pool, rows)
@@ -264,4 +264,17 @@ func writeDetectionPlot(dir, run string, seeds []*SeedResult) error {
 		return nil
 	}
 	return eval.PlotROC(filepath.Join(dir, "roc"), run+": novel attacks against normal traffic", curves)
+}
+
+// fitError names the spec key that mends an ill-conditioned covariance,
+// which only the trained embeddings can show (dead units have no variance).
+func fitError(err error, shrinkage float64) error {
+	if !errors.Is(err, detect.ErrIllConditioned) {
+		return fmt.Errorf("detection: %w", err)
+	}
+	value := strconv.FormatFloat(shrinkage, 'g', -1, 64)
+	if shrinkage < 0 {
+		value += " (Ledoit-Wolf)"
+	}
+	return fmt.Errorf("detection.shrinkage %s: %w", value, err)
 }

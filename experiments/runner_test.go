@@ -723,6 +723,29 @@ func TestDetectionThresholdOnHeldOutNormals(t *testing.T) {
 	}
 }
 
+// TestDetectionSingularNamesShrinkage: ten normal flows (five to fit on)
+// cannot span the embedding, so without shrinkage the covariance is
+// singular, which only shows after training: the error names the key.
+func TestDetectionSingularNamesShrinkage(t *testing.T) {
+	r := NewRunner(RunOptions{OutDir: t.TempDir(), Log: &bytes.Buffer{}})
+	p := testPlan(t, "protonet")
+	p.Detection = DetectionSpec{Method: "mahalanobis", Shrinkage: 0, Threshold: "far", TargetFAR: 0.05, MaxNormal: 10}
+	split, err := r.split(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := p.Learner
+	cfg.InitSeed = 1
+	l, err := train.New(cfg, train.Shape{Ways: 5, Shots: 5, Queries: 15, MetaBatch: 2, Dim: split.Encoder.Dim()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = runDetection(p, split, l, 5)
+	if !errors.Is(err, detect.ErrIllConditioned) || !strings.HasPrefix(err.Error(), "detection.shrinkage 0: ") {
+		t.Errorf("error %v, want an ill-conditioned covariance naming detection.shrinkage 0", err)
+	}
+}
+
 // TestTestEpisodesIndependentOfTraining checks that for a seed the meta-test
 // episodes are the same whatever the learner, its training and validation,
 // so that learners are compared on the same episodes.
