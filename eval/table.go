@@ -349,15 +349,17 @@ func writeLaTeXRow(b *strings.Builder, cells []string) {
 	b.WriteString(" \\\\\n")
 }
 
-// EscapeLaTeX makes s safe as text-mode LaTeX. It works rune by rune so the
-// braces it introduces (e.g. \textbackslash{}) are not escaped again.
 // latexMath are the symbols LaTeX's utf8 input does not know in text mode,
-// as math-mode commands.
+// as math-mode commands. The minus sign is one: pdflatex stops at the "n−1"
+// of the interval notes.
 var latexMath = map[rune]string{
 	'▲': `\uparrow`, '▼': `\downarrow`, '√': `\surd`, '→': `\rightarrow`,
 	'≈': `\approx`, 'ε': `\varepsilon`, 'λ': `\lambda`, 'Δ': `\Delta`,
+	'−': `-`,
 }
 
+// EscapeLaTeX makes s safe as text-mode LaTeX. It works rune by rune so the
+// braces it introduces (e.g. \textbackslash{}) are not escaped again.
 func EscapeLaTeX(s string) string {
 	var b strings.Builder
 	for _, r := range s {

@@ -148,6 +148,10 @@ func TestEscapeLaTeX(t *testing.T) {
 	if got := EscapeLaTeX("▲ ▼ 1.96·sd/√n"); got != `\ensuremath{\uparrow} \ensuremath{\downarrow} 1.96·sd/\ensuremath{\surd}n` {
 		t.Errorf("EscapeLaTeX marks = %q", got)
 	}
+	// The interval notes' minus sign (U+2212), which pdflatex refuses as text.
+	if got := EscapeLaTeX("n−1 degrees"); got != `n\ensuremath{-}1 degrees` {
+		t.Errorf("EscapeLaTeX minus = %q", got)
+	}
 }
 
 // A row whose first cell starts with [ or * would be read as the optional
