@@ -116,26 +116,74 @@ func grid(vertical, horizontal bool) *plotter.Grid {
 }
 
 // categoryTicks puts names at the given positions on a without tick marks,
-// rotating the labels when the widest would not fit in spacing; it reports
-// whether it rotated them.
-func categoryTicks(a *plot.Axis, names []string, pos []float64, spacing vg.Length) bool {
-	ticks := make([]plot.Tick, len(names))
+// rotating the labels when the widest would not fit in spacing (and then
+// eliding the middle of any wider than maxTickLabel); it returns the labels
+// shown and whether it rotated them.
+func categoryTicks(a *plot.Axis, names []string, pos []float64, spacing vg.Length) ([]string, bool) {
 	var widest vg.Length
-	for i, n := range names {
-		ticks[i] = plot.Tick{Value: pos[i], Label: n}
+	for _, n := range names {
 		widest = max(widest, a.Tick.Label.Width(n))
 	}
-	a.Tick.Marker = plot.ConstantTicks(ticks)
-	a.Tick.Length = 0
-	if widest > 0.9*spacing {
+	rotated := widest > 0.9*spacing
+	if rotated {
 		a.Tick.Label.Rotation = math.Pi / 4
 		a.Tick.Label.XAlign = draw.XRight
 		// Hang the text from its top-right corner so no part of it
 		// rises into the data area.
 		a.Tick.Label.YAlign = draw.YTop
-		return true
+		names = elide(a.Tick.Label, names, maxTickLabel)
 	}
-	return false
+	ticks := make([]plot.Tick, len(names))
+	for i, n := range names {
+		ticks[i] = plot.Tick{Value: pos[i], Label: n}
+	}
+	a.Tick.Marker = plot.ConstantTicks(ticks)
+	a.Tick.Length = 0
+	return names, rotated
+}
+
+// maxTickLabel is the widest a rotated category label may be: at 45° it
+// then takes under 4 cm of the figure's height, and the rest of a 10 cm
+// figure is left to the data. A report's row labels hold run names of up to
+// 255 characters, which would otherwise push the data area off the figure.
+const maxTickLabel = 5.5 * vg.Centimeter
+
+// elide shortens each name wider than limit to its start and end around
+// "…". Names that would then read the same are kept whole: a wide label is
+// better than two that cannot be told apart.
+func elide(sty draw.TextStyle, names []string, limit vg.Length) []string {
+	out := make([]string, len(names))
+	from := map[string]string{} // a shortened label and the name it came from
+	clash := map[string]bool{}
+	for i, n := range names {
+		out[i] = elideOne(sty, n, limit)
+		if f, ok := from[out[i]]; ok && f != n {
+			clash[out[i]] = true
+		}
+		from[out[i]] = n
+	}
+	for i, s := range out {
+		if clash[s] {
+			out[i] = names[i]
+		}
+	}
+	return out
+}
+
+// elideOne keeps as many of name's runes, half from each end, as fit in
+// limit with the ellipsis between them.
+func elideOne(sty draw.TextStyle, name string, limit vg.Length) string {
+	if sty.Width(name) <= limit {
+		return name
+	}
+	r := []rune(name)
+	for keep := len(r) - 1; keep > 0; keep-- {
+		s := string(r[:(keep+1)/2]) + "…" + string(r[len(r)-keep/2:])
+		if sty.Width(s) <= limit {
+			return s
+		}
+	}
+	return "…"
 }
 
 // unitTicks labels 0, 0.2, …, 1 regardless of how far the axis extends,
@@ -911,12 +959,12 @@ func PlotBars(stem, title, ylabel string, groups []string, series []BarSeries) e
 			dc = legendStrip(dc, leg, titleHeight(p))
 		}
 		spacing := (dc.Size().X - 2*vg.Centimeter) / vg.Length(len(groups))
-		if categoryTicks(&p.X, groups, pos, spacing) {
+		if shown, rotated := categoryTicks(&p.X, groups, pos, spacing); rotated {
 			// A rotated label reaches left of its group by width·cos 45°;
 			// what runs past the y axis's room (about 1.6 cm) becomes a
 			// left margin instead of running off the figure.
 			var pad vg.Length
-			for i, g := range groups {
+			for i, g := range shown {
 				over := p.X.Tick.Label.Width(g)*math.Sqrt2/2 - 1.6*vg.Centimeter - (vg.Length(i)+0.5)*spacing
 				pad = max(pad, over+0.2*vg.Centimeter)
 			}

@@ -10,11 +10,16 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // plotDir returns where a test writes figures: a temporary directory, or
@@ -319,6 +324,53 @@ func TestPlotBars(t *testing.T) {
 	}
 	checkFigure(t, stem, figW, figH, "feature dropout 20%", "Δ accuracy")
 	checkDir(t, dir, "bars.png", "bars.svg", "robust.png", "robust.svg")
+}
+
+// A report's row label holds a run name of up to 255 characters: rotated
+// whole, it took the figure's height and left no room for the bars.
+func TestPlotBarsElidesLongGroupNames(t *testing.T) {
+	dir := plotDir(t)
+	long := "protonet (" + strings.Repeat("grid-h64-lr0.001-", 14) + "end)"
+	groups := []string{long, "maml", long + "2"}
+	stem := filepath.Join(dir, "bars")
+	if err := PlotBars(stem, "t", "accuracy %", groups, []BarSeries{{Values: []float64{90, 50, 80}}}); err != nil {
+		t.Fatal(err)
+	}
+	checkFigure(t, stem, figW, figH, "protonet (grid", "…", "-end)", "-end)2", "maml")
+	svg, err := os.ReadFile(stem + ".svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(svg, []byte(long)) {
+		t.Errorf("%s.svg: the whole %d-character name is drawn", stem, len(long))
+	}
+	// The tallest bar (90 on an axis to 90) spans most of the data area,
+	// which must keep a good part of the figure.
+	var tallest float64
+	for _, m := range regexp.MustCompile(`<path d="M[\d.]+,([\d.]+)L[\d.]+,[\d.]+L[\d.]+,([\d.]+)L[^"]*" style="fill:#0072B2"`).FindAllSubmatch(svg, -1) {
+		y0, _ := strconv.ParseFloat(string(m[1]), 64)
+		y1, _ := strconv.ParseFloat(string(m[2]), 64)
+		tallest = math.Max(tallest, math.Abs(y1-y0))
+	}
+	if h := figH.Points(); tallest < 0.4*h {
+		t.Errorf("tallest bar %.1f pt high in a %.1f pt figure; want at least 40%%", tallest, h)
+	}
+}
+
+func TestElideKeepsNamesApart(t *testing.T) {
+	sty := draw.TextStyle{Font: font.From(sansFont, 9), Handler: plot.DefaultTextHandler}
+	limit := 3 * vg.Centimeter
+	a := strings.Repeat("x", 60) + "A" + strings.Repeat("y", 60)
+	b := strings.Repeat("x", 60) + "B" + strings.Repeat("y", 60)
+	c := "c" + strings.Repeat("z", 100)
+	got := elide(sty, []string{a, b, c, "short"}, limit)
+	// a and b differ only in the middle the ellipsis would take.
+	if got[0] != a || got[1] != b || got[3] != "short" {
+		t.Errorf("elide kept %q; want the names that would read alike whole", got)
+	}
+	if !strings.HasPrefix(got[2], "c") || !strings.Contains(got[2], "…") || sty.Width(got[2]) > limit {
+		t.Errorf("elide(%q) = %q (%.1f pt); want it within %.1f pt", c, got[2], sty.Width(got[2]).Points(), limit.Points())
+	}
 }
 
 func TestPlotBarsErrors(t *testing.T) {
