@@ -461,7 +461,19 @@ func checkCI(fn, name string, ci []float64, want int, wantName string) error {
 // case only the other panel is drawn. Non-finite losses (a diverged step)
 // and NaN accuracies are skipped.
 func PlotLearningCurve(stem, title string, steps []int, trainLoss []float64, valSteps []int, valAcc []float64, valCI []float64) error {
-	const fn = "PlotLearningCurve"
+	return learningCurve("PlotLearningCurve", "step", "meta-train loss", stem, title, steps, trainLoss, valSteps, valAcc, valCI)
+}
+
+// PlotEpochLoss draws a supervised classifier's training loss against the
+// epoch, and writes stem.png and stem.svg: its steps are epochs, and it has
+// no meta-training nor validation for the axes to name.
+func PlotEpochLoss(stem, title string, epochs []int, loss []float64) error {
+	return learningCurve("PlotEpochLoss", "epoch", "training loss", stem, title, epochs, loss, nil, nil, nil)
+}
+
+// learningCurve is PlotLearningCurve with the step axis and the loss named
+// xlabel and lossLabel; fn names the caller in errors.
+func learningCurve(fn, xlabel, lossLabel, stem, title string, steps []int, trainLoss []float64, valSteps []int, valAcc []float64, valCI []float64) error {
 	if len(steps) != len(trainLoss) {
 		return fmt.Errorf("eval: %s: steps has %d values but trainLoss has %d", fn, len(steps), len(trainLoss))
 	}
@@ -493,7 +505,7 @@ func PlotLearningCurve(stem, title string, steps []int, trainLoss []float64, val
 	return writeFigure(stem, figW, figH, func(dc draw.Canvas) error {
 		var panels []*plot.Plot
 		if len(loss) > 0 {
-			p := newPlot("", "step", "meta-train loss")
+			p := newPlot("", xlabel, lossLabel)
 			xy := make(plotter.XYs, len(loss))
 			for i, pt := range loss {
 				xy[i] = plotter.XY{X: pt.x, Y: pt.y}
@@ -518,7 +530,7 @@ func PlotLearningCurve(stem, title string, steps []int, trainLoss []float64, val
 			panels = append(panels, p)
 		}
 		if len(acc) > 0 {
-			p := newPlot("", "step", "meta-val accuracy")
+			p := newPlot("", xlabel, "meta-val accuracy")
 			// Accuracy rises from the left, so the top-left corner is free.
 			p.Legend.Top = true
 			p.Legend.Left = true

@@ -141,6 +141,22 @@ func TestPlotLearningCurve(t *testing.T) {
 	checkFigure(t, filepath.Join(dir, "oneval"), figW, figH, "meta-val accuracy")
 }
 
+func TestPlotEpochLoss(t *testing.T) {
+	dir := plotDir(t)
+	stem := filepath.Join(dir, "curve")
+	if err := PlotEpochLoss(stem, "supervised", []int{1, 2, 3}, []float64{0.4, 0.2, 0.1}); err != nil {
+		t.Fatal(err)
+	}
+	checkFigure(t, stem, figW, figH, "supervised", "epoch", "training loss")
+	svg, err := os.ReadFile(stem + ".svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(svg), "meta-") || strings.Contains(string(svg), ">step<") {
+		t.Errorf("%s.svg names meta-training or steps", stem)
+	}
+}
+
 func TestPlotLearningCurveErrors(t *testing.T) {
 	dir := t.TempDir()
 	stem := filepath.Join(dir, "curve")

@@ -9,7 +9,8 @@ import (
 )
 
 // writePlots draws a seed's learning curve: meta-train loss and meta-val
-// accuracy (with its interval) against step.
+// accuracy (with its interval) against step, or a supervised seed's
+// training loss against epoch.
 func writePlots(dir string, res *SeedResult) error {
 	var steps, valSteps []int
 	var loss, acc, ci []float64
@@ -25,7 +26,11 @@ func writePlots(dir string, res *SeedResult) error {
 	if len(steps) == 0 {
 		return nil
 	}
-	return eval.PlotLearningCurve(filepath.Join(dir, "curve"), fmt.Sprintf("%s, seed %d", res.Run, res.Seed), steps, loss, valSteps, acc, ci)
+	title := fmt.Sprintf("%s, seed %d", res.Run, res.Seed)
+	if len(res.Supervised) > 0 {
+		return eval.PlotEpochLoss(filepath.Join(dir, "curve"), title, steps, loss)
+	}
+	return eval.PlotLearningCurve(filepath.Join(dir, "curve"), title, steps, loss, valSteps, acc, ci)
 }
 
 // writeRunPlots draws a run's per-class F1 and its confusion matrix, pooled
@@ -39,7 +44,11 @@ func writeRunPlots(dir string, s *RunSummary, _ []*SeedResult) error {
 	for i, c := range s.PerClass {
 		classes[i], f1[i] = c.Class, c.F1
 	}
-	if err := eval.PlotPerClassF1(filepath.Join(dir, "per_class_f1"), s.Run+": per-class F1 on meta-test", classes, f1, nil); err != nil {
+	on := "meta-test"
+	if len(s.Supervised) > 0 { // its per-class figures are the first test file's
+		on = s.Supervised[0].TestFile
+	}
+	if err := eval.PlotPerClassF1(filepath.Join(dir, "per_class_f1"), s.Run+": per-class F1 on "+on, classes, f1, nil); err != nil {
 		return err
 	}
 	n := len(s.Confusion.Classes)

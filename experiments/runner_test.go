@@ -344,6 +344,14 @@ seeds: [1, 2]
 		}
 	}
 	checkRunLevelFilesListed(t, filepath.Join(out, "sup"))
+	// Its plots name what they show: epochs of training, not meta-training,
+	// and per-class figures of the first test file, not of meta-test.
+	if svg := string(must(os.ReadFile(filepath.Join(out, "sup", "seed-1", "curve.svg")))); !strings.Contains(svg, ">epoch<") || !strings.Contains(svg, ">training loss<") || strings.Contains(svg, "meta-") {
+		t.Errorf("seed-1/curve.svg does not plot training loss against epoch:\n%.300s", svg)
+	}
+	if svg := string(must(os.ReadFile(filepath.Join(out, "sup", "per_class_f1.svg")))); !strings.Contains(svg, "per-class F1 on KDDTest-21") {
+		t.Errorf("per_class_f1.svg does not name the test file it shows")
+	}
 	if _, err := os.Stat(filepath.Join(out, "sup", "seed-1", "episodes.csv")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a supervised seed has an episodes.csv (%v); it has no episodes", err)
 	}
