@@ -66,7 +66,7 @@ func SuiteReport(path, title string, runs []*RunSummary, dirs []string, extra ..
 	fmt.Fprintf(&b, "Generated %s from %d runs. %s, %s. "+
 		"Compute time of the runs (sum of their wall times): %s.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), len(runs), commits(runs), machines(runs),
-		(time.Duration(wall) * time.Second).Round(time.Second))
+		time.Duration(wall*float64(time.Second)).Round(time.Second))
 	b.WriteString("Every figure is mean ± 95% confidence interval (t·sd/√n, Student's t with n−1 degrees of freedom) over all test episodes of all seeds, in percent; tables marked \"over seeds\" (open-set detection, multi-task heads, the supervised track) are over the seeds' own figures. " +
 		"Meta-test classes are attack types absent from the training file (novel attacks).\n\n")
 

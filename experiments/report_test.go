@@ -19,6 +19,7 @@ func TestSuiteReport(t *testing.T) {
 	mt := mk("protonet", 5, 0.91)
 	mt.Variant = "multitask-b0.5"
 	mt.Provenance.Commit, mt.Provenance.GoVersion, mt.Backend, mt.Device = "later", "go0", "cuda", "H100"
+	mt.Wall = 60.8 // the sum, 300.8 s, is rounded, not cut to whole seconds
 	mt.Multitask = &MultitaskSummary{BinaryWeight: 0.5, Metrics: map[string]eval.Summary{
 		"binary_accuracy": {Mean: 0.95, HalfWidth: 0.02, N: 3}, "binary_auroc": {Mean: 0.97, HalfWidth: 0.01, N: 3}}}
 	runs := []*RunSummary{mk("maml", 5, 0.7), mk("protonet", 1, 0.8), mk("protonet", 5, 0.9), mk("zeta", 1, 0.5), mt}
@@ -30,7 +31,7 @@ func TestSuiteReport(t *testing.T) {
 		"Commits first (4 runs), later (1 runs),",
 		// The machine of every run, not only the first's.
 		"go1, linux/amd64 with 2 CPUs, backend cpu (c) (4 runs); go0, linux/amd64 with 2 CPUs, backend cuda (H100) (1 runs).",
-		"Compute time of the runs (sum of their wall times): 5m0s.",
+		"Compute time of the runs (sum of their wall times): 5m1s.",
 		"![nsl-kdd accuracy by learner and shots](fewshot-nsl-kdd.png)",
 		"# Suite\n\n## Extra\n\nGenerated",
 		// A variant is its own row, beside the plain learner.
