@@ -247,17 +247,52 @@ func (denseTicks) Ticks(lo, hi float64) []plot.Tick {
 	return ts
 }
 
-// legendStrip draws l in a column on the right of dc and returns the rest
-// of the canvas for the plot. The strip is capped so long names cannot
-// squeeze the data area away.
-func legendStrip(dc draw.Canvas, l plot.Legend, top vg.Length) draw.Canvas {
+// legendStrip sets a column on the right of dc aside for l and returns the
+// rest of the canvas for the plot, and a function that draws l there,
+// starting top below the upper edge (called once the plot's title, which
+// the legend stays below, is laid out). The strip is capped so long names
+// cannot squeeze the data area away.
+func legendStrip(dc draw.Canvas, l plot.Legend) (draw.Canvas, func(top vg.Length)) {
 	l.Top, l.Left = true, true
 	l.Padding = vg.Points(3)
 	w := l.Rectangle(dc).Size().X + vg.Points(10)
 	w = min(w, 0.45*dc.Size().X)
-	strip := draw.Crop(dc, dc.Size().X-w+vg.Points(4), 0, 0, -top)
-	l.Draw(strip)
-	return draw.Crop(dc, 0, -w, 0, 0)
+	drawLegend := func(top vg.Length) {
+		l.Draw(draw.Crop(dc, dc.Size().X-w+vg.Points(4), 0, 0, -top))
+	}
+	return draw.Crop(dc, 0, -w, 0, 0), drawLegend
+}
+
+// fitTitle breaks p's title into lines no wider than width: between words
+// where it can, and inside a word (a long run name) where it must. A title
+// wider than its figure would lose both ends.
+func fitTitle(p *plot.Plot, width vg.Length) {
+	sty := p.Title.TextStyle
+	if sty.Width(p.Title.Text) <= width {
+		return
+	}
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(p.Title.Text) {
+		if line != "" && sty.Width(line+" "+word) <= width {
+			line += " " + word
+			continue
+		}
+		if line != "" {
+			lines = append(lines, line)
+		}
+		r := []rune(word)
+		for len(r) > 1 && sty.Width(string(r)) > width {
+			n := len(r) - 1
+			for n > 1 && sty.Width(string(r[:n])) > width {
+				n--
+			}
+			lines = append(lines, string(r[:n]))
+			r = r[n:]
+		}
+		line = string(r)
+	}
+	p.Title.Text = strings.Join(append(lines, line), "\n")
 }
 
 func fillBackground(dc draw.Canvas) {
@@ -557,6 +592,7 @@ func learningCurve(fn, xlabel, lossLabel, stem, title string, steps []int, train
 			rows[i] = []*plot.Plot{p}
 		}
 		pad := vg.Points(4)
+		fitTitle(panels[0], dc.Size().X-pad-vg.Points(10))
 		canvases := plot.Align(rows, draw.Tiles{
 			Rows: len(panels), Cols: 1,
 			PadTop: pad, PadBottom: pad, PadLeft: pad, PadRight: vg.Points(10),
@@ -703,7 +739,9 @@ func PlotPerClassF1(stem, title string, classes []string, f1 []float64, ci []flo
 		p.Y.Padding = 0
 		categoryTicks(&p.Y, classes, pos, figH)
 		fillBackground(dc)
-		p.Draw(draw.Crop(dc, vg.Points(4), -vg.Points(10), vg.Points(4), -vg.Points(4)))
+		dc = draw.Crop(dc, vg.Points(4), -vg.Points(10), vg.Points(4), -vg.Points(4))
+		fitTitle(p, dc.Size().X)
+		p.Draw(dc)
 		return nil
 	})
 }
@@ -807,6 +845,7 @@ func PlotConfusion(stem, title string, classes []string, c *Confusion, normalise
 		categoryTicks(&p.Y, rowNames, pos, h)
 		fillBackground(dc)
 		dc = draw.Crop(dc, vg.Points(4), -vg.Points(10), vg.Points(4), -vg.Points(4))
+		fitTitle(p, dc.Size().X) // centred, it stays inside when dc narrows
 		// Keep cells square: narrow the canvas until the data area is.
 		da := p.DataCanvas(dc)
 		if extra := da.Size().X - da.Size().Y; extra > 0 {
@@ -967,8 +1006,9 @@ func PlotBars(stem, title, ylabel string, groups []string, series []BarSeries) e
 		p.X.Padding = 0
 		fillBackground(dc)
 		dc = draw.Crop(dc, vg.Points(4), -vg.Points(4), vg.Points(4), -vg.Points(4))
+		var drawLegend func(vg.Length)
 		if len(series) > 1 || series[0].Name != "" {
-			dc = legendStrip(dc, leg, titleHeight(p))
+			dc, drawLegend = legendStrip(dc, leg)
 		}
 		spacing := (dc.Size().X - 2*vg.Centimeter) / vg.Length(len(groups))
 		if shown, rotated := categoryTicks(&p.X, groups, pos, spacing); rotated {
@@ -981,6 +1021,10 @@ func PlotBars(stem, title, ylabel string, groups []string, series []BarSeries) e
 				pad = max(pad, over+0.2*vg.Centimeter)
 			}
 			dc = draw.Crop(dc, pad, 0, 0, 0)
+		}
+		fitTitle(p, dc.Size().X)
+		if drawLegend != nil {
+			drawLegend(titleHeight(p))
 		}
 		p.Draw(dc)
 		return nil
@@ -1058,7 +1102,9 @@ func PlotROC(stem, title string, curves []ROCCurve) error {
 		p.X.Tick.Marker, p.Y.Tick.Marker = unitTicks(), unitTicks()
 		fillBackground(dc)
 		dc = draw.Crop(dc, vg.Points(4), -vg.Points(4), vg.Points(4), -vg.Points(4))
-		dc = legendStrip(dc, leg, titleHeight(p))
+		dc, drawLegend := legendStrip(dc, leg)
+		fitTitle(p, dc.Size().X)
+		drawLegend(titleHeight(p))
 		p.Draw(dc)
 		return nil
 	})

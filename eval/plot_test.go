@@ -373,6 +373,52 @@ func TestPlotBarsElidesLongGroupNames(t *testing.T) {
 	}
 }
 
+// A run name of up to 255 characters goes into every per-run plot's title:
+// drawn on one line, centred, it lost both ends, run name and all.
+func TestLongTitlesStayInside(t *testing.T) {
+	dir := plotDir(t)
+	title := strings.Repeat("a_very_long_run_name_", 8) + "x-5shot: per-class F1 on meta-test"
+	c := testConfusion()
+	bars := []BarSeries{{Name: "1-shot", Values: []float64{0.5, 0.6}}, {Name: "5-shot", Values: []float64{0.7, 0.8}}}
+	roc := []ROCCurve{{Name: "seed 1", FPR: []float64{0, 0.5, 1}, TPR: []float64{0, 0.8, 1}, AUC: 0.65}}
+	for _, f := range []struct {
+		name string
+		w    vg.Length
+		plot func(stem string) error
+	}{
+		{"curve", figW, func(stem string) error {
+			return PlotLearningCurve(stem, title, []int{1, 2}, []float64{0.5, 0.4}, []int{2}, []float64{0.8}, nil)
+		}},
+		{"f1", figW, func(stem string) error { return PlotPerClassF1(stem, title, testClasses, make([]float64, 6), nil) }},
+		{"confusion", 16 * vg.Centimeter, func(stem string) error { return PlotConfusion(stem, title, testClasses, c, true) }},
+		{"bars", figW, func(stem string) error { return PlotBars(stem, title, "accuracy", []string{"protonet", "maml"}, bars) }},
+		{"roc", figW, func(stem string) error { return PlotROC(stem, title, roc) }},
+	} {
+		stem := filepath.Join(dir, f.name)
+		if err := f.plot(stem); err != nil {
+			t.Fatal(err)
+		}
+		svg, err := os.ReadFile(stem + ".svg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sty := draw.TextStyle{Font: font.From(sansFont, 11), Handler: plot.DefaultTextHandler}
+		var shown string
+		for _, m := range regexp.MustCompile(`<text x="([-\d.]+)"[^>]*font-size:11px">([^<]*)</text>`).FindAllSubmatch(svg, -1) {
+			x, _ := strconv.ParseFloat(string(m[1]), 64)
+			line := string(m[2])
+			if w := sty.Width(line).Points(); x < 0 || x+w > f.w.Points() {
+				t.Errorf("%s: title line %q spans %.1f to %.1f pt of a %.1f pt figure", f.name, line, x, x+w, f.w.Points())
+			}
+			shown += line
+		}
+		// Every character of it, on however many lines.
+		if strings.ReplaceAll(shown, " ", "") != strings.ReplaceAll(title, " ", "") {
+			t.Errorf("%s: title shows %q", f.name, shown)
+		}
+	}
+}
+
 func TestElideKeepsNamesApart(t *testing.T) {
 	sty := draw.TextStyle{Font: font.From(sansFont, 9), Handler: plot.DefaultTextHandler}
 	limit := 3 * vg.Centimeter
