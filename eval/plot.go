@@ -264,7 +264,8 @@ func legendStrip(dc draw.Canvas, l plot.Legend) (draw.Canvas, func(top vg.Length
 }
 
 // fitTitle breaks p's title into lines no wider than width: between words
-// where it can, and inside a word (a long run name) where it must. A title
+// where it can, and inside a word (a long run name) where it must, after
+// one of its '_', '-', '.' or '+' if one is near the line's end. A title
 // wider than its figure would lose both ends.
 func fitTitle(p *plot.Plot, width vg.Length) {
 	sty := p.Title.TextStyle
@@ -287,12 +288,28 @@ func fitTitle(p *plot.Plot, width vg.Length) {
 			for n > 1 && sty.Width(string(r[:n])) > width {
 				n--
 			}
+			// After a separator of a run name, where one falls in the
+			// line's second half, so that its parts stay whole.
+			if i := lastSeparator(r[:n]); i >= n/2 {
+				n = i + 1
+			}
 			lines = append(lines, string(r[:n]))
 			r = r[n:]
 		}
 		line = string(r)
 	}
 	p.Title.Text = strings.Join(append(lines, line), "\n")
+}
+
+// lastSeparator is the index of the last '_', '-', '.' or '+' in r, -1
+// when there is none.
+func lastSeparator(r []rune) int {
+	for i := len(r) - 1; i >= 0; i-- {
+		if strings.ContainsRune("_-.+", r[i]) {
+			return i
+		}
+	}
+	return -1
 }
 
 func fillBackground(dc draw.Canvas) {

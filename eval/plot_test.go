@@ -404,6 +404,7 @@ func TestLongTitlesStayInside(t *testing.T) {
 		}
 		sty := draw.TextStyle{Font: font.From(sansFont, 11), Handler: plot.DefaultTextHandler}
 		var shown string
+		var lines []string
 		for _, m := range regexp.MustCompile(`<text x="([-\d.]+)"[^>]*font-size:11px">([^<]*)</text>`).FindAllSubmatch(svg, -1) {
 			x, _ := strconv.ParseFloat(string(m[1]), 64)
 			line := string(m[2])
@@ -411,10 +412,18 @@ func TestLongTitlesStayInside(t *testing.T) {
 				t.Errorf("%s: title line %q spans %.1f to %.1f pt of a %.1f pt figure", f.name, line, x, x+w, f.w.Points())
 			}
 			shown += line
+			lines = append(lines, line)
 		}
 		// Every character of it, on however many lines.
 		if strings.ReplaceAll(shown, " ", "") != strings.ReplaceAll(title, " ", "") {
 			t.Errorf("%s: title shows %q", f.name, shown)
+		}
+		// The name is broken between its parts, not inside one: every
+		// line of it but the last ends at an underscore.
+		for _, line := range lines[:len(lines)-1] {
+			if !strings.HasSuffix(line, "_") && !strings.Contains(line, " ") {
+				t.Errorf("%s: title line %q breaks a part of the name (lines %q)", f.name, line, lines)
+			}
 		}
 	}
 }
