@@ -812,7 +812,11 @@ func runReport(s *RunSummary, seeds []*SeedResult) string {
 	}
 	spread.Render(&b, eval.Markdown)
 	b.WriteString("\n")
-	pc := &eval.Table{Title: "Per class (pooled over episodes and seeds)", Labels: 2, Header: []string{"class", "category", "precision %", "recall %", "F1 %", "support"}}
+	pcTitle := "Per class (pooled over episodes and seeds)"
+	if len(s.Supervised) > 0 { // no episodes: the first test file's rows
+		pcTitle = "Per class on " + s.Supervised[0].TestFile + " (pooled over seeds)"
+	}
+	pc := &eval.Table{Title: pcTitle, Labels: 2, Header: []string{"class", "category", "precision %", "recall %", "F1 %", "support"}}
 	classes := append([]eval.ClassScore(nil), s.PerClass...)
 	// Best F1 first; classes without one (never present nor predicted) last.
 	sort.SliceStable(classes, func(i, j int) bool {

@@ -37,6 +37,10 @@ func TestSupervisedRunReportHasEveryTestFile(t *testing.T) {
 	if !strings.Contains(rep, "KDDTest-21") {
 		t.Errorf("report.md of a supervised run omits KDDTest-21:\n%s", rep)
 	}
+	// Its per-class figures are the first test file's, with no episodes.
+	if !strings.Contains(rep, "Per class on KDDTest+ (pooled over seeds)") || strings.Contains(rep, "episodes and seeds") {
+		t.Errorf("per-class table of a supervised run:\n%s", rep)
+	}
 	// No validation, no episodes: the per-seed table shows neither.
 	seed.Train = TrainStats{Steps: 2, BestStep: -1, StepsPerSec: 0.5}
 	rep = runReport(s, []*SeedResult{seed})
