@@ -184,8 +184,9 @@ func TestReportAndCompareReadEachRunOnce(t *testing.T) {
 	}
 }
 
-// --out names a file: an empty name or a directory is a usage error that
-// names --out, and leaves no plot behind.
+// --out names a file in a folder that is or can be made: an empty name, a
+// directory or a path through a file is a usage error that names --out,
+// and leaves no plot behind.
 func TestReportOutMustNameAFile(t *testing.T) {
 	dir := t.TempDir()
 	a := writeSummary(t, dir, "a", eval.Summary{Mean: 0.8, HalfWidth: 0.01, N: 10}, eval.Summary{Mean: 0.1, HalfWidth: 0.01, N: 10})
@@ -197,6 +198,13 @@ func TestReportOutMustNameAFile(t *testing.T) {
 	if err := os.Mkdir(outDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	file, broken := filepath.Join(t.TempDir(), "file"), filepath.Join(t.TempDir(), "broken")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(parent, "nothing"), broken); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct{ out, want string }{
 		{"", "--out is empty"},
 		{outDir, "--out " + outDir + " is a directory"},
@@ -206,6 +214,9 @@ func TestReportOutMustNameAFile(t *testing.T) {
 		{filepath.Join(a, "summary.json"), "is inside the run folder"},
 		// So would it, one folder down, overwrite a seed's.
 		{filepath.Join(a, "seed-1", "summary.json"), "is inside the run folder"},
+		// A path through a file or a link to nothing, which mkdir cannot make.
+		{filepath.Join(file, "x", "REPORT.md"), ": " + file + " is a file, not a folder"},
+		{filepath.Join(broken, "REPORT.md"), ": " + broken + " is a link to "},
 	} {
 		code, _, stderr := run(t, "report", a, "--out", c.out)
 		if code != 2 || !strings.Contains(stderr, c.want) {

@@ -35,6 +35,9 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if fi, err := os.Stat(*out); (err == nil && fi.IsDir()) || strings.HasSuffix(*out, "/") || strings.HasSuffix(*out, string(filepath.Separator)) {
 		return usageErrorf("--out %s is a directory: name the report file (e.g. %s)", *out, filepath.Join(*out, "REPORT.md"))
 	}
+	if d, problem := folderProblem(filepath.Dir(*out)); problem != "" {
+		return usageErrorf("--out %s: %s %s", *out, d, problem)
+	}
 	if base := filepath.Base(*out); strings.HasPrefix(base, "fewshot-") && (strings.HasSuffix(base, ".png") || strings.HasSuffix(base, ".svg")) {
 		return usageErrorf("--out %s: the report's own plots take that name", *out)
 	}

@@ -157,32 +157,42 @@ func runRun(ctx context.Context, e *env, args []string) error {
 // checkOutDir is a usage error for an --out that cannot be a folder: a
 // file, a link to nothing, or a path through either (mkdir and open would
 // say "file exists" or "not a directory" about a path --out does not name).
-// What is checked is the nearest part of the path that exists.
 func checkOutDir(out string) error {
-	d := filepath.Clean(out)
-	if missing := missingAncestors(out); len(missing) > 0 {
-		d = filepath.Dir(missing[len(missing)-1])
-	}
-	fi, err := os.Lstat(d)
-	if err != nil {
-		return nil // left to the run's own error
+	d, problem := folderProblem(out)
+	if problem == "" {
+		return nil
 	}
 	what := d
 	if d != filepath.Clean(out) {
 		what = fmt.Sprintf("%s: %s", out, d)
 	}
+	return usageErrorf("--out %s %s", what, problem)
+}
+
+// folderProblem says why dir cannot be made a folder, checking the nearest
+// part of its path that exists: it is a file, or a link to nothing. The
+// problem is "" when there is none, or none can be seen (left to mkdir).
+func folderProblem(dir string) (part, problem string) {
+	d := filepath.Clean(dir)
+	if missing := missingAncestors(dir); len(missing) > 0 {
+		d = filepath.Dir(missing[len(missing)-1])
+	}
+	fi, err := os.Lstat(d)
+	if err != nil {
+		return d, ""
+	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
 		target, _ := os.Readlink(d)
 		if fi, err = os.Stat(d); errors.Is(err, fs.ErrNotExist) {
-			return usageErrorf("--out %s is a link to %s, which does not exist", what, target)
+			return d, fmt.Sprintf("is a link to %s, which does not exist", target)
 		} else if err != nil {
-			return nil
+			return d, ""
 		}
 	}
 	if !fi.IsDir() {
-		return usageErrorf("--out %s is a file, not a folder", what)
+		return d, "is a file, not a folder"
 	}
-	return nil
+	return d, ""
 }
 
 // enclosingRun returns the folder of a run with results that dir is, or
