@@ -22,7 +22,9 @@ const MaxJobs = 1024
 // their seeds share Jobs slots, so that a single run's seeds fill them too;
 // the first failure (in spec order) stops the runs still going as an
 // interrupt does, keeping their finished seeds. Each seed is computed as it
-// would be alone, so the numbers do not depend on Jobs.
+// would be alone, so the numbers do not depend on Jobs. Under Force, the
+// runs' force.json go only once all have finished, so that the same command
+// stopped halfway keeps the runs it finished as well as their seeds.
 func (r *Runner) RunAll(ctx context.Context, specs []Spec) ([]*RunSummary, error) {
 	if err := CheckJobs(r.opt, specs); err != nil {
 		return nil, fmt.Errorf("jobs %d: %w", r.opt.Jobs, err)
@@ -30,12 +32,13 @@ func (r *Runner) RunAll(ctx context.Context, specs []Spec) ([]*RunSummary, error
 	if r.slots == nil {
 		var done []*RunSummary
 		for _, s := range specs {
-			sum, err := r.Run(ctx, s)
+			sum, err := r.run(ctx, s)
 			if err != nil {
 				return done, err
 			}
 			done = append(done, sum)
 		}
+		r.clearForceMarks()
 		return done, nil
 	}
 	runCtx, stop := context.WithCancel(ctx)
@@ -56,7 +59,7 @@ func (r *Runner) RunAll(ctx context.Context, specs []Spec) ([]*RunSummary, error
 		go func() {
 			defer wg.Done()
 			defer func() { <-running }()
-			if sums[i], errs[i] = r.Run(runCtx, s); errs[i] != nil {
+			if sums[i], errs[i] = r.run(runCtx, s); errs[i] != nil {
 				stop()
 			}
 		}()
@@ -74,6 +77,7 @@ func (r *Runner) RunAll(ctx context.Context, specs []Spec) ([]*RunSummary, error
 	if ctx.Err() != nil {
 		return done, errInterrupted
 	}
+	r.clearForceMarks()
 	return done, nil
 }
 

@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // A run folder is resumed (finished seeds kept, a finished run reported
@@ -221,4 +223,55 @@ func sameSeeds(a, b []uint64) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// forceFile marks a run folder whose --force run has not yet ended: the
+// next --force run takes it up again rather than starting over, so that
+// the same command resumes an interrupted --force run as it does any other.
+const forceFile = "force.json"
+
+type forceMark struct {
+	Started time.Time `json:"started"`
+}
+
+// forceSince is when the --force run that the one asked for takes up again
+// began, from the folder's force.json; zero without --force, or when no
+// --force run of the folder was stopped before its end.
+func (r *Runner) forceSince(dir string) time.Time {
+	if !r.opt.Force {
+		return time.Time{}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, forceFile))
+	if err != nil {
+		return time.Time{}
+	}
+	var m forceMark
+	if json.Unmarshal(b, &m) != nil {
+		return time.Time{}
+	}
+	return m.Started
+}
+
+// forceKeeps reports whether a --force run keeps a seed's result: one made
+// since the --force run it takes up again began, by the same build.
+// Anything older is what --force was asked to replace.
+func (r *Runner) forceKeeps(res *SeedResult, since time.Time) bool {
+	return !since.IsZero() && !res.Started.Before(since) && res.Provenance == r.prov
+}
+
+// markForced writes the folder's force.json as a --force run starts it.
+func markForced(dir string) error {
+	return writeJSON(filepath.Join(dir, forceFile), forceMark{Started: time.Now().UTC()})
+}
+
+// clearForceMarks removes the force.json of the runs finished so far, once
+// the command they belong to has ended: until then, a run it finished is
+// one its next --force keeps.
+func (r *Runner) clearForceMarks() {
+	r.finishedMu.Lock()
+	defer r.finishedMu.Unlock()
+	for _, dir := range r.finished {
+		os.Remove(filepath.Join(dir, forceFile))
+	}
+	r.finished = nil
 }

@@ -647,6 +647,64 @@ func TestFailedForcedRunLeavesTheSeedsResumable(t *testing.T) {
 	}
 }
 
+// cancelOn is a log that cancels its run when a line mentions text.
+type cancelOn struct {
+	text   string
+	cancel context.CancelFunc
+}
+
+func (c cancelOn) Write(b []byte) (int, error) {
+	if strings.Contains(string(b), c.text) {
+		c.cancel()
+	}
+	return len(b), nil
+}
+
+// A --force run stopped halfway is resumed by the same command, as any run
+// is: the seeds it finished are kept, the ones from before it run again, and
+// once it has ended the next --force runs everything again.
+func TestStoppedForcedRunResumes(t *testing.T) {
+	out := t.TempDir()
+	if _, _, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	specs, err := Parse([]byte(resumeSpec), "resume.yaml", parseOverrides(t, []string{"model.hidden=[4]"})...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opt := RunOptions{OutDir: out, Seeds: []uint64{1, 2}, Force: true, Log: cancelOn{"seed 2", cancel}}
+	if _, err := NewRunner(opt).Run(ctx, specs[0]); err == nil {
+		t.Fatal("a run stopped in its second seed gave no error")
+	}
+	seed1, err := os.ReadFile(filepath.Join(out, "resume", "seed-1", "episodes.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The same command keeps the new seed 1 and runs the old seed 2 again.
+	_, log, err := runResume(t, out, RunOptions{Seeds: []uint64{1, 2}, Force: true}, "model.hidden=[4]")
+	if err != nil || !strings.Contains(log, "seed 1: finished by the --force run stopped earlier, kept") || strings.Contains(log, "seed 2: finished") {
+		t.Fatalf("the same --force command again: %v, log %q: want seed 1 kept and seed 2 run", err, log)
+	}
+	if again, _ := os.ReadFile(filepath.Join(out, "resume", "seed-1", "episodes.csv")); !bytes.Equal(again, seed1) {
+		t.Error("seed 1 was run again")
+	}
+	if res, err := readSeedResult(filepath.Join(out, "resume", "seed-2")); err != nil || !strings.Contains(res.Spec, "hidden: [4]") {
+		t.Errorf("seed 2 is not of the forced spec: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "resume", forceFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s is still there after the --force run ended (%v)", forceFile, err)
+	}
+
+	// That --force run has ended: the next starts over.
+	_, log, err = runResume(t, out, RunOptions{Seeds: []uint64{1, 2}, Force: true}, "model.hidden=[4]")
+	if err != nil || strings.Contains(log, "kept") || strings.Contains(log, "finished") {
+		t.Fatalf("a --force after the last ended: %v, log %q: want every seed run again", err, log)
+	}
+}
+
 // The categories CSV is named by its path only: an edited file makes other
 // results, not the finished ones.
 func TestEditedCategoriesFileIsAnotherRun(t *testing.T) {

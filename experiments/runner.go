@@ -90,6 +90,9 @@ type Runner struct {
 	prov    Provenance
 	slots   chan struct{} // one per seed running when Jobs > 1; nil for one at a time
 	gpu     sync.Mutex    // held through a run on a GPU backend when Jobs > 1
+
+	finishedMu sync.Mutex
+	finished   []string // folders of the runs finished, whose force.json goes when the command ends
 }
 
 // jobs is what a seed records of Jobs: 0 when seeds ran one at a time.
@@ -279,10 +282,12 @@ func checkRunDir(dir string) error {
 }
 
 // seedsReadable reports whether every seed of a run folder has a
-// summary.json that reads as a result of that seed.
-func seedsReadable(dir string, seeds []uint64) bool {
+// summary.json that reads as a result of that seed and, under --force, one
+// that the --force run taken up again made (forceKeeps).
+func (r *Runner) seedsReadable(dir string, seeds []uint64, since time.Time) bool {
 	for _, seed := range seeds {
-		if _, err := readSeedResult(filepath.Join(dir, fmt.Sprintf("seed-%d", seed))); err != nil {
+		res, err := readSeedResult(filepath.Join(dir, fmt.Sprintf("seed-%d", seed)))
+		if err != nil || (r.opt.Force && !r.forceKeeps(res, since)) {
 			return false
 		}
 	}
@@ -290,21 +295,36 @@ func seedsReadable(dir string, seeds []uint64) bool {
 }
 
 // Run runs one plan for every seed, writing results/<run>/. A seed whose
-// results exist is skipped unless Force; so is a whole finished run.
+// results exist is skipped unless Force (then only those made by the --force
+// run it takes up again are, forceKeeps); so is a whole finished run.
 func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err error) {
 	dir := filepath.Join(r.opt.OutDir, p.Name)
 	if err := checkRunDir(dir); err != nil {
 		return nil, fmt.Errorf("run %s: %w", p.Name, err)
 	}
+	defer func() {
+		if err == nil {
+			r.finishedMu.Lock()
+			r.finished = append(r.finished, dir)
+			r.finishedMu.Unlock()
+		}
+	}()
+	since := r.forceSince(dir)
 	if !r.opt.Force {
 		if err := checkRecordedSpec(dir, p); err != nil {
 			return nil, err
 		}
+	}
+	if !r.opt.Force || !since.IsZero() {
 		// The summary must be of this spec too: a --force run stopped
 		// before its end leaves the new spec.yaml beside the old summary.
 		// So must its seeds' summaries: one damaged since is run again.
-		if s, err := ReadRunSummary(dir); err == nil && sameSeeds(s.Seeds, p.Seeds) && p.differenceFrom(s.Spec, s.Inputs) == "" && seedsReadable(dir, p.Seeds) {
-			fmt.Fprintf(r.opt.Log, "run %s: finished earlier (%s); --force runs it again\n", p.Name, dir)
+		if s, err := ReadRunSummary(dir); err == nil && sameSeeds(s.Seeds, p.Seeds) && p.differenceFrom(s.Spec, s.Inputs) == "" && r.seedsReadable(dir, p.Seeds, since) {
+			if r.opt.Force {
+				fmt.Fprintf(r.opt.Log, "run %s: finished by the --force run stopped earlier (%s), kept\n", p.Name, dir)
+			} else {
+				fmt.Fprintf(r.opt.Log, "run %s: finished earlier (%s); --force runs it again\n", p.Name, dir)
+			}
 			return s, nil
 		}
 	}
@@ -326,6 +346,11 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 		// detection now, say), none must claim to be its.
 		for _, name := range runLevelFiles {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+		}
+		if since.IsZero() {
+			if err := markForced(dir); err != nil {
 				return nil, err
 			}
 		}
@@ -375,11 +400,16 @@ var runLevelFiles = func() []string {
 }()
 
 // removeIfOnlySpec removes a run folder that holds nothing but its
-// spec.yaml.
+// spec.yaml (and the force.json of a --force run).
 func removeIfOnlySpec(dir string) {
 	entries, err := os.ReadDir(dir)
-	if err != nil || len(entries) > 1 || (len(entries) == 1 && entries[0].Name() != "spec.yaml") {
+	if err != nil {
 		return
+	}
+	for _, e := range entries {
+		if e.Name() != "spec.yaml" && e.Name() != forceFile {
+			return
+		}
 	}
 	os.RemoveAll(dir)
 }
@@ -406,7 +436,7 @@ func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels
 }
 
 // eachSeed runs the seeds of a plan, keeping seeds finished earlier unless
-// Force, and writes each seed's files as soon as it is done. A seed is kept
+// Force (then those of the --force run it takes up again), and writes each seed's files as soon as it is done. A seed is kept
 // only if it was run on the same pools, since the files of a data_dir may
 // have changed (with no_checksum) under the same spec. With Jobs above 1 the
 // seeds run at once, as slots allow, unless oneAtATime; the first to fail
@@ -415,14 +445,19 @@ func (r *Runner) eachSeed(ctx context.Context, p plan, dir string, pools map[str
 	run func(ctx context.Context, seed uint64) (*SeedResult, error)) ([]*SeedResult, error) {
 	results := make([]*SeedResult, len(p.Seeds))
 	var todo []int
+	since := r.forceSince(dir)
 	for i, seed := range p.Seeds {
-		if !r.opt.Force {
+		if !r.opt.Force || !since.IsZero() {
 			seedDir := filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
 			res, err := readSeedResult(seedDir)
 			if err == nil {
 				diff := p.differenceFrom(res.Spec, res.Inputs)
 				if diff == "" {
 					diff = poolsDifference(res.Pools, pools)
+				}
+				if r.opt.Force && (diff != "" || !r.forceKeeps(res, since)) {
+					todo = append(todo, i) // what --force was asked to replace
+					continue
 				}
 				if diff != "" {
 					return nil, otherSpecError(p.Name, seedDir, diff)
@@ -432,7 +467,11 @@ func (r *Runner) eachSeed(ctx context.Context, p plan, dir string, pools map[str
 				}
 			}
 			if err == nil {
-				fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
+				if r.opt.Force {
+					fmt.Fprintf(r.opt.Log, "run %s seed %d: finished by the --force run stopped earlier, kept\n", p.Name, seed)
+				} else {
+					fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
+				}
 				results[i] = res
 				continue
 			}
@@ -1168,6 +1207,16 @@ func confusionTable(names []string, c *eval.Confusion) ConfusionTable {
 // Run runs a spec for every seed (RunOptions.Seeds, when set, replaces the
 // spec's), writing results/<name>/, and returns the run's summary.
 func (r *Runner) Run(ctx context.Context, s Spec) (*RunSummary, error) {
+	sum, err := r.run(ctx, s)
+	if err == nil {
+		r.clearForceMarks()
+	}
+	return sum, err
+}
+
+// run is Run, leaving the force.json of a --force run in place for RunAll,
+// which removes them all once every run has finished.
+func (r *Runner) run(ctx context.Context, s Spec) (*RunSummary, error) {
 	// The options go into the spec, so that the spec.yaml and result files
 	// record what ran.
 	if len(r.opt.Seeds) > 0 {
