@@ -436,11 +436,12 @@ func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels
 }
 
 // eachSeed runs the seeds of a plan, keeping seeds finished earlier unless
-// Force (then those of the --force run it takes up again), and writes each seed's files as soon as it is done. A seed is kept
-// only if it was run on the same pools, since the files of a data_dir may
-// have changed (with no_checksum) under the same spec. With Jobs above 1 the
-// seeds run at once, as slots allow, unless oneAtATime; the first to fail
-// stops the others, which keep nothing.
+// Force (then those of the --force run it takes up again), and writes each
+// seed's files as soon as it is done. A seed is kept only if it was run on
+// the same pools, since the files of a data_dir may have changed (with
+// no_checksum) under the same spec. With Jobs above 1 the seeds run at
+// once, as slots allow, unless oneAtATime; the first to fail stops the
+// others, which keep nothing.
 func (r *Runner) eachSeed(ctx context.Context, p plan, dir string, pools map[string]PoolInfo, oneAtATime bool,
 	run func(ctx context.Context, seed uint64) (*SeedResult, error)) ([]*SeedResult, error) {
 	results := make([]*SeedResult, len(p.Seeds))
