@@ -82,6 +82,19 @@ type notMetaTestError struct{ msg string }
 func (e notMetaTestError) Error() string        { return e.msg }
 func (e notMetaTestError) Is(target error) bool { return target == ErrNotMetaTest }
 
+// ErrValClassLeftOut is matched by the error of NovelAttackSplit for a
+// meta-val class (ProtocolOptions.Val) that the pools leave out for having
+// fewer than MinRecords records. It matches ErrTooFewClasses too, MinRecords
+// being the setting that left it out.
+var ErrValClassLeftOut = errors.New("meta-val class left out")
+
+type valLeftOutError struct{ msg string }
+
+func (e valLeftOutError) Error() string { return e.msg }
+func (e valLeftOutError) Is(target error) bool {
+	return target == ErrValClassLeftOut || target == ErrTooFewClasses
+}
+
 type noNormalError struct{ msg string }
 
 func (e noNormalError) Error() string        { return e.msg }

@@ -165,6 +165,13 @@ func NovelAttackSplit(d *Dataset, opt ProtocolOptions) (*Split, error) {
 		return nil, fmt.Errorf("meta-train pool: %w", err)
 	}
 	s.Dropped["train"] = dropped
+	// A meta-val class named but too small for the pools would otherwise
+	// read as one the training file lacks.
+	for _, dr := range dropped {
+		if slices.Contains(opt.Val, dr.Name) && dr.Records < opt.MinRecords {
+			return nil, valLeftOutError{fmt.Sprintf("meta-val class %q has %d records, too few for a pool", dr.Name, dr.Records)}
+		}
+	}
 	var attacks []string
 	for _, c := range all.Classes {
 		if c.Name != normal {

@@ -125,6 +125,13 @@ func TestNovelAttackSplitErrors(t *testing.T) {
 	if _, err := NovelAttackSplit(d, ProtocolOptions{Val: []string{"mscan"}}); err == nil || !strings.Contains(err.Error(), "mscan") {
 		t.Errorf("meta-val class not in training file: %v", err)
 	}
+	// A meta-val class of the training file too small for the pools (spy
+	// has 2 records) is said to be that, as a shortage MinRecords explains.
+	_, err := NovelAttackSplit(d, ProtocolOptions{Val: []string{"back", "spy"}, MinRecords: 20})
+	if !errors.Is(err, ErrValClassLeftOut) || !errors.Is(err, ErrTooFewClasses) ||
+		!strings.Contains(err.Error(), `meta-val class "spy" has 2 records, too few for a pool`) {
+		t.Errorf("meta-val class below MinRecords: %v", err)
+	}
 	s, err := NovelAttackSplit(d, ProtocolOptions{NoNormal: true, MinRecords: 100})
 	if err != nil {
 		t.Fatal(err)

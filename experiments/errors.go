@@ -182,11 +182,15 @@ func CategoriesRemedy(err error, where string) error {
 }
 
 // ExplainData adds to an error of loading and splitting a spec's data what
-// the spec can do about it: ExplainChecksum, ExplainCategories, and the key
-// of a class to leave out of meta-test that is not a meta-test class.
+// the spec can do about it: ExplainChecksum, ExplainCategories, the key of a
+// class to leave out of meta-test that is not a meta-test class, and that of
+// a meta-val class too small for the pools (ExplainShortage says why).
 func ExplainData(err error) error {
 	if errors.Is(err, datasets.ErrNotMetaTest) {
 		return fmt.Errorf("split.test_exclude: %w", err)
+	}
+	if errors.Is(err, datasets.ErrValClassLeftOut) {
+		return fmt.Errorf("split.val_classes: %w", err)
 	}
 	return ExplainCategories(ExplainChecksum(err))
 }

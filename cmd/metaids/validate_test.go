@@ -195,6 +195,21 @@ func TestValidateDeepTestExcludeNamesMetaTestClasses(t *testing.T) {
 	}
 }
 
+// A meta-val class too small for the pools is named with its key and the
+// keys that size a class, not as a class the training file lacks.
+func TestValidateDeepValClassTooSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads NSL-KDD")
+	}
+	_, rows, _ := validateDeep(t, 1, map[string]string{
+		"vc.yaml": "dataset: {name: nsl-kdd}\nsplit: {val_classes: [back, neptune, spy]}\nepisodes: {ways: 2}\n",
+	})
+	want := `error: split.val_classes: meta-val class "spy" has 2 records, too few for a pool (classes with fewer than 20 records are left out: split.min_records, `
+	if len(rows) != 1 || !strings.HasPrefix(rows[0]["status"].(string), want) {
+		t.Errorf("rows %v, want a status beginning %q", rows, want)
+	}
+}
+
 // A supervised spec draws no episodes: --deep loads and labels its files
 // instead of checking episode pools it does not use.
 func TestValidateDeepSupervised(t *testing.T) {
