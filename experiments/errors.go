@@ -137,6 +137,13 @@ func editDistance(a, b string) int {
 	return prev[len(rb)]
 }
 
+// shortageError is an error of this package about a pool with too few
+// classes, which ExplainShortage explains as it does the datasets package's.
+type shortageError struct{ msg string }
+
+func (e shortageError) Error() string        { return e.msg }
+func (e shortageError) Is(target error) bool { return target == datasets.ErrTooFewClasses }
+
 // ExplainShortage adds to an error about a split or pool with too few
 // classes the rule that left classes out, naming the keys behind it: with
 // minRecords above 1, smaller classes are in no pool. To an error about a

@@ -541,6 +541,21 @@ func TestExplainShortageOnlyExplainsShortages(t *testing.T) {
 	}
 }
 
+// Fine-tuning's head needs two meta-train classes; fewer is a shortage
+// that names the learner and the classes, not the config field behind it.
+func TestPretrainClassesNeedsTwo(t *testing.T) {
+	one := &datasets.Pool{Classes: []datasets.Class{{Name: "satan"}}}
+	_, err := PretrainClasses(one)
+	want := "learner.algo: finetune pre-trains a head over the meta-train classes and needs at least 2; the meta-train pool has 1: satan"
+	if !errors.Is(err, datasets.ErrTooFewClasses) || err.Error() != want {
+		t.Errorf("one class: %v, want %q", err, want)
+	}
+	two := &datasets.Pool{Classes: []datasets.Class{{Name: "satan"}, {Name: "smurf"}}}
+	if n, err := PretrainClasses(two); n != 2 || err != nil {
+		t.Errorf("two classes: %d, %v", n, err)
+	}
+}
+
 // A --force run stopped before its end leaves the new spec.yaml and its
 // first seeds beside the old run's summary: that summary must not be
 // reported as the new run's, and the forced run removes it at its start.

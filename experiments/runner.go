@@ -619,6 +619,23 @@ func classCount(p *datasets.Pool) int {
 	return len(p.Classes)
 }
 
+// PretrainClasses is the class count of fine-tuning's pre-training head,
+// that of the meta-train pool, which must give it two classes to tell apart
+// even when no episode is drawn from it (episodes.train_steps: 0).
+func PretrainClasses(trainPool *datasets.Pool) (int, error) {
+	var names []string
+	if trainPool != nil {
+		for _, c := range trainPool.Classes {
+			names = append(names, c.Name)
+		}
+	}
+	if len(names) < 2 {
+		return 0, shortageError{fmt.Sprintf("learner.algo: finetune pre-trains a head over the meta-train classes and needs at least 2; "+
+			"the meta-train pool has %d: %s", len(names), strings.Join(names, ", "))}
+	}
+	return len(names), nil
+}
+
 // runSeed meta-trains with periodic validation (keeping the best
 // checkpoint), then evaluates on meta-test episodes.
 func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be kernels.Backend, seed uint64) (*SeedResult, error) {
@@ -633,7 +650,11 @@ func (r *Runner) runSeed(ctx context.Context, p plan, split *datasets.Split, be 
 		cfg.Threads = 1 // seeds side by side fill the cores
 	}
 	if cfg.Algo == "finetune" {
-		cfg.PretrainClasses = len(split.Train.Classes)
+		n, err := PretrainClasses(split.Train)
+		if err != nil {
+			return nil, ExplainShortage(err, p.Protocol.MinRecords)
+		}
+		cfg.PretrainClasses = n
 	}
 	categories, err := auxCategories(p, split)
 	if err != nil {

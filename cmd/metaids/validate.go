@@ -303,5 +303,10 @@ func deepCheck(s *experiments.Spec, cache map[string]deepResult) (classes string
 	if _, err := experiments.MultitaskCategories(s.LearnerConfig(0).Aux, "", sp.Train); err != nil {
 		return classes, warnings, err
 	}
+	if s.Learner.Algo == "finetune" {
+		if _, err := experiments.PretrainClasses(sp.Train); err != nil {
+			return classes, warnings, experiments.ExplainShortage(err, s.MinRecords())
+		}
+	}
 	return classes, warnings, nil
 }

@@ -210,6 +210,24 @@ func TestValidateDeepValClassTooSmall(t *testing.T) {
 	}
 }
 
+// Fine-tuning pre-trains a head over the meta-train classes even when it
+// draws no meta-train episode: a pool of one class is an error naming the
+// learner and why classes were left out, as the run's is.
+func TestValidateDeepFinetuneNeedsTwoMetaTrainClasses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads NSL-KDD")
+	}
+	_, rows, _ := validateDeep(t, 1, map[string]string{
+		"ft.yaml": "dataset: {name: nsl-kdd}\nsplit: {val_fraction: 0.9, normal: false, min_records: 500}\n" +
+			"episodes: {ways: 2, train_steps: 0, val_every: 0}\nlearner: {algo: finetune}\n",
+	})
+	want := "error: learner.algo: finetune pre-trains a head over the meta-train classes and needs at least 2; the meta-train pool has 1: satan " +
+		"(classes with fewer than 500 records are left out: split.min_records, "
+	if len(rows) != 1 || !strings.HasPrefix(rows[0]["status"].(string), want) {
+		t.Errorf("rows %v, want a status beginning %q", rows, want)
+	}
+}
+
 // A supervised spec draws no episodes: --deep loads and labels its files
 // instead of checking episode pools it does not use.
 func TestValidateDeepSupervised(t *testing.T) {
