@@ -42,6 +42,10 @@ const MaxCond = 1e12
 // singular or beyond MaxCond: a larger shrinkage is the remedy.
 var ErrIllConditioned = errors.New("the shrunk covariance is singular or ill conditioned")
 
+// ErrNoVariance is Fit's error, for Mahalanobis, when the normal embeddings
+// are all alike: no shrinkage mends a zero covariance.
+var ErrNoVariance = errors.New("the normal embeddings do not vary (zero covariance)")
+
 // fitChunk is the number of rows per covariance update in Fit.
 const fitChunk = 512
 
@@ -111,7 +115,7 @@ func Fit(method Method, x []float32, rows, dim int, shrinkage float64) (*NormalM
 	d := float64(dim)
 	mu := mat.Trace(s) / d
 	if !(mu > 0) {
-		return nil, errors.New("detect: the normal embeddings do not vary (zero covariance)")
+		return nil, fmt.Errorf("detect: %w", ErrNoVariance)
 	}
 	lambda := shrinkage
 	if lambda < 0 {

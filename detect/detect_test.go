@@ -275,6 +275,9 @@ func TestFitErrors(t *testing.T) {
 			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.wantInErr)
 		}
 	}
+	if _, err := Fit(Mahalanobis, []float32{1, 2, 1, 2}, 2, 2, 0.5); !errors.Is(err, ErrNoVariance) {
+		t.Errorf("constant data: error %v, want ErrNoVariance", err)
+	}
 	if _, err := Fit(Mahalanobis, line, 3, 2, 0); !errors.Is(err, ErrIllConditioned) {
 		t.Errorf("singular data: error %v, want ErrIllConditioned", err)
 	}

@@ -267,8 +267,14 @@ func writeDetectionPlot(dir, run string, seeds []*SeedResult) error {
 }
 
 // fitError names the spec key that mends an ill-conditioned covariance,
-// which only the trained embeddings can show (dead units have no variance).
+// which only the trained embeddings can show (dead units have no variance),
+// and, when every unit is dead or saturated, the keys that can mend that.
 func fitError(err error, shrinkage float64) error {
+	if errors.Is(err, detect.ErrNoVariance) {
+		return fmt.Errorf("detection.method mahalanobis: %w, which no detection.shrinkage mends: the trained model embeds "+
+			"every normal flow alike (dead or saturated units); use detection.method: euclidean, or change model.hidden, "+
+			"model.activation or optimizer.lr", err)
+	}
 	if !errors.Is(err, detect.ErrIllConditioned) {
 		return fmt.Errorf("detection: %w", err)
 	}

@@ -754,6 +754,19 @@ func TestDetectionSingularNamesShrinkage(t *testing.T) {
 	}
 }
 
+// Normal embeddings all alike (a collapsed model) have no covariance to
+// shrink: the error says so and names the keys that can mend it, not
+// detection.shrinkage.
+func TestDetectionNoVarianceNamesTheKeys(t *testing.T) {
+	_, err := detect.Fit(detect.Mahalanobis, make([]float32, 10), 10, 1, detect.LedoitWolf)
+	err = fitError(err, detect.LedoitWolf)
+	for _, want := range []string{"detection.method mahalanobis: ", "zero covariance", "detection.method: euclidean", "model.hidden"} {
+		if !errors.Is(err, detect.ErrNoVariance) || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want ErrNoVariance and %q", err, want)
+		}
+	}
+}
+
 // TestTestEpisodesIndependentOfTraining checks that for a seed the meta-test
 // episodes are the same whatever the learner, its training and validation,
 // so that learners are compared on the same episodes.
