@@ -360,6 +360,9 @@ func TestDivergenceNamesTheKeys(t *testing.T) {
 		// too, not the Config fields of package train.
 		{[]string{"pretrain.objective=denoise", "pretrain.batch_size=4096", "optimizer.lr=1e30"},
 			[]string{"pretrain: reconstruction loss is NaN at epoch 1 (batch ", "training diverged; lower optimizer.lr (now 1e+30), or set optimizer.clip_norm"}},
+		// Its first batch comes before any update: the noise is to blame.
+		{[]string{"pretrain.objective=denoise", "pretrain.noise=3e38"},
+			[]string{"pretrain: reconstruction loss is NaN at epoch 1 (batch 1 of 264), before any update, so not the optimiser's doing; lower pretrain.noise (now 3e+38)"}},
 		{[]string{"split.protocol=supervised", "episodes.normal_way=false", "supervised.batch_size=4096", "optimizer.lr=1e30"},
 			[]string{"training loss is NaN at epoch 1 (batch ", "training diverged; lower optimizer.lr (now 1e+30), or set optimizer.clip_norm"}},
 	} {

@@ -976,6 +976,15 @@ func (r *Runner) pretrain(ctx context.Context, p plan, split *datasets.Split, l 
 		if ctx.Err() != nil {
 			return nil, errInterrupted
 		}
+		// The first batch's loss comes before any update: the noise added
+		// to the inputs, or the model as initialised, gave it.
+		if d := (*train.DivergedError)(nil); errors.As(err, &d) && d.Epoch == 1 && d.Batch == 1 {
+			advice := fmt.Sprintf("the model as initialised gives it: check model.hidden (now %v) and model.activation (now %s)", cfg.Hidden, cfg.Activation)
+			if cfg.Objective == "denoise" {
+				advice = fmt.Sprintf("lower pretrain.noise (now %g)", cfg.Noise)
+			}
+			return nil, fmt.Errorf("pretrain: %s, before any update, so not the optimiser's doing; %s", d.Where(), advice)
+		}
 		return nil, fmt.Errorf("pretrain: %w", cmp.Or(diverged(err), err))
 	}
 	bar.Finish("")
