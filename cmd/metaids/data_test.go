@@ -424,6 +424,16 @@ func TestHelpGoesToStdout(t *testing.T) {
 	if code != 2 || out != "" || !strings.Contains(stderr, "-bogus") || !strings.Contains(stderr, "usage: metaids run") {
 		t.Errorf("run --bogus: exit %d, stdout %q, stderr %.80q; want exit 2, the error and usage on stderr", code, out, stderr)
 	}
+	// A "-h" that is a flag's value asks for no help: the error about it
+	// goes to stderr. "-help=1" does ask for it.
+	code, out, stderr = run(t, "split", "--shots", "-h", "nsl-kdd")
+	if code != 2 || out != "" || !strings.Contains(stderr, `invalid value "-h" for flag -shots`) {
+		t.Errorf("split --shots -h: exit %d, stdout %.80q, stderr %.80q; want exit 2, the error and usage on stderr", code, out, stderr)
+	}
+	code, out, stderr = run(t, "run", "-help=1")
+	if code != 0 || !strings.HasPrefix(out, "usage: metaids run") || stderr != "" {
+		t.Errorf("run -help=1: exit %d, stdout %.60q, stderr %.60q; want exit 0 and the usage on stdout alone", code, out, stderr)
+	}
 }
 
 // A command's synopsis (the first line of its -h) names every flag the

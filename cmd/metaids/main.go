@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -10,7 +11,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -180,19 +180,22 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 // parseFlags parses args, allowing flags after positional arguments; a
 // "--" ends the flags, so that what follows is positional even if it
 // starts with "-". Asked for with -h, the usage goes to stdout, to be paged
-// or searched; after a wrong flag it goes to stderr with the error.
+// or searched; after a wrong flag it goes to stderr with the error. What the
+// flag package prints is held until it is known which: a "-h" can be a
+// flag's value (--note -h), and "-h=x" asks for help too.
 func parseFlags(e *env, fs *flag.FlagSet, args []string) ([]string, error) {
 	args, tail := splitAtTerminator(fs, args)
-	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "--h" || a == "-help" || a == "--help" }) {
-		fs.SetOutput(e.stdout)
-		defer fs.SetOutput(e.stderr)
-	}
+	var msg bytes.Buffer
+	fs.SetOutput(&msg)
+	defer fs.SetOutput(e.stderr)
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				e.stdout.Write(msg.Bytes())
 				return nil, err
 			}
+			e.stderr.Write(msg.Bytes())
 			return nil, errReported
 		}
 		args = fs.Args()
