@@ -51,7 +51,27 @@ func MemoryFloor(cfg Config, s Shape) float64 {
 	if cfg.Optimizer.Name == "adam" {
 		model *= 2
 	}
-	return elemBytes(cfg.Float64)*(model+workingElems(cfg, s)) + 4*float64(s.MetaBatch)*rows*float64(s.Dim)
+	return elemBytes(cfg.Float64)*(model+workingElems(cfg, s)) + stepBytes(cfg, s) + 4*float64(s.MetaBatch)*rows*float64(s.Dim)
+}
+
+// innerStepBytes is what a fused MAML-family worker keeps per inner step
+// besides the buffers workingElems counts (gbml.go newWork): the slice
+// headers of the step's weights, gradient, softmax and its gradient and a
+// pointer to its pass. FOMAML and Reptile keep them for every step though
+// the buffers behind them are one step's, so inner steps by the billion
+// take more than a machine has.
+const innerStepBytes = 4*24 + 8
+
+// stepBytes is innerStepBytes for every inner step of every worker.
+func stepBytes(cfg Config, s Shape) float64 {
+	switch cfg.Algo {
+	case "protonet", "finetune", "nearest-centroid":
+		return 0
+	}
+	if cfg.Engine == "gorgonia" {
+		return 0
+	}
+	return float64(TaskWorkers(cfg, s)) * float64(cfg.InnerSteps) * innerStepBytes
 }
 
 // workingElems counts the elements of the largest buffers a learner of cfg
