@@ -184,6 +184,12 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	r.Pipelined = pl != nil && !o.Eval
 	run := func(n int) error {
 		for range n {
+			// A stop is asked for between steps, not only between
+			// repeats, which --steps or --warmup in the billions make
+			// hours long.
+			if ctx.Err() != nil {
+				break
+			}
 			b := batches[step%len(batches)]
 			step++
 			switch {
@@ -213,7 +219,7 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 				r.FinalLoss = losses[len(losses)-1]
 			}
 		}
-		return nil
+		return ctx.Err()
 	}
 	if err := run(o.Warmup); err != nil {
 		return r, err

@@ -2,10 +2,12 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/metaids/metaids/datasets"
 )
@@ -147,5 +149,30 @@ func TestBenchRefusesTooManyThreads(t *testing.T) {
 	}
 	if after := runtime.GOMAXPROCS(0); after != before {
 		t.Errorf("GOMAXPROCS is %d after the refusal, %d before", after, before)
+	}
+}
+
+// A cancelled bench stops between steps: a repeat of a billion steps (or
+// as long a warm-up) does not hold out for hours.
+func TestBenchStopsBetweenSteps(t *testing.T) {
+	c := DefaultConfig("protonet")
+	c.Hidden = []int{16}
+	for _, o := range []BenchOptions{{Steps: 1e9, Repeats: 1}, {Steps: 1, Warmup: 1e9, Repeats: 1}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		o.Config, o.Shape, o.Threads, o.Seed = c, small, 1, 1
+		done := make(chan error, 1)
+		go func() {
+			_, err := Bench(ctx, o)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("steps %d, warmup %d: %v, want the context's error", o.Steps, o.Warmup, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("steps %d, warmup %d: still running 10s after the context ended", o.Steps, o.Warmup)
+		}
+		cancel()
 	}
 }
