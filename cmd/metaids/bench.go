@@ -383,6 +383,16 @@ func readPyTorchBench(path string) (*pyTorchRef, error) {
 		} `json:"results"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
+		// A value of the wrong kind is named by its field, not by the Go
+		// type it would not fit.
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			where := "the top level"
+			if te.Field != "" {
+				where = strings.ToLower(te.Field) // the file's keys, not the Go names
+			}
+			return nil, notIt("%s is a JSON %s", where, te.Value)
+		}
 		return nil, notIt("%v", err)
 	}
 	if len(doc.Results) == 0 {

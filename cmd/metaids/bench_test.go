@@ -180,6 +180,13 @@ func TestBenchSweepAgainstPyTorch(t *testing.T) {
 			t.Errorf("--compare %s: exit %d, %s", bad, code, errs)
 		}
 	}
+	// A value of the wrong kind is named by the file's key, not a Go type.
+	for doc, want := range map[string]string{`[1]`: "the top level is a JSON array", `{"env": {"ways": "5"}}`: "env.ways is a JSON string"} {
+		bad := writeTemp(t, doc)
+		if code, _, errs := runCmd(append([]string{"bench", "--compare", bad}, small...)...); code != 2 || !strings.Contains(errs, "--compare "+bad+": "+want) || strings.Contains(errs, "Go ") {
+			t.Errorf("--compare %s: exit %d, %s; want exit 2 and %q", doc, code, errs, want)
+		}
+	}
 	// Figures of other settings, or of training beside evaluation, are
 	// not compared.
 	for _, c := range []struct {
