@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/metaids/metaids/eval"
@@ -205,6 +207,10 @@ func TestReportOutMustNameAFile(t *testing.T) {
 	if err := os.Symlink(filepath.Join(parent, "nothing"), broken); err != nil {
 		t.Fatal(err)
 	}
+	fifo := filepath.Join(t.TempDir(), "fifo.md")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("no FIFO:", err)
+	}
 	for _, c := range []struct{ out, want string }{
 		{"", "--out is empty"},
 		{outDir, "--out " + outDir + " is a directory"},
@@ -217,6 +223,10 @@ func TestReportOutMustNameAFile(t *testing.T) {
 		// A path through a file or a link to nothing, which mkdir cannot make.
 		{filepath.Join(file, "x", "REPORT.md"), ": " + file + " is a file, not a folder"},
 		{filepath.Join(broken, "REPORT.md"), ": " + broken + " is a link to "},
+		// A link or a FIFO that the report would replace with a plain file
+		// (as root, /dev/null too).
+		{broken, "--out " + broken + " is a link, which the report would replace"},
+		{fifo, "--out " + fifo + " is a device or other special file"},
 	} {
 		code, _, stderr := run(t, "report", a, "--out", c.out)
 		if code != 2 || !strings.Contains(stderr, c.want) {
@@ -228,6 +238,12 @@ func TestReportOutMustNameAFile(t *testing.T) {
 	}
 	if _, err := os.Stat("fewshot-nsl-kdd.png"); err == nil {
 		t.Error("a refused report left a plot in the working directory")
+	}
+	if fi, err := os.Lstat(broken); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("the link --out named is no longer a link (%v)", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(fifo)); len(entries) != 1 {
+		t.Errorf("a refused report left %d files beside the FIFO", len(entries)-1)
 	}
 }
 

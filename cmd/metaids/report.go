@@ -35,6 +35,16 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if fi, err := os.Stat(*out); (err == nil && fi.IsDir()) || strings.HasSuffix(*out, "/") || strings.HasSuffix(*out, string(filepath.Separator)) {
 		return usageErrorf("--out %s is a directory: name the report file (e.g. %s)", *out, filepath.Join(*out, "REPORT.md"))
 	}
+	// The report is renamed over --out from a file written beside it, which
+	// would put a plain file in the place of a link or a device (/dev/null)
+	// and the plots beside that.
+	if fi, err := os.Lstat(*out); err == nil && !fi.Mode().IsRegular() {
+		what := "a device or other special file"
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			what = "a link"
+		}
+		return usageErrorf("--out %s is %s, which the report would replace: name a plain file (e.g. results/REPORT.md)", *out, what)
+	}
 	if d, problem := folderProblem(filepath.Dir(*out)); problem != "" {
 		return usageErrorf("--out %s: %s %s", *out, d, problem)
 	}
