@@ -122,8 +122,8 @@ func (d *decoder) checkMemory(s *Spec, cfg train.Config) {
 		d.fail("backend.threads", "%d, but each task adapted at once keeps its own inner-loop buffers: %d at once need at least %s; this machine has %s",
 			s.Backend.Threads, train.TaskWorkers(cfg, shape), train.GiB(need), have)
 	case part == "inner-steps":
-		d.fail("learner.inner_steps", "%d, but the inner loop keeps an adapted copy of the model per step: at least %s; this machine has %s",
-			cfg.InnerSteps, train.GiB(need), have)
+		d.fail("learner.inner_steps", "%d, but the inner loop keeps %s: at least %s; this machine has %s",
+			cfg.InnerSteps, train.InnerStepsKeep(cfg), train.GiB(need), have)
 	case part == "episode":
 		keys := []string{"episodes.ways", "episodes.shots", "episodes.queries"}
 		values := []int{e.Ways, e.Shots, e.Queries}

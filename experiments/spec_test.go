@@ -344,6 +344,9 @@ func TestTooLargeForMemory(t *testing.T) {
 		// The MAML family keeps a copy of the model per inner step.
 		{"dataset: {name: nsl-kdd}\nlearner: {algo: maml, inner_steps: 1000000000}\n", nil,
 			"spec.yaml:2: learner.inner_steps: 1000000000, but the inner loop keeps an adapted copy of the model per step: at least "},
+		// A first-order learner keeps a record of each step, not a model.
+		{"dataset: {name: nsl-kdd}\nlearner: {algo: fomaml, inner_steps: 3000000000}\n", nil,
+			"spec.yaml:2: learner.inner_steps: 3000000000, but the inner loop keeps a record of every step: at least "},
 		// ... and each task adapted at once keeps its own inner loop.
 		{"dataset: {name: nsl-kdd}\nlearner: {algo: maml, inner_steps: 100}\nmodel: {hidden: [16384]}\nepisodes: {meta_batch: 1024}\nbackend: {threads: 1024}\n", nil,
 			"spec.yaml:5: backend.threads: 1024, but each task adapted at once keeps its own inner-loop buffers: 1024 at once need at least "},

@@ -62,6 +62,16 @@ func MemoryFloor(cfg Config, s Shape) float64 {
 // take more than a machine has.
 const innerStepBytes = 4*24 + 8
 
+// InnerStepsKeep says what cfg's inner loop keeps of each step, for the
+// message that refuses too many: the second-order learners an adapted copy
+// of the model, the first-order ones a record of the step (innerStepBytes).
+func InnerStepsKeep(cfg Config) string {
+	if cfg.Algo == "maml" || cfg.Algo == "anil" || cfg.Algo == "metasgd" {
+		return "an adapted copy of the model per step"
+	}
+	return "a record of every step"
+}
+
 // stepBytes is innerStepBytes for every inner step of every worker.
 func stepBytes(cfg Config, s Shape) float64 {
 	switch cfg.Algo {

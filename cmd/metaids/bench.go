@@ -503,8 +503,8 @@ func benchFitsMemory(cfg train.Config, shape train.Shape) error {
 		return usageErrorf("--threads %d: each task adapted at once keeps its own inner-loop buffers: at least %s; this machine has %s",
 			cfg.Threads, train.GiB(need), have)
 	case "inner-steps":
-		return usageErrorf("--inner-steps %d: the inner loop keeps an adapted copy of the model per step: at least %s; this machine has %s",
-			cfg.InnerSteps, train.GiB(need), have)
+		return usageErrorf("--inner-steps %d: the inner loop keeps %s: at least %s; this machine has %s",
+			cfg.InnerSteps, train.InnerStepsKeep(cfg), train.GiB(need), have)
 	case "episode":
 		return usageErrorf("--ways %d, --shots %d, --queries %d: one episode needs at least %s with the model; this machine has %s",
 			shape.Ways, shape.Shots, shape.Queries, train.GiB(need), have)

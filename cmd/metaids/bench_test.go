@@ -96,6 +96,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		}{
 			{[]string{"bench", "--meta-batch", "1,100000000"}, "--meta-batch 100000000: needs at least"},
 			{[]string{"bench", "--algo", "maml", "--inner-steps", "1000000000"}, "--inner-steps 1000000000: the inner loop keeps an adapted copy of the model per step: at least"},
+			{[]string{"bench", "--algo", "reptile", "--inner-steps", "3000000000"}, "--inner-steps 3000000000: the inner loop keeps a record of every step: at least"},
 			{[]string{"bench", "--algo", "maml", "--meta-batch", "1024", "--inner-steps", "100", "--hidden", "16384", "--threads", "1024"},
 				"--threads 1024: each task adapted at once keeps its own inner-loop buffers: at least"},
 			{[]string{"bench", "--hidden", "1000000000,1000000000"}, "--hidden [1000000000 1000000000] (with --dim 122): the model needs at least"},
