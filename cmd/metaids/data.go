@@ -14,6 +14,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/metaids/metaids/datasets"
 	"github.com/metaids/metaids/eval"
@@ -344,7 +345,7 @@ func dataStats(e *env, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageErrorf("data stats takes one data set (%v)", datasets.Names())
+		return usageErrorf("data stats takes one data set (%s)", strings.Join(datasets.Names(), ", "))
 	}
 	if err := checkNotEmpty(fs); err != nil {
 		return err

@@ -50,7 +50,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"data"}, 2, "data list"},
 		{[]string{"data", "shuffle"}, 2, `unknown subcommand "shuffle"`},
-		{[]string{"data", "stats"}, 2, "takes one data set"},
+		{[]string{"data", "stats"}, 2, "takes one data set (kddcup99, nsl-kdd)"},
 		{[]string{"data", "stats", "cicids2017"}, 2, `metaids data stats: invalid arguments: unknown data set "cicids2017"`},
 		{[]string{"data", "stats", "unsw"}, 2, `unknown data set "unsw"`},
 		{[]string{"data", "verify", "unsw"}, 2, `metaids data verify: invalid arguments: unknown data set "unsw"`},
