@@ -39,7 +39,7 @@ func runData(ctx context.Context, e *env, args []string) error {
 	case "stats":
 		return inSubcommand("stats", dataStats(e, args[1:]))
 	case "verify":
-		return inSubcommand("verify", dataVerify(e, args[1:]))
+		return inSubcommand("verify", dataVerify(ctx, e, args[1:]))
 	case "-h", "--help", "help":
 		fmt.Fprintf(e.stdout, "usage: metaids %s\n", dataSynopsis)
 		return nil
@@ -271,7 +271,7 @@ func fileStatus(d *datasets.Dataset, f *datasets.FileInfo, dir string) (source, 
 	}
 }
 
-func dataVerify(e *env, args []string) error {
+func dataVerify(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "data verify", "data verify [DATASET] [--data-dir D] [--format F]")
 	dir := fs.String("data-dir", "", "directory searched first for record files (plain or .gz)")
 	var format string
@@ -301,12 +301,23 @@ func dataVerify(e *env, args []string) error {
 		return err
 	}
 	t := &eval.Table{Title: "Verification", Labels: 3, Header: []string{"dataset", "file", "path", "records", "gz sha256", "content sha256", "result"}}
-	failed, differ := 0, false
+	failed, skipped, differ := 0, 0, false
 	for _, d := range sets {
 		for i := range d.Files {
 			f := &d.Files[i]
-			if _, err := datasets.Locate(d, f, datasets.LoadOptions{DataDir: *dir}); errors.Is(err, datasets.ErrMissing) {
+			path, err := datasets.Locate(d, f, datasets.LoadOptions{DataDir: *dir})
+			if errors.Is(err, datasets.ErrMissing) {
 				t.Rows = append(t.Rows, []string{d.Name, f.Name, "-", "-", "-", "-", "not present"})
+				continue
+			}
+			// Ctrl-C is seen between files (reading one is not stopped),
+			// so that a large file still to come is not read first.
+			if ctx.Err() != nil {
+				if path == "" {
+					path = "shipped:" + datasets.ShippedPath(d, f)
+				}
+				t.Rows = append(t.Rows, []string{d.Name, f.Name, path, "-", "-", "-", "not verified (interrupted)"})
+				skipped++
 				continue
 			}
 			path, st, err := datasets.Verify(d, f.Name, datasets.LoadOptions{DataDir: *dir})
@@ -327,6 +338,12 @@ func dataVerify(e *env, args []string) error {
 	}
 	if err := render(e, t, format); err != nil {
 		return err
+	}
+	if skipped > 0 && failed > 0 {
+		return fmt.Errorf("interrupted: %d file(s) not verified, %d failed verification", skipped, failed)
+	}
+	if skipped > 0 {
+		return fmt.Errorf("interrupted: %d file(s) not verified", skipped)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d file(s) failed verification", failed)

@@ -375,6 +375,21 @@ func TestSplitInterrupted(t *testing.T) {
 	}
 }
 
+// Interrupted, data verify reads no further file (one may be a large
+// kddcup.data), says so and exits non-zero; no file it skipped is "ok".
+func TestDataVerifyInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errOut bytes.Buffer
+	code := runMain(ctx, &env{stdout: &out, stderr: &errOut}, []string{"data", "verify", "nsl-kdd", "--format", "csv"})
+	if want := "metaids data verify: interrupted: 4 file(s) not verified\n"; code != 1 || errOut.String() != want {
+		t.Errorf("exit %d, stderr %q; want exit 1 and %q", code, errOut.String(), want)
+	}
+	if strings.Contains(out.String(), ",ok\n") || !strings.Contains(out.String(), "shipped:data/nsl-kdd/KDDTest+.txt.gz,-,-,-,not verified (interrupted)\n") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
+
 // drawEpisodes stopped part way marks its count interrupted, not ok.
 func TestDrawEpisodesInterrupted(t *testing.T) {
 	pool := &datasets.Pool{Dim: 1, X: make([]float32, 40)}
