@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -270,15 +271,50 @@ func checkRunDir(dir string) error {
 	if err != nil {
 		return err
 	}
+	others := 0
 	for _, e := range entries {
 		if n := e.Name(); n == "spec.yaml" || n == "summary.json" || isSeedDir(n) {
 			return nil
 		}
+		if !isLeftover(e.Name()) {
+			others++
+		}
 	}
-	if len(entries) > 0 {
+	if others > 0 {
 		return fmt.Errorf("%s is a folder that holds no run (no spec.yaml, summary.json or seed-N folder): move it, or run with --out DIR elsewhere", dir)
 	}
 	return nil
+}
+
+// isLeftover reports whether name, in a run folder, is what a command
+// killed outright while writing there leaves: the temporary file of one of
+// the run's files (".spec.yaml.<random>.tmp", as eval.WriteFilesAtomic
+// names them) or a seed's folder not yet renamed into place.
+func isLeftover(name string) bool {
+	if n, ok := strings.CutSuffix(name, ".partial"); ok {
+		return isSeedDir(n)
+	}
+	n, ok := strings.CutPrefix(name, ".")
+	n, ok2 := strings.CutSuffix(n, ".tmp")
+	i := strings.LastIndexByte(n, '.')
+	if !ok || !ok2 || i < 0 {
+		return false
+	}
+	if _, err := strconv.ParseUint(n[i+1:], 10, 32); err != nil {
+		return false
+	}
+	return n[:i] == "spec.yaml" || n[:i] == forceFile || slices.Contains(runLevelFiles, n[:i])
+}
+
+// removeLeftovers removes the leftovers (isLeftover) of a command killed
+// outright while writing into a run folder, before the run writes there.
+func removeLeftovers(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if isLeftover(e.Name()) {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // seedsReadable reports whether every seed of a run folder has a
@@ -340,6 +376,7 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	removeLeftovers(dir)
 	if r.opt.Force {
 		// The run's summary, report and plots describe the results being
 		// replaced; if this run stops early, or leaves out a plot (no

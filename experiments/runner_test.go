@@ -296,6 +296,35 @@ func TestRunFolderThatCannotBeOne(t *testing.T) {
 	}
 }
 
+// A command killed outright while it writes a run's files leaves their
+// temporary files, here those of a new run's spec.yaml and first seed: the
+// same command runs the run in that folder and removes them.
+func TestRunResumesAfterAKillMidWrite(t *testing.T) {
+	p := testPlan(t, "protonet")
+	p.Seeds = []uint64{1}
+	dir := filepath.Join(t.TempDir(), p.Name)
+	if err := os.MkdirAll(filepath.Join(dir, "seed-1.partial"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".spec.yaml.1996737175.tmp"), p.SpecYAML, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewRunner(RunOptions{OutDir: filepath.Dir(dir), Log: &bytes.Buffer{}}).runPlan(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{".spec.yaml.1996737175.tmp", "seed-1.partial"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is still there (%v)", name, err)
+		}
+	}
+	// Only such names: a file of the user's is not taken for one.
+	for name, want := range map[string]bool{".report.md.42.tmp": true, ".notes.tmp": false, ".notes.42.tmp": false, "seed-x.partial": false} {
+		if isLeftover(name) != want {
+			t.Errorf("isLeftover(%q) = %v, want %v", name, !want, want)
+		}
+	}
+}
+
 func TestRunnerReportsUndrawableValidation(t *testing.T) {
 	p := testPlan(t, "protonet")
 	p.Protocol.ValFraction = 0.1 // one attack class + normal: too few for 5 ways
