@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/metaids/metaids/datasets"
@@ -94,7 +95,13 @@ type Runner struct {
 
 	finishedMu sync.Mutex
 	finished   []string // folders of the runs finished, whose force.json goes when the command ends
+
+	seedsKept atomic.Int64 // seeds finished by this runner or earlier and kept
 }
+
+// SeedsKept is how many seeds this runner has finished or kept as finished
+// earlier: none, and a stopped command kept nothing.
+func (r *Runner) SeedsKept() int { return int(r.seedsKept.Load()) }
 
 // jobs is what a seed records of Jobs: 0 when seeds ran one at a time.
 func (r *Runner) jobs() int {
@@ -361,6 +368,7 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 			} else {
 				fmt.Fprintf(r.opt.Log, "run %s: finished earlier (%s); --force runs it again\n", p.Name, dir)
 			}
+			r.seedsKept.Add(int64(len(p.Seeds)))
 			return s, nil
 		}
 	}
@@ -511,6 +519,7 @@ func (r *Runner) eachSeed(ctx context.Context, p plan, dir string, pools map[str
 					fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
 				}
 				results[i] = res
+				r.seedsKept.Add(1)
 				continue
 			}
 			if !errors.Is(err, fs.ErrNotExist) {
@@ -534,6 +543,7 @@ func (r *Runner) eachSeed(ctx context.Context, p plan, dir string, pools map[str
 			return err
 		}
 		results[i] = res
+		r.seedsKept.Add(1)
 		return nil
 	}
 	// A slot is taken before a seed starts, so the seeds start in order.

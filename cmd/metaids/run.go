@@ -136,6 +136,11 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		if ctx.Err() != nil && removed > 0 {
 			return errors.New("interrupted before any run or seed finished: nothing was kept")
 		}
+		// An --out that was there before may hold results of earlier
+		// commands, but this one kept none.
+		if ctx.Err() != nil && runner.SeedsKept() == 0 {
+			return errors.New("interrupted before any run or seed finished; run the same command again to resume")
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted: finished runs and seeds are kept under %s; run the same command again to resume", *out)
 		}

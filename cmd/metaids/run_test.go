@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -165,6 +167,48 @@ func TestFailedRunInAnExistingOutputFolder(t *testing.T) {
 	if _, err := os.Stat(out); err != nil {
 		t.Errorf("the --out folder that was there is gone: %v", err)
 	}
+}
+
+// Stopped before any seed finished, a run in an --out folder that was there
+// before does not say that runs and seeds were kept; stopped after a run was
+// kept (here, one finished earlier), it does.
+func TestInterruptedRunSaysWhatWasKept(t *testing.T) {
+	out := t.TempDir()
+	flags := []string{"--out", out, "--seeds", "1", "--set", "episodes.train_steps=4", "--set", "episodes.val_every=0", "--set", "episodes.test_episodes=2"}
+	protonet := append([]string{"run", "../../experiments/nsl-kdd/protonet-5way5shot.yaml"}, flags...)
+	args := append([]string{"run", "../../experiments/nsl-kdd/protonet-5way5shot.yaml", "../../experiments/nsl-kdd/maml-5way.yaml"}, flags...)
+	interrupted := func(when string, args ...string) (int, string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stderr := &cancelOn{text: when, cancel: cancel}
+		code := runMain(ctx, &env{stdout: &bytes.Buffer{}, stderr: stderr}, args)
+		return code, stderr.String()
+	}
+	code, stderr := interrupted("loaded, encoded", args...)
+	if want := "interrupted before any run or seed finished; run the same command again to resume"; code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("stopped before any seed: exit %d, %q; want %q", code, stderr, want)
+	}
+	if code, _, stderr := run(t, protonet...); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	code, stderr = interrupted("finished earlier", args...)
+	if want := "interrupted: finished runs and seeds are kept under " + out; code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("stopped after keeping a run: exit %d, %q; want %q", code, stderr, want)
+	}
+}
+
+// cancelOn is a log that cancels the command once a line holds text.
+type cancelOn struct {
+	bytes.Buffer
+	text   string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOn) Write(b []byte) (int, error) {
+	if strings.Contains(string(b), c.text) {
+		c.cancel()
+	}
+	return c.Buffer.Write(b)
 }
 
 // --out inside the folder of a run with results (the run's folder, a seed's
