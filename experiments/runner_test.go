@@ -699,13 +699,13 @@ func TestPretrainedEncoderReachesTheLearner(t *testing.T) {
 	}
 }
 
-// TestDetectionThresholdOnHeldOutNormals: the far rule's threshold is the
-// one ThresholdAtFAR sets on the sampled normal flows that the normal model
-// was not fitted on, so their false-alarm rate is at most the target.
-func TestDetectionThresholdOnHeldOutNormals(t *testing.T) {
+// detectionFixture is the test plan of a ProtoNet run with detection det,
+// its split and an untrained learner for it.
+func detectionFixture(t *testing.T, det DetectionSpec) (plan, *datasets.Split, train.Learner) {
+	t.Helper()
 	r := NewRunner(RunOptions{OutDir: t.TempDir(), Log: &bytes.Buffer{}})
 	p := testPlan(t, "protonet")
-	p.Detection = DetectionSpec{Method: "mahalanobis", Shrinkage: detect.LedoitWolf, Threshold: "far", TargetFAR: 0.05, MaxNormal: 2000}
+	p.Detection = det
 	split, err := r.split(p)
 	if err != nil {
 		t.Fatal(err)
@@ -716,6 +716,14 @@ func TestDetectionThresholdOnHeldOutNormals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p, split, l
+}
+
+// TestDetectionThresholdOnHeldOutNormals: the far rule's threshold is the
+// one ThresholdAtFAR sets on the sampled normal flows that the normal model
+// was not fitted on, so their false-alarm rate is at most the target.
+func TestDetectionThresholdOnHeldOutNormals(t *testing.T) {
+	p, split, l := detectionFixture(t, DetectionSpec{Method: "mahalanobis", Shrinkage: detect.LedoitWolf, Threshold: "far", TargetFAR: 0.05, MaxNormal: 2000})
 	const seed = 5
 	res, err := runDetection(p, split, l, seed)
 	if err != nil {
@@ -764,20 +772,8 @@ func TestDetectionThresholdOnHeldOutNormals(t *testing.T) {
 // cannot span the embedding, so without shrinkage the covariance is
 // singular, which only shows after training: the error names the key.
 func TestDetectionSingularNamesShrinkage(t *testing.T) {
-	r := NewRunner(RunOptions{OutDir: t.TempDir(), Log: &bytes.Buffer{}})
-	p := testPlan(t, "protonet")
-	p.Detection = DetectionSpec{Method: "mahalanobis", Shrinkage: 0, Threshold: "far", TargetFAR: 0.05, MaxNormal: 10}
-	split, err := r.split(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := p.Learner
-	cfg.InitSeed = 1
-	l, err := train.New(cfg, train.Shape{Ways: 5, Shots: 5, Queries: 15, MetaBatch: 2, Dim: split.Encoder.Dim()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = runDetection(p, split, l, 5)
+	p, split, l := detectionFixture(t, DetectionSpec{Method: "mahalanobis", Shrinkage: 0, Threshold: "far", TargetFAR: 0.05, MaxNormal: 10})
+	_, err := runDetection(p, split, l, 5)
 	if !errors.Is(err, detect.ErrIllConditioned) || !strings.HasPrefix(err.Error(), "detection.shrinkage 0: ") {
 		t.Errorf("error %v, want an ill-conditioned covariance naming detection.shrinkage 0", err)
 	}

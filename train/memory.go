@@ -74,11 +74,7 @@ func InnerStepsKeep(cfg Config) string {
 
 // stepBytes is innerStepBytes for every inner step of every worker.
 func stepBytes(cfg Config, s Shape) float64 {
-	switch cfg.Algo {
-	case "protonet", "finetune", "nearest-centroid":
-		return 0
-	}
-	if cfg.Engine == "gorgonia" {
+	if !fusedGBML(cfg) {
 		return 0
 	}
 	return float64(TaskWorkers(cfg, s)) * float64(cfg.InnerSteps) * innerStepBytes
@@ -164,14 +160,20 @@ func TaskThreads(l Learner) int {
 // family; one for every other learner, which runs the meta-batch as one
 // stacked pass (ProtoNet, fine-tuning) or through a graph (gorgonia).
 func TaskWorkers(cfg Config, s Shape) int {
-	switch cfg.Algo {
-	case "protonet", "finetune", "nearest-centroid":
-		return 1
-	}
-	if cfg.Engine == "gorgonia" {
+	if !fusedGBML(cfg) {
 		return 1
 	}
 	return max(1, min(cfg.Threads, s.MetaBatch))
+}
+
+// fusedGBML reports whether cfg is a MAML-family learner on the fused
+// engine, which adapts tasks on workers of its own.
+func fusedGBML(cfg Config) bool {
+	switch cfg.Algo {
+	case "protonet", "finetune", "nearest-centroid":
+		return false
+	}
+	return cfg.Engine != "gorgonia"
 }
 
 // elemBytes is the size of a parameter: float32, or float64 (gradient
