@@ -180,51 +180,29 @@ func TestValidateDeep(t *testing.T) {
 	}
 }
 
-// A class to leave out of meta-test that is a training attack is named
-// with its key and the classes it could name.
-func TestValidateDeepTestExcludeNamesMetaTestClasses(t *testing.T) {
+// A spec error that only the data shows names its key and the reason:
+// a class to leave out of meta-test that is not one, a meta-val class too
+// small for the pools (not one the training file lacks), and fine-tuning
+// over a meta-train pool of one class, which it pre-trains a head on even
+// when it draws no meta-train episode.
+func TestValidateDeepNamesTheKey(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads NSL-KDD")
 	}
-	_, rows, _ := validateDeep(t, 1, map[string]string{
-		"ex.yaml": "dataset: {name: nsl-kdd}\nsplit: {test_exclude: [warezmaster]}\nepisodes: {ways: 3}\n",
-	})
-	want := `error: split.test_exclude: class "warezmaster" to leave out of meta-test is not a meta-test class of KDDTest+ (they are: apache2, httptunnel, mailbomb, mscan, `
-	if len(rows) != 1 || !strings.HasPrefix(rows[0]["status"].(string), want) {
-		t.Errorf("rows %v, want a status beginning %q", rows, want)
-	}
-}
-
-// A meta-val class too small for the pools is named with its key and the
-// keys that size a class, not as a class the training file lacks.
-func TestValidateDeepValClassTooSmall(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads NSL-KDD")
-	}
-	_, rows, _ := validateDeep(t, 1, map[string]string{
-		"vc.yaml": "dataset: {name: nsl-kdd}\nsplit: {val_classes: [back, neptune, spy]}\nepisodes: {ways: 2}\n",
-	})
-	want := `error: split.val_classes: meta-val class "spy" has 2 records, too few for a pool (classes with fewer than 20 records are left out: split.min_records, `
-	if len(rows) != 1 || !strings.HasPrefix(rows[0]["status"].(string), want) {
-		t.Errorf("rows %v, want a status beginning %q", rows, want)
-	}
-}
-
-// Fine-tuning pre-trains a head over the meta-train classes even when it
-// draws no meta-train episode: a pool of one class is an error naming the
-// learner and why classes were left out, as the run's is.
-func TestValidateDeepFinetuneNeedsTwoMetaTrainClasses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads NSL-KDD")
-	}
-	_, rows, _ := validateDeep(t, 1, map[string]string{
-		"ft.yaml": "dataset: {name: nsl-kdd}\nsplit: {val_fraction: 0.9, normal: false, min_records: 500}\n" +
+	for _, c := range []struct{ spec, want string }{
+		{"dataset: {name: nsl-kdd}\nsplit: {test_exclude: [warezmaster]}\nepisodes: {ways: 3}\n",
+			`error: split.test_exclude: class "warezmaster" to leave out of meta-test is not a meta-test class of KDDTest+ (they are: apache2, httptunnel, mailbomb, mscan, `},
+		{"dataset: {name: nsl-kdd}\nsplit: {val_classes: [back, neptune, spy]}\nepisodes: {ways: 2}\n",
+			`error: split.val_classes: meta-val class "spy" has 2 records, too few for a pool (classes with fewer than 20 records are left out: split.min_records, `},
+		{"dataset: {name: nsl-kdd}\nsplit: {val_fraction: 0.9, normal: false, min_records: 500}\n" +
 			"episodes: {ways: 2, train_steps: 0, val_every: 0}\nlearner: {algo: finetune}\n",
-	})
-	want := "error: learner.algo: finetune pre-trains a head over the meta-train classes and needs at least 2; the meta-train pool has 1: satan " +
-		"(classes with fewer than 500 records are left out: split.min_records, "
-	if len(rows) != 1 || !strings.HasPrefix(rows[0]["status"].(string), want) {
-		t.Errorf("rows %v, want a status beginning %q", rows, want)
+			"error: learner.algo: finetune pre-trains a head over the meta-train classes and needs at least 2; the meta-train pool has 1: satan " +
+				"(classes with fewer than 500 records are left out: split.min_records, "},
+	} {
+		_, rows, _ := validateDeep(t, 1, map[string]string{"spec.yaml": c.spec})
+		if len(rows) != 1 || !strings.HasPrefix(rows[0]["status"].(string), c.want) {
+			t.Errorf("%q: rows %v, want a status beginning %q", c.spec, rows, c.want)
+		}
 	}
 }
 
