@@ -259,9 +259,11 @@ func (r *Runner) forceKeeps(res *SeedResult, since time.Time) bool {
 	return !since.IsZero() && !res.Started.Before(since) && res.Provenance == r.prov
 }
 
-// markForced writes the folder's force.json as a --force run starts it.
-func markForced(dir string) error {
-	return writeJSON(filepath.Join(dir, forceFile), forceMark{Started: time.Now().UTC()})
+// markForced writes the folder's force.json as a --force run starts it,
+// and returns the time it holds.
+func markForced(dir string) (time.Time, error) {
+	now := time.Now().UTC()
+	return now, writeJSON(filepath.Join(dir, forceFile), forceMark{Started: now})
 }
 
 // clearForceMarks removes the force.json of the runs finished so far, once

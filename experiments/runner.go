@@ -395,7 +395,7 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 			}
 		}
 		if since.IsZero() {
-			if err := markForced(dir); err != nil {
+			if since, err = markForced(dir); err != nil {
 				return nil, err
 			}
 		}
@@ -418,10 +418,10 @@ func (r *Runner) runPlan(ctx context.Context, p plan) (sum *RunSummary, err erro
 	}
 	var results []*SeedResult
 	if p.Supervised != nil {
-		if results, err = r.runSupervised(ctx, p, dir, be); err != nil {
+		if results, err = r.runSupervised(ctx, p, dir, since, be); err != nil {
 			return nil, err
 		}
-	} else if results, err = r.runEpisodic(ctx, p, dir, be); err != nil {
+	} else if results, err = r.runEpisodic(ctx, p, dir, since, be); err != nil {
 		return nil, err
 	}
 	// Seeds listed in any order are the same run (sameSeeds): pooled in
@@ -459,8 +459,9 @@ func removeIfOnlySpec(dir string) {
 	os.RemoveAll(dir)
 }
 
-// runEpisodic meta-trains and tests a plan for every seed.
-func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels.Backend) ([]*SeedResult, error) {
+// runEpisodic meta-trains and tests a plan for every seed (since as in
+// eachSeed).
+func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, since time.Time, be kernels.Backend) ([]*SeedResult, error) {
 	split, err := r.split(p)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", p.Name, ExplainShortage(err, p.Protocol.MinRecords))
@@ -475,56 +476,54 @@ func (r *Runner) runEpisodic(ctx context.Context, p plan, dir string, be kernels
 	if det := p.Detection; det.Method != "none" && det.Threshold == "f1" && split.Val == nil {
 		return nil, fmt.Errorf("run %s: %w", p.Name, errF1WithoutVal)
 	}
-	return r.eachSeed(ctx, p, dir, poolInfos(split), be.Name() != "cpu", func(ctx context.Context, seed uint64) (*SeedResult, error) {
+	return r.eachSeed(ctx, p, dir, since, poolInfos(split), be.Name() != "cpu", func(ctx context.Context, seed uint64) (*SeedResult, error) {
 		return r.runSeed(ctx, p, split, be, seed)
 	})
 }
 
 // eachSeed runs the seeds of a plan, keeping seeds finished earlier unless
-// Force (then those of the --force run it takes up again), and writes each
-// seed's files as soon as it is done. A seed is kept only if it was run on
+// Force (then those made since since, when the --force run it takes up
+// again, or this one, began: forceKeeps), and writes each seed's files as
+// soon as it is done. A seed is kept only if it was run on
 // the same pools, since the files of a data_dir may have changed (with
 // no_checksum) under the same spec. With Jobs above 1 the seeds run at
 // once, as slots allow, unless oneAtATime; the first to fail stops the
 // others, which keep nothing.
-func (r *Runner) eachSeed(ctx context.Context, p plan, dir string, pools map[string]PoolInfo, oneAtATime bool,
+func (r *Runner) eachSeed(ctx context.Context, p plan, dir string, since time.Time, pools map[string]PoolInfo, oneAtATime bool,
 	run func(ctx context.Context, seed uint64) (*SeedResult, error)) ([]*SeedResult, error) {
 	results := make([]*SeedResult, len(p.Seeds))
 	var todo []int
-	since := r.forceSince(dir)
 	for i, seed := range p.Seeds {
-		if !r.opt.Force || !since.IsZero() {
-			seedDir := filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
-			res, err := readSeedResult(seedDir)
-			if err == nil {
-				diff := p.differenceFrom(res.Spec, res.Inputs)
-				if diff == "" {
-					diff = poolsDifference(res.Pools, pools)
-				}
-				if r.opt.Force && (diff != "" || !r.forceKeeps(res, since)) {
-					todo = append(todo, i) // what --force was asked to replace
-					continue
-				}
-				if diff != "" {
-					return nil, otherSpecError(p.Name, seedDir, diff)
-				}
-				if err = res.fits(p, pools); err != nil {
-					err = fmt.Errorf("%s/summary.json: %w", seedDir, err)
-				}
+		seedDir := filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
+		res, err := readSeedResult(seedDir)
+		if err == nil {
+			diff := p.differenceFrom(res.Spec, res.Inputs)
+			if diff == "" {
+				diff = poolsDifference(res.Pools, pools)
 			}
-			if err == nil {
-				if r.opt.Force {
-					fmt.Fprintf(r.opt.Log, "run %s seed %d: finished by the --force run stopped earlier, kept\n", p.Name, seed)
-				} else {
-					fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
-				}
-				results[i] = res
-				r.seedsKept.Add(1)
+			if r.opt.Force && (diff != "" || !r.forceKeeps(res, since)) {
+				todo = append(todo, i) // what --force was asked to replace
 				continue
 			}
-			if !errors.Is(err, fs.ErrNotExist) {
-				fmt.Fprintf(r.opt.Log, "run %s seed %d: %v: not a finished result, running the seed again\n", p.Name, seed, err)
+			if diff != "" {
+				return nil, otherSpecError(p.Name, seedDir, diff)
 			}
+			if err = res.fits(p, pools); err != nil {
+				err = fmt.Errorf("%s/summary.json: %w", seedDir, err)
+			}
+		}
+		if err == nil {
+			if r.opt.Force {
+				fmt.Fprintf(r.opt.Log, "run %s seed %d: finished by the --force run stopped earlier, kept\n", p.Name, seed)
+			} else {
+				fmt.Fprintf(r.opt.Log, "run %s seed %d: finished earlier, kept\n", p.Name, seed)
+			}
+			results[i] = res
+			r.seedsKept.Add(1)
+			continue
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(r.opt.Log, "run %s seed %d: %v: not a finished result, running the seed again\n", p.Name, seed, err)
 		}
 		todo = append(todo, i)
 	}

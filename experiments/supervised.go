@@ -177,7 +177,7 @@ func indexOf(list []string, s string) int {
 }
 
 // runSupervised runs the supervised track of a plan for every seed.
-func (r *Runner) runSupervised(ctx context.Context, p plan, dir string, be kernels.Backend) ([]*SeedResult, error) {
+func (r *Runner) runSupervised(ctx context.Context, p plan, dir string, since time.Time, be kernels.Backend) ([]*SeedResult, error) {
 	start := time.Now()
 	d, err := loadSupervised(p)
 	if err != nil {
@@ -195,7 +195,7 @@ func (r *Runner) runSupervised(ctx context.Context, p plan, dir string, be kerne
 	for _, w := range d.warnings {
 		fmt.Fprintf(r.opt.Log, "%s: warning: dataset.categories: %s\n", p.Name, w)
 	}
-	return r.eachSeed(ctx, p, dir, supervisedPools(d.train, d.classes), be.Name() != "cpu", func(ctx context.Context, seed uint64) (*SeedResult, error) {
+	return r.eachSeed(ctx, p, dir, since, supervisedPools(d.train, d.classes), be.Name() != "cpu", func(ctx context.Context, seed uint64) (*SeedResult, error) {
 		return r.supervisedSeed(ctx, p, d, be, seed)
 	})
 }
