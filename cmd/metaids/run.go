@@ -133,18 +133,18 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		if len(done) > 0 {
 			experiments.MetricTable("Finished runs", done).Render(e.stdout, f)
 		}
-		if ctx.Err() != nil && removed > 0 {
-			return errors.New("interrupted before any run or seed finished: nothing was kept")
+		if ctx.Err() == nil {
+			return err
 		}
-		// An --out that was there before may hold results of earlier
-		// commands, but this one kept none.
-		if ctx.Err() != nil && runner.SeedsKept() == 0 {
+		switch {
+		case removed > 0:
+			return errors.New("interrupted before any run or seed finished: nothing was kept")
+		case runner.SeedsKept() == 0:
+			// An --out that was there before may hold results of earlier
+			// commands, but this one kept none.
 			return errors.New("interrupted before any run or seed finished; run the same command again to resume")
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted: finished runs and seeds are kept under %s; run the same command again to resume", *out)
-		}
-		return err
+		return fmt.Errorf("interrupted: finished runs and seeds are kept under %s; run the same command again to resume", *out)
 	}
 	t := experiments.MetricTable("Results", done)
 	dirs := make([]string, len(done))
