@@ -64,41 +64,32 @@ var ErrTooFewClasses = errors.New("too few classes")
 // the normal class when every episode is to have it as a way (NormalWay).
 var ErrNoNormalClass = errors.New("no normal class")
 
-type tooFewError struct{ msg string }
+// kindError is an error with its own message that errors.Is matches to
+// the sentinels (ErrTooFewClasses, ...) saying what kind of error it is.
+type kindError struct {
+	msg   string
+	kinds []error
+}
 
-func (e tooFewError) Error() string        { return e.msg }
-func (e tooFewError) Is(target error) bool { return target == ErrTooFewClasses }
+func (e kindError) Error() string        { return e.msg }
+func (e kindError) Is(target error) bool { return slices.Contains(e.kinds, target) }
+
+// errorOf is a kindError of the given kinds.
+func errorOf(msg string, kinds ...error) error { return kindError{msg, kinds} }
 
 func tooFewClasses(format string, a ...any) error {
-	return tooFewError{fmt.Sprintf(format, a...)}
+	return errorOf(fmt.Sprintf(format, a...), ErrTooFewClasses)
 }
 
 // ErrNotMetaTest is matched by the error of NovelAttackSplit for a class to
 // leave out of meta-test (TestExclude) that is not a meta-test class.
 var ErrNotMetaTest = errors.New("not a meta-test class")
 
-type notMetaTestError struct{ msg string }
-
-func (e notMetaTestError) Error() string        { return e.msg }
-func (e notMetaTestError) Is(target error) bool { return target == ErrNotMetaTest }
-
 // ErrValClassLeftOut is matched by the error of NovelAttackSplit for a
 // meta-val class (ProtocolOptions.Val) that the pools leave out for having
 // fewer than MinRecords records. It matches ErrTooFewClasses too, MinRecords
 // being the setting that left it out.
 var ErrValClassLeftOut = errors.New("meta-val class left out")
-
-type valLeftOutError struct{ msg string }
-
-func (e valLeftOutError) Error() string { return e.msg }
-func (e valLeftOutError) Is(target error) bool {
-	return target == ErrValClassLeftOut || target == ErrTooFewClasses
-}
-
-type noNormalError struct{ msg string }
-
-func (e noNormalError) Error() string        { return e.msg }
-func (e noNormalError) Is(target error) bool { return target == ErrNoNormalClass }
 
 // Dropped is a class left out of a pool, and why.
 type Dropped struct {

@@ -169,7 +169,7 @@ func NovelAttackSplit(d *Dataset, opt ProtocolOptions) (*Split, error) {
 	// read as one the training file lacks.
 	for _, dr := range dropped {
 		if slices.Contains(opt.Val, dr.Name) && dr.Records < opt.MinRecords {
-			return nil, valLeftOutError{fmt.Sprintf("meta-val class %q has %d records, too few for a pool", dr.Name, dr.Records)}
+			return nil, errorOf(fmt.Sprintf("meta-val class %q has %d records, too few for a pool", dr.Name, dr.Records), ErrValClassLeftOut, ErrTooFewClasses)
 		}
 	}
 	var attacks []string
@@ -208,8 +208,8 @@ func NovelAttackSplit(d *Dataset, opt ProtocolOptions) (*Split, error) {
 	withNormal := !opt.NoNormal && slices.Contains(test.LabelNames, normal)
 	for _, n := range opt.TestExclude {
 		if !slices.Contains(include, n) && !(n == normal && withNormal) {
-			return nil, notMetaTestError{fmt.Sprintf("class %q to leave out of meta-test is not a meta-test class of %s (they are: %s)",
-				n, opt.TestFile, strings.Join(include, ", "))}
+			return nil, errorOf(fmt.Sprintf("class %q to leave out of meta-test is not a meta-test class of %s (they are: %s)",
+				n, opt.TestFile, strings.Join(include, ", ")), ErrNotMetaTest)
 		}
 	}
 	if withNormal {

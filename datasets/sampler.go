@@ -94,11 +94,6 @@ func BatchBytes(ways, shots, queries, metaBatch, dim int) float64 {
 // meta-batch above MaxBatchBytes, so that a caller can name its settings.
 var ErrBatchTooLarge = errors.New("meta-batch too large")
 
-type batchTooLargeError struct{ msg string }
-
-func (e batchTooLargeError) Error() string        { return e.msg }
-func (e batchTooLargeError) Is(target error) bool { return target == ErrBatchTooLarge }
-
 // NewSampler checks cfg against the pool and returns a sampler.
 func NewSampler(p *Pool, cfg SamplerConfig) (*Sampler, error) {
 	if p == nil {
@@ -121,8 +116,8 @@ func NewSampler(p *Pool, cfg SamplerConfig) (*Sampler, error) {
 		return nil, fmt.Errorf("sampler: pool X has %d values, not a multiple of Dim %d", len(p.X), p.Dim)
 	}
 	if b := BatchBytes(cfg.Ways, cfg.Shots, cfg.Queries, cfg.MetaBatch, p.Dim); b > MaxBatchBytes {
-		return nil, batchTooLargeError{fmt.Sprintf("sampler: a meta-batch of %d %d-way %d-shot %d-query episodes of %d features takes %.4g GiB, more than MaxBatchBytes (%d GiB)",
-			cfg.MetaBatch, cfg.Ways, cfg.Shots, cfg.Queries, p.Dim, b/(1<<30), MaxBatchBytes>>30)}
+		return nil, errorOf(fmt.Sprintf("sampler: a meta-batch of %d %d-way %d-shot %d-query episodes of %d features takes %.4g GiB, more than MaxBatchBytes (%d GiB)",
+			cfg.MetaBatch, cfg.Ways, cfg.Shots, cfg.Queries, p.Dim, b/(1<<30), MaxBatchBytes>>30), ErrBatchTooLarge)
 	}
 	if cfg.Ways > len(p.Classes) {
 		have := "none"
@@ -137,8 +132,8 @@ func NewSampler(p *Pool, cfg SamplerConfig) (*Sampler, error) {
 	}
 	normal := p.ClassIndex(cfg.NormalClass)
 	if cfg.NormalWay && normal < 0 {
-		return nil, noNormalError{fmt.Sprintf("sampler: normal traffic is to be a way of every episode, but the pool has no class %q; it has %s",
-			cfg.NormalClass, nameList(classNames(p.Classes), 20))}
+		return nil, errorOf(fmt.Sprintf("sampler: normal traffic is to be a way of every episode, but the pool has no class %q; it has %s",
+			cfg.NormalClass, nameList(classNames(p.Classes), 20)), ErrNoNormalClass)
 	}
 
 	need := cfg.Shots + cfg.Queries
