@@ -239,8 +239,9 @@ func (r *SeedResult) checkFigures() error {
 		return err
 	}
 	if d := r.Detection; d != nil && d.Report != nil {
+		values := detectionValues(d)
 		for i, name := range detectionNames {
-			if v := detectionValues(d)[i]; !(v >= 0 && v <= 1) {
+			if v := values[i]; !(v >= 0 && v <= 1) {
 				return fmt.Errorf("detection.report.%s: %g, want a share in [0, 1]", name, v)
 			}
 		}
