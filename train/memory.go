@@ -66,10 +66,16 @@ const innerStepBytes = 4*24 + 8
 // message that refuses too many: the second-order learners an adapted copy
 // of the model, the first-order ones a record of the step (innerStepBytes).
 func InnerStepsKeep(cfg Config) string {
-	if cfg.Algo == "maml" || cfg.Algo == "anil" || cfg.Algo == "metasgd" {
+	if keepsEveryStep(cfg) {
 		return "an adapted copy of the model per step"
 	}
 	return "a record of every step"
+}
+
+// keepsEveryStep reports whether cfg's inner loop keeps every step's
+// adapted weights for the backward sweep: the second-order learners.
+func keepsEveryStep(cfg Config) bool {
+	return cfg.Algo == "maml" || cfg.Algo == "anil" || cfg.Algo == "metasgd"
 }
 
 // stepBytes is innerStepBytes for every inner step of every worker.
@@ -129,7 +135,7 @@ func workingElems(cfg Config, s Shape) float64 {
 		n += nq
 	}
 	kept := 1.0
-	if cfg.Algo == "maml" || cfg.Algo == "anil" || cfg.Algo == "metasgd" {
+	if keepsEveryStep(cfg) {
 		kept = float64(cfg.InnerSteps)
 	}
 	q := max(nq, n)
